@@ -1,0 +1,418 @@
+/* coreio.h - the public API of coreio, a thread-per-core I/O runtime for C.
+ *
+ * Sections follow the layers of the runtime: conventions, runtime, tasks,
+ * time, deadlines and cancellation, local synchronisation.
+ *
+ * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
+ * -ECANCELED, ...); none leaves its result in errno.  A call documented as
+ * "blocking" parks only the calling task and must be made from a task: made
+ * anywhere else it aborts the process with a message naming the call.
+ *
+ * Every blocking call obeys the same two rules:
+ *   - it returns -ECANCELED once cio_cancel() was called on the task
+ *     (before or during the call), until the task clears the request;
+ *   - it returns -ETIMEDOUT once the task's current deadline has passed
+ *     (see cio_deadline_push()).
+ * When both hold at once, -ECANCELED wins.  An interrupted call returns only
+ * after every resource it held (a queue slot, a kernel buffer) is released.
+ */
+#ifndef COREIO_H
+#define COREIO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define COREIO_VERSION_MAJOR 0
+#define COREIO_VERSION_MINOR 1
+#define COREIO_VERSION_PATCH 0
+
+#if defined(COREIO_BUILDING)
+#define CIO_API __attribute__((visibility("default")))
+#else
+#define CIO_API
+#endif
+
+/* ===================================================================== */
+/*  Conventions                                                           */
+/* ===================================================================== */
+
+/* A time or deadline "never": no deadline, sleep forever. */
+#define CIO_NEVER INT64_MAX
+
+/* Text for a result code: "Connection timed out" for -ETIMEDOUT and so on.
+ * Accepts either sign.  Never returns NULL; the text is static. */
+CIO_API const char *cio_strerror(int err);
+
+/* The library version as "major.minor.patch". */
+CIO_API const char *cio_version(void);
+
+/* ===================================================================== */
+/*  Runtime                                                               */
+/* ===================================================================== */
+
+/* The body of a task.  Its return value is what cio_join() hands back. */
+typedef void *cio_fn(void *arg);
+
+/* Which I/O backend a runtime uses. */
+enum cio_backend {
+	CIO_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll */
+	CIO_BACKEND_URING,
+	CIO_BACKEND_EPOLL,
+};
+
+/* Runtime settings.  Zero every field you do not set: zero means the
+ * default.  The environment variable COREIO_BACKEND=uring|epoll overrides
+ * a backend of CIO_BACKEND_AUTO. */
+typedef struct cio_config {
+	enum cio_backend backend;
+	size_t stack_size;     /* default task stack, bytes; 0: 256 KiB */
+	unsigned ring_entries; /* io_uring submission queue size; 0: 256 */
+	size_t stack_cache;    /* idle stacks kept for reuse; 0: 1024 */
+} cio_config;
+
+/* Runs a runtime on the calling thread: spawns `main(arg)` as the first
+ * task and returns once it and every task left running have finished.
+ * A thread runs at most one runtime at a time.
+ *
+ * Returns 0 when all tasks finished, or a negated errno:
+ *   -EBUSY    a runtime already runs on this thread;
+ *   -ENOMEM   the runtime's memory (stacks, tables) could not be had;
+ *   -ENOSYS / -EPERM / ...  the forced backend cannot start here;
+ *   -EDEADLK  every remaining task was blocked with nothing left that could
+ *             wake it; coreio cancelled them (their blocking calls returned
+ *             -ECANCELED) and they finished. */
+CIO_API int cio_run(cio_fn *main, void *arg);
+
+/* cio_run() with settings; `cfg` may be NULL for the defaults. */
+CIO_API int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg);
+
+/* Name of the backend the calling thread's runtime uses ("io_uring" or
+ * "epoll"), or NULL outside a runtime. */
+CIO_API const char *cio_backend_name(void);
+
+/* Why the runtime on this thread is not on io_uring (for instance
+ * "io_uring disabled by sysctl" or "EPERM (seccomp)"), or NULL if it is on
+ * io_uring or outside a runtime.  The text lives as long as the runtime. */
+CIO_API const char *cio_backend_reason(void);
+
+/* Counters of the calling thread's runtime; all zero outside one. */
+typedef struct cio_stats {
+	uint64_t tasks_spawned;
+	uint64_t tasks_live;     /* spawned and not yet finished */
+	uint64_t switches;       /* context switches, task or scheduler */
+	uint64_t ticks;          /* scheduler ticks */
+	uint64_t driver_waits;   /* times the scheduler waited in the driver */
+	uint64_t stacks_mapped;  /* stacks in use or cached */
+	bool guard_pages_madvise; /* guards are MADV_GUARD_INSTALL, not mprotect */
+} cio_stats;
+
+/* Fills *st with the calling thread's runtime counters. */
+CIO_API void cio_stats_get(cio_stats *st);
+
+/* ===================================================================== */
+/*  Tasks                                                                 */
+/* ===================================================================== */
+
+/* A task id.  Positive for a task; a negative value from cio_spawn() is a
+ * negated errno.  Ids are generation-checked: once a task is joined (or,
+ * detached, has finished) its id is refused by every call, even after its
+ * slot is reused. */
+typedef int64_t cio_task_t;
+
+typedef struct cio_spawn_opts {
+	const char *name;  /* copied; shown in diagnostics; NULL: none */
+	size_t stack_size; /* bytes, rounded up to pages; 0: runtime default */
+	bool detached;     /* no join: its resources go when it finishes */
+} cio_spawn_opts;
+
+/* Starts `fn(arg)` as a new task on the calling thread's runtime.  It runs
+ * after the caller parks or yields; tasks run in the order they became
+ * runnable.  May be called from a task or from the thread's scheduler
+ * (e.g. in a runtime's main); not from another thread.
+ *
+ * Returns the task's id, or -ENOMEM when no stack could be mapped (the
+ * runtime keeps running), -EINVAL for a stack size below 16 KiB or above
+ * 1 GiB, or -EPERM outside a runtime. */
+CIO_API cio_task_t cio_spawn(cio_fn *fn, void *arg);
+CIO_API cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn,
+				  void *arg);
+
+/* Blocking.  Waits for task `t` to finish and stores its return value in
+ * *result (if result is not NULL).  The id is then spent.
+ *
+ * Returns 0, or -ESRCH (no such task: unknown, already joined, or detached
+ * and finished), -EINVAL (detached, or another task is already joining it),
+ * -EDEADLK (t is the caller), -ECANCELED, -ETIMEDOUT.  An interrupted join
+ * leaves the task joinable. */
+CIO_API int cio_join(cio_task_t t, void **result);
+
+/* Makes task `t` detached: it will not be joined, and its resources go as
+ * soon as it finishes.  Returns 0, -ESRCH, or -EINVAL if already detached
+ * or being joined. */
+CIO_API int cio_detach(cio_task_t t);
+
+/* Lets every task that is runnable now run once, then returns.  I/O and
+ * timers are polled before the caller runs again, so a task that yields in
+ * a loop does not starve them.  Returns 0, or -ECANCELED / -ETIMEDOUT like
+ * every blocking call (the yield still happens). */
+CIO_API int cio_yield(void);
+
+/* Id of the calling task, or 0 outside a task. */
+CIO_API cio_task_t cio_self(void);
+
+/* Name given at spawn, or "" (never NULL) for the calling task. */
+CIO_API const char *cio_task_name(void);
+
+/* ===================================================================== */
+/*  Time                                                                  */
+/* ===================================================================== */
+
+/* Monotonic time in nanoseconds (CLOCK_MONOTONIC). */
+CIO_API int64_t cio_now(void);
+
+/* Blocking.  Sleeps `ns` nanoseconds (<= 0 yields).  Returns 0, or
+ * -ECANCELED / -ETIMEDOUT when interrupted (a deadline earlier than the
+ * wake-up time ends the sleep with -ETIMEDOUT at the deadline). */
+CIO_API int cio_sleep(int64_t ns);
+
+/* Blocking.  Sleeps until cio_now() >= `at`.  Returns as cio_sleep(). */
+CIO_API int cio_sleep_until(int64_t at);
+
+/* A periodic tick that keeps its phase: ticks fall on start + k * period,
+ * and ticks missed while the task was busy are skipped, not bunched. */
+typedef struct cio_interval {
+	int64_t next;   /* next tick, cio_now() clock */
+	int64_t period; /* ns */
+} cio_interval;
+
+/* Starts an interval whose first tick is `period` ns from now.  Returns 0,
+ * or -EINVAL if period <= 0. */
+CIO_API int cio_interval_init(cio_interval *iv, int64_t period);
+
+/* Blocking.  Sleeps until the interval's next tick.  Returns the number of
+ * ticks that elapsed since the previous return (1 when on time, more when
+ * ticks were skipped), or -ECANCELED / -ETIMEDOUT. */
+CIO_API int64_t cio_interval_wait(cio_interval *iv);
+
+/* ===================================================================== */
+/*  Deadlines and cancellation                                            */
+/* ===================================================================== */
+
+/* Enters a deadline scope: until the matching cio_deadline_pop(), every
+ * blocking call of the calling task returns -ETIMEDOUT once cio_now()
+ * reaches `deadline` (absolute, cio_now() clock).  Scopes nest: an inner
+ * scope can shorten the deadline, never extend it.  The rule covers every
+ * blocking call the task makes, including those made inside third-party
+ * code it calls.
+ *
+ * Returns a token to give to cio_deadline_pop().  Outside a task, aborts. */
+CIO_API int64_t cio_deadline_push(int64_t deadline);
+
+/* As cio_deadline_push(cio_now() + timeout). */
+CIO_API int64_t cio_timeout_push(int64_t timeout_ns);
+
+/* Leaves the innermost deadline scope; `token` is what its push returned. */
+CIO_API void cio_deadline_pop(int64_t token);
+
+/* The calling task's effective deadline, or CIO_NEVER. */
+CIO_API int64_t cio_deadline(void);
+
+/* Requests cancellation of task `t`: its current blocking call (if any)
+ * and every later one return -ECANCELED, until the task finishes or calls
+ * cio_cancel_clear().  A task may cancel itself.  Returns 0 or -ESRCH. */
+CIO_API int cio_cancel(cio_task_t t);
+
+/* Whether a cancellation request stands against the calling task. */
+CIO_API bool cio_cancelled(void);
+
+/* Withdraws a cancellation request against the calling task, so that it
+ * can block again (for cleanup, say).  Returns whether one stood. */
+CIO_API bool cio_cancel_clear(void);
+
+/* ===================================================================== */
+/*  Local synchronisation (one runtime, no locks)                         */
+/* ===================================================================== */
+/* These objects belong to the runtime (thread) that first uses them; they
+ * must not be shared across threads.  Their fields are private. */
+
+struct cio__wait_node {
+	struct cio__wait_node *prev, *next;
+};
+/* A queue of parked tasks, FIFO. */
+typedef struct cio_waitq {
+	struct cio__wait_node _head;
+} cio_waitq;
+#define CIO__WAITQ_INIT(q) {{&(q)._head, &(q)._head}}
+
+/* --- channels ------------------------------------------------------- */
+
+/* A channel of fixed-size elements.  Bounded (capacity >= 1), unbounded
+ * (CIO_CHAN_UNBOUNDED), or rendezvous (capacity 0: a send completes only
+ * when a receiver takes the element). */
+typedef struct cio_chan cio_chan;
+#define CIO_CHAN_UNBOUNDED SIZE_MAX
+
+/* Creates a channel.  Returns it, or NULL when out of memory or
+ * elem_size is 0 (errno is not used).  Free with cio_chan_free(). */
+CIO_API cio_chan *cio_chan_new(size_t elem_size, size_t capacity);
+
+/* Frees a channel.  No task may be waiting on it: close it first and let
+ * waiters leave.  Elements still buffered are dropped. */
+CIO_API void cio_chan_free(cio_chan *ch);
+
+/* Blocking.  Copies *elem into the channel, waiting while it is full.
+ * Returns 0, or -EPIPE (closed, also when closed while waiting; the
+ * element was not sent), -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_chan_send(cio_chan *ch, const void *elem);
+
+/* Blocking.  Takes the oldest element into *elem, waiting while empty.
+ * Returns 0, or -EPIPE (closed and empty), -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_chan_recv(cio_chan *ch, void *elem);
+
+/* Non-blocking variants: -EAGAIN where the blocking call would wait. */
+CIO_API int cio_chan_try_send(cio_chan *ch, const void *elem);
+CIO_API int cio_chan_try_recv(cio_chan *ch, void *elem);
+
+/* Closes the channel: senders, now and later, get -EPIPE; receivers drain
+ * what is buffered, then get -EPIPE.  Closing twice is harmless. */
+CIO_API void cio_chan_close(cio_chan *ch);
+
+/* Elements buffered now. */
+CIO_API size_t cio_chan_len(const cio_chan *ch);
+
+/* --- oneshot: one value, sent once ---------------------------------- */
+
+typedef struct cio_oneshot {
+	cio_waitq _waiters;
+	void *_value;
+	int _state; /* private: empty, full, taken, closed */
+} cio_oneshot;
+#define CIO_ONESHOT_INIT(o) {CIO__WAITQ_INIT((o)._waiters), NULL, 0}
+
+CIO_API void cio_oneshot_init(cio_oneshot *o);
+
+/* Sends the value; never blocks.  Returns 0, or -EPIPE if a value was
+ * already sent or the oneshot was closed. */
+CIO_API int cio_oneshot_send(cio_oneshot *o, void *value);
+
+/* Blocking.  Waits for the value.  Returns 0 and stores it in *value, or
+ * -EPIPE (closed without a value, or the value was already taken),
+ * -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_oneshot_recv(cio_oneshot *o, void **value);
+
+/* Closes: a receiver waiting or to come gets -EPIPE if no value was sent. */
+CIO_API void cio_oneshot_close(cio_oneshot *o);
+
+/* --- mutex ------------------------------------------------------------ */
+
+typedef struct cio_mutex {
+	cio_waitq _waiters;
+	cio_task_t _owner;
+} cio_mutex;
+#define CIO_MUTEX_INIT(m) {CIO__WAITQ_INIT((m)._waiters), 0}
+
+CIO_API void cio_mutex_init(cio_mutex *m);
+
+/* Blocking.  Locks; waiters get the lock in FIFO order.  Returns 0, or
+ * -EDEADLK (the caller holds it), -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_mutex_lock(cio_mutex *m);
+
+/* Returns 0, or -EBUSY when held. */
+CIO_API int cio_mutex_trylock(cio_mutex *m);
+
+/* Unlocks; hands the lock to the first waiter.  Returns 0, or -EPERM if
+ * the caller does not hold it. */
+CIO_API int cio_mutex_unlock(cio_mutex *m);
+
+/* --- semaphore -------------------------------------------------------- */
+
+typedef struct cio_sem {
+	cio_waitq _waiters;
+	size_t _count;
+} cio_sem;
+#define CIO_SEM_INIT(s, n) {CIO__WAITQ_INIT((s)._waiters), (n)}
+
+CIO_API void cio_sem_init(cio_sem *s, size_t count);
+
+/* Blocking.  Takes one unit, waiting while none is left (FIFO).  Returns 0,
+ * -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_sem_acquire(cio_sem *s);
+
+/* Returns 0, or -EAGAIN when no unit is free. */
+CIO_API int cio_sem_try_acquire(cio_sem *s);
+
+/* Gives one unit back, waking the first waiter. */
+CIO_API void cio_sem_release(cio_sem *s);
+
+/* --- condition ---------------------------------------------------------- */
+
+typedef struct cio_cond {
+	cio_waitq _waiters;
+} cio_cond;
+#define CIO_COND_INIT(c) {CIO__WAITQ_INIT((c)._waiters)}
+
+CIO_API void cio_cond_init(cio_cond *c);
+
+/* Blocking.  Unlocks `m` (which the caller must hold), waits for a signal
+ * and locks `m` again before returning, whatever the result.  Returns 0,
+ * -EPERM (m not held), -ECANCELED, -ETIMEDOUT.  As with any condition
+ * variable, check the predicate again after it returns. */
+CIO_API int cio_cond_wait(cio_cond *c, cio_mutex *m);
+
+/* Wakes the first waiter / every waiter. */
+CIO_API void cio_cond_signal(cio_cond *c);
+CIO_API void cio_cond_broadcast(cio_cond *c);
+
+/* --- wait group ------------------------------------------------------- */
+
+typedef struct cio_wg {
+	cio_waitq _waiters;
+	size_t _count;
+} cio_wg;
+#define CIO_WG_INIT(w) {CIO__WAITQ_INIT((w)._waiters), 0}
+
+CIO_API void cio_wg_init(cio_wg *wg);
+
+/* Adds n to the counter. */
+CIO_API void cio_wg_add(cio_wg *wg, size_t n);
+
+/* Takes one from the counter; at zero, wakes every waiter.  Calling it
+ * more often than cio_wg_add() counted aborts (a programming error). */
+CIO_API void cio_wg_done(cio_wg *wg);
+
+/* Blocking.  Waits until the counter is zero.  Returns 0, -ECANCELED,
+ * -ETIMEDOUT. */
+CIO_API int cio_wg_wait(cio_wg *wg);
+
+/* --- select ------------------------------------------------------------- */
+
+enum cio_select_op {
+	CIO_SELECT_RECV = 1, /* receive from .chan into .elem */
+	CIO_SELECT_SEND,     /* send .elem on .chan */
+	CIO_SELECT_TIMER,    /* fires at .deadline (cio_now() clock) */
+};
+
+typedef struct cio_select_case {
+	enum cio_select_op op;
+	cio_chan *chan;
+	void *elem;
+	int64_t deadline;
+	int result; /* out: 0, or -EPIPE for a closed channel */
+} cio_select_case;
+
+/* Blocking.  Waits until one case can complete, completes it alone, and
+ * returns its index.  A case on a closed channel completes at once with
+ * .result = -EPIPE.  Among cases ready together, the first in the array
+ * wins.  Returns the index, or -EINVAL (n == 0 or a bad case), -ECANCELED,
+ * -ETIMEDOUT (task deadline; a TIMER case returns its index instead). */
+CIO_API int cio_select(cio_select_case *cases, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* COREIO_H */

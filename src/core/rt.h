@@ -1,0 +1,189 @@
+/* rt.h - the per-thread runtime, tasks and timers, as seen by the rest of
+ * coreio (sync objects, drivers).  Nothing here is public. */
+#ifndef CIO_CORE_RT_H
+#define CIO_CORE_RT_H
+
+#include "coreio.h"
+#include "../platform/stack.h"
+#include "../driver/driver.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define CIO__NAME_MAX 24
+
+/* --- timers: a 4-ary min-heap of records the waiters own ------------- */
+
+struct cio__timer;
+typedef void cio__timer_fn(struct cio__timer *tm);
+
+struct cio__timer {
+	int64_t when;
+	uint32_t slot;      /* index in the heap, or TIMER_IDLE */
+	cio__timer_fn *fire;
+	struct cio__task *task;
+};
+#define CIO__TIMER_IDLE UINT32_MAX
+
+struct cio__timer_heap {
+	struct cio__timer **v;
+	uint32_t n, cap;
+};
+
+/* --- tasks ------------------------------------------------------------ */
+
+enum cio__task_state {
+	CIO__RUNNABLE, /* in the run queue, or running */
+	CIO__PARKED,   /* waiting for cio__wake() */
+	CIO__PARKED_HARD, /* waiting; cancel and deadline do not wake it */
+};
+
+/* A task's record lives at the top of its own stack. */
+struct cio__task {
+	void *sp;                  /* saved stack pointer while switched out */
+	struct cio__task *next;    /* run queue link */
+	cio_fn *fn;
+	void *arg;
+	uint32_t slot;             /* index in the id table */
+	uint8_t state;
+	bool cancel;               /* cancellation requested */
+	int wake;                  /* why the last park ended */
+	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
+	struct cio__timer dl_timer; /* armed only while parked with a deadline */
+	struct cio__stack stack;
+	char name[CIO__NAME_MAX];
+};
+
+#define CIO__NO_SLOT UINT32_MAX
+
+enum cio__slot_kind { CIO__SLOT_FREE, CIO__SLOT_LIVE, CIO__SLOT_DONE };
+
+/* One entry per task id.  A finished task that is still to be joined keeps
+ * only this entry (its stack is already recycled). */
+struct cio__slot {
+	uint32_t gen;      /* bumped each time the entry is freed */
+	uint8_t kind;      /* FREE, LIVE, DONE */
+	bool detached;
+	struct cio__task *joiner; /* the task parked in cio_join() */
+	union {
+		struct cio__task *task; /* LIVE */
+		void *result;           /* DONE */
+		uint32_t next_free;     /* FREE */
+	} u;
+};
+
+/* --- the runtime -------------------------------------------------------- */
+
+struct cio__rt {
+	struct cio__task *current;  /* NULL while the scheduler runs */
+	struct cio__task *runq_head, *runq_tail;
+	size_t runq_len;
+	size_t budget;              /* tasks left to run in this tick */
+	void *sched_sp;             /* the scheduler's saved context */
+	struct cio__task *dead;     /* finished task whose stack to recycle */
+
+	struct cio__timer_heap timers;
+	struct cio__slot *slots;
+	uint32_t nslots, free_slot;
+	size_t live;                /* tasks spawned and not finished */
+
+	struct cio__stack_pool stacks;
+	size_t stack_size;
+	struct cio__driver driver;
+
+	void *sched_stack_bottom;   /* the thread's own stack, for ASan */
+	size_t sched_stack_size;
+	void *altstack;             /* signal stack for overflow reports */
+
+	cio_stats stats;
+};
+
+extern __thread struct cio__rt *cio__rt_cur;
+
+/* The calling task; aborts naming `call` when not called from a task. */
+struct cio__task *cio__self_or_die(const char *call);
+
+/* Parks the calling task until cio__wake().  The caller has made itself
+ * findable first (queued itself on a wait queue, armed a timer, started an
+ * I/O op).  Before parking, a pending cancel returns -ECANCELED and a
+ * passed deadline -ETIMEDOUT at once.  While parked, cio_cancel() and the
+ * deadline wake it with those codes.  Either way the caller must then undo
+ * what made it findable.  Otherwise returns the code given to cio__wake(). */
+int cio__park(struct cio__task *self);
+
+/* Parks without heeding cancel or deadline: for the wait that must follow
+ * an interrupted I/O op until the kernel lets go of its buffer. */
+int cio__park_hard(struct cio__task *self);
+
+/* Makes a parked task runnable; cio__park() returns `code`.  Does nothing
+ * if t is not parked (already woken by something else). */
+void cio__wake(struct cio__task *t, int code);
+
+static inline bool cio__parked(const struct cio__task *t)
+{
+	return t->state != CIO__RUNNABLE;
+}
+
+void cio__timer_arm(struct cio__rt *rt, struct cio__timer *tm, int64_t when);
+void cio__timer_disarm(struct cio__rt *rt, struct cio__timer *tm);
+/* Fires every timer due at `now`; returns how many. */
+size_t cio__timers_run(struct cio__rt *rt, int64_t now);
+static inline int64_t cio__timers_next(const struct cio__rt *rt)
+{
+	return rt->timers.n ? rt->timers.v[0]->when : CIO_NEVER;
+}
+void cio__timers_fini(struct cio__rt *rt);
+/* Makes room for n armed timers, so that arming cannot fail later.
+ * Returns 0 or -ENOMEM. */
+int cio__timers_reserve(struct cio__rt *rt, size_t n);
+
+/* Scheduler internals shared with task.c. */
+void cio__runq_add(struct cio__rt *rt, struct cio__task *t);
+void cio__deadline_fire(struct cio__timer *tm);
+_Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self);
+
+/* Task table and life cycle (task.c). */
+struct cio__task *cio__slot_task(struct cio__rt *rt, cio_task_t id);
+void cio__task_finish(struct cio__rt *rt, struct cio__task *t, void *result);
+void cio__tasks_fini(struct cio__rt *rt);
+
+/* Wait queues used by the sync objects: a node on the waiter's stack. */
+struct cio__waiter {
+	struct cio__wait_node node;
+	struct cio__task *task;
+	void *data;  /* what the waker hands over, or takes */
+	int result;  /* set by the waker */
+};
+
+static inline void cio__waitq_init(cio_waitq *q)
+{
+	q->_head.prev = q->_head.next = &q->_head;
+}
+static inline bool cio__waitq_empty(const cio_waitq *q)
+{
+	return q->_head.next == &q->_head;
+}
+static inline void cio__waitq_push(cio_waitq *q, struct cio__waiter *w)
+{
+	struct cio__wait_node *n = &w->node, *h = &q->_head;
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+static inline void cio__waitq_remove(struct cio__waiter *w)
+{
+	w->node.prev->next = w->node.next;
+	w->node.next->prev = w->node.prev;
+	w->node.prev = w->node.next = &w->node;
+}
+static inline bool cio__waiter_queued(const struct cio__waiter *w)
+{
+	return w->node.next != &w->node;
+}
+static inline struct cio__waiter *cio__waitq_first(const cio_waitq *q)
+{
+	return cio__waitq_empty(q) ? NULL : (struct cio__waiter *)q->_head.next;
+}
+
+#endif

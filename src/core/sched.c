@@ -1,0 +1,445 @@
+/* sched.c - the per-thread scheduler: run queue, ticks, parking and
+ * waking, deadlines and cancellation, and cio_run().
+ *
+ * A tick: fire due timers; if nothing is runnable, wait in the driver until
+ * the next timer or I/O event; else poll the driver if I/O is in flight.
+ * Then run each task that is runnable at that moment once, in FIFO order.
+ * Tasks woken or yielding during the tick queue behind and run next tick,
+ * so a task that yields in a loop cannot keep timers and I/O waiting.
+ *
+ * Within a tick a parking task switches straight to the next runnable task
+ * (one switch, not two through the scheduler).  The scheduler's own context
+ * runs between ticks, and to recycle the stack of a task that finished. */
+#define _GNU_SOURCE
+#include "rt.h"
+#include "../platform/clock.h"
+#include "../platform/context.h"
+#include "../platform/fiber.h"
+#include "overflow.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+__thread struct cio__rt *cio__rt_cur;
+
+struct cio__task *cio__self_or_die(const char *call)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt || !rt->current) {
+		fprintf(stderr, "coreio: %s() called outside a task; "
+				"blocking calls must run inside cio_run()\n", call);
+		abort();
+	}
+	return rt->current;
+}
+
+int64_t cio_now(void)
+{
+	return cio__clock_ns();
+}
+
+/* --- run queue ------------------------------------------------------- */
+
+static inline void runq_push(struct cio__rt *rt, struct cio__task *t)
+{
+	t->next = NULL;
+	if (rt->runq_tail)
+		rt->runq_tail->next = t;
+	else
+		rt->runq_head = t;
+	rt->runq_tail = t;
+	rt->runq_len++;
+}
+
+static inline struct cio__task *runq_pop(struct cio__rt *rt)
+{
+	struct cio__task *t = rt->runq_head;
+	if (t) {
+		rt->runq_head = t->next;
+		if (!rt->runq_head)
+			rt->runq_tail = NULL;
+		rt->runq_len--;
+	}
+	return t;
+}
+
+void cio__runq_add(struct cio__rt *rt, struct cio__task *t)
+{
+	runq_push(rt, t);
+}
+
+/* --- switching ------------------------------------------------------- */
+
+/* Leaves the running task `self` for the next task of this tick, or for
+ * the scheduler.  Returns when someone switches back to self. */
+static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
+{
+	struct cio__task *next = rt->budget ? runq_pop(rt) : NULL;
+	void *fake;
+	rt->stats.switches++;
+	if (next) {
+		rt->budget--;
+		rt->current = next;
+		cio__fiber_leave(&fake, next->stack.base, next->stack.size);
+		cio__ctx_switch(&self->sp, next->sp);
+	} else {
+		rt->current = NULL;
+		cio__fiber_leave(&fake, rt->sched_stack_bottom, rt->sched_stack_size);
+		cio__ctx_switch(&self->sp, rt->sched_sp);
+	}
+	cio__fiber_enter(fake);
+}
+
+/* From the scheduler's context into task t, until it leaves. */
+static void run_task(struct cio__rt *rt, struct cio__task *t)
+{
+	void *fake;
+	rt->current = t;
+	rt->stats.switches++;
+	cio__fiber_leave(&fake, t->stack.base, t->stack.size);
+	cio__ctx_switch(&rt->sched_sp, t->sp);
+	cio__fiber_enter(fake);
+}
+
+/* The end of every task: it never runs again, so it leaves for the
+ * scheduler, which recycles its stack once off it. */
+_Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self)
+{
+	rt->dead = self;
+	rt->current = NULL;
+	rt->stats.switches++;
+	cio__fiber_leave(NULL, rt->sched_stack_bottom, rt->sched_stack_size);
+	cio__ctx_switch(&self->sp, rt->sched_sp);
+	abort(); /* nobody switches back to a finished task */
+}
+
+/* --- parking and waking ------------------------------------------------ */
+
+void cio__wake(struct cio__task *t, int code)
+{
+	if (t->state == CIO__RUNNABLE)
+		return;
+	t->state = CIO__RUNNABLE;
+	t->wake = code;
+	runq_push(cio__rt_cur, t);
+}
+
+void cio__deadline_fire(struct cio__timer *tm)
+{
+	cio__wake(tm->task, -ETIMEDOUT);
+}
+
+int cio__park(struct cio__task *self)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (self->cancel)
+		return -ECANCELED;
+	bool timed = self->deadline != CIO_NEVER;
+	if (timed) {
+		if (cio__clock_ns() >= self->deadline)
+			return -ETIMEDOUT;
+		cio__timer_arm(rt, &self->dl_timer, self->deadline);
+	}
+	self->state = CIO__PARKED;
+	switch_out(rt, self);
+	if (timed)
+		cio__timer_disarm(rt, &self->dl_timer);
+	/* A cancel beats a deadline that fired in the same tick. */
+	if (self->wake == -ETIMEDOUT && self->cancel)
+		return -ECANCELED;
+	return self->wake;
+}
+
+int cio__park_hard(struct cio__task *self)
+{
+	self->state = CIO__PARKED_HARD;
+	switch_out(cio__rt_cur, self);
+	return self->wake;
+}
+
+int cio_yield(void)
+{
+	struct cio__task *self = cio__self_or_die("cio_yield");
+	struct cio__rt *rt = cio__rt_cur;
+	runq_push(rt, self);
+	switch_out(rt, self);
+	if (self->cancel)
+		return -ECANCELED;
+	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
+/* --- sleeping ------------------------------------------------------------ */
+
+static void sleep_fire(struct cio__timer *tm)
+{
+	cio__wake(tm->task, 0);
+}
+
+static int sleep_until(struct cio__task *self, int64_t at)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (at <= cio__clock_ns()) {
+		int rc = cio_yield();
+		return rc;
+	}
+	struct cio__timer tm = {.slot = CIO__TIMER_IDLE, .fire = sleep_fire, .task = self};
+	cio__timer_arm(rt, &tm, at);
+	int rc = cio__park(self);
+	cio__timer_disarm(rt, &tm);
+	return rc;
+}
+
+int cio_sleep_until(int64_t at)
+{
+	return sleep_until(cio__self_or_die("cio_sleep_until"), at);
+}
+
+int cio_sleep(int64_t ns)
+{
+	struct cio__task *self = cio__self_or_die("cio_sleep");
+	int64_t now = cio__clock_ns();
+	return sleep_until(self, ns > CIO_NEVER - now ? CIO_NEVER : now + ns);
+}
+
+int cio_interval_init(cio_interval *iv, int64_t period)
+{
+	if (period <= 0)
+		return -EINVAL;
+	iv->period = period;
+	iv->next = cio__clock_ns() + period;
+	return 0;
+}
+
+int64_t cio_interval_wait(cio_interval *iv)
+{
+	int rc = sleep_until(cio__self_or_die("cio_interval_wait"), iv->next);
+	if (rc < 0)
+		return rc;
+	int64_t late = cio__clock_ns() - iv->next;
+	int64_t ticks = 1 + (late > 0 ? late / iv->period : 0);
+	iv->next += ticks * iv->period;
+	return ticks;
+}
+
+/* --- deadlines and cancellation ------------------------------------------ */
+
+int64_t cio_deadline_push(int64_t deadline)
+{
+	struct cio__task *self = cio__self_or_die("cio_deadline_push");
+	int64_t token = self->deadline;
+	if (deadline < self->deadline)
+		self->deadline = deadline;
+	return token;
+}
+
+int64_t cio_timeout_push(int64_t timeout_ns)
+{
+	int64_t now = cio__clock_ns();
+	int64_t at = timeout_ns > CIO_NEVER - now ? CIO_NEVER : now + timeout_ns;
+	struct cio__task *self = cio__self_or_die("cio_timeout_push");
+	int64_t token = self->deadline;
+	if (at < self->deadline)
+		self->deadline = at;
+	return token;
+}
+
+void cio_deadline_pop(int64_t token)
+{
+	cio__self_or_die("cio_deadline_pop")->deadline = token;
+}
+
+int64_t cio_deadline(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt && rt->current ? rt->current->deadline : CIO_NEVER;
+}
+
+int cio_cancel(cio_task_t id)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	struct cio__task *t = rt ? cio__slot_task(rt, id) : NULL;
+	if (!t)
+		return -ESRCH;
+	t->cancel = true;
+	if (t->state == CIO__PARKED)
+		cio__wake(t, -ECANCELED);
+	return 0;
+}
+
+bool cio_cancelled(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt && rt->current && rt->current->cancel;
+}
+
+bool cio_cancel_clear(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt || !rt->current)
+		return false;
+	bool was = rt->current->cancel;
+	rt->current->cancel = false;
+	return was;
+}
+
+/* --- the loop ------------------------------------------------------------ */
+
+/* Every task is parked and nothing (timer, I/O) can wake any of them:
+ * rather than hang, cancel them all so that they unwind. */
+static void break_deadlock(struct cio__rt *rt)
+{
+	size_t n = 0;
+	for (uint32_t i = 0; i < rt->nslots; i++) {
+		struct cio__slot *s = &rt->slots[i];
+		if (s->kind == CIO__SLOT_LIVE && s->u.task->state == CIO__PARKED) {
+			s->u.task->cancel = true;
+			cio__wake(s->u.task, -ECANCELED);
+			n++;
+		}
+	}
+	fprintf(stderr, "coreio: deadlock: %zu task(s) blocked with nothing "
+			"left to wake them; cancelling them\n", n);
+	if (n == 0)
+		abort(); /* live tasks that are neither runnable nor parked */
+}
+
+static void recycle_dead(struct cio__rt *rt)
+{
+	struct cio__task *t = rt->dead;
+	rt->dead = NULL;
+	struct cio__stack st = t->stack;
+	cio__stack_put(&rt->stacks, &st);
+}
+
+/* Runs until no task is left.  Returns whether a deadlock was broken. */
+static bool sched_loop(struct cio__rt *rt)
+{
+	bool deadlocked = false;
+	for (;;) {
+		if (rt->dead)
+			recycle_dead(rt);
+		if (rt->budget) {
+			struct cio__task *t = runq_pop(rt);
+			if (t) {
+				rt->budget--;
+				run_task(rt, t);
+				continue;
+			}
+		}
+		/* Tick boundary. */
+		rt->stats.ticks++;
+		if (rt->timers.n)
+			cio__timers_run(rt, cio__clock_ns());
+		if (!rt->runq_len) {
+			if (!rt->live)
+				break;
+			int64_t next = cio__timers_next(rt);
+			if (next == CIO_NEVER && !cio__driver_busy(&rt->driver)) {
+				deadlocked = true;
+				break_deadlock(rt);
+				continue;
+			}
+			int64_t timeout = CIO_NEVER;
+			if (next != CIO_NEVER) {
+				timeout = next - cio__clock_ns();
+				if (timeout < 0)
+					timeout = 0;
+			}
+			rt->stats.driver_waits++;
+			cio__driver_wait(&rt->driver, timeout);
+			if (rt->timers.n)
+				cio__timers_run(rt, cio__clock_ns());
+		} else if (cio__driver_busy(&rt->driver)) {
+			cio__driver_wait(&rt->driver, 0);
+		}
+		rt->budget = rt->runq_len;
+	}
+	return deadlocked;
+}
+
+static void thread_stack_bounds(struct cio__rt *rt)
+{
+	pthread_attr_t attr;
+	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+		pthread_attr_getstack(&attr, &rt->sched_stack_bottom,
+				      &rt->sched_stack_size);
+		pthread_attr_destroy(&attr);
+	}
+}
+
+int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
+{
+	static const cio_config defaults;
+	if (!cfg)
+		cfg = &defaults;
+	if (cio__rt_cur)
+		return -EBUSY;
+	struct cio__rt *rt = calloc(1, sizeof *rt);
+	if (!rt)
+		return -ENOMEM;
+	rt->free_slot = CIO__NO_SLOT;
+	rt->stack_size = cfg->stack_size ? cfg->stack_size : 256 * 1024;
+	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
+	thread_stack_bounds(rt);
+	int rc = cio__driver_open(&rt->driver, cfg);
+	if (rc < 0) {
+		cio__stack_pool_fini(&rt->stacks);
+		free(rt);
+		return rc;
+	}
+	cio__rt_cur = rt;
+	cio__overflow_attach(rt);
+
+	cio_task_t first = cio_spawn_with(&(cio_spawn_opts){.name = "main", .detached = true},
+					  main, arg);
+	bool deadlocked = false;
+	if (first < 0)
+		rc = (int)first;
+	else
+		deadlocked = sched_loop(rt);
+
+	cio__overflow_detach(rt);
+	cio__rt_cur = NULL;
+	cio__driver_close(&rt->driver);
+	cio__tasks_fini(rt);
+	cio__timers_fini(rt);
+	cio__stack_pool_fini(&rt->stacks);
+	free(rt);
+	if (rc == 0 && deadlocked)
+		rc = -EDEADLK;
+	return rc;
+}
+
+int cio_run(cio_fn *main, void *arg)
+{
+	return cio_run_with(NULL, main, arg);
+}
+
+const char *cio_backend_name(void)
+{
+	return cio__rt_cur ? cio__rt_cur->driver.ops->name : NULL;
+}
+
+const char *cio_backend_reason(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt && rt->driver.reason[0] ? rt->driver.reason : NULL;
+}
+
+void cio_stats_get(cio_stats *st)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt) {
+		memset(st, 0, sizeof *st);
+		return;
+	}
+	*st = rt->stats;
+	st->tasks_live = rt->live;
+	st->stacks_mapped = rt->stacks.mapped;
+	st->guard_pages_madvise = rt->stacks.madvise_guard;
+}

@@ -1,0 +1,237 @@
+/* task.c - task life cycle: spawn, the id table, join, detach, finish.
+ *
+ * A task's record sits at the top of its stack, so a spawn costs one stack
+ * from the pool and one entry in the id table, and no malloc.  The entry
+ * outlives the stack: a finished task still to be joined keeps only its
+ * entry and result.  An id packs the entry's index with its generation,
+ * which changes whenever the entry is freed, so a stale id is refused. */
+#define _GNU_SOURCE
+#include "rt.h"
+#include "../platform/context.h"
+#include "../platform/fiber.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define GEN_MASK 0x7fffffffu /* ids stay positive */
+#define MIN_STACK ((size_t)16 << 10)
+#define MAX_STACK ((size_t)1 << 30)
+
+static inline cio_task_t make_id(const struct cio__slot *s, uint32_t idx)
+{
+	return (cio_task_t)(((uint64_t)s->gen << 32) | ((uint64_t)idx + 1));
+}
+
+static struct cio__slot *lookup(struct cio__rt *rt, cio_task_t id, uint32_t *idx_out)
+{
+	if (id <= 0)
+		return NULL;
+	uint64_t low = (uint64_t)id & 0xffffffffu;
+	if (low == 0 || low > rt->nslots)
+		return NULL;
+	uint32_t idx = (uint32_t)(low - 1);
+	struct cio__slot *s = &rt->slots[idx];
+	if (s->kind == CIO__SLOT_FREE || s->gen != (uint64_t)id >> 32)
+		return NULL;
+	if (idx_out)
+		*idx_out = idx;
+	return s;
+}
+
+struct cio__task *cio__slot_task(struct cio__rt *rt, cio_task_t id)
+{
+	struct cio__slot *s = lookup(rt, id, NULL);
+	return s && s->kind == CIO__SLOT_LIVE ? s->u.task : NULL;
+}
+
+static void slot_free(struct cio__rt *rt, uint32_t idx)
+{
+	struct cio__slot *s = &rt->slots[idx];
+	s->kind = CIO__SLOT_FREE;
+	s->gen = (s->gen + 1) & GEN_MASK;
+	s->detached = false;
+	s->joiner = NULL;
+	s->u.next_free = rt->free_slot;
+	rt->free_slot = idx;
+}
+
+static int slot_alloc(struct cio__rt *rt, uint32_t *out)
+{
+	if (rt->free_slot == CIO__NO_SLOT) {
+		uint32_t old = rt->nslots, n = old ? old * 2 : 256;
+		if (old >= UINT32_MAX / 2)
+			return -ENOMEM;
+		struct cio__slot *v = realloc(rt->slots, n * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		memset(v + old, 0, (n - old) * sizeof *v);
+		for (uint32_t i = old; i < n; i++)
+			v[i].u.next_free = i + 1 < n ? i + 1 : CIO__NO_SLOT;
+		rt->slots = v;
+		rt->nslots = n;
+		rt->free_slot = old;
+	}
+	*out = rt->free_slot;
+	rt->free_slot = rt->slots[*out].u.next_free;
+	return 0;
+}
+
+static void task_main(void *p)
+{
+	struct cio__task *t = p;
+	cio__fiber_enter(NULL);
+	void *result = t->fn(t->arg);
+	struct cio__rt *rt = cio__rt_cur;
+	cio__task_finish(rt, t, result);
+	cio__task_exit(rt, t);
+}
+
+void cio__task_finish(struct cio__rt *rt, struct cio__task *t, void *result)
+{
+	struct cio__slot *s = &rt->slots[t->slot];
+	rt->live--;
+	if (s->detached) {
+		slot_free(rt, t->slot);
+		return;
+	}
+	s->kind = CIO__SLOT_DONE;
+	s->u.result = result;
+	if (s->joiner)
+		cio__wake(s->joiner, 0);
+}
+
+cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
+{
+	static const cio_spawn_opts none;
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt)
+		return -EPERM;
+	if (!opts)
+		opts = &none;
+	size_t size = opts->stack_size ? opts->stack_size : rt->stack_size;
+	if (size < MIN_STACK || size > MAX_STACK || !fn)
+		return -EINVAL;
+	/* Each task may hold two armed timers (its deadline and a sleep or
+	 * select timer): reserve them now, so that no park can fail later. */
+	if (cio__timers_reserve(rt, 2 * (rt->live + 1)) < 0)
+		return -ENOMEM;
+	uint32_t idx;
+	if (slot_alloc(rt, &idx) < 0)
+		return -ENOMEM;
+	struct cio__stack st;
+	if (cio__stack_get(&rt->stacks, size, &st) < 0) {
+		rt->slots[idx].u.next_free = rt->free_slot;
+		rt->free_slot = idx;
+		return -ENOMEM;
+	}
+	uintptr_t top = (uintptr_t)st.base + st.size;
+	struct cio__task *t = (struct cio__task *)((top - sizeof *t) & ~(uintptr_t)63);
+	memset(t, 0, sizeof *t);
+	t->fn = fn;
+	t->arg = arg;
+	t->slot = idx;
+	t->state = CIO__RUNNABLE;
+	t->deadline = CIO_NEVER;
+	t->dl_timer.slot = CIO__TIMER_IDLE;
+	t->dl_timer.task = t;
+	t->dl_timer.fire = cio__deadline_fire;
+	t->stack = st;
+	if (opts->name) {
+		strncpy(t->name, opts->name, sizeof t->name - 1);
+	}
+	/* The task's own stack is what lies below its record. */
+	struct cio__stack usable = st;
+	usable.size = (size_t)((uintptr_t)t - (uintptr_t)st.base);
+	t->sp = cio__ctx_make(usable.base, usable.size, task_main, t);
+
+	struct cio__slot *s = &rt->slots[idx];
+	s->kind = CIO__SLOT_LIVE;
+	s->detached = opts->detached;
+	s->joiner = NULL;
+	s->u.task = t;
+	rt->live++;
+	rt->stats.tasks_spawned++;
+	cio__runq_add(rt, t);
+	return make_id(s, idx);
+}
+
+cio_task_t cio_spawn(cio_fn *fn, void *arg)
+{
+	return cio_spawn_with(NULL, fn, arg);
+}
+
+int cio_join(cio_task_t id, void **result)
+{
+	struct cio__task *self = cio__self_or_die("cio_join");
+	struct cio__rt *rt = cio__rt_cur;
+	uint32_t idx;
+	struct cio__slot *s = lookup(rt, id, &idx);
+	if (!s)
+		return -ESRCH;
+	if (s->kind == CIO__SLOT_LIVE && s->u.task == self)
+		return -EDEADLK;
+	if (s->detached || s->joiner)
+		return -EINVAL;
+	if (s->kind == CIO__SLOT_LIVE) {
+		s->joiner = self;
+		int rc = cio__park(self);
+		s = &rt->slots[idx]; /* the table may have moved meanwhile */
+		s->joiner = NULL;
+		if (rc < 0)
+			return rc; /* still joinable, finished or not */
+	}
+	if (result)
+		*result = s->u.result;
+	slot_free(rt, idx);
+	return 0;
+}
+
+int cio_detach(cio_task_t id)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	uint32_t idx;
+	struct cio__slot *s = rt ? lookup(rt, id, &idx) : NULL;
+	if (!s)
+		return -ESRCH;
+	if (s->detached || s->joiner)
+		return -EINVAL;
+	if (s->kind == CIO__SLOT_DONE)
+		slot_free(rt, idx);
+	else
+		s->detached = true;
+	return 0;
+}
+
+cio_task_t cio_self(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt || !rt->current)
+		return 0;
+	uint32_t idx = rt->current->slot;
+	return make_id(&rt->slots[idx], idx);
+}
+
+const char *cio_task_name(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt && rt->current ? rt->current->name : "";
+}
+
+void cio__tasks_fini(struct cio__rt *rt)
+{
+	free(rt->slots);
+	rt->slots = NULL;
+	rt->nslots = 0;
+}
+
+const char *cio_strerror(int err)
+{
+	const char *s = strerrordesc_np(err < 0 ? -err : err);
+	return s ? s : "Unknown error";
+}
+
+const char *cio_version(void)
+{
+	return "0.1.0";
+}

@@ -1,0 +1,47 @@
+/* stack.h - task stacks: guarded, pooled per runtime. */
+#ifndef CIO_PLATFORM_STACK_H
+#define CIO_PLATFORM_STACK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Usable memory [base, base + size); one guard page sits just below base. */
+struct cio__stack {
+	void *base;
+	size_t size;
+	unsigned valgrind_id;
+};
+
+struct cio__stack_class; /* stacks of one size */
+
+struct cio__stack_pool {
+	struct cio__stack_class *classes;
+	size_t nclasses;
+	size_t cached, cache_max; /* idle stacks kept with their memory */
+	size_t mapped;            /* stacks handed out or cached */
+	size_t page;
+	bool madvise_guard; /* MADV_GUARD_INSTALL: many stacks per mapping */
+};
+
+/* Sets up an empty pool.  Guards use MADV_GUARD_INSTALL (Linux 6.13+)
+ * where the kernel has it, else one mapping per stack with an mprotect
+ * guard.  The environment variable COREIO_STACK_GUARD=mprotect forces the
+ * latter (to test it). */
+void cio__stack_pool_init(struct cio__stack_pool *p, size_t cache_max);
+
+/* Unmaps every stack; none may be in use. */
+void cio__stack_pool_fini(struct cio__stack_pool *p);
+
+/* Takes a stack of `size` bytes (rounded up to pages).  Returns 0 or
+ * -ENOMEM. */
+int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s);
+
+/* Gives a stack back.  Its memory may still be in use by the caller until
+ * the next cio__stack_get() on the same pool: only that reuses it. */
+void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s);
+
+/* Whether `addr` lies in the guard page of stack `s`. */
+bool cio__stack_in_guard(const struct cio__stack_pool *p,
+			 const struct cio__stack *s, const void *addr);
+
+#endif

@@ -1,0 +1,89 @@
+/* check.h - assertions and the per-backend runner shared by the tests.
+ *
+ * Each test program is registered with CTest once per backend; CTest sets
+ * COREIO_BACKEND, and test_run() checks that the runtime really runs on
+ * that backend.  A backend this machine lacks exits 77 (CTest: skipped)
+ * with the reason, never a silent pass. */
+#ifndef COREIO_TEST_CHECK_H
+#define COREIO_TEST_CHECK_H
+
+#include "coreio.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECK(cond)                                                          \
+	do {                                                                 \
+		if (!(cond)) {                                               \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, \
+				__LINE__, #cond);                            \
+			abort();                                             \
+		}                                                            \
+	} while (0)
+
+/* a == b for integers, printing both on failure. */
+#define CHECK_EQ(a, b)                                                       \
+	do {                                                                 \
+		long long a_ = (long long)(a), b_ = (long long)(b);          \
+		if (a_ != b_) {                                              \
+			fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s "   \
+				"(%lld vs %lld)\n", __FILE__, __LINE__, #a, #b, \
+				a_, b_);                                     \
+			abort();                                             \
+		}                                                            \
+	} while (0)
+
+/* Open file descriptors of this process. */
+static inline int test_count_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", "..", and the DIR's own fd */
+}
+
+/* Runs `fn` as the main task of a runtime on the backend named by
+ * COREIO_BACKEND, checking that it is the one that runs and that no fd
+ * leaks.  Returns what the test's main should exit with. */
+static const char *test_backend_;
+static void *test_backend_probe_(void *arg)
+{
+	(void)arg;
+	test_backend_ = cio_backend_name();
+	return NULL;
+}
+
+static inline int test_run(cio_fn *fn, void *arg)
+{
+	const char *want = getenv("COREIO_BACKEND");
+	cio_config cfg = {0};
+	if (want && strcmp(want, "uring") == 0)
+		cfg.backend = CIO_BACKEND_URING;
+	else if (want && strcmp(want, "epoll") == 0)
+		cfg.backend = CIO_BACKEND_EPOLL;
+	int rc = cio_run_with(&cfg, test_backend_probe_, NULL);
+	if (rc < 0 && cfg.backend == CIO_BACKEND_URING) {
+		fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
+		return 77;
+	}
+	CHECK_EQ(rc, 0);
+	if (want && strcmp(want, "uring") == 0)
+		CHECK(strcmp(test_backend_, "io_uring") == 0);
+	if (want && strcmp(want, "epoll") == 0)
+		CHECK(strcmp(test_backend_, "epoll") == 0);
+	int fds = test_count_fds();
+	rc = cio_run_with(&cfg, fn, arg);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(test_count_fds(), fds);
+	fprintf(stderr, "ok (%s)\n", test_backend_);
+	return 0;
+}
+
+#endif
