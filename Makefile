@@ -1,17 +1,49 @@
-# Makefile - wraps CMake; see README.md.
-BUILD ?= build
+# Makefile - wraps CMake; the two commands README.md starts with.
+#   make demo    set up, build Release, run the demo and print its figures
+#   make check   set up, build, and run the whole suite: every test on every
+#                backend, with gcc and clang, under ASan+UBSan, with the
+#                ucontext switch, and on aarch64 under qemu-user
 JOBS ?= $(shell nproc)
+CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
+CTEST = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build check test demo bench-core install clean
+.PHONY: all deps build demo check check-gcc check-clang check-asan \
+	check-ucontext check-aarch64 bench-core install clean
 
 all: build
 
 deps:
 	@scripts/deps.sh
 
-build:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release >/dev/null
-	cmake --build $(BUILD) -j$(JOBS)
+build: deps
+	$(CMAKE_CFG) -B build -DCMAKE_BUILD_TYPE=Release -DCOREIO_BUILD_TESTS=OFF >/dev/null
+	cmake --build build -j$(JOBS)
+
+demo: build
+	./build/examples/tasks_demo
+
+check: deps check-gcc check-clang check-asan check-ucontext check-aarch64
+	@echo "make check: all suites passed"
+
+check-gcc:
+	CC=gcc $(CMAKE_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	cmake --build build-gcc -j$(JOBS)
+	cd build-gcc && $(CTEST)
+
+check-clang:
+	CC=clang $(CMAKE_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build build-clang -j$(JOBS)
+	cd build-clang && $(CTEST)
+
+check-asan:
+	CC=gcc $(CMAKE_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+		-DCOREIO_SANITIZE=address,undefined >/dev/null
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+install: build
+	cmake --install build
 
 clean:
 	rm -rf build build-*

@@ -1,0 +1,251 @@
+/* test_cancel.c - deadlines and cancellation: sleeping tasks, joins,
+ * nested deadline scopes, accuracy of expiry, and cancel-vs-deadline. */
+#include "check.h"
+
+#include <stdint.h>
+
+#define MS 1000000LL
+
+static void *sleep_long(void *arg)
+{
+	int64_t t0 = cio_now();
+	int rc = cio_sleep(10000 * MS);
+	*(int64_t *)arg = cio_now() - t0;
+	return (void *)(intptr_t)rc;
+}
+
+/* A sleeping task, cancelled from another, wakes at once with -ECANCELED
+ * and every later blocking call fails too, until it clears the request. */
+static void *sleep_then_more(void *arg)
+{
+	(void)arg;
+	int rc = cio_sleep(10000 * MS);
+	CHECK_EQ(rc, -ECANCELED);
+	CHECK(cio_cancelled());
+	CHECK_EQ(cio_sleep(1), -ECANCELED);   /* the request stands */
+	CHECK_EQ(cio_yield(), -ECANCELED);
+	CHECK(cio_cancel_clear());
+	CHECK(!cio_cancelled());
+	CHECK(!cio_cancel_clear());
+	CHECK_EQ(cio_sleep(MS), 0);           /* cleared: blocks again */
+	return (void *)1;
+}
+
+static void test_cancel_sleeper(void)
+{
+	int64_t took = 0;
+	cio_task_t t = cio_spawn(sleep_long, &took);
+	CHECK_EQ(cio_sleep(2 * MS), 0);
+	CHECK_EQ(cio_cancel(t), 0);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK_EQ((intptr_t)r, -ECANCELED);
+	CHECK(took < 5000 * MS);
+
+	t = cio_spawn(sleep_then_more, NULL);
+	CHECK_EQ(cio_yield(), 0);
+	CHECK_EQ(cio_cancel(t), 0);
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK((intptr_t)r == 1);
+}
+
+/* Cancelling a task before it first runs: its first blocking call fails. */
+static void test_cancel_before_start(void)
+{
+	int64_t took = 0;
+	cio_task_t t = cio_spawn(sleep_long, &took);
+	CHECK_EQ(cio_cancel(t), 0);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK_EQ((intptr_t)r, -ECANCELED);
+}
+
+/* A join interrupted by a deadline leaves the target joinable. */
+static void *sleep_ms(void *arg)
+{
+	cio_sleep((int64_t)(intptr_t)arg * MS);
+	return (void *)99;
+}
+
+static void test_join_deadline(void)
+{
+	cio_task_t t = cio_spawn(sleep_ms, (void *)30);
+	int64_t tok = cio_timeout_push(5 * MS);
+	CHECK_EQ(cio_join(t, NULL), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK((intptr_t)r == 99);
+}
+
+/* Deadline expiry is checked against bounds, not exact times. */
+static void test_deadline_accuracy(void)
+{
+	for (int i = 0; i < 5; i++) {
+		int64_t want = (int64_t)(2 + 3 * i) * MS;
+		int64_t t0 = cio_now();
+		int64_t tok = cio_deadline_push(t0 + want);
+		CHECK_EQ(cio_deadline(), t0 + want);
+		int rc = cio_sleep(1000 * MS);
+		int64_t took = cio_now() - t0;
+		cio_deadline_pop(tok);
+		CHECK_EQ(rc, -ETIMEDOUT);
+		CHECK(took >= want);
+		CHECK(took < want + 1000 * MS);
+		CHECK_EQ(cio_deadline(), CIO_NEVER);
+	}
+	/* A sleep shorter than the deadline ends normally. */
+	int64_t tok = cio_timeout_push(500 * MS);
+	CHECK_EQ(cio_sleep(MS), 0);
+	cio_deadline_pop(tok);
+	/* A deadline already passed fails at once, without blocking. */
+	tok = cio_deadline_push(cio_now() - 1);
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
+	CHECK_EQ(cio_yield(), -ETIMEDOUT);
+	CHECK(cio_now() - t0 < 500 * MS);
+	cio_deadline_pop(tok);
+	CHECK_EQ(cio_sleep(0), 0);
+}
+
+/* Nested scopes: the inner one can only shorten the deadline; leaving it
+ * restores the outer one. */
+static void test_nested_scopes(void)
+{
+	int64_t t0 = cio_now();
+	int64_t outer = cio_deadline_push(t0 + 40 * MS);
+	int64_t inner = cio_deadline_push(t0 + 10000 * MS); /* no extension */
+	CHECK_EQ(cio_deadline(), t0 + 40 * MS);
+	int64_t inner2 = cio_deadline_push(t0 + 5 * MS);
+	CHECK_EQ(cio_deadline(), t0 + 5 * MS);
+	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
+	CHECK(cio_now() - t0 < 40 * MS + 1000 * MS);
+	cio_deadline_pop(inner2);
+	CHECK_EQ(cio_deadline(), t0 + 40 * MS);
+	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
+	CHECK(cio_now() - t0 >= 40 * MS);
+	cio_deadline_pop(inner);
+	cio_deadline_pop(outer);
+	CHECK_EQ(cio_deadline(), CIO_NEVER);
+}
+
+/* A task inside nested scopes, cancelled: -ECANCELED, not -ETIMEDOUT. */
+static void *scoped_sleeper(void *arg)
+{
+	(void)arg;
+	int64_t a = cio_timeout_push(5000 * MS);
+	int64_t b = cio_timeout_push(3000 * MS);
+	int rc = cio_sleep(10000 * MS);
+	cio_deadline_pop(b);
+	cio_deadline_pop(a);
+	return (void *)(intptr_t)rc;
+}
+
+static void test_cancel_in_scopes(void)
+{
+	cio_task_t t = cio_spawn(scoped_sleeper, NULL);
+	CHECK_EQ(cio_sleep(MS), 0);
+	CHECK_EQ(cio_cancel(t), 0);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK_EQ((intptr_t)r, -ECANCELED);
+}
+
+/* Cancel and deadline together: cancel wins. */
+static void *deadline_then_cancelled(void *arg)
+{
+	cio_task_t *self = arg;
+	int64_t tok = cio_deadline_push(cio_now() - 1);
+	cio_cancel(*self);
+	int rc = cio_sleep(MS);
+	cio_deadline_pop(tok);
+	cio_cancel_clear();
+	return (void *)(intptr_t)rc;
+}
+
+static void test_cancel_beats_deadline(void)
+{
+	cio_task_t t;
+	t = cio_spawn(deadline_then_cancelled, &t);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK_EQ((intptr_t)r, -ECANCELED);
+}
+
+/* The main task may cancel itself; errors for unknown ids. */
+static void test_self_cancel(void)
+{
+	CHECK_EQ(cio_cancel(cio_self()), 0);
+	CHECK_EQ(cio_sleep(MS), -ECANCELED);
+	CHECK(cio_cancel_clear());
+	CHECK_EQ(cio_cancel(12345), -ESRCH);
+}
+
+/* Intervals keep their phase and count skipped ticks. */
+static void test_interval(void)
+{
+	cio_interval iv;
+	CHECK_EQ(cio_interval_init(&iv, 0), -EINVAL);
+	CHECK_EQ(cio_interval_init(&iv, 3 * MS), 0);
+	int64_t t0 = cio_now();
+	int64_t first = iv.next;
+	for (int i = 0; i < 5; i++)
+		CHECK(cio_interval_wait(&iv) >= 1);
+	CHECK(cio_now() - t0 >= 5 * 3 * MS - 3 * MS);
+	CHECK_EQ((iv.next - first) % (3 * MS), 0); /* still in phase */
+	/* Busy past three ticks: the next wait reports them, at once. */
+	int64_t busy_until = cio_now() + 10 * MS;
+	while (cio_now() < busy_until)
+		;
+	int64_t n = cio_interval_wait(&iv);
+	CHECK(n >= 3);
+	CHECK_EQ((iv.next - first) % (3 * MS), 0);
+}
+
+/* Timers fire in order of their deadline, whatever the arming order. */
+static int fired[64], nfired;
+
+static int64_t base_time;
+static void *sleep_slot(void *arg)
+{
+	int i = (int)(intptr_t)arg;
+	CHECK_EQ(cio_sleep_until(base_time + (int64_t)i * MS), 0);
+	fired[nfired++] = i;
+	return NULL;
+}
+
+static void test_timer_order(void)
+{
+	cio_task_t t[32];
+	base_time = cio_now() + 5 * MS;
+	nfired = 0;
+	/* Arm in a scrambled order. */
+	for (int k = 0; k < 32; k++)
+		t[k] = cio_spawn(sleep_slot, (void *)(intptr_t)((k * 13) % 32));
+	for (int k = 0; k < 32; k++)
+		CHECK_EQ(cio_join(t[k], NULL), 0);
+	CHECK_EQ(nfired, 32);
+	for (int k = 1; k < 32; k++)
+		CHECK(fired[k - 1] < fired[k]);
+}
+
+static void *test_main(void *arg)
+{
+	(void)arg;
+	test_cancel_sleeper();
+	test_cancel_before_start();
+	test_join_deadline();
+	test_deadline_accuracy();
+	test_nested_scopes();
+	test_cancel_in_scopes();
+	test_cancel_beats_deadline();
+	test_self_cancel();
+	test_interval();
+	test_timer_order();
+	return NULL;
+}
+
+int main(void)
+{
+	return test_run(test_main, NULL);
+}

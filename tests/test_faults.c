@@ -1,0 +1,198 @@
+/* test_faults.c - programming errors and faults: stack overflow reports,
+ * blocking calls outside a task, deadlock, nested runtimes. */
+#include "check.h"
+
+#include <signal.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs fn in a child with stderr captured; returns the wait status and
+ * fills buf with what the child wrote. */
+static int in_child(void (*fn)(void), char *buf, size_t cap)
+{
+	int p[2];
+	CHECK_EQ(pipe(p), 0);
+	fflush(stderr);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		close(p[1]);
+		fn();
+		_exit(0);
+	}
+	close(p[1]);
+	size_t n = 0;
+	ssize_t r;
+	while (n + 1 < cap && (r = read(p[0], buf + n, cap - 1 - n)) > 0)
+		n += (size_t)r;
+	buf[n] = 0;
+	close(p[0]);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+/* --- stack overflow --------------------------------------------------- */
+
+static int depth(volatile char *prev, int n)
+{
+	volatile char frame[256];
+	frame[0] = (char)n;
+	frame[255] = prev ? prev[0] : 0;
+	return n > 1000000 ? frame[0] : depth(frame, n + 1) + frame[255];
+}
+
+static void *overflow(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)depth(NULL, 0);
+}
+
+static void *spawn_overflow(void *arg)
+{
+	(void)arg;
+	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "deep-recursion",
+							 .stack_size = 32 << 10},
+				      overflow, NULL);
+	fprintf(stderr, "spawned %lld\n", (long long)t);
+	cio_join(t, NULL);
+	return NULL;
+}
+
+static void overflow_child(void)
+{
+	cio_run(spawn_overflow, NULL);
+}
+
+static void test_overflow(const char *guard)
+{
+	char out[4096];
+	if (guard)
+		setenv("COREIO_STACK_GUARD", guard, 1);
+	int st = in_child(overflow_child, out, sizeof out);
+	unsetenv("COREIO_STACK_GUARD");
+	fprintf(stderr, "child said: %s", out);
+	CHECK(WIFSIGNALED(st));
+	CHECK_EQ(WTERMSIG(st), SIGABRT);
+	long long id = 0;
+	CHECK(sscanf(out, "spawned %lld", &id) == 1 && id > 0);
+	char want[128];
+	snprintf(want, sizeof want, "coreio: stack overflow in task %lld \"deep-recursion\"", id);
+	CHECK(strstr(out, want) != NULL);
+}
+
+/* A fault that is not an overflow is left alone: default action. */
+static void *null_deref(void *arg)
+{
+	volatile int *p = arg;
+	return (void *)(intptr_t)*p;
+}
+static void *spawn_null(void *arg)
+{
+	(void)arg;
+	cio_join(cio_spawn(null_deref, NULL), NULL);
+	return NULL;
+}
+static void null_child(void)
+{
+	cio_run(spawn_null, NULL);
+}
+
+static void test_other_fault(void)
+{
+	char out[4096];
+	int st = in_child(null_child, out, sizeof out);
+	/* Killed by the signal, or (under ASan) reported and exited 1. */
+	CHECK(WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) != 0));
+	CHECK(strstr(out, "stack overflow") == NULL);
+}
+
+/* --- blocking calls outside a task ------------------------------------- */
+
+static void sleep_outside(void)
+{
+	cio_sleep(1);
+}
+static void join_outside(void)
+{
+	cio_join(1, NULL);
+}
+
+static void test_outside_task(void)
+{
+	char out[4096];
+	int st = in_child(sleep_outside, out, sizeof out);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	CHECK(strstr(out, "cio_sleep() called outside a task") != NULL);
+	st = in_child(join_outside, out, sizeof out);
+	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+	CHECK(strstr(out, "cio_join() called outside a task") != NULL);
+	/* Non-blocking calls outside a runtime just fail. */
+	CHECK_EQ(cio_spawn(NULL, NULL), -EPERM);
+	CHECK_EQ(cio_self(), 0);
+	CHECK_EQ(cio_cancel(1), -ESRCH);
+	CHECK_EQ(cio_detach(1), -ESRCH);
+	CHECK(!cio_cancelled());
+	CHECK_EQ(cio_deadline(), CIO_NEVER);
+}
+
+/* --- deadlock: every task parked, nothing left to wake one ------------ */
+
+static void *sleeper_forever(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_sleep(CIO_NEVER);
+}
+static void *true_deadlock(void *arg)
+{
+	int *rcs = arg;
+	cio_task_t t = cio_spawn(sleeper_forever, NULL);
+	rcs[0] = cio_join(t, NULL); /* main parks on t, t parks forever */
+	cio_cancel_clear();
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	rcs[1] = (int)(intptr_t)r;
+	CHECK_EQ(rcs[1], -ECANCELED);
+	return NULL;
+}
+
+static void test_true_deadlock(void)
+{
+	/* Rather than hang, the runtime cancels every parked task: main's
+	 * join and t's sleep both return -ECANCELED, and cio_run() says why. */
+	int rcs[2] = {1, 1};
+	CHECK_EQ(cio_run(true_deadlock, rcs), -EDEADLK);
+	CHECK_EQ(rcs[0], -ECANCELED);
+}
+
+/* --- nested runtime --------------------------------------------------------- */
+
+static void *nested(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_run(nested, NULL);
+}
+static void *run_nested(void *arg)
+{
+	void *r;
+	CHECK_EQ(cio_join(cio_spawn(nested, NULL), &r), 0);
+	*(int *)arg = (int)(intptr_t)r;
+	return NULL;
+}
+
+int main(void)
+{
+	test_overflow(NULL);
+	test_overflow("mprotect");
+	test_other_fault();
+	test_outside_task();
+	test_true_deadlock();
+	int rc = 0;
+	CHECK_EQ(cio_run(run_nested, &rc), 0);
+	CHECK_EQ(rc, -EBUSY);
+	fprintf(stderr, "ok\n");
+	return 0;
+}

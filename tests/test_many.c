@@ -1,0 +1,129 @@
+/* test_many.c - many tasks: 100k live at once, and spawning until stacks
+ * run out (-ENOMEM) with the runtime still working afterwards. */
+#include "check.h"
+
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MS 1000000LL
+#define LIVE 100000
+
+static int64_t wake_at;
+static size_t awake;
+
+static void *nap(void *arg)
+{
+	CHECK_EQ(cio_sleep_until(wake_at), 0);
+	awake++;
+	return arg;
+}
+
+/* 100k tasks asleep at the same time, each joined with its own result. */
+static void *hundred_k(void *arg)
+{
+	(void)arg;
+	static cio_task_t ids[LIVE];
+	wake_at = cio_now() + 200 * MS;
+	awake = 0;
+	for (int i = 0; i < LIVE; i++) {
+		ids[i] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 16 << 10},
+					nap, (void *)(intptr_t)i);
+		CHECK(ids[i] > 0);
+	}
+	CHECK_EQ(cio_yield(), 0); /* all of them run and go to sleep */
+	cio_stats st;
+	cio_stats_get(&st);
+	CHECK(st.tasks_live >= LIVE);
+	CHECK_EQ(awake, 0);
+	for (int i = 0; i < LIVE; i++) {
+		void *r;
+		CHECK_EQ(cio_join(ids[i], &r), 0);
+		CHECK_EQ((intptr_t)r, i);
+	}
+	CHECK_EQ(awake, LIVE);
+	return NULL;
+}
+
+static void *nap_until_cancelled(void *arg)
+{
+	CHECK_EQ(cio_sleep(CIO_NEVER), -ECANCELED);
+	return arg;
+}
+
+/* Spawns sleepers until stacks cannot be had, then checks that the
+ * runtime still works: the sleepers can be cancelled and joined, and new
+ * tasks spawned. */
+static void *until_enomem(void *arg)
+{
+	size_t cap = 400000, n = 0;
+	cio_task_t *ids = malloc(cap * sizeof *ids);
+	CHECK(ids);
+	cio_task_t t;
+	for (;;) {
+		t = cio_spawn_with(&(cio_spawn_opts){.stack_size = 16 << 10},
+				   nap_until_cancelled, NULL);
+		if (t < 0 || n == cap)
+			break;
+		ids[n++] = t;
+	}
+	CHECK_EQ(t, -ENOMEM);
+	fprintf(stderr, "spawned %zu tasks before -ENOMEM\n", n);
+	CHECK(n > 1000);
+	*(size_t *)arg = n;
+	/* Free some stacks; spawning works again. */
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(cio_cancel(ids[i]), 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK_EQ(cio_join(ids[i], NULL), 0);
+	t = cio_spawn(nap_until_cancelled, (void *)5);
+	CHECK(t > 0);
+	cio_cancel(t);
+	void *r;
+	CHECK_EQ(cio_join(t, &r), 0);
+	CHECK((intptr_t)r == 5);
+	free(ids);
+	return NULL;
+}
+
+/* In a child: an address-space limit makes stack mapping fail. */
+static void enomem_child(const char *guard)
+{
+	fflush(stderr);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		if (guard)
+			setenv("COREIO_STACK_GUARD", guard, 1);
+		else {
+			/* Leave room for the heap but not for 100k stacks. */
+			struct rlimit rl = {(rlim_t)2 << 30, (rlim_t)2 << 30};
+			CHECK_EQ(setrlimit(RLIMIT_AS, &rl), 0);
+		}
+		size_t n = 0;
+		CHECK_EQ(cio_run(until_enomem, &n), 0);
+		_exit(0);
+	}
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+	int rc = test_run(hundred_k, NULL);
+	if (rc)
+		return rc;
+	/* mprotect guards: two VMAs a stack, so vm.max_map_count stops us. */
+	enomem_child("mprotect");
+	/* Guard markers in large mappings: the address-space limit stops us.
+	 * (Not under ASan, whose shadow memory alone exceeds any such limit.) */
+#if defined(__SANITIZE_ADDRESS__)
+	fprintf(stderr, "RLIMIT_AS case not run: ASan reserves terabytes\n");
+#else
+	enomem_child(NULL);
+#endif
+	return 0;
+}
