@@ -8,7 +8,7 @@ CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
-	check-ucontext check-aarch64 bench-core install clean
+	check-ucontext check-aarch64 check-install bench-core install clean
 
 all: build
 
@@ -22,7 +22,7 @@ build: deps
 demo: build
 	./build/examples/tasks_demo
 
-check: deps check-gcc check-clang check-asan check-ucontext check-aarch64
+check: deps check-gcc check-clang check-asan check-ucontext check-aarch64 check-install
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -41,6 +41,9 @@ check-asan:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+check-install:
+	scripts/check-install.sh
 
 install: build
 	cmake --install build

@@ -44,6 +44,11 @@ extern "C" {
 /* A time or deadline "never": no deadline, sleep forever. */
 #define CIO_NEVER INT64_MAX
 
+/* Durations in nanoseconds, the unit of every time in this API. */
+#define CIO_US ((int64_t)1000)
+#define CIO_MS ((int64_t)1000000)
+#define CIO_SEC ((int64_t)1000000000)
+
 /* Text for a result code: "Connection timed out" for -ETIMEDOUT and so on.
  * Accepts either sign.  Never returns NULL; the text is static. */
 CIO_API const char *cio_strerror(int err);
