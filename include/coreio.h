@@ -243,7 +243,17 @@ CIO_API bool cio_cancel_clear(void);
 /*  Local synchronisation (one runtime, no locks)                         */
 /* ===================================================================== */
 /* These objects belong to the runtime (thread) that first uses them; they
- * must not be shared across threads.  Their fields are private. */
+ * must not be shared across threads.  Their fields are private.
+ *
+ * Blocked tasks are served in FIFO order, by hand-off: a task woken from a
+ * wait finds its operation done (element received, lock or unit owned)
+ * and never competes again with tasks that arrived later.  A blocking call
+ * checks the cancel and deadline rules first, even when it could complete
+ * at once, and an interrupted call has done nothing: no element taken or
+ * delivered, no lock or unit held.  The calls that never block and own
+ * nothing (channel try_* and close, oneshot send and close, semaphore
+ * release, signal, broadcast, wait-group add and done) need no task: the
+ * thread's scheduler context may make them too. */
 
 struct cio__wait_node {
 	struct cio__wait_node *prev, *next;
@@ -262,24 +272,35 @@ typedef struct cio_waitq {
 typedef struct cio_chan cio_chan;
 #define CIO_CHAN_UNBOUNDED SIZE_MAX
 
-/* Creates a channel.  Returns it, or NULL when out of memory or
- * elem_size is 0 (errno is not used).  Free with cio_chan_free(). */
+/* Creates a channel.  A bounded channel's buffer is allocated here, once,
+ * so that sends and receives never allocate; an unbounded one's buffer
+ * doubles as needed (and never shrinks).  Returns it, or NULL when out of
+ * memory or elem_size is 0 (errno is not used).  Free with
+ * cio_chan_free(). */
 CIO_API cio_chan *cio_chan_new(size_t elem_size, size_t capacity);
 
-/* Frees a channel.  No task may be waiting on it: close it first and let
- * waiters leave.  Elements still buffered are dropped. */
+/* Frees a channel (NULL is ignored).  No task may be waiting on it: close
+ * it first and let waiters leave; freeing one that a task still waits on
+ * aborts.  Elements still buffered are dropped. */
 CIO_API void cio_chan_free(cio_chan *ch);
 
-/* Blocking.  Copies *elem into the channel, waiting while it is full.
- * Returns 0, or -EPIPE (closed, also when closed while waiting; the
- * element was not sent), -ECANCELED, -ETIMEDOUT. */
+/* Blocking.  Copies *elem into the channel, waiting while it is full (a
+ * rendezvous channel: until a receiver takes it; an unbounded one never
+ * waits).  *elem must stay valid while the call waits.  Returns 0, or
+ * -EPIPE (closed, also when closed while waiting; the element was not
+ * sent), -ENOMEM (unbounded channel whose buffer could not grow; the
+ * element was not sent), -ECANCELED, -ETIMEDOUT (an interrupted send has
+ * not sent the element). */
 CIO_API int cio_chan_send(cio_chan *ch, const void *elem);
 
 /* Blocking.  Takes the oldest element into *elem, waiting while empty.
- * Returns 0, or -EPIPE (closed and empty), -ECANCELED, -ETIMEDOUT. */
+ * Returns 0, or -EPIPE (closed and empty), -ECANCELED, -ETIMEDOUT (an
+ * interrupted receive has taken nothing and left *elem alone). */
 CIO_API int cio_chan_recv(cio_chan *ch, void *elem);
 
-/* Non-blocking variants: -EAGAIN where the blocking call would wait. */
+/* Non-blocking variants: -EAGAIN where the blocking call would wait (on a
+ * rendezvous channel, try_send succeeds only when a receiver is waiting,
+ * try_recv only when a sender is); otherwise as the blocking calls. */
 CIO_API int cio_chan_try_send(cio_chan *ch, const void *elem);
 CIO_API int cio_chan_try_recv(cio_chan *ch, void *elem);
 
@@ -299,10 +320,12 @@ typedef struct cio_oneshot {
 } cio_oneshot;
 #define CIO_ONESHOT_INIT(o) {CIO__WAITQ_INIT((o)._waiters), NULL, 0}
 
+/* Makes `o` empty, as CIO_ONESHOT_INIT does.  Nobody may wait on it. */
 CIO_API void cio_oneshot_init(cio_oneshot *o);
 
-/* Sends the value; never blocks.  Returns 0, or -EPIPE if a value was
- * already sent or the oneshot was closed. */
+/* Sends the value; never blocks.  The first waiting receiver gets it;
+ * any other waiting receiver then gets -EPIPE.  Returns 0, or -EPIPE if a
+ * value was already sent or the oneshot was closed. */
 CIO_API int cio_oneshot_send(cio_oneshot *o, void *value);
 
 /* Blocking.  Waits for the value.  Returns 0 and stores it in *value, or
@@ -310,7 +333,8 @@ CIO_API int cio_oneshot_send(cio_oneshot *o, void *value);
  * -ECANCELED, -ETIMEDOUT. */
 CIO_API int cio_oneshot_recv(cio_oneshot *o, void **value);
 
-/* Closes: a receiver waiting or to come gets -EPIPE if no value was sent. */
+/* Closes: a receiver waiting or to come gets -EPIPE if no value was sent;
+ * a value already sent stays receivable.  Closing twice is harmless. */
 CIO_API void cio_oneshot_close(cio_oneshot *o);
 
 /* --- mutex ------------------------------------------------------------ */
@@ -321,17 +345,21 @@ typedef struct cio_mutex {
 } cio_mutex;
 #define CIO_MUTEX_INIT(m) {CIO__WAITQ_INIT((m)._waiters), 0}
 
+/* Makes `m` unlocked, as CIO_MUTEX_INIT does.  Nobody may wait on it. */
 CIO_API void cio_mutex_init(cio_mutex *m);
 
 /* Blocking.  Locks; waiters get the lock in FIFO order.  Returns 0, or
  * -EDEADLK (the caller holds it), -ECANCELED, -ETIMEDOUT. */
 CIO_API int cio_mutex_lock(cio_mutex *m);
 
-/* Returns 0, or -EBUSY when held. */
+/* Returns 0, or -EBUSY when held (by the caller too).  From a task only:
+ * elsewhere it aborts, as there is no task to own the lock. */
 CIO_API int cio_mutex_trylock(cio_mutex *m);
 
-/* Unlocks; hands the lock to the first waiter.  Returns 0, or -EPERM if
- * the caller does not hold it. */
+/* Unlocks; hands the lock to the first waiter, which owns it from then
+ * on.  Returns 0, or -EPERM if the caller does not hold it (including
+ * calls from outside a task).  A task that ends holding a lock leaves it
+ * locked for good. */
 CIO_API int cio_mutex_unlock(cio_mutex *m);
 
 /* --- semaphore -------------------------------------------------------- */
@@ -342,6 +370,7 @@ typedef struct cio_sem {
 } cio_sem;
 #define CIO_SEM_INIT(s, n) {CIO__WAITQ_INIT((s)._waiters), (n)}
 
+/* Gives `s` `count` units, as CIO_SEM_INIT does.  Nobody may wait on it. */
 CIO_API void cio_sem_init(cio_sem *s, size_t count);
 
 /* Blocking.  Takes one unit, waiting while none is left (FIFO).  Returns 0,
@@ -351,7 +380,8 @@ CIO_API int cio_sem_acquire(cio_sem *s);
 /* Returns 0, or -EAGAIN when no unit is free. */
 CIO_API int cio_sem_try_acquire(cio_sem *s);
 
-/* Gives one unit back, waking the first waiter. */
+/* Gives one unit back: to the first waiter if one waits, else to the
+ * count. */
 CIO_API void cio_sem_release(cio_sem *s);
 
 /* --- condition ---------------------------------------------------------- */
@@ -361,15 +391,20 @@ typedef struct cio_cond {
 } cio_cond;
 #define CIO_COND_INIT(c) {CIO__WAITQ_INIT((c)._waiters)}
 
+/* Initialises `c`, as CIO_COND_INIT does.  Nobody may wait on it. */
 CIO_API void cio_cond_init(cio_cond *c);
 
 /* Blocking.  Unlocks `m` (which the caller must hold), waits for a signal
- * and locks `m` again before returning, whatever the result.  Returns 0,
- * -EPERM (m not held), -ECANCELED, -ETIMEDOUT.  As with any condition
- * variable, check the predicate again after it returns. */
+ * and locks `m` again before returning, whatever the result: that re-lock
+ * waits for the mutex even once cancelled or past the deadline.  Returns
+ * 0, -EPERM (m not held; nothing done), -ECANCELED, -ETIMEDOUT (when
+ * already cancelled or past the deadline at the call, m is never
+ * released).  As with any condition variable, check the predicate again
+ * after it returns. */
 CIO_API int cio_cond_wait(cio_cond *c, cio_mutex *m);
 
-/* Wakes the first waiter / every waiter. */
+/* Wakes the first waiter / every waiter; with no waiter, nothing is
+ * remembered. */
 CIO_API void cio_cond_signal(cio_cond *c);
 CIO_API void cio_cond_broadcast(cio_cond *c);
 
@@ -381,9 +416,11 @@ typedef struct cio_wg {
 } cio_wg;
 #define CIO_WG_INIT(w) {CIO__WAITQ_INIT((w)._waiters), 0}
 
+/* Sets the counter of `wg` to zero, as CIO_WG_INIT does.  Nobody may wait
+ * on it. */
 CIO_API void cio_wg_init(cio_wg *wg);
 
-/* Adds n to the counter. */
+/* Adds n to the counter (overflowing it aborts). */
 CIO_API void cio_wg_add(cio_wg *wg, size_t n);
 
 /* Takes one from the counter; at zero, wakes every waiter.  Calling it
@@ -407,14 +444,20 @@ typedef struct cio_select_case {
 	cio_chan *chan;
 	void *elem;
 	int64_t deadline;
-	int result; /* out: 0, or -EPIPE for a closed channel */
+	int result; /* out: 0, or -EPIPE for a closed channel (see below) */
 } cio_select_case;
 
 /* Blocking.  Waits until one case can complete, completes it alone, and
- * returns its index.  A case on a closed channel completes at once with
- * .result = -EPIPE.  Among cases ready together, the first in the array
- * wins.  Returns the index, or -EINVAL (n == 0 or a bad case), -ECANCELED,
- * -ETIMEDOUT (task deadline; a TIMER case returns its index instead). */
+ * returns its index; the other cases' channels are left untouched (nothing
+ * received from or sent on them).  A case on a closed channel completes at
+ * once with .result = -EPIPE (a RECV case: once the channel is also
+ * empty); a SEND on an unbounded channel that cannot grow completes with
+ * .result = -ENOMEM.  Among cases ready together, the first in the array
+ * wins.  RECV and SEND cases need .chan and .elem; a TIMER case with
+ * .deadline = CIO_NEVER never fires.  Returns the index, or -EINVAL (n == 0
+ * or a bad case), -ENOMEM (more than 16 cases and no memory for their
+ * waiters), -ECANCELED, -ETIMEDOUT (task deadline; a TIMER case returns
+ * its index instead). */
 CIO_API int cio_select(cio_select_case *cases, size_t n);
 
 #ifdef __cplusplus
