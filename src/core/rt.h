@@ -111,6 +111,10 @@ struct cio__task *cio__self_or_die(const char *call);
  * what made it findable.  Otherwise returns the code given to cio__wake(). */
 int cio__park(struct cio__task *self);
 
+/* -ECANCELED or -ETIMEDOUT if a blocking call of `self` must fail now
+ * without blocking; else 0.  (cio__park() checks this itself.) */
+int cio__interrupted(struct cio__task *self);
+
 /* Parks without heeding cancel or deadline: for the wait that must follow
  * an interrupted I/O op until the kernel lets go of its buffer. */
 int cio__park_hard(struct cio__task *self);
@@ -154,6 +158,15 @@ struct cio__waiter {
 	void *data;  /* what the waker hands over, or takes */
 	int result;  /* set by the waker */
 };
+
+/* A waiter not on any queue: cio__waiter_queued() is false. */
+static inline void cio__waiter_init(struct cio__waiter *w, struct cio__task *t)
+{
+	w->node.prev = w->node.next = &w->node;
+	w->task = t;
+	w->data = NULL;
+	w->result = 0;
+}
 
 static inline void cio__waitq_init(cio_waitq *q)
 {

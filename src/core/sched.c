@@ -132,6 +132,15 @@ void cio__deadline_fire(struct cio__timer *tm)
 	cio__wake(tm->task, -ETIMEDOUT);
 }
 
+int cio__interrupted(struct cio__task *self)
+{
+	if (self->cancel)
+		return -ECANCELED;
+	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
+
 int cio__park(struct cio__task *self)
 {
 	struct cio__rt *rt = cio__rt_cur;
@@ -166,11 +175,7 @@ int cio_yield(void)
 	struct cio__rt *rt = cio__rt_cur;
 	runq_push(rt, self);
 	switch_out(rt, self);
-	if (self->cancel)
-		return -ECANCELED;
-	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
-		return -ETIMEDOUT;
-	return 0;
+	return cio__interrupted(self);
 }
 
 /* --- sleeping ------------------------------------------------------------ */
@@ -302,10 +307,16 @@ static void break_deadlock(struct cio__rt *rt)
 			n++;
 		}
 	}
+	if (n == 0) {
+		/* Only uninterruptible waits are left (a condition re-lock of
+		 * a mutex whose owner ended without unlocking, say). */
+		fprintf(stderr, "coreio: deadlock: %zu task(s) wait "
+				"uninterruptibly with nothing left to wake them\n",
+			rt->live);
+		abort();
+	}
 	fprintf(stderr, "coreio: deadlock: %zu task(s) blocked with nothing "
 			"left to wake them; cancelling them\n", n);
-	if (n == 0)
-		abort(); /* live tasks that are neither runnable nor parked */
 }
 
 static void recycle_dead(struct cio__rt *rt)

@@ -173,9 +173,12 @@ int cio_join(cio_task_t id, void **result)
 		return -EDEADLK;
 	if (s->detached || s->joiner)
 		return -EINVAL;
+	int rc = cio__interrupted(self);
+	if (rc < 0)
+		return rc;
 	if (s->kind == CIO__SLOT_LIVE) {
 		s->joiner = self;
-		int rc = cio__park(self);
+		rc = cio__park(self);
 		s = &rt->slots[idx]; /* the table may have moved meanwhile */
 		s->joiner = NULL;
 		if (rc < 0)
