@@ -5,11 +5,18 @@
  * switch (over 1 us on a VM).  So ucontext is used only to enter a new
  * context once; later switches use _setjmp/_longjmp, which stay in user
  * space.
+ *
+ * _longjmp() restores only the integer callee-saved registers (and, where
+ * the ABI has them, the FP ones); the FP control modes (rounding, trap
+ * enables) would leak from one context into the next.  The assembly
+ * switches keep them per context, so this one does too, with
+ * fegetmode()/fesetmode() (C2x; glibc 2.25, in libm).
  */
 #undef _FORTIFY_SOURCE /* __longjmp_chk refuses jumps to another stack */
 #define _GNU_SOURCE
 #include "context.h"
 
+#include <fenv.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -19,7 +26,8 @@
  * that suspended it, or, for a context never run, at the top of its stack. */
 struct uctx {
 	jmp_buf jb;
-	int fresh; /* not yet entered: start it with setcontext() */
+	femode_t fpmode; /* FP control modes while suspended */
+	int fresh;       /* not yet entered: start it with setcontext() */
 	ucontext_t uc;
 	void (*fn)(void *);
 	void *arg;
@@ -30,6 +38,10 @@ static __thread struct uctx *starting;
 static void trampoline(void)
 {
 	struct uctx *c = starting;
+	/* setcontext() loaded the FP state that cio__ctx_make()'s caller had
+	 * (getcontext() saved it).  A new context starts from the defaults
+	 * instead, round-to-nearest and no traps, as with the assembly switch. */
+	fesetmode(FE_DFL_MODE);
 	c->fn(c->arg);
 	abort(); /* fn never returns */
 }
@@ -54,6 +66,7 @@ void cio__ctx_switch(void **save, void *to)
 	struct uctx self;
 	struct uctx *t = to;
 	self.fresh = 0;
+	fegetmode(&self.fpmode);
 	*save = &self;
 	if (_setjmp(self.jb) == 0) {
 		if (t->fresh) {
@@ -63,4 +76,6 @@ void cio__ctx_switch(void **save, void *to)
 		}
 		_longjmp(t->jb, 1);
 	}
+	/* Resumed: back to this context's modes, whatever the last one set. */
+	fesetmode(&self.fpmode);
 }

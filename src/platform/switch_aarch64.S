@@ -16,6 +16,7 @@
 cio__ctx_switch:
 	.cfi_startproc
 	sub	sp, sp, #0xb0
+	.cfi_adjust_cfa_offset 0xb0	/* as on x86-64: unwinding from in here works */
 	stp	d8, d9, [sp, #0x00]
 	stp	d10, d11, [sp, #0x10]
 	stp	d12, d13, [sp, #0x20]
@@ -45,6 +46,7 @@ cio__ctx_switch:
 	ldr	x9, [sp, #0xa0]
 	msr	fpcr, x9
 	add	sp, sp, #0xb0
+	.cfi_adjust_cfa_offset -0xb0
 	ret
 	.cfi_endproc
 	.size	cio__ctx_switch, .-cio__ctx_switch
