@@ -42,6 +42,12 @@ check-asan:
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
 
+check-ucontext:
+	scripts/check-ucontext.sh
+
+check-aarch64:
+	scripts/check-aarch64.sh
+
 check-install:
 	scripts/check-install.sh
 
