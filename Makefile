@@ -51,6 +51,22 @@ check-aarch64:
 check-install:
 	scripts/check-install.sh
 
+# Core microbenchmarks: their own Release build (-O2, as the figures in
+# docs/benchmarks.md are), then bench/core.sh runs them pinned and rewrites
+# the Core section of docs/benchmarks.md.  The commit, marked -dirty when
+# the tree has changes, goes into every result line.
+BENCH_BUILD ?= build-bench
+bench-core: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
+		"-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
+		"-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
+		-DCOREIO_BUILD_BENCH=ON -DCOREIO_BUILD_TESTS=OFF \
+		-DCOREIO_BUILD_EXAMPLES=OFF \
+		-DCOREIO_BENCH_COMMIT=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo -dirty) \
+		>/dev/null
+	cmake --build $(BENCH_BUILD) -j$(JOBS)
+	bench/core.sh $(BENCH_BUILD)
+
 install: build
 	cmake --install build
 
