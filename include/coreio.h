@@ -77,7 +77,9 @@ typedef struct cio_config {
 	enum cio_backend backend;
 	size_t stack_size;     /* default task stack, bytes; 0: 256 KiB */
 	unsigned ring_entries; /* io_uring submission queue size; 0: 256 */
-	size_t stack_cache;    /* idle stacks kept for reuse; 0: 1024 */
+	size_t stack_cache;    /* idle stacks always kept for reuse; 0: 1024.
+	                        * More are kept while reused: those idle
+	                        * for a whole second go back to the kernel. */
 } cio_config;
 
 /* Runs a runtime on the calling thread: spawns `main(arg)` as the first

@@ -25,24 +25,33 @@ static void *hundred_k(void *arg)
 {
 	(void)arg;
 	static cio_task_t ids[LIVE];
+	int live = LIVE;
+	cio_stats st;
+	cio_stats_get(&st);
+	if (!st.guard_pages_madvise) {
+		/* Two mappings a stack: vm.max_map_count (65530 by default)
+		 * holds about 32k.  Older kernels get what they can hold. */
+		live = 30000;
+		fprintf(stderr, "no MADV_GUARD_INSTALL here: %d tasks, not %d\n",
+			live, LIVE);
+	}
 	wake_at = cio_now() + 200 * MS;
 	awake = 0;
-	for (int i = 0; i < LIVE; i++) {
+	for (int i = 0; i < live; i++) {
 		ids[i] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 16 << 10},
 					nap, (void *)(intptr_t)i);
 		CHECK(ids[i] > 0);
 	}
 	CHECK_EQ(cio_yield(), 0); /* all of them run and go to sleep */
-	cio_stats st;
 	cio_stats_get(&st);
-	CHECK(st.tasks_live >= LIVE);
+	CHECK(st.tasks_live >= (uint64_t)live);
 	CHECK_EQ(awake, 0);
-	for (int i = 0; i < LIVE; i++) {
+	for (int i = 0; i < live; i++) {
 		void *r;
 		CHECK_EQ(cio_join(ids[i], &r), 0);
 		CHECK_EQ((intptr_t)r, i);
 	}
-	CHECK_EQ(awake, LIVE);
+	CHECK_EQ(awake, live);
 	return NULL;
 }
 

@@ -89,6 +89,7 @@ struct cio__rt {
 
 	struct cio__stack_pool stacks;
 	size_t stack_size;
+	struct cio__timer trim_timer; /* armed while idle stacks exceed the cache */
 	struct cio__driver driver;
 
 	void *sched_stack_bottom;   /* the thread's own stack, for ASan */
@@ -176,6 +177,12 @@ static inline bool cio__waitq_empty(const cio_waitq *q)
 {
 	return q->_head.next == &q->_head;
 }
+/* The waiter usually lives on the parked task's stack and is always
+ * removed before that frame returns; gcc 12 cannot see that and warns. */
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdangling-pointer"
+#endif
 static inline void cio__waitq_push(cio_waitq *q, struct cio__waiter *w)
 {
 	struct cio__wait_node *n = &w->node, *h = &q->_head;
@@ -184,6 +191,9 @@ static inline void cio__waitq_push(cio_waitq *q, struct cio__waiter *w)
 	h->prev->next = n;
 	h->prev = n;
 }
+#if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
+#pragma GCC diagnostic pop
+#endif
 static inline void cio__waitq_remove(struct cio__waiter *w)
 {
 	w->node.prev->next = w->node.next;

@@ -319,12 +319,26 @@ static void break_deadlock(struct cio__rt *rt)
 			"left to wake them; cancelling them\n", n);
 }
 
+#define TRIM_PERIOD CIO_SEC
+
+static void trim_fire(struct cio__timer *tm)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (cio__stack_trim(&rt->stacks))
+		cio__timer_arm(rt, tm, cio__clock_ns() + TRIM_PERIOD);
+}
+
 static void recycle_dead(struct cio__rt *rt)
 {
 	struct cio__task *t = rt->dead;
 	rt->dead = NULL;
 	struct cio__stack st = t->stack;
 	cio__stack_put(&rt->stacks, &st);
+	/* Stacks idle beyond the cache go back to the kernel once they have
+	 * stayed idle a whole period: waves of tasks reuse them for free. */
+	if (rt->stacks.cached > rt->stacks.cache_max &&
+	    rt->trim_timer.slot == CIO__TIMER_IDLE)
+		cio__timer_arm(rt, &rt->trim_timer, cio__clock_ns() + TRIM_PERIOD);
 }
 
 /* Runs until no task is left.  Returns whether a deadlock was broken. */
@@ -394,6 +408,8 @@ int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
 	if (!rt)
 		return -ENOMEM;
 	rt->free_slot = CIO__NO_SLOT;
+	rt->trim_timer.slot = CIO__TIMER_IDLE;
+	rt->trim_timer.fire = trim_fire;
 	rt->stack_size = cfg->stack_size ? cfg->stack_size : 256 * 1024;
 	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
 	thread_stack_bounds(rt);

@@ -113,8 +113,9 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	if (size < MIN_STACK || size > MAX_STACK || !fn)
 		return -EINVAL;
 	/* Each task may hold two armed timers (its deadline and a sleep or
-	 * select timer): reserve them now, so that no park can fail later. */
-	if (cio__timers_reserve(rt, 2 * (rt->live + 1)) < 0)
+	 * select timer), and the runtime one (stack trimming): reserve them
+	 * now, so that no park can fail later. */
+	if (cio__timers_reserve(rt, 2 * (rt->live + 1) + 1) < 0)
 		return -ENOMEM;
 	uint32_t idx;
 	if (slot_alloc(rt, &idx) < 0)

@@ -6,14 +6,19 @@
  * mapping plus an mprotect()ed page: two VMAs, and vm.max_map_count
  * (65530 by default) stops the runtime near 32k tasks.
  *
- * Idle stacks are cached with their memory (up to cache_max); beyond that
- * an arena stack gives its memory back with MADV_DONTNEED and keeps its
- * address for reuse, and a lone mapping is unmapped.
+ * Idle stacks are cached with their memory, hottest first, so that a
+ * runtime whose task count swings (waves of connections) reuses them
+ * without system calls.  cio__stack_trim(), run about once a second while
+ * the cache is above cache_max, releases the stacks that stayed idle for
+ * the whole period: an arena stack gives its memory back with
+ * MADV_DONTNEED and keeps its address for reuse; a lone mapping is
+ * unmapped.
  */
 #define _GNU_SOURCE
 #include "stack.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +46,14 @@ struct arena {
 
 /* A free cached stack keeps this at its base (its memory is intact). */
 struct cached {
-	struct cached *next;
+	struct cached *next, *prev; /* towards the cold end, the hot end */
 };
 
 struct cio__stack_class {
 	size_t size;          /* usable bytes */
-	struct cached *cache; /* idle stacks with memory */
+	struct cached *hot, *cold; /* idle stacks with memory, a list */
+	size_t ncached;
+	size_t low;               /* fewest cached since the last trim */
 	void **released;      /* idle arena slots without memory */
 	size_t nreleased, capreleased;
 	struct arena *arenas; /* newest first */
@@ -63,6 +70,16 @@ static bool guard_probe(size_t page)
 	if (m == MAP_FAILED)
 		return false;
 	bool ok = madvise(m, page, MADV_GUARD_INSTALL) == 0;
+	if (ok) {
+		/* Some emulators (qemu-user) accept the advice and do nothing:
+		 * make sure the kernel refuses to read the guard page. */
+		int fds[2];
+		if (pipe2(fds, O_CLOEXEC) == 0) {
+			ok = write(fds[1], m, 1) < 0 && errno == EFAULT;
+			close(fds[0]);
+			close(fds[1]);
+		}
+	}
 	munmap(m, 2 * page);
 	return ok;
 }
@@ -133,6 +150,8 @@ static void *lone_stack(struct cio__stack_pool *p, size_t size)
 	return m + p->page;
 }
 
+static void drop_cache(struct cio__stack_pool *p);
+
 int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
 {
 	size = (size + p->page - 1) & ~(p->page - 1);
@@ -140,15 +159,28 @@ int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
 	if (!c)
 		return -ENOMEM;
 	void *base;
-	if (c->cache) {
-		base = c->cache;
-		c->cache = c->cache->next;
+	if (c->hot) {
+		struct cached *k = c->hot;
+		c->hot = k->next;
+		if (c->hot)
+			c->hot->prev = NULL;
+		else
+			c->cold = NULL;
 		p->cached--;
+		if (--c->ncached < c->low)
+			c->low = c->ncached;
+		base = k;
 	} else if (c->nreleased) {
 		base = c->released[--c->nreleased];
 		p->mapped++;
 	} else {
 		base = p->madvise_guard ? arena_slot(p, c) : lone_stack(p, size);
+		if (!base && p->cached) {
+			/* Out of memory or mappings: idle stacks of other sizes
+			 * may be what holds them. */
+			drop_cache(p);
+			base = p->madvise_guard ? arena_slot(p, c) : lone_stack(p, size);
+		}
 		if (!base)
 			return -ENOMEM;
 		p->mapped++;
@@ -163,26 +195,16 @@ int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
 	return 0;
 }
 
-void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s)
+/* Gives a stack's memory back to the kernel. */
+static void release(struct cio__stack_pool *p, struct cio__stack_class *c, void *base)
 {
-#ifdef HAVE_VALGRIND
-	VALGRIND_STACK_DEREGISTER(s->valgrind_id);
-#endif
-	struct cio__stack_class *c = class_of(p, s->size);
-	if (c && p->cached < p->cache_max) {
-		struct cached *k = s->base;
-		k->next = c->cache;
-		c->cache = k;
-		p->cached++;
-		return;
-	}
 	p->mapped--;
 	if (!p->madvise_guard) {
-		munmap((char *)s->base - p->page, s->size + p->page);
+		munmap((char *)base - p->page, c->size + p->page);
 		return;
 	}
-	madvise(s->base, s->size, MADV_DONTNEED);
-	if (c && c->nreleased == c->capreleased) {
+	madvise(base, c->size, MADV_DONTNEED);
+	if (c->nreleased == c->capreleased) {
 		size_t cap = c->capreleased ? 2 * c->capreleased : 64;
 		void **r = realloc(c->released, cap * sizeof *r);
 		if (!r)
@@ -190,8 +212,63 @@ void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s)
 		c->released = r;
 		c->capreleased = cap;
 	}
-	if (c)
-		c->released[c->nreleased++] = s->base;
+	c->released[c->nreleased++] = base;
+}
+
+void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s)
+{
+#ifdef HAVE_VALGRIND
+	VALGRIND_STACK_DEREGISTER(s->valgrind_id);
+#endif
+	struct cio__stack_class *c = class_of(p, s->size); /* exists: get made it */
+	struct cached *k = s->base;
+	k->prev = NULL;
+	k->next = c->hot;
+	if (c->hot)
+		c->hot->prev = k;
+	else
+		c->cold = k;
+	c->hot = k;
+	c->ncached++;
+	p->cached++;
+}
+
+/* Releases every cached stack. */
+static void drop_cache(struct cio__stack_pool *p)
+{
+	for (size_t i = 0; i < p->nclasses; i++) {
+		struct cio__stack_class *c = &p->classes[i];
+		while (c->hot) {
+			struct cached *k = c->hot;
+			c->hot = k->next;
+			release(p, c, k);
+		}
+		c->cold = NULL;
+		c->ncached = c->low = 0;
+	}
+	p->cached = 0;
+}
+
+size_t cio__stack_trim(struct cio__stack_pool *p)
+{
+	for (size_t i = 0; i < p->nclasses && p->cached > p->cache_max; i++) {
+		struct cio__stack_class *c = &p->classes[i];
+		size_t n = c->low;
+		while (n-- && c->cold && p->cached > p->cache_max) {
+			struct cached *k = c->cold;
+			c->cold = k->prev;
+			if (c->cold)
+				c->cold->next = NULL;
+			else
+				c->hot = NULL;
+			c->ncached--;
+			p->cached--;
+			release(p, c, k);
+		}
+	}
+	for (size_t i = 0; i < p->nclasses; i++)
+		p->classes[i].low = p->classes[i].ncached;
+	return p->cached > p->cache_max ? p->cached - p->cache_max : 0;
 }
 
 bool cio__stack_in_guard(const struct cio__stack_pool *p,
@@ -213,9 +290,9 @@ void cio__stack_pool_fini(struct cio__stack_pool *p)
 				free(a);
 			}
 		} else {
-			while (c->cache) {
-				struct cached *k = c->cache;
-				c->cache = k->next;
+			while (c->hot) {
+				struct cached *k = c->hot;
+				c->hot = k->next;
 				munmap((char *)k - p->page, c->size + p->page);
 			}
 		}

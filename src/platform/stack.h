@@ -17,7 +17,8 @@ struct cio__stack_class; /* stacks of one size */
 struct cio__stack_pool {
 	struct cio__stack_class *classes;
 	size_t nclasses;
-	size_t cached, cache_max; /* idle stacks kept with their memory */
+	size_t cached;    /* idle stacks kept with their memory */
+	size_t cache_max; /* idle stacks kept however long they idle */
 	size_t mapped;            /* stacks handed out or cached */
 	size_t page;
 	bool madvise_guard; /* MADV_GUARD_INSTALL: many stacks per mapping */
@@ -36,9 +37,14 @@ void cio__stack_pool_fini(struct cio__stack_pool *p);
  * -ENOMEM. */
 int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s);
 
-/* Gives a stack back.  Its memory may still be in use by the caller until
- * the next cio__stack_get() on the same pool: only that reuses it. */
+/* Gives a stack back to the cache.  Its memory may still be in use by the
+ * caller until the next cio__stack_get() on the same pool. */
 void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s);
+
+/* Releases cached stacks that stayed idle since the previous trim, while
+ * more than cache_max are cached.  Returns how many are cached beyond
+ * cache_max afterwards (0: no need to trim again). */
+size_t cio__stack_trim(struct cio__stack_pool *p);
 
 /* Whether `addr` lies in the guard page of stack `s`. */
 bool cio__stack_in_guard(const struct cio__stack_pool *p,
