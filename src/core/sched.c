@@ -77,8 +77,22 @@ void cio__runq_add(struct cio__rt *rt, struct cio__task *t)
  * the scheduler.  Returns when someone switches back to self. */
 static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
 {
+	/* A tick boundary with no timer armed, no I/O in flight and no stack
+	 * to recycle only refills the budget: do that here and spare the
+	 * two switches through the scheduler's context. */
+	if (!rt->budget && rt->runq_len && !rt->timers.n && !rt->dead &&
+	    !cio__driver_busy(&rt->driver)) {
+		rt->stats.ticks++;
+		rt->budget = rt->runq_len;
+	}
 	struct cio__task *next = rt->budget ? runq_pop(rt) : NULL;
 	void *fake;
+	if (next == self) {
+		/* Alone in the new tick (a yield): keep running. */
+		rt->budget--;
+		rt->current = self;
+		return;
+	}
 	rt->stats.switches++;
 	if (next) {
 		rt->budget--;

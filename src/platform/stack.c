@@ -44,7 +44,8 @@ struct arena {
 	size_t len;
 };
 
-/* A free cached stack keeps this at its base (its memory is intact). */
+/* A free cached stack keeps this at its top, in the cache lines its task
+ * record used, which the next task will use again. */
 struct cached {
 	struct cached *next, *prev; /* towards the cold end, the hot end */
 };
@@ -92,8 +93,20 @@ void cio__stack_pool_init(struct cio__stack_pool *p, size_t cache_max)
 	p->madvise_guard = guard_probe(p->page);
 }
 
+static inline struct cached *node_of(void *base, size_t size)
+{
+	return (struct cached *)((char *)base + size) - 1;
+}
+
+static inline void *base_of(struct cached *k, size_t size)
+{
+	return (char *)(k + 1) - size;
+}
+
 static struct cio__stack_class *class_of(struct cio__stack_pool *p, size_t size)
 {
+	if (p->nclasses && p->classes[0].size == size)
+		return &p->classes[0]; /* the runtime's default size, usually */
 	for (size_t i = 0; i < p->nclasses; i++)
 		if (p->classes[i].size == size)
 			return &p->classes[i];
@@ -169,7 +182,7 @@ int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
 		p->cached--;
 		if (--c->ncached < c->low)
 			c->low = c->ncached;
-		base = k;
+		base = base_of(k, c->size);
 	} else if (c->nreleased) {
 		base = c->released[--c->nreleased];
 		p->mapped++;
@@ -221,7 +234,7 @@ void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s)
 	VALGRIND_STACK_DEREGISTER(s->valgrind_id);
 #endif
 	struct cio__stack_class *c = class_of(p, s->size); /* exists: get made it */
-	struct cached *k = s->base;
+	struct cached *k = node_of(s->base, s->size);
 	k->prev = NULL;
 	k->next = c->hot;
 	if (c->hot)
@@ -241,7 +254,7 @@ static void drop_cache(struct cio__stack_pool *p)
 		while (c->hot) {
 			struct cached *k = c->hot;
 			c->hot = k->next;
-			release(p, c, k);
+			release(p, c, base_of(k, c->size));
 		}
 		c->cold = NULL;
 		c->ncached = c->low = 0;
@@ -263,7 +276,7 @@ size_t cio__stack_trim(struct cio__stack_pool *p)
 				c->hot = NULL;
 			c->ncached--;
 			p->cached--;
-			release(p, c, k);
+			release(p, c, base_of(k, c->size));
 		}
 	}
 	for (size_t i = 0; i < p->nclasses; i++)
@@ -293,7 +306,7 @@ void cio__stack_pool_fini(struct cio__stack_pool *p)
 			while (c->hot) {
 				struct cached *k = c->hot;
 				c->hot = k->next;
-				munmap((char *)k - p->page, c->size + p->page);
+				munmap((char *)base_of(k, c->size) - p->page, c->size + p->page);
 			}
 		}
 		free(c->released);
