@@ -1,7 +1,8 @@
 /* coreio.h - the public API of coreio, a thread-per-core I/O runtime for C.
  *
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
- * time, deadlines and cancellation, local synchronisation.
+ * time, deadlines and cancellation, network and stream I/O, local
+ * synchronisation.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
@@ -19,9 +20,14 @@
 #ifndef COREIO_H
 #define COREIO_H
 
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -240,6 +246,175 @@ CIO_API bool cio_cancelled(void);
 /* Withdraws a cancellation request against the calling task, so that it
  * can block again (for cleanup, say).  Returns whether one stood. */
 CIO_API bool cio_cancel_clear(void);
+
+/* ===================================================================== */
+/*  Network and stream I/O                                                */
+/* ===================================================================== */
+/* File descriptors are plain ints.  Every call below that can block is a
+ * blocking call in the sense of this header: it parks only the calling
+ * task and obeys deadlines and cancellation.  A call interrupted that way
+ * returns -ETIMEDOUT / -ECANCELED only once the kernel has let go of its
+ * buffers; a transfer that completed in the meantime returns its result
+ * instead (no byte is lost), and the next blocking call reports the
+ * interruption.  While a task is blocked on an fd, cio_close() of that fd
+ * by another task wakes it with -EBADF.
+ *
+ * fds made by coreio are non-blocking and close-on-exec.  Close them with
+ * cio_close(), not close(): the runtime keeps per-fd state.  SIGPIPE is
+ * never raised by coreio's sends; cio_run() also sets SIGPIPE to SIG_IGN
+ * if it was SIG_DFL, so that write() on a broken pipe returns -EPIPE. */
+
+/* A socket address of any family coreio speaks. */
+typedef struct cio_addr {
+	socklen_t len;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+		struct sockaddr_un un;
+		struct sockaddr_storage ss;
+	} u;
+} cio_addr;
+
+/* Parses text into *a: "1.2.3.4:80", "[::1]:80", "unix:/path/to/sock", or
+ * "unix:@name" for a Linux abstract socket.  Numeric hosts only (resolve
+ * names first).  Returns 0, or -EINVAL for anything malformed (bad digits,
+ * port > 65535, missing port, path too long). */
+CIO_API int cio_addr_parse(cio_addr *a, const char *text);
+
+/* Writes a in the same notation into buf (NUL-terminated).  Returns the
+ * length, or -ENOSPC if cap is too small, -EAFNOSUPPORT. */
+CIO_API int cio_addr_format(const cio_addr *a, char *buf, size_t cap);
+
+/* --- sockets ----------------------------------------------------------- */
+
+typedef struct cio_listen_opts {
+	int backlog;      /* 0: SOMAXCONN */
+	bool reuseport;   /* SO_REUSEPORT: one listener per core on one port */
+	int type;         /* 0: SOCK_STREAM; or SOCK_SEQPACKET, SOCK_DGRAM */
+} cio_listen_opts;
+
+/* Creates a listening socket bound to addr (TCP for IP addresses, a Unix
+ * socket for "unix:"), with SO_REUSEADDR for IP, and listens (not for
+ * SOCK_DGRAM, which is just bound).  An existing Unix socket file at the
+ * path is not removed.  opts may be NULL.  Returns the fd, or -EINVAL (bad
+ * address), -EADDRINUSE, -EACCES, -EMFILE, ... */
+CIO_API int cio_listen(const char *addr, const cio_listen_opts *opts);
+
+/* Blocking.  Waits for a connection on listening socket fd; returns the new
+ * fd (non-blocking, close-on-exec) and fills *peer if not NULL.  Errors:
+ * -EBADF, -EINVAL (not listening), -ECANCELED, -ETIMEDOUT, and -EMFILE /
+ * -ENFILE when out of fds: the connection stays queued, and the call
+ * pauses (about 10 ms, within the deadline) before failing so that a loop
+ * retrying at once does not spin. */
+CIO_API int cio_accept(int fd, cio_addr *peer);
+
+/* Blocking.  Creates a socket of `type` (0: SOCK_STREAM) and connects it
+ * to addr, within the task's deadline.  Returns the fd, or -EINVAL,
+ * -ECONNREFUSED, -ENETUNREACH, -ETIMEDOUT (also a deadline passing while
+ * the handshake waits), -ECANCELED, ...; no fd is left open on failure. */
+CIO_API int cio_connect(const char *addr, int type);
+
+/* Blocking.  Connects an existing socket to a. */
+CIO_API int cio_connect_addr(int fd, const cio_addr *a);
+
+/* A non-blocking, close-on-exec socket(2).  Returns the fd or -errno. */
+CIO_API int cio_socket(int domain, int type, int protocol);
+
+/* A UDP socket bound to addr ("0.0.0.0:0" for any port).  Returns the fd
+ * or -errno. */
+CIO_API int cio_udp_bind(const char *addr);
+
+/* A connected pair of Unix sockets of `type` (SOCK_STREAM, SOCK_DGRAM,
+ * SOCK_SEQPACKET), non-blocking, close-on-exec.  Returns 0 or -errno. */
+CIO_API int cio_socketpair(int type, int fds[2]);
+
+/* A pipe: fds[0] reads, fds[1] writes; non-blocking, close-on-exec. */
+CIO_API int cio_pipe(int fds[2]);
+
+/* Closes fd.  Tasks blocked on fd wake with -EBADF.  Returns 0 or -EBADF.
+ * Not a blocking call in the deadline sense: it always closes. */
+CIO_API int cio_close(int fd);
+
+/* Makes coreio forget what it knew of the file that had this number,
+ * for fds made outside coreio (by another library) before their first
+ * use with coreio.  Returns 0. */
+CIO_API int cio_fd_adopt(int fd);
+
+/* --- transfers ----------------------------------------------------------- */
+
+/* Blocking.  As recv(2)/send(2): returns bytes moved (0 from recv at end
+ * of stream), or -errno: -ECONNRESET, -EPIPE (peer gone; never SIGPIPE),
+ * -EBADF, -ECANCELED, -ETIMEDOUT.  A send may be short. */
+CIO_API ssize_t cio_recv(int fd, void *buf, size_t len, int flags);
+CIO_API ssize_t cio_send(int fd, const void *buf, size_t len, int flags);
+
+/* Blocking.  Sends all len bytes, looping over short sends.  Returns len,
+ * or -errno; on error, *sent (if not NULL) holds how many bytes went. */
+CIO_API ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags,
+			     size_t *sent);
+
+/* Blocking.  Receives exactly len bytes.  Returns len, or -EPIPE when the
+ * stream ended first, or another -errno; *got (if not NULL) holds how many
+ * bytes arrived either way. */
+CIO_API ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags,
+			       size_t *got);
+
+/* Blocking.  read(2), write(2), readv(2), writev(2) on any fd coreio can
+ * wait on (sockets, pipes, terminals, eventfds).  Results as cio_recv. */
+CIO_API ssize_t cio_read(int fd, void *buf, size_t len);
+CIO_API ssize_t cio_write(int fd, const void *buf, size_t len);
+CIO_API ssize_t cio_readv(int fd, const struct iovec *iov, int iovcnt);
+CIO_API ssize_t cio_writev(int fd, const struct iovec *iov, int iovcnt);
+
+/* Blocking.  recvmsg(2) / sendmsg(2), with ancillary data. */
+CIO_API ssize_t cio_recvmsg(int fd, struct msghdr *msg, int flags);
+CIO_API ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags);
+
+/* Blocking.  Datagrams to / from an address (NULL: connected socket, or
+ * ignore the sender).  Returns the datagram's size or -errno. */
+CIO_API ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags,
+			   const cio_addr *to);
+CIO_API ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags,
+			     cio_addr *from);
+
+/* Blocking.  Sends data with up to 253 fds attached (SCM_RIGHTS) over a
+ * Unix socket.  len must be >= 1.  Returns bytes sent or -errno. */
+CIO_API ssize_t cio_send_fds(int fd, const void *buf, size_t len,
+			     const int *fds, size_t nfds);
+
+/* Blocking.  Receives data and up to *nfds attached fds (made close-on-
+ * exec); on return *nfds holds how many came.  Fds beyond the room given
+ * are closed, and the call returns -EMSGSIZE... after storing the data:
+ * see docs.  Returns bytes received or -errno. */
+CIO_API ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds,
+			     size_t *nfds);
+
+/* Shuts down one or both directions (SHUT_RD, SHUT_WR, SHUT_RDWR).
+ * Returns 0 or -errno (-ENOTCONN). */
+CIO_API int cio_shutdown(int fd, int how);
+
+/* --- readiness ------------------------------------------------------------ */
+
+/* Blocking.  Waits until fd is readable / writable (or has an error or
+ * hang-up to report), so that non-blocking third-party code (OpenSSL,
+ * c-ares, libpq) can run in a task: call it after that code says it would
+ * block.  Returns the poll(2) revents (> 0), or -EBADF, -ECANCELED,
+ * -ETIMEDOUT. */
+CIO_API int cio_wait_readable(int fd);
+CIO_API int cio_wait_writable(int fd);
+
+/* --- socket options --------------------------------------------------------- */
+
+/* TCP_NODELAY on or off.  Returns 0 or -errno. */
+CIO_API int cio_tcp_nodelay(int fd, bool on);
+
+/* SO_KEEPALIVE with the first probe after idle_s seconds, then every
+ * interval_s, dropping after count misses; idle_s 0 turns it off. */
+CIO_API int cio_tcp_keepalive(int fd, int idle_s, int interval_s, int count);
+
+/* SO_RCVBUF / SO_SNDBUF in bytes; 0 leaves one as it is. */
+CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
 
 /* ===================================================================== */
 /*  Local synchronisation (one runtime, no locks)                         */

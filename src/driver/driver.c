@@ -1,7 +1,10 @@
 /* driver.c - chooses the I/O backend at run time. */
+#define _GNU_SOURCE
 #include "driver.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,8 +23,23 @@ static enum cio_backend from_env(enum cio_backend b)
 	return CIO_BACKEND_AUTO;
 }
 
+/* A peer that goes away must never kill the process: sends use
+ * MSG_NOSIGNAL, and write() to a broken pipe gets -EPIPE with SIGPIPE
+ * ignored.  A handler the program installed is left alone. */
+static void ignore_sigpipe(void)
+{
+	struct sigaction old, ign;
+	memset(&ign, 0, sizeof ign);
+	ign.sa_handler = SIG_IGN;
+	if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+	    !(old.sa_flags & SA_SIGINFO))
+		sigaction(SIGPIPE, &ign, NULL);
+}
+
 int cio__driver_open(struct cio__driver *d, const cio_config *cfg)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, ignore_sigpipe);
 	memset(d, 0, sizeof *d);
 	enum cio_backend want = from_env(cfg->backend);
 	int rc;

@@ -9,9 +9,49 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 struct cio__driver;
 struct cio__task;
+
+/* A blocking I/O request, backend-neutral.  The I/O layer fills one in on
+ * the calling task's stack and hands it to the driver, which runs it to
+ * completion (or to -ECANCELED / -ETIMEDOUT) while the task is parked. */
+enum cio__io_kind {
+	CIO__IO_READ,     /* fd, buf, len, off (-1: file position) */
+	CIO__IO_WRITE,    /* fd, buf, len, off */
+	CIO__IO_READV,    /* fd, iov, iovcnt, off */
+	CIO__IO_WRITEV,   /* fd, iov, iovcnt, off */
+	CIO__IO_RECV,     /* fd, buf, len, flags */
+	CIO__IO_SEND,     /* fd, buf, len, flags */
+	CIO__IO_RECVMSG,  /* fd, msg, flags */
+	CIO__IO_SENDMSG,  /* fd, msg, flags */
+	CIO__IO_ACCEPT,   /* fd, addr, addrlen; result: a new fd */
+	CIO__IO_CONNECT,  /* fd, addr, alen */
+	CIO__IO_POLL,     /* fd, flags: POLLIN and/or POLLOUT; result: revents */
+};
+
+struct cio__io {
+	enum cio__io_kind kind;
+	int fd;
+	int flags;
+	union {
+		void *buf;
+		const void *cbuf;
+		const struct iovec *iov;
+		struct msghdr *msg;
+		struct sockaddr *addr;
+	} p;
+	union {
+		size_t len;
+		int iovcnt;
+		socklen_t *addrlen; /* ACCEPT: in/out */
+		socklen_t alen;     /* CONNECT */
+	} n;
+	int64_t off;
+};
 
 /* One operation the kernel holds.  It lives on the calling task's stack,
  * which stays put until the operation completes: no allocation per op. */
@@ -33,6 +73,18 @@ struct cio__driver_ops {
 	 * finished, waking the tasks concerned.  Returns the number of events
 	 * completed, or a negated errno. */
 	int (*wait)(struct cio__driver *d, int64_t timeout_ns);
+	/* Runs one request for the calling task, parking it until done.
+	 * Returns the syscall's result or a negated errno; -ECANCELED or
+	 * -ETIMEDOUT when interrupted, and then only once the kernel has let
+	 * go of the request's memory.  A request that completed anyway (data
+	 * received, a connection accepted) returns its real result: nothing is
+	 * lost; the interruption shows on the task's next blocking call. */
+	ssize_t (*io)(struct cio__driver *d, struct cio__io *io);
+	/* Closes fd.  Tasks blocked on it wake with -EBADF. */
+	int (*close_fd)(struct cio__driver *d, int fd);
+	/* A new fd (from socket(), accept(), pipe()...) took this number:
+	 * forget whatever was known of an earlier file with it. */
+	void (*fd_new)(struct cio__driver *d, int fd);
 };
 
 struct cio__driver {

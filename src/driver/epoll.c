@@ -1,24 +1,86 @@
 /* epoll.c - the epoll backend: the fallback where io_uring is missing or
- * forbidden.  Waits with epoll_pwait2() for microsecond timer precision
- * (Linux 5.11); on older kernels with epoll_wait(), rounding up to ms. */
+ * forbidden.
+ *
+ * Each fd is registered once, edge-triggered, for both directions, the
+ * first time an operation on it would block.  An operation first tries its
+ * system call; only on EAGAIN does the task park on the fd's read or write
+ * queue, and every edge wakes the whole queue to try again.  Waits use
+ * epoll_pwait2() for microsecond timer precision (Linux 5.11); on older
+ * kernels epoll_wait(), rounding up to whole milliseconds. */
 #define _GNU_SOURCE
 #include "driver.h"
+#include "../core/rt.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 256
+#define CHUNK_SHIFT 10 /* per-fd state comes in chunks of 1024 fds */
+#define CHUNK (1u << CHUNK_SHIFT)
+
+/* Per-fd state.  Chunks never move once allocated, because parked tasks'
+ * wait nodes point into the queues. */
+struct fdstate {
+	cio_waitq rd, wr;
+	bool registered;
+};
 
 struct epoll_state {
 	int epfd;
 	bool no_pwait2; /* kernel before 5.11 */
+	struct fdstate **chunks;
+	size_t nchunks;
 	struct epoll_event ev[MAX_EVENTS];
 };
+
+static struct fdstate *fd_state(struct epoll_state *s, int fd, bool create)
+{
+	size_t c = (size_t)fd >> CHUNK_SHIFT;
+	if (c >= s->nchunks) {
+		if (!create)
+			return NULL;
+		size_t n = s->nchunks ? s->nchunks : 4;
+		while (n <= c)
+			n *= 2;
+		struct fdstate **v = realloc(s->chunks, n * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + s->nchunks, 0, (n - s->nchunks) * sizeof *v);
+		s->chunks = v;
+		s->nchunks = n;
+	}
+	if (!s->chunks[c]) {
+		if (!create)
+			return NULL;
+		struct fdstate *k = calloc(CHUNK, sizeof *k);
+		if (!k)
+			return NULL;
+		for (unsigned i = 0; i < CHUNK; i++) {
+			cio__waitq_init(&k[i].rd);
+			cio__waitq_init(&k[i].wr);
+		}
+		s->chunks[c] = k;
+	}
+	return &s->chunks[c][(size_t)fd & (CHUNK - 1)];
+}
+
+/* Wakes every task on q; they find w.result == code. */
+static void wake_all(cio_waitq *q, int code)
+{
+	struct cio__waiter *w;
+	while ((w = cio__waitq_first(q))) {
+		cio__waitq_remove(w);
+		w->result = code;
+		cio__wake(w->task, 0);
+	}
+}
 
 static int ep_open(struct cio__driver *d, const cio_config *cfg)
 {
@@ -43,6 +105,9 @@ static void ep_close(struct cio__driver *d)
 	if (!s)
 		return;
 	close(s->epfd);
+	for (size_t i = 0; i < s->nchunks; i++)
+		free(s->chunks[i]);
+	free(s->chunks);
 	free(s);
 	d->impl = NULL;
 }
@@ -73,7 +138,182 @@ static int ep_wait(struct cio__driver *d, int64_t timeout_ns)
 	}
 	if (n < 0)
 		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		uint32_t e = s->ev[i].events;
+		struct fdstate *f = fd_state(s, s->ev[i].data.fd, false);
+		if (!f)
+			continue;
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+			wake_all(&f->rd, 0);
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			wake_all(&f->wr, 0);
+	}
 	return n;
+}
+
+/* Parks the calling task until fd is ready for reading (POLLIN) and/or
+ * writing (POLLOUT), or it is closed (-EBADF), cancelled, or late. */
+static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int events)
+{
+	struct epoll_state *s = d->impl;
+	struct fdstate *f = fd_state(s, fd, true);
+	if (!f)
+		return -ENOMEM;
+	if (!f->registered) {
+		struct epoll_event ev = {
+			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+			.data.fd = fd,
+		};
+		if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 && errno != EEXIST)
+			return -errno;
+		f->registered = true;
+	}
+	struct cio__waiter rw, ww;
+	cio__waiter_init(&rw, self);
+	cio__waiter_init(&ww, self);
+	if (events & POLLIN)
+		cio__waitq_push(&f->rd, &rw);
+	if (events & POLLOUT)
+		cio__waitq_push(&f->wr, &ww);
+	d->inflight++;
+	int rc = cio__park(self);
+	d->inflight--;
+	if (cio__waiter_queued(&rw))
+		cio__waitq_remove(&rw);
+	if (cio__waiter_queued(&ww))
+		cio__waitq_remove(&ww);
+	if (rc < 0)
+		return rc;
+	return rw.result < 0 ? rw.result : ww.result;
+}
+
+/* One non-blocking attempt.  Returns the result or -errno. */
+static ssize_t attempt(const struct cio__io *io)
+{
+	ssize_t r;
+	switch (io->kind) {
+	case CIO__IO_READ:
+		r = io->off < 0 ? read(io->fd, io->p.buf, io->n.len)
+				: pread(io->fd, io->p.buf, io->n.len, io->off);
+		break;
+	case CIO__IO_WRITE:
+		r = io->off < 0 ? write(io->fd, io->p.cbuf, io->n.len)
+				: pwrite(io->fd, io->p.cbuf, io->n.len, io->off);
+		break;
+	case CIO__IO_READV:
+		r = io->off < 0 ? readv(io->fd, io->p.iov, io->n.iovcnt)
+				: preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		break;
+	case CIO__IO_WRITEV:
+		r = io->off < 0 ? writev(io->fd, io->p.iov, io->n.iovcnt)
+				: pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		break;
+	case CIO__IO_RECV:
+		r = recv(io->fd, io->p.buf, io->n.len, io->flags | MSG_DONTWAIT);
+		break;
+	case CIO__IO_SEND:
+		r = send(io->fd, io->p.cbuf, io->n.len,
+			 io->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	case CIO__IO_RECVMSG:
+		r = recvmsg(io->fd, io->p.msg, io->flags | MSG_DONTWAIT);
+		break;
+	case CIO__IO_SENDMSG:
+		r = sendmsg(io->fd, io->p.msg, io->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	case CIO__IO_ACCEPT:
+		r = accept4(io->fd, io->p.addr, io->n.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	default:
+		return -EINVAL;
+	}
+	return r < 0 ? -errno : r;
+}
+
+static int connect_fd(struct cio__driver *d, struct cio__task *self,
+		      const struct cio__io *io)
+{
+	if (connect(io->fd, io->p.addr, io->n.alen) == 0)
+		return 0;
+	int err = errno;
+	if (err == EAGAIN) {
+		/* A Unix socket whose listener's backlog is full: retry once
+		 * the socket is writable. */
+		for (;;) {
+			int rc = wait_fd(d, self, io->fd, POLLOUT);
+			if (rc < 0)
+				return rc;
+			if (connect(io->fd, io->p.addr, io->n.alen) == 0)
+				return 0;
+			if (errno != EAGAIN)
+				return -errno;
+		}
+	}
+	if (err != EINPROGRESS && err != EINTR)
+		return -err;
+	int rc = wait_fd(d, self, io->fd, POLLOUT);
+	if (rc < 0)
+		return rc;
+	socklen_t len = sizeof err;
+	if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		return -errno;
+	return -err;
+}
+
+static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
+{
+	struct cio__task *self = cio__rt_cur->current;
+	int rc = cio__interrupted(self);
+	if (rc < 0)
+		return rc;
+	if (io->kind == CIO__IO_CONNECT)
+		return connect_fd(d, self, io);
+	if (io->kind == CIO__IO_POLL) {
+		for (;;) {
+			struct pollfd p = {.fd = io->fd, .events = (short)io->flags};
+			int n = poll(&p, 1, 0);
+			if (n < 0 && errno != EINTR)
+				return -errno;
+			if (n > 0)
+				return p.revents;
+			if ((rc = wait_fd(d, self, io->fd, io->flags)) < 0)
+				return rc;
+		}
+	}
+	int dir = (io->kind == CIO__IO_WRITE || io->kind == CIO__IO_WRITEV ||
+		   io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG)
+			  ? POLLOUT : POLLIN;
+	for (;;) {
+		ssize_t r = attempt(io);
+		if (r >= 0 || (r != -EAGAIN && r != -EINTR))
+			return r;
+		if (r == -EAGAIN && (rc = wait_fd(d, self, io->fd, dir)) < 0)
+			return rc;
+	}
+}
+
+static void forget(struct epoll_state *s, int fd)
+{
+	struct fdstate *f = fd_state(s, fd, false);
+	if (!f)
+		return;
+	/* Whoever still waits on this number waited on a file now gone. */
+	wake_all(&f->rd, -EBADF);
+	wake_all(&f->wr, -EBADF);
+	if (f->registered)
+		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); /* dups would keep it */
+	f->registered = false;
+}
+
+static int ep_close_fd(struct cio__driver *d, int fd)
+{
+	forget(d->impl, fd);
+	return close(fd) < 0 && errno != EINTR ? -errno : 0;
+}
+
+static void ep_fd_new(struct cio__driver *d, int fd)
+{
+	forget(d->impl, fd);
 }
 
 const struct cio__driver_ops cio__epoll_ops = {
@@ -81,4 +321,7 @@ const struct cio__driver_ops cio__epoll_ops = {
 	.open = ep_open,
 	.close = ep_close,
 	.wait = ep_wait,
+	.io = ep_io,
+	.close_fd = ep_close_fd,
+	.fd_new = ep_fd_new,
 };

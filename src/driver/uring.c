@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef COREIO_HAVE_LIBURING
 
@@ -26,6 +27,16 @@ static void ur_close(struct cio__driver *d) { (void)d; }
 static int ur_wait(struct cio__driver *d, int64_t t)
 {
 	(void)d, (void)t;
+	return -ENOSYS;
+}
+static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
+{
+	(void)d, (void)io;
+	return -ENOSYS;
+}
+static int ur_close_fd(struct cio__driver *d, int fd)
+{
+	(void)d, (void)fd;
 	return -ENOSYS;
 }
 
@@ -111,6 +122,29 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 		free(s);
 		return -ENOSYS;
 	}
+	/* Every request coreio makes must be there, or epoll serves better. */
+	static const struct { int op; const char *name; } need[] = {
+		{IORING_OP_READ, "READ"}, {IORING_OP_WRITE, "WRITE"},
+		{IORING_OP_READV, "READV"}, {IORING_OP_WRITEV, "WRITEV"},
+		{IORING_OP_RECV, "RECV"}, {IORING_OP_SEND, "SEND"},
+		{IORING_OP_RECVMSG, "RECVMSG"}, {IORING_OP_SENDMSG, "SENDMSG"},
+		{IORING_OP_ACCEPT, "ACCEPT"}, {IORING_OP_CONNECT, "CONNECT"},
+		{IORING_OP_POLL_ADD, "POLL_ADD"}, {IORING_OP_ASYNC_CANCEL, "ASYNC_CANCEL"},
+		{IORING_OP_CLOSE, "CLOSE"},
+	};
+	struct io_uring_probe *probe = io_uring_get_probe_ring(&s->ring);
+	for (size_t i = 0; probe && i < sizeof need / sizeof need[0]; i++) {
+		if (!io_uring_opcode_supported(probe, need[i].op)) {
+			snprintf(d->reason, sizeof d->reason,
+				 "io_uring lacks IORING_OP_%s", need[i].name);
+			io_uring_free_probe(probe);
+			io_uring_queue_exit(&s->ring);
+			free(s);
+			return -ENOSYS;
+		}
+	}
+	if (probe)
+		io_uring_free_probe(probe);
 	/* Saves the fd lookup on every io_uring_enter(); optional. */
 	io_uring_register_ring_fd(&s->ring);
 	d->impl = s;
@@ -127,19 +161,10 @@ static void ur_close(struct cio__driver *d)
 	d->impl = NULL;
 }
 
-static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
+/* Completes every CQE the ring holds; returns how many. */
+static unsigned reap(struct cio__driver *d, struct uring_state *s)
 {
-	struct uring_state *s = d->impl;
 	struct io_uring_cqe *cqe;
-	struct __kernel_timespec ts, *tp = NULL;
-	if (timeout_ns != CIO_NEVER) {
-		ts.tv_sec = timeout_ns / 1000000000;
-		ts.tv_nsec = timeout_ns % 1000000000;
-		tp = &ts;
-	}
-	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
-	if (rc < 0 && rc != -ETIME && rc != -EINTR)
-		return rc;
 	unsigned head, n = 0;
 	io_uring_for_each_cqe(&s->ring, head, cqe) {
 		struct cio__op *op = io_uring_cqe_get_data(cqe);
@@ -153,7 +178,143 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 		cio__wake(op->task, 0);
 	}
 	io_uring_cq_advance(&s->ring, n);
-	return (int)n;
+	return n;
+}
+
+static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
+{
+	struct uring_state *s = d->impl;
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts, *tp = NULL;
+	if (timeout_ns != CIO_NEVER) {
+		ts.tv_sec = timeout_ns / 1000000000;
+		ts.tv_nsec = timeout_ns % 1000000000;
+		tp = &ts;
+	}
+	/* One system call: submit what this tick queued, wait, and (with
+	 * DEFER_TASKRUN) run the completions' task work. */
+	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
+		return rc;
+	return (int)reap(d, s);
+}
+
+/* A free SQE.  When the submission queue is full, hands it to the kernel
+ * and retries; if the kernel pushes back (completions it cannot post yet),
+ * reaps completions first.  Never fails: a request is never dropped. */
+static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s)
+{
+	struct io_uring_sqe *sqe;
+	while (!(sqe = io_uring_get_sqe(&s->ring))) {
+		int rc = io_uring_submit(&s->ring);
+		if (rc == -EBUSY || rc == -EAGAIN) {
+			io_uring_get_events(&s->ring);
+			reap(d, s);
+		}
+	}
+	return sqe;
+}
+
+static void prep(struct io_uring_sqe *sqe, const struct cio__io *io)
+{
+	/* (u64)-1 as the offset means "the file position" to io_uring. */
+	uint64_t off = io->off < 0 ? (uint64_t)-1 : (uint64_t)io->off;
+	switch (io->kind) {
+	case CIO__IO_READ:
+		io_uring_prep_read(sqe, io->fd, io->p.buf, (unsigned)io->n.len, off);
+		break;
+	case CIO__IO_WRITE:
+		io_uring_prep_write(sqe, io->fd, io->p.cbuf, (unsigned)io->n.len, off);
+		break;
+	case CIO__IO_READV:
+		io_uring_prep_readv(sqe, io->fd, io->p.iov, (unsigned)io->n.iovcnt, off);
+		break;
+	case CIO__IO_WRITEV:
+		io_uring_prep_writev(sqe, io->fd, io->p.iov, (unsigned)io->n.iovcnt, off);
+		break;
+	case CIO__IO_RECV:
+		io_uring_prep_recv(sqe, io->fd, io->p.buf, io->n.len, io->flags);
+		break;
+	case CIO__IO_SEND:
+		io_uring_prep_send(sqe, io->fd, io->p.cbuf, io->n.len,
+				   io->flags | MSG_NOSIGNAL);
+		break;
+	case CIO__IO_RECVMSG:
+		io_uring_prep_recvmsg(sqe, io->fd, io->p.msg, (unsigned)io->flags);
+		break;
+	case CIO__IO_SENDMSG:
+		io_uring_prep_sendmsg(sqe, io->fd, io->p.msg,
+				      (unsigned)(io->flags | MSG_NOSIGNAL));
+		break;
+	case CIO__IO_ACCEPT:
+		io_uring_prep_accept(sqe, io->fd, io->p.addr, io->n.addrlen,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case CIO__IO_CONNECT:
+		io_uring_prep_connect(sqe, io->fd, io->p.addr, io->n.alen);
+		break;
+	case CIO__IO_POLL:
+		io_uring_prep_poll_add(sqe, io->fd, (unsigned)io->flags);
+		break;
+	}
+}
+
+static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
+{
+	struct uring_state *s = d->impl;
+	struct cio__task *self = cio__rt_cur->current;
+	int rc = cio__interrupted(self);
+	if (rc < 0)
+		return rc;
+	if (io->kind == CIO__IO_READ || io->kind == CIO__IO_WRITE) {
+		/* The SQE's length field is 32 bits. */
+		if (io->n.len > 0x7ffff000)
+			io->n.len = 0x7ffff000;
+	}
+	struct cio__op op = {.task = self};
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	prep(sqe, io);
+	io_uring_sqe_set_data(sqe, &op);
+	d->inflight++;
+	rc = cio__park(self);
+	if (op.done)
+		/* -ECANCELED here, with no interruption of ours, is a
+		 * cio_close() of the fd by another task. */
+		return op.res == -ECANCELED && rc == 0 ? -EBADF : op.res;
+	/* Interrupted: the kernel may still write into op's buffers, which
+	 * live on this stack.  Cancel, and wait for the original completion
+	 * whatever it says. */
+	sqe = sqe_get(d, s);
+	io_uring_prep_cancel(sqe, &op, 0);
+	io_uring_sqe_set_data(sqe, NULL);
+	while (!op.done)
+		cio__park_hard(self);
+	if (op.res == -ECANCELED || op.res == -EINTR)
+		return rc;
+	return op.res; /* it completed after all: keep its result */
+}
+
+static int ur_close_fd(struct cio__driver *d, int fd)
+{
+	struct uring_state *s = d->impl;
+	struct cio__task *self = cio__rt_cur ? cio__rt_cur->current : NULL;
+	if (!self)
+		return close(fd) < 0 ? -errno : 0;
+	/* Cancel whatever is pending on fd while it is still open (the
+	 * kernel matches requests by file), then close it.  A hard link runs
+	 * the close even when there was nothing to cancel. */
+	struct cio__op op = {.task = self};
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
+	io_uring_sqe_set_data(sqe, NULL);
+	sqe->flags |= IOSQE_IO_HARDLINK;
+	sqe = sqe_get(d, s);
+	io_uring_prep_close(sqe, fd);
+	io_uring_sqe_set_data(sqe, &op);
+	d->inflight++;
+	while (!op.done)
+		cio__park_hard(self);
+	return op.res == -EINTR ? 0 : op.res;
 }
 
 #endif
@@ -163,4 +324,6 @@ const struct cio__driver_ops cio__uring_ops = {
 	.open = ur_open,
 	.close = ur_close,
 	.wait = ur_wait,
+	.io = ur_io,
+	.close_fd = ur_close_fd,
 };

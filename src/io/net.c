@@ -1,0 +1,401 @@
+/* net.c - sockets, pipes and stream transfers for tasks.  Each blocking
+ * call describes its request (struct cio__io) and hands it to the driver;
+ * nothing here knows which backend runs. */
+#define _GNU_SOURCE
+#include "../core/rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#define EMFILE_PAUSE (10 * CIO_MS)
+#define MAX_PASSED_FDS 253 /* SCM_MAX_FD - 1: the kernel takes 253 */
+
+/* The calling task's driver; aborts naming `call` outside a task. */
+static struct cio__driver *drv(const char *call)
+{
+	cio__self_or_die(call);
+	return &cio__rt_cur->driver;
+}
+
+static ssize_t run(const char *call, struct cio__io *io)
+{
+	struct cio__driver *d = drv(call);
+	return d->ops->io(d, io);
+}
+
+/* A new fd from the kernel: the driver must not trust what it knew of an
+ * earlier file with this number. */
+static int fresh(int fd)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (fd >= 0 && rt && rt->driver.ops->fd_new)
+		rt->driver.ops->fd_new(&rt->driver, fd);
+	return fd;
+}
+
+int cio_fd_adopt(int fd)
+{
+	fresh(fd);
+	return 0;
+}
+
+int cio_socket(int domain, int type, int protocol)
+{
+	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	return fd < 0 ? -errno : fresh(fd);
+}
+
+int cio_socketpair(int type, int fds[2])
+{
+	if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
+		return -errno;
+	fresh(fds[0]);
+	fresh(fds[1]);
+	return 0;
+}
+
+int cio_pipe(int fds[2])
+{
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
+		return -errno;
+	fresh(fds[0]);
+	fresh(fds[1]);
+	return 0;
+}
+
+int cio_close(int fd)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (fd < 0)
+		return -EBADF;
+	if (!rt || !rt->current)
+		return close(fd) < 0 && errno != EINTR ? -errno : 0;
+	return rt->driver.ops->close_fd(&rt->driver, fd);
+}
+
+static int setopt(int fd, int level, int name, int value)
+{
+	return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
+}
+
+int cio_listen(const char *text, const cio_listen_opts *opts)
+{
+	static const cio_listen_opts none;
+	cio_addr a;
+	if (!opts)
+		opts = &none;
+	int rc = cio_addr_parse(&a, text);
+	if (rc < 0)
+		return rc;
+	int type = opts->type ? opts->type : SOCK_STREAM;
+	int fd = cio_socket(a.u.sa.sa_family, type, 0);
+	if (fd < 0)
+		return fd;
+	bool ip = a.u.sa.sa_family != AF_UNIX;
+	if ((ip && (rc = setopt(fd, SOL_SOCKET, SO_REUSEADDR, 1)) < 0) ||
+	    (opts->reuseport && (rc = setopt(fd, SOL_SOCKET, SO_REUSEPORT, 1)) < 0))
+		goto fail;
+	if (bind(fd, &a.u.sa, a.len) < 0 ||
+	    (type != SOCK_DGRAM &&
+	     listen(fd, opts->backlog > 0 ? opts->backlog : SOMAXCONN) < 0)) {
+		rc = -errno;
+		goto fail;
+	}
+	return fd;
+fail:
+	close(fd);
+	return rc;
+}
+
+int cio_udp_bind(const char *text)
+{
+	return cio_listen(text, &(cio_listen_opts){.type = SOCK_DGRAM});
+}
+
+int cio_accept(int fd, cio_addr *peer)
+{
+	cio_addr tmp;
+	cio_addr *a = peer ? peer : &tmp;
+	a->len = sizeof a->u;
+	struct cio__io io = {
+		.kind = CIO__IO_ACCEPT, .fd = fd, .p.addr = &a->u.sa, .n.addrlen = &a->len,
+	};
+	ssize_t rc = run("cio_accept", &io);
+	if (rc >= 0)
+		return fresh((int)rc);
+	if (rc == -EMFILE || rc == -ENFILE) {
+		/* The connection stays queued.  Pause, so that a loop that
+		 * retries at once does not spin while fds are short. */
+		int slept = cio_sleep(EMFILE_PAUSE);
+		if (slept < 0)
+			return slept;
+	}
+	return (int)rc;
+}
+
+int cio_connect_addr(int fd, const cio_addr *a)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_CONNECT, .fd = fd,
+		.p.addr = (struct sockaddr *)&a->u.sa, .n.alen = a->len,
+	};
+	return (int)run("cio_connect", &io);
+}
+
+int cio_connect(const char *text, int type)
+{
+	cio_addr a;
+	drv("cio_connect");
+	int rc = cio_addr_parse(&a, text);
+	if (rc < 0)
+		return rc;
+	int fd = cio_socket(a.u.sa.sa_family, type ? type : SOCK_STREAM, 0);
+	if (fd < 0)
+		return fd;
+	rc = cio_connect_addr(fd, &a);
+	if (rc < 0) {
+		cio_close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+ssize_t cio_recv(int fd, void *buf, size_t len, int flags)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_RECV, .fd = fd, .flags = flags, .p.buf = buf, .n.len = len,
+	};
+	return run("cio_recv", &io);
+}
+
+ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_SEND, .fd = fd, .flags = flags, .p.cbuf = buf, .n.len = len,
+	};
+	return run("cio_send", &io);
+}
+
+ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sent)
+{
+	size_t done = 0;
+	ssize_t rc = 0;
+	while (done < len) {
+		rc = cio_send(fd, (const char *)buf + done, len - done, flags);
+		if (rc < 0)
+			break;
+		done += (size_t)rc;
+	}
+	if (sent)
+		*sent = done;
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *got)
+{
+	size_t done = 0;
+	ssize_t rc = 0;
+	while (done < len) {
+		rc = cio_recv(fd, (char *)buf + done, len - done, flags);
+		if (rc == 0)
+			rc = -EPIPE;
+		if (rc < 0)
+			break;
+		done += (size_t)rc;
+	}
+	if (got)
+		*got = done;
+	return rc < 0 ? rc : (ssize_t)len;
+}
+
+ssize_t cio_read(int fd, void *buf, size_t len)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_READ, .fd = fd, .p.buf = buf, .n.len = len, .off = -1,
+	};
+	return run("cio_read", &io);
+}
+
+ssize_t cio_write(int fd, const void *buf, size_t len)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_WRITE, .fd = fd, .p.cbuf = buf, .n.len = len, .off = -1,
+	};
+	return run("cio_write", &io);
+}
+
+ssize_t cio_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_READV, .fd = fd, .p.iov = iov, .n.iovcnt = iovcnt, .off = -1,
+	};
+	return run("cio_readv", &io);
+}
+
+ssize_t cio_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_WRITEV, .fd = fd, .p.iov = iov, .n.iovcnt = iovcnt, .off = -1,
+	};
+	return run("cio_writev", &io);
+}
+
+ssize_t cio_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_RECVMSG, .fd = fd, .flags = flags, .p.msg = msg,
+	};
+	return run("cio_recvmsg", &io);
+}
+
+ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_SENDMSG, .fd = fd, .flags = flags,
+		.p.msg = (struct msghdr *)msg,
+	};
+	return run("cio_sendmsg", &io);
+}
+
+ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_addr *to)
+{
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr m = {
+		.msg_name = to ? (void *)&to->u : NULL,
+		.msg_namelen = to ? to->len : 0,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	return cio_sendmsg(fd, &m, flags);
+}
+
+ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags, cio_addr *from)
+{
+	struct iovec iov = {buf, len};
+	struct msghdr m = {
+		.msg_name = from ? &from->u : NULL,
+		.msg_namelen = from ? sizeof from->u : 0,
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+	};
+	ssize_t rc = cio_recvmsg(fd, &m, flags);
+	if (rc >= 0 && from)
+		from->len = m.msg_namelen;
+	return rc;
+}
+
+ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	if (len == 0 || nfds == 0 || nfds > MAX_PASSED_FDS)
+		return -EINVAL;
+	struct iovec iov = {(void *)buf, len};
+	struct msghdr m = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = CMSG_SPACE(nfds * sizeof(int)),
+	};
+	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+	return cio_sendmsg(fd, &m, 0);
+}
+
+ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
+{
+	union {
+		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
+		struct cmsghdr align;
+	} ctl;
+	size_t room = *nfds < MAX_PASSED_FDS ? *nfds : MAX_PASSED_FDS;
+	struct iovec iov = {buf, len};
+	struct msghdr m = {
+		.msg_iov = &iov,
+		.msg_iovlen = 1,
+		.msg_control = ctl.buf,
+		.msg_controllen = CMSG_SPACE(room * sizeof(int)),
+	};
+	*nfds = 0;
+	if (room == 0)
+		m.msg_control = NULL, m.msg_controllen = 0;
+	ssize_t rc = cio_recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	if (rc < 0)
+		return rc;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		const unsigned char *data = CMSG_DATA(c);
+		for (size_t i = 0; i < n; i++) {
+			int got;
+			memcpy(&got, data + i * sizeof got, sizeof got);
+			if (*nfds < room)
+				fds[(*nfds)++] = fresh(got);
+			else
+				close(got); /* no room: never leak it */
+		}
+	}
+	return rc;
+}
+
+int cio_shutdown(int fd, int how)
+{
+	return shutdown(fd, how) < 0 ? -errno : 0;
+}
+
+static int wait_events(const char *call, int fd, int events)
+{
+	struct cio__io io = {.kind = CIO__IO_POLL, .fd = fd, .flags = events};
+	ssize_t rc = run(call, &io);
+	if (rc > 0 && (rc & POLLNVAL))
+		return -EBADF;
+	return (int)rc;
+}
+
+int cio_wait_readable(int fd)
+{
+	return wait_events("cio_wait_readable", fd, POLLIN);
+}
+
+int cio_wait_writable(int fd)
+{
+	return wait_events("cio_wait_writable", fd, POLLOUT);
+}
+
+int cio_tcp_nodelay(int fd, bool on)
+{
+	return setopt(fd, IPPROTO_TCP, TCP_NODELAY, on);
+}
+
+int cio_tcp_keepalive(int fd, int idle_s, int interval_s, int count)
+{
+	int rc;
+	if (idle_s <= 0)
+		return setopt(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
+	if ((rc = setopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s)) < 0 ||
+	    (interval_s > 0 && (rc = setopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_s)) < 0) ||
+	    (count > 0 && (rc = setopt(fd, IPPROTO_TCP, TCP_KEEPCNT, count)) < 0))
+		return rc;
+	return setopt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+}
+
+int cio_sock_buffers(int fd, int rcvbuf, int sndbuf)
+{
+	int rc;
+	if (rcvbuf > 0 && (rc = setopt(fd, SOL_SOCKET, SO_RCVBUF, rcvbuf)) < 0)
+		return rc;
+	if (sndbuf > 0 && (rc = setopt(fd, SOL_SOCKET, SO_SNDBUF, sndbuf)) < 0)
+		return rc;
+	return 0;
+}
