@@ -8,7 +8,7 @@ CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
-	check-ucontext check-aarch64 check-install bench-core install clean
+	check-ucontext check-aarch64 check-install bench-core bench-net install clean
 
 all: build
 
@@ -19,8 +19,10 @@ build: deps
 	$(CMAKE_CFG) -B build -DCMAKE_BUILD_TYPE=Release -DCOREIO_BUILD_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
+# The task demo, then examples/echo_server on each backend under
+# bench/loadgen (both built by `build`, with the examples).
 demo: build
-	./build/examples/tasks_demo
+	scripts/demo.sh build
 
 check: deps check-gcc check-clang check-asan check-ucontext check-aarch64 check-install
 	@echo "make check: all suites passed"
@@ -51,21 +53,34 @@ check-aarch64:
 check-install:
 	scripts/check-install.sh
 
-# Core microbenchmarks: their own Release build (-O2, as the figures in
-# docs/benchmarks.md are), then bench/core.sh runs them pinned and rewrites
-# the Core section of docs/benchmarks.md.  The commit, marked -dirty when
-# the tree has changes, goes into every result line.
+# Benchmarks: their own Release build (-O2, as the figures in
+# docs/benchmarks.md are), with the examples for the network benchmark's
+# echo server.  The commit, marked -dirty when the tree has changes, goes
+# into every result line.
 BENCH_BUILD ?= build-bench
-bench-core: deps
-	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
+BENCH_CFG = cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release \
 		"-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
 		"-DCMAKE_CXX_FLAGS_RELEASE=-O2 -DNDEBUG" \
 		-DCOREIO_BUILD_BENCH=ON -DCOREIO_BUILD_TESTS=OFF \
-		-DCOREIO_BUILD_EXAMPLES=OFF \
+		-DCOREIO_BUILD_EXAMPLES=ON \
 		-DCOREIO_BENCH_COMMIT=$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)$$(git diff --quiet HEAD 2>/dev/null || echo -dirty) \
 		>/dev/null
+
+# Core microbenchmarks: bench/core.sh runs them pinned and rewrites the
+# Core section of docs/benchmarks.md.
+bench-core: deps
+	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 	bench/core.sh $(BENCH_BUILD)
+
+# Network benchmark: echo servers (coreio on io_uring and on epoll, and a
+# raw epoll server) pinned to CPU 0 under bench/loadgen on CPU 1;
+# bench/net.sh (NET_* variables: see there) writes bench/results/ and the
+# Network section of docs/benchmarks.md.
+bench-net: deps
+	$(BENCH_CFG)
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server loadgen epoll_echo
+	bench/net.sh $(BENCH_BUILD)
 
 install: build
 	cmake --install build
