@@ -1,8 +1,8 @@
 /* coreio.h - the public API of coreio, a thread-per-core I/O runtime for C.
  *
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
- * time, deadlines and cancellation, network and stream I/O, local
- * synchronisation.
+ * time, deadlines and cancellation, network and stream I/O, cores and
+ * messages between them, local synchronisation.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
@@ -16,11 +16,16 @@
  *     (see cio_deadline_push()).
  * When both hold at once, -ECANCELED wins.  An interrupted call returns only
  * after every resource it held (a queue slot, a kernel buffer) is released.
+ *
+ * The header uses POSIX types (ssize_t, sigset_t, struct sockaddr): compile
+ * with gcc's default gnu dialect, or define _GNU_SOURCE or
+ * _POSIX_C_SOURCE=200809L with a strict -std=c11.
  */
 #ifndef COREIO_H
 #define COREIO_H
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -415,6 +420,79 @@ CIO_API int cio_tcp_keepalive(int fd, int idle_s, int interval_s, int count);
 
 /* SO_RCVBUF / SO_SNDBUF in bytes; 0 leaves one as it is. */
 CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
+
+/* ===================================================================== */
+/*  Cores: one runtime per CPU, messages between them                     */
+/* ===================================================================== */
+/* Tasks never move between threads.  Runtimes cooperate only by messages:
+ * a call runs a function as a task on another core, a post does so
+ * without waiting.  A message to a core that has stopped is refused with
+ * -ESHUTDOWN. */
+
+typedef struct cio_cores_config {
+	cio_config all;           /* settings of every core */
+	const cio_config *core;   /* or one per core (an array of n); NULL */
+	int64_t drain_timeout;    /* ns a drain waits before cancelling; 0: 5 s */
+	bool no_signals;          /* leave SIGINT and SIGTERM alone */
+	bool no_pin;              /* do not pin threads to CPUs */
+} cio_cores_config;
+
+/* Starts n runtimes, one per thread, each pinned to the next CPU of the
+ * process's affinity mask (n = 0: one per such CPU), runs `main(arg)` as
+ * the first task of every one of them, and returns once all have ended.
+ * Unless no_signals, SIGINT and SIGTERM are blocked in every thread and
+ * the first of them starts a drain (cio_shutdown_request()); a second
+ * cancels every task at once.
+ *
+ * Returns 0, or a negated errno: -EINVAL (n < 0), -EBUSY (called from a
+ * runtime), -EAGAIN (threads), or the error of a core that could not
+ * start (-ENOMEM, or the forced backend's error); then no core runs. */
+CIO_API int cio_run_cores(int n, cio_fn *main, void *arg);
+CIO_API int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main,
+			       void *arg);
+
+/* Index of the calling thread's core, 0 to cio_core_count() - 1; 0 in a
+ * cio_run() runtime; -1 off any runtime. */
+CIO_API int cio_core_id(void);
+
+/* Number of cores of the calling thread's runtime group (1 for cio_run());
+ * 0 off any runtime. */
+CIO_API int cio_core_count(void);
+
+/* Blocking.  Runs fn(arg) as a new task on core `core` (the caller's own
+ * core works too) and waits for it; stores its result in *result (if not
+ * NULL).  Returns 0, or -EINVAL (no such core), -ESHUTDOWN (that core has
+ * stopped), -ENOMEM, -ECANCELED, -ETIMEDOUT.  When the wait is interrupted
+ * the remote task still runs to its end; its result is dropped. */
+CIO_API int cio_core_call(int core, cio_fn *fn, void *arg, void **result);
+
+/* Starts fn(arg) as a new task on core `core` without waiting.  Never
+ * blocks.  Returns 0, or -EINVAL, -ESHUTDOWN, -ENOMEM. */
+CIO_API int cio_core_post(int core, cio_fn *fn, void *arg);
+
+/* --- graceful drain -------------------------------------------------------- */
+
+/* Asks every core of the calling runtime's group (or the single runtime of
+ * cio_run()) to drain: on each, listening sockets made by cio_listen() on
+ * that core are closed (tasks blocked in accept get -EBADF), waiters in
+ * cio_shutdown_wait() wake, cio_shutdown_requested() turns true, and after
+ * the drain timeout every task still running is cancelled.  Never blocks;
+ * may be called from any task.  Returns 0, or -EPERM off a runtime. */
+CIO_API int cio_shutdown_request(void);
+
+/* Whether a drain was requested on the calling thread's core. */
+CIO_API bool cio_shutdown_requested(void);
+
+/* Blocking.  Waits until a drain is requested.  Returns 0, -ECANCELED,
+ * -ETIMEDOUT. */
+CIO_API int cio_shutdown_wait(void);
+
+/* Blocking.  Waits for one of the signals in `set` and returns its number.
+ * The signals must be blocked in every thread of the process (as
+ * cio_run_cores() does for SIGINT and SIGTERM), or they may be delivered
+ * elsewhere.  Returns the signal number, or -EINVAL, -EMFILE, -ECANCELED,
+ * -ETIMEDOUT. */
+CIO_API int cio_signal_wait(const sigset_t *set);
 
 /* ===================================================================== */
 /*  Local synchronisation (one runtime, no locks)                         */

@@ -5,7 +5,6 @@
  * exhausted), writes with write(2) only, and aborts.  A fault anywhere else
  * goes to the handler that was installed before ours, or to the default
  * action. */
-#define _GNU_SOURCE
 #include "overflow.h"
 #include "rt.h"
 

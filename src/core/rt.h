@@ -7,6 +7,7 @@
 #include "../platform/stack.h"
 #include "../driver/driver.h"
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -51,6 +52,7 @@ struct cio__task {
 	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
 	struct cio__timer dl_timer; /* armed only while parked with a deadline */
 	struct cio__stack stack;
+	bool daemon;               /* the runtime's own: does not keep it alive */
 	char name[CIO__NAME_MAX];
 };
 
@@ -72,6 +74,32 @@ struct cio__slot {
 	} u;
 };
 
+/* --- messages between runtimes ------------------------------------------- */
+
+struct cio__rt;
+
+/* A message for another runtime (or this one, from another thread).  The
+ * sender owns it until cio__inbox_push() succeeds; then the receiver does. */
+struct cio__msg {
+	struct cio__msg *next;
+	/* Runs on the receiving runtime's thread, in its scheduler between
+	 * ticks (not in a task): it may spawn and wake tasks, not block. */
+	void (*handle)(struct cio__rt *rt, struct cio__msg *m);
+	/* Runs, on the receiving thread, for a message the receiver took but
+	 * will never handle because it is stopping. */
+	void (*reject)(struct cio__msg *m);
+};
+
+#define CIO__INBOX_CLOSED ((struct cio__msg *)1)
+
+/* A lock-free multi-producer stack, drained whole by its runtime. */
+struct cio__inbox {
+	_Atomic(struct cio__msg *) head;
+	atomic_int notified; /* a wake is on its way: senders need not send one */
+};
+
+struct cio__group; /* the runtimes of one cio_run_cores() */
+
 /* --- the runtime -------------------------------------------------------- */
 
 struct cio__rt {
@@ -86,6 +114,9 @@ struct cio__rt {
 	struct cio__slot *slots;
 	uint32_t nslots, free_slot;
 	size_t live;                /* tasks spawned and not finished */
+	size_t daemons;             /* runtime's own tasks, not counted in live */
+	bool daemons_cancelled;
+	size_t remote_waits;        /* tasks waiting on other threads */
 
 	struct cio__stack_pool stacks;
 	size_t stack_size;
@@ -95,6 +126,15 @@ struct cio__rt {
 	void *sched_stack_bottom;   /* the thread's own stack, for ASan */
 	size_t sched_stack_size;
 	void *altstack;             /* signal stack for overflow reports */
+
+	struct cio__inbox inbox;
+	struct cio__group *group;   /* NULL for cio_run() */
+	int core_id, core_count;
+	bool shutdown;              /* a drain was requested */
+	int64_t drain_timeout;      /* ns from the drain to cancelling all */
+	cio_waitq shutdown_waiters;
+	int *listeners;             /* fds from cio_listen(), closed by a drain */
+	size_t nlisteners, caplisteners;
 
 	cio_stats stats;
 };
@@ -146,6 +186,35 @@ int cio__timers_reserve(struct cio__rt *rt, size_t n);
 void cio__runq_add(struct cio__rt *rt, struct cio__task *t);
 void cio__deadline_fire(struct cio__timer *tm);
 _Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self);
+
+/* Messages (inbox.c).  Push from any thread: returns 0, or -ESHUTDOWN if
+ * `to` has stopped (the message stays the caller's).  Wakes `to` once per
+ * burst of messages. */
+int cio__inbox_push(struct cio__rt *to, struct cio__msg *m);
+/* Handles every message waiting; on the runtime's own thread. */
+void cio__inbox_drain(struct cio__rt *rt);
+/* Refuses further messages and rejects those still waiting. */
+void cio__inbox_close(struct cio__rt *rt);
+static inline bool cio__inbox_pending(struct cio__rt *rt)
+{
+	return atomic_load_explicit(&rt->inbox.head, memory_order_relaxed) != NULL;
+}
+
+/* A task of the runtime's own (a signal watcher, a drain): it does not
+ * keep the runtime alive, and is cancelled once every other task ended. */
+cio_task_t cio__spawn_daemon(const char *name, cio_fn *fn, void *arg);
+
+/* Listening sockets a drain closes (cores.c); cio_listen() and
+ * cio_close() keep the list. */
+void cio__listener_add(struct cio__rt *rt, int fd);
+void cio__listener_forget(struct cio__rt *rt, int fd);
+
+/* A runtime's life, for cio_run() and each core of cio_run_cores():
+ * create on the thread that will run it; run (sets cio__rt_cur); destroy
+ * once no other thread can still refer to it. */
+struct cio__rt *cio__rt_create(const cio_config *cfg, int *err);
+int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg);
+void cio__rt_destroy(struct cio__rt *rt);
 
 /* Task table and life cycle (task.c). */
 struct cio__task *cio__slot_task(struct cio__rt *rt, cio_task_t id);

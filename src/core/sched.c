@@ -10,7 +10,6 @@
  * Within a tick a parking task switches straight to the next runnable task
  * (one switch, not two through the scheduler).  The scheduler's own context
  * runs between ticks, and to recycle the stack of a task that finished. */
-#define _GNU_SOURCE
 #include "rt.h"
 #include "../platform/clock.h"
 #include "../platform/context.h"
@@ -77,11 +76,11 @@ void cio__runq_add(struct cio__rt *rt, struct cio__task *t)
  * the scheduler.  Returns when someone switches back to self. */
 static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
 {
-	/* A tick boundary with no timer armed, no I/O in flight and no stack
-	 * to recycle only refills the budget: do that here and spare the
+	/* A tick boundary with no timer armed, no I/O in flight, no message
+	 * and no stack to recycle only refills the budget: do that here and spare the
 	 * two switches through the scheduler's context. */
 	if (!rt->budget && rt->runq_len && !rt->timers.n && !rt->dead &&
-	    !cio__driver_busy(&rt->driver)) {
+	    !cio__driver_busy(&rt->driver) && !cio__inbox_pending(rt)) {
 		rt->stats.ticks++;
 		rt->budget = rt->runq_len;
 	}
@@ -355,6 +354,20 @@ static void recycle_dead(struct cio__rt *rt)
 		cio__timer_arm(rt, &rt->trim_timer, cio__clock_ns() + TRIM_PERIOD);
 }
 
+/* Once only the runtime's own tasks are left, they are told to end. */
+static void cancel_daemons(struct cio__rt *rt)
+{
+	rt->daemons_cancelled = true;
+	for (uint32_t i = 0; i < rt->nslots; i++) {
+		struct cio__slot *s = &rt->slots[i];
+		if (s->kind == CIO__SLOT_LIVE && s->u.task->daemon) {
+			s->u.task->cancel = true;
+			if (s->u.task->state == CIO__PARKED)
+				cio__wake(s->u.task, -ECANCELED);
+		}
+	}
+}
+
 /* Runs until no task is left.  Returns whether a deadlock was broken. */
 static bool sched_loop(struct cio__rt *rt)
 {
@@ -372,15 +385,34 @@ static bool sched_loop(struct cio__rt *rt)
 		}
 		/* Tick boundary. */
 		rt->stats.ticks++;
+		if (cio__inbox_pending(rt))
+			cio__inbox_drain(rt);
 		if (rt->timers.n)
 			cio__timers_run(rt, cio__clock_ns());
-		if (!rt->runq_len) {
-			if (!rt->live)
+		if (!rt->live) {
+			if (!rt->daemons)
 				break;
+			if (!rt->daemons_cancelled)
+				cancel_daemons(rt);
+		}
+		if (!rt->runq_len) {
 			int64_t next = cio__timers_next(rt);
-			if (next == CIO_NEVER && !cio__driver_busy(&rt->driver)) {
+			/* Alone (not one of several cores), with no timer, no I/O
+			 * and nothing expected from another thread, nothing can
+			 * ever wake a task again. */
+			if (next == CIO_NEVER && !cio__driver_busy(&rt->driver) &&
+			    !rt->remote_waits && !rt->group) {
 				deadlocked = true;
 				break_deadlock(rt);
+				continue;
+			}
+			/* From here on a message must wake us: clear the flag
+			 * (a sender may have set it for a message drained
+			 * already), then look once more before sleeping. */
+			atomic_store(&rt->inbox.notified, 0);
+			if (cio__inbox_pending(rt)) {
+				cio__inbox_drain(rt);
+				rt->budget = rt->runq_len;
 				continue;
 			}
 			int64_t timeout = CIO_NEVER;
@@ -391,6 +423,8 @@ static bool sched_loop(struct cio__rt *rt)
 			}
 			rt->stats.driver_waits++;
 			cio__driver_wait(&rt->driver, timeout);
+			if (cio__inbox_pending(rt))
+				cio__inbox_drain(rt);
 			if (rt->timers.n)
 				cio__timers_run(rt, cio__clock_ns());
 		} else if (cio__driver_busy(&rt->driver)) {
@@ -411,31 +445,39 @@ static void thread_stack_bounds(struct cio__rt *rt)
 	}
 }
 
-int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
+struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 {
 	static const cio_config defaults;
 	if (!cfg)
 		cfg = &defaults;
-	if (cio__rt_cur)
-		return -EBUSY;
 	struct cio__rt *rt = calloc(1, sizeof *rt);
-	if (!rt)
-		return -ENOMEM;
+	if (!rt) {
+		*err = -ENOMEM;
+		return NULL;
+	}
 	rt->free_slot = CIO__NO_SLOT;
 	rt->trim_timer.slot = CIO__TIMER_IDLE;
 	rt->trim_timer.fire = trim_fire;
 	rt->stack_size = cfg->stack_size ? cfg->stack_size : 256 * 1024;
+	rt->core_count = 1;
+	rt->drain_timeout = 5 * CIO_SEC;
+	cio__waitq_init(&rt->shutdown_waiters);
 	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
 	thread_stack_bounds(rt);
-	int rc = cio__driver_open(&rt->driver, cfg);
-	if (rc < 0) {
+	*err = cio__driver_open(&rt->driver, cfg);
+	if (*err < 0) {
 		cio__stack_pool_fini(&rt->stacks);
 		free(rt);
-		return rc;
+		return NULL;
 	}
+	return rt;
+}
+
+int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
+{
 	cio__rt_cur = rt;
 	cio__overflow_attach(rt);
-
+	int rc = 0;
 	cio_task_t first = cio_spawn_with(&(cio_spawn_opts){.name = "main", .detached = true},
 					  main, arg);
 	bool deadlocked = false;
@@ -443,16 +485,36 @@ int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
 		rc = (int)first;
 	else
 		deadlocked = sched_loop(rt);
-
+	/* Messages that came too late are turned down (a call gets
+	 * -ESHUTDOWN); then nothing can reach this runtime any more. */
+	cio__inbox_close(rt);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
+	if (rc == 0 && deadlocked)
+		rc = -EDEADLK;
+	return rc;
+}
+
+void cio__rt_destroy(struct cio__rt *rt)
+{
 	cio__driver_close(&rt->driver);
 	cio__tasks_fini(rt);
 	cio__timers_fini(rt);
 	cio__stack_pool_fini(&rt->stacks);
+	free(rt->listeners);
 	free(rt);
-	if (rc == 0 && deadlocked)
-		rc = -EDEADLK;
+}
+
+int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
+{
+	if (cio__rt_cur)
+		return -EBUSY;
+	int rc;
+	struct cio__rt *rt = cio__rt_create(cfg, &rc);
+	if (!rt)
+		return rc;
+	rc = cio__rt_run(rt, main, arg);
+	cio__rt_destroy(rt);
 	return rc;
 }
 

@@ -5,7 +5,6 @@
  * outlives the stack: a finished task still to be joined keeps only its
  * entry and result.  An id packs the entry's index with its generation,
  * which changes whenever the entry is freed, so a stale id is refused. */
-#define _GNU_SOURCE
 #include "rt.h"
 #include "../platform/context.h"
 #include "../platform/fiber.h"
@@ -90,7 +89,10 @@ static void task_main(void *p)
 void cio__task_finish(struct cio__rt *rt, struct cio__task *t, void *result)
 {
 	struct cio__slot *s = &rt->slots[t->slot];
-	rt->live--;
+	if (t->daemon)
+		rt->daemons--;
+	else
+		rt->live--;
 	if (s->detached) {
 		slot_free(rt, t->slot);
 		return;
@@ -134,6 +136,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	/* Field by field: a memset of the record compiles to rep stos, whose
 	 * start-up costs more than these stores. */
 	t->next = NULL;
+	t->daemon = false;
 	t->cancel = false;
 	t->wake = 0;
 	t->name[0] = '\0';
@@ -164,6 +167,22 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	rt->stats.tasks_spawned++;
 	cio__runq_add(rt, t);
 	return make_id(s, idx);
+}
+
+cio_task_t cio__spawn_daemon(const char *name, cio_fn *fn, void *arg)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	cio_task_t id = cio_spawn_with(&(cio_spawn_opts){.name = name, .detached = true},
+				       fn, arg);
+	if (id > 0) {
+		struct cio__task *t = cio__slot_task(rt, id);
+		t->daemon = true;
+		rt->live--;
+		rt->daemons++;
+		if (rt->daemons_cancelled)
+			t->cancel = true;
+	}
+	return id;
 }
 
 cio_task_t cio_spawn(cio_fn *fn, void *arg)

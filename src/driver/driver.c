@@ -1,5 +1,4 @@
 /* driver.c - chooses the I/O backend at run time. */
-#define _GNU_SOURCE
 #include "driver.h"
 
 #include <errno.h>
@@ -8,6 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+static int open_backend(struct cio__driver *d, const cio_config *cfg);
 
 static enum cio_backend from_env(enum cio_backend b)
 {
@@ -41,6 +44,29 @@ int cio__driver_open(struct cio__driver *d, const cio_config *cfg)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, ignore_sigpipe);
 	memset(d, 0, sizeof *d);
+	d->ring_fd = -1;
+	/* Every backend waits on this too, so that any thread can wake it. */
+	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->wake_fd < 0)
+		return -errno;
+	int rc = open_backend(d, cfg);
+	if (rc < 0)
+		close(d->wake_fd);
+	return rc;
+}
+
+void cio__driver_notify(struct cio__driver *from, struct cio__driver *to)
+{
+	if (from && from->ops->notify && from->ops->notify(from, to) == 0)
+		return;
+	uint64_t one = 1;
+	/* EAGAIN means the counter is saturated: a wake is pending anyway. */
+	while (write(to->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+}
+
+static int open_backend(struct cio__driver *d, const cio_config *cfg)
+{
 	enum cio_backend want = from_env(cfg->backend);
 	int rc;
 	if (want != CIO_BACKEND_EPOLL) {
@@ -71,4 +97,6 @@ void cio__driver_close(struct cio__driver *d)
 	if (d->ops)
 		d->ops->close(d);
 	d->ops = NULL;
+	close(d->wake_fd);
+	d->wake_fd = -1;
 }

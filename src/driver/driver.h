@@ -85,12 +85,19 @@ struct cio__driver_ops {
 	/* A new fd (from socket(), accept(), pipe()...) took this number:
 	 * forget whatever was known of an earlier file with it. */
 	void (*fd_new)(struct cio__driver *d, int fd);
+	/* Wakes `to` (another runtime's driver, maybe of the other backend)
+	 * from `d`, the calling thread's own, without a system call of its
+	 * own if it can.  Returns 0, or -ENOTSUP to have the caller write
+	 * to's eventfd instead.  May be NULL. */
+	int (*notify)(struct cio__driver *d, struct cio__driver *to);
 };
 
 struct cio__driver {
 	const struct cio__driver_ops *ops;
 	void *impl;        /* the backend's state */
 	size_t inflight;   /* operations the kernel holds */
+	int wake_fd;       /* eventfd other threads write to wake this driver */
+	int ring_fd;       /* io_uring's fd, for MSG_RING; -1 on epoll */
 	char reason[128];  /* why not io_uring; "" when on io_uring */
 };
 
@@ -102,6 +109,10 @@ extern const struct cio__driver_ops cio__epoll_ops; /* epoll.c */
  * when a forced backend cannot start. */
 int cio__driver_open(struct cio__driver *d, const cio_config *cfg);
 void cio__driver_close(struct cio__driver *d);
+
+/* Wakes the driver `to` from any thread; `from` is the calling thread's
+ * driver, or NULL off a runtime. */
+void cio__driver_notify(struct cio__driver *from, struct cio__driver *to);
 
 /* Whether the kernel holds operations the scheduler must poll for. */
 static inline bool cio__driver_busy(const struct cio__driver *d)

@@ -7,7 +7,6 @@
  * queue, and every edge wakes the whole queue to try again.  Waits use
  * epoll_pwait2() for microsecond timer precision (Linux 5.11); on older
  * kernels epoll_wait(), rounding up to whole milliseconds. */
-#define _GNU_SOURCE
 #include "driver.h"
 #include "../core/rt.h"
 
@@ -95,6 +94,13 @@ static int ep_open(struct cio__driver *d, const cio_config *cfg)
 		free(s);
 		return -err;
 	}
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = d->wake_fd};
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev) < 0) {
+		int err = errno;
+		close(s->epfd);
+		free(s);
+		return -err;
+	}
 	d->impl = s;
 	return 0;
 }
@@ -140,6 +146,12 @@ static int ep_wait(struct cio__driver *d, int64_t timeout_ns)
 		return errno == EINTR ? 0 : -errno;
 	for (int i = 0; i < n; i++) {
 		uint32_t e = s->ev[i].events;
+		if (s->ev[i].data.fd == d->wake_fd) {
+			uint64_t v;
+			ssize_t r = read(d->wake_fd, &v, sizeof v); /* reset it */
+			(void)r;
+			continue;
+		}
 		struct fdstate *f = fd_state(s, s->ev[i].data.fd, false);
 		if (!f)
 			continue;
@@ -236,19 +248,6 @@ static int connect_fd(struct cio__driver *d, struct cio__task *self,
 	if (connect(io->fd, io->p.addr, io->n.alen) == 0)
 		return 0;
 	int err = errno;
-	if (err == EAGAIN) {
-		/* A Unix socket whose listener's backlog is full: retry once
-		 * the socket is writable. */
-		for (;;) {
-			int rc = wait_fd(d, self, io->fd, POLLOUT);
-			if (rc < 0)
-				return rc;
-			if (connect(io->fd, io->p.addr, io->n.alen) == 0)
-				return 0;
-			if (errno != EAGAIN)
-				return -errno;
-		}
-	}
 	if (err != EINPROGRESS && err != EINTR)
 		return -err;
 	int rc = wait_fd(d, self, io->fd, POLLOUT);

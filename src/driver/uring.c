@@ -5,7 +5,6 @@
  * io_uring_enter(), in one batch, instead of interrupting the task that
  * runs.  Older kernels get COOP_TASKRUN (5.19), then plain flags.  Every
  * wait submits what the tick queued and waits in the same system call. */
-#define _GNU_SOURCE
 #include "driver.h"
 #include "../core/rt.h"
 
@@ -43,6 +42,11 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	(void)d, (void)fd;
 	return -ENOSYS;
 }
+static int ur_notify(struct cio__driver *d, struct cio__driver *to)
+{
+	(void)d, (void)to;
+	return -ENOTSUP;
+}
 
 #else
 #include <liburing.h>
@@ -56,8 +60,27 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 
 struct uring_state {
 	struct io_uring ring;
-	unsigned flags; /* the setup flags the kernel took */
+	unsigned flags;        /* the setup flags the kernel took */
+	bool has_msg_ring;     /* IORING_OP_MSG_RING (Linux 5.18) */
+	bool wake_armed;       /* a read of d->wake_fd is in the ring */
+	uint64_t wake_buf;     /* where that read lands */
+	struct cio__op wake_op;
 };
+
+/* user_data of a MSG_RING wake: no op record behind it. */
+#define WAKE_TAG ((void *)1)
+
+/* Keeps a read of the eventfd in the ring, so that any thread can end
+ * our wait by writing to it. */
+static void arm_wake(struct cio__driver *d, struct uring_state *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	if (!sqe)
+		return; /* the SQ is full: try again after the next wait */
+	io_uring_prep_read(sqe, d->wake_fd, &s->wake_buf, sizeof s->wake_buf, 0);
+	io_uring_sqe_set_data(sqe, &s->wake_op);
+	s->wake_armed = true;
+}
 
 /* Why io_uring_queue_init() failed, in words an operator can act on. */
 static void explain(struct cio__driver *d, int err)
@@ -155,11 +178,15 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 			return -ENOSYS;
 		}
 	}
-	if (probe)
+	if (probe) {
+		s->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
 		io_uring_free_probe(probe);
+	}
 	/* Saves the fd lookup on every io_uring_enter(); optional. */
 	io_uring_register_ring_fd(&s->ring);
 	d->impl = s;
+	d->ring_fd = s->ring.ring_fd;
+	arm_wake(d, s);
 	return 0;
 }
 
@@ -181,8 +208,12 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 	io_uring_for_each_cqe(&s->ring, head, cqe) {
 		struct cio__op *op = io_uring_cqe_get_data(cqe);
 		n++;
-		if (!op)
-			continue; /* a cancel request's own completion */
+		if (!op || op == WAKE_TAG)
+			continue; /* a cancel request's completion; a wake */
+		if (op == &s->wake_op) {
+			s->wake_armed = false; /* re-armed after the wait */
+			continue;
+		}
 		op->res = cqe->res;
 		op->flags = cqe->flags;
 		op->done = true;
@@ -208,7 +239,27 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 		return rc;
-	return (int)reap(d, s);
+	unsigned n = reap(d, s);
+	if (!s->wake_armed)
+		arm_wake(d, s);
+	return (int)n;
+}
+
+static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s);
+
+static int ur_notify(struct cio__driver *d, struct cio__driver *to)
+{
+	struct uring_state *s = d->impl;
+	if (to->ring_fd < 0 || !s->has_msg_ring)
+		return -ENOTSUP;
+	/* Posts a CQE straight into the other ring; it goes to the kernel
+	 * with this runtime's next io_uring_enter, with no syscall of its
+	 * own, and its own success completion is skipped. */
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)WAKE_TAG, 0);
+	io_uring_sqe_set_data(sqe, NULL);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	return 0;
 }
 
 /* A free SQE.  When the submission queue is full, hands it to the kernel
@@ -291,13 +342,13 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 		ssize_t r = submit_wait(d, s, self, io);
 		/* A non-blocking file can still answer EAGAIN on some kernel
 		 * paths: wait for readiness as epoll would, then try again. */
-		if (r != -EAGAIN || io->kind == CIO__IO_POLL)
+		if (r != -EAGAIN || io->kind == CIO__IO_POLL || io->kind == CIO__IO_CONNECT)
 			return r;
 		struct cio__io poll = {
 			.kind = CIO__IO_POLL, .fd = io->fd,
 			.flags = (io->kind == CIO__IO_WRITE || io->kind == CIO__IO_WRITEV ||
-				  io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG ||
-				  io->kind == CIO__IO_CONNECT) ? POLLOUT : POLLIN,
+				  io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG)
+					 ? POLLOUT : POLLIN,
 		};
 		if ((r = submit_wait(d, s, self, &poll)) < 0)
 			return r;
@@ -363,4 +414,5 @@ const struct cio__driver_ops cio__uring_ops = {
 	.wait = ur_wait,
 	.io = ur_io,
 	.close_fd = ur_close_fd,
+	.notify = ur_notify,
 };

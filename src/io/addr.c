@@ -1,6 +1,5 @@
 /* addr.c - socket addresses to and from text: "1.2.3.4:80", "[::1]:80",
  * "unix:/path", "unix:@abstract". */
-#define _GNU_SOURCE
 #include "coreio.h"
 
 #include <arpa/inet.h>

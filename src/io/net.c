@@ -1,7 +1,6 @@
 /* net.c - sockets, pipes and stream transfers for tasks.  Each blocking
  * call describes its request (struct cio__io) and hands it to the driver;
  * nothing here knows which backend runs. */
-#define _GNU_SOURCE
 #include "../core/rt.h"
 
 #include <errno.h>
@@ -25,6 +24,8 @@ static struct cio__driver *drv(const char *call)
 static ssize_t run(const char *call, struct cio__io *io)
 {
 	struct cio__driver *d = drv(call);
+	if (io->fd < 0)
+		return -EBADF;
 	return d->ops->io(d, io);
 }
 
@@ -73,6 +74,8 @@ int cio_close(int fd)
 	struct cio__rt *rt = cio__rt_cur;
 	if (fd < 0)
 		return -EBADF;
+	if (rt && rt->nlisteners)
+		cio__listener_forget(rt, fd);
 	if (!rt || !rt->current)
 		return close(fd) < 0 && errno != EINTR ? -errno : 0;
 	return rt->driver.ops->close_fd(&rt->driver, fd);
@@ -106,6 +109,8 @@ int cio_listen(const char *text, const cio_listen_opts *opts)
 		rc = -errno;
 		goto fail;
 	}
+	if (type != SOCK_DGRAM && cio__rt_cur)
+		cio__listener_add(cio__rt_cur, fd); /* a drain closes it */
 	return fd;
 fail:
 	close(fd);
@@ -144,7 +149,19 @@ int cio_connect_addr(int fd, const cio_addr *a)
 		.kind = CIO__IO_CONNECT, .fd = fd,
 		.p.addr = (struct sockaddr *)&a->u.sa, .n.alen = a->len,
 	};
-	return (int)run("cio_connect", &io);
+	int64_t pause = CIO_MS;
+	for (;;) {
+		int rc = (int)run("cio_connect", &io);
+		if (rc != -EAGAIN || a->u.sa.sa_family != AF_UNIX)
+			return rc;
+		/* A Unix listener's backlog is full.  Nothing the client can
+		 * poll says when it has room: retry, backing off to 64 ms,
+		 * until the deadline or a cancel ends the sleep. */
+		if ((rc = cio_sleep(pause)) < 0)
+			return rc;
+		if (pause < 64 * CIO_MS)
+			pause *= 2;
+	}
 }
 
 int cio_connect(const char *text, int type)

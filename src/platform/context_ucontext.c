@@ -13,7 +13,6 @@
  * fegetmode()/fesetmode() (C2x; glibc 2.25, in libm).
  */
 #undef _FORTIFY_SOURCE /* __longjmp_chk refuses jumps to another stack */
-#define _GNU_SOURCE
 #include "context.h"
 
 #include <fenv.h>

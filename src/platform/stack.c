@@ -14,7 +14,6 @@
  * MADV_DONTNEED and keeps its address for reuse; a lone mapping is
  * unmapped.
  */
-#define _GNU_SOURCE
 #include "stack.h"
 
 #include <errno.h>

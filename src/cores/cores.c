@@ -1,0 +1,505 @@
+/* cores.c - thread-per-core: the multi-core launcher, calls and posts
+ * between cores, the graceful drain and signal waits.
+ *
+ * Each core is a thread with its own runtime, pinned to one CPU.  All
+ * cooperation goes through runtimes' inboxes (inbox.c): a message's
+ * handler runs on the receiving core's thread, between its ticks. */
+#include "../core/rt.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#define DEFAULT_DRAIN (5 * CIO_SEC)
+
+struct cio__group {
+	int n;
+	struct cio__rt **rts;
+	const cio_cores_config *cfg;
+	cio_fn *main;
+	void *arg;
+	pthread_mutex_t lock; /* with ready: the start line */
+	pthread_cond_t ready;
+	int arrived;          /* cores set up (or failed) */
+	bool go;              /* every core exists: run */
+	atomic_int failed;    /* first core's setup error */
+	int *cpus;         /* the CPUs of our affinity mask */
+	int ncpus;
+};
+
+static struct cio__rt *core_rt(struct cio__rt *rt, int k)
+{
+	return rt->group ? rt->group->rts[k] : rt;
+}
+
+int cio_core_id(void)
+{
+	return cio__rt_cur ? cio__rt_cur->core_id : -1;
+}
+
+int cio_core_count(void)
+{
+	return cio__rt_cur ? cio__rt_cur->core_count : 0;
+}
+
+/* --- calls and posts ------------------------------------------------------- */
+
+struct call {
+	struct cio__msg m;
+	cio_fn *fn;
+	void *arg;
+	void *result;
+	int err;
+	bool done;               /* the reply has come back */
+	struct cio__rt *from;
+	struct cio__task *waiter; /* NULL once the caller gave up */
+};
+
+/* On the caller's core: the reply. */
+static void call_reply(struct cio__rt *rt, struct cio__msg *m)
+{
+	struct call *c = (struct call *)m;
+	(void)rt;
+	if (!c->waiter) {
+		free(c); /* the caller was interrupted and left */
+		return;
+	}
+	c->done = true;
+	cio__wake(c->waiter, 0);
+}
+
+static void call_reply_reject(struct cio__msg *m)
+{
+	/* The caller's core stopped, so the caller left long ago. */
+	free(m);
+}
+
+static void send_reply(struct call *c)
+{
+	c->m.handle = call_reply;
+	c->m.reject = call_reply_reject;
+	if (cio__inbox_push(c->from, &c->m) < 0)
+		free(c);
+}
+
+static void *call_task(void *arg)
+{
+	struct call *c = arg;
+	c->result = c->fn(c->arg);
+	send_reply(c);
+	return NULL;
+}
+
+/* On the callee's core: start the task. */
+static void call_run(struct cio__rt *rt, struct cio__msg *m)
+{
+	struct call *c = (struct call *)m;
+	(void)rt;
+	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "core-call", .detached = true},
+				      call_task, c);
+	if (t < 0) {
+		c->err = (int)t;
+		send_reply(c);
+	}
+}
+
+static void call_reject(struct cio__msg *m)
+{
+	struct call *c = (struct call *)m;
+	c->err = -ESHUTDOWN;
+	send_reply(c);
+}
+
+int cio_core_call(int core, cio_fn *fn, void *arg, void **result)
+{
+	struct cio__task *self = cio__self_or_die("cio_core_call");
+	struct cio__rt *rt = cio__rt_cur;
+	if (core < 0 || core >= rt->core_count || !fn)
+		return -EINVAL;
+	int rc = cio__interrupted(self);
+	if (rc < 0)
+		return rc;
+	/* On the heap, not the stack: an interrupted caller may leave
+	 * before the reply comes back. */
+	struct call *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->m.handle = call_run;
+	c->m.reject = call_reject;
+	c->fn = fn;
+	c->arg = arg;
+	c->from = rt;
+	c->waiter = self;
+	if ((rc = cio__inbox_push(core_rt(rt, core), &c->m)) < 0) {
+		free(c);
+		return rc;
+	}
+	rt->remote_waits++;
+	rc = cio__park(self);
+	rt->remote_waits--;
+	if (!c->done) {
+		c->waiter = NULL; /* call_reply frees it */
+		return rc;
+	}
+	/* Replied, even if interrupted at the same moment: keep the result. */
+	rc = c->err;
+	if (rc == 0 && result)
+		*result = c->result;
+	free(c);
+	return rc;
+}
+
+struct post {
+	struct cio__msg m;
+	cio_fn *fn;
+	void *arg;
+};
+
+static void *post_task(void *arg)
+{
+	struct post p = *(struct post *)arg;
+	free(arg);
+	return p.fn(p.arg);
+}
+
+static void post_run(struct cio__rt *rt, struct cio__msg *m)
+{
+	(void)rt;
+	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "core-post", .detached = true},
+				      post_task, m);
+	if (t < 0) {
+		fprintf(stderr, "coreio: core %d dropped a post: %s\n",
+			rt->core_id, cio_strerror((int)t));
+		free(m);
+	}
+}
+
+static void post_reject(struct cio__msg *m)
+{
+	free(m);
+}
+
+int cio_core_post(int core, cio_fn *fn, void *arg)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (!rt)
+		return -EPERM;
+	if (core < 0 || core >= rt->core_count || !fn)
+		return -EINVAL;
+	struct post *p = malloc(sizeof *p);
+	if (!p)
+		return -ENOMEM;
+	p->m.handle = post_run;
+	p->m.reject = post_reject;
+	p->fn = fn;
+	p->arg = arg;
+	int rc = cio__inbox_push(core_rt(rt, core), &p->m);
+	if (rc < 0)
+		free(p);
+	return rc;
+}
+
+/* --- the drain ---------------------------------------------------------------- */
+
+struct stop {
+	struct cio__msg m;
+	bool force; /* cancel everything now */
+};
+
+static void cancel_all(struct cio__rt *rt)
+{
+	for (uint32_t i = 0; i < rt->nslots; i++) {
+		struct cio__slot *s = &rt->slots[i];
+		if (s->kind == CIO__SLOT_LIVE && !s->u.task->daemon) {
+			s->u.task->cancel = true;
+			if (s->u.task->state == CIO__PARKED)
+				cio__wake(s->u.task, -ECANCELED);
+		}
+	}
+}
+
+/* A daemon on each draining core: closes its listeners, gives the other
+ * tasks the drain timeout to finish, then cancels them. */
+static void *drain_task(void *arg)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	(void)arg;
+	while (rt->nlisteners)
+		cio_close(rt->listeners[rt->nlisteners - 1]); /* unregisters it */
+	if (cio_sleep(rt->drain_timeout) == 0)
+		cancel_all(rt);
+	return NULL;
+}
+
+static void stop_run(struct cio__rt *rt, struct cio__msg *m)
+{
+	bool force = ((struct stop *)m)->force;
+	free(m);
+	if (force) {
+		cancel_all(rt);
+		return;
+	}
+	if (rt->shutdown)
+		return;
+	rt->shutdown = true;
+	struct cio__waiter *w;
+	while ((w = cio__waitq_first(&rt->shutdown_waiters))) {
+		cio__waitq_remove(w);
+		cio__wake(w->task, 0);
+	}
+	if (cio__spawn_daemon("drain", drain_task, NULL) < 0)
+		cancel_all(rt); /* no stack for an orderly drain */
+}
+
+static void stop_reject(struct cio__msg *m)
+{
+	free(m);
+}
+
+static int request_stop(struct cio__rt *rt, bool force)
+{
+	for (int k = 0; k < rt->core_count; k++) {
+		struct stop *s = malloc(sizeof *s);
+		if (!s)
+			return -ENOMEM;
+		s->m.handle = stop_run;
+		s->m.reject = stop_reject;
+		s->force = force;
+		if (cio__inbox_push(core_rt(rt, k), &s->m) < 0)
+			free(s); /* that core has ended already */
+	}
+	return 0;
+}
+
+int cio_shutdown_request(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt ? request_stop(rt, false) : -EPERM;
+}
+
+bool cio_shutdown_requested(void)
+{
+	return cio__rt_cur && cio__rt_cur->shutdown;
+}
+
+int cio_shutdown_wait(void)
+{
+	struct cio__task *self = cio__self_or_die("cio_shutdown_wait");
+	struct cio__rt *rt = cio__rt_cur;
+	int rc = cio__interrupted(self);
+	if (rc < 0 || rt->shutdown)
+		return rc;
+	struct cio__waiter w;
+	cio__waiter_init(&w, self);
+	cio__waitq_push(&rt->shutdown_waiters, &w);
+	rt->remote_waits++; /* a signal or another core will end it */
+	rc = cio__park(self);
+	rt->remote_waits--;
+	if (cio__waiter_queued(&w))
+		cio__waitq_remove(&w);
+	return rt->shutdown ? 0 : rc;
+}
+
+void cio__listener_add(struct cio__rt *rt, int fd)
+{
+	if (rt->nlisteners == rt->caplisteners) {
+		size_t cap = rt->caplisteners ? 2 * rt->caplisteners : 4;
+		int *v = realloc(rt->listeners, cap * sizeof *v);
+		if (!v)
+			return; /* a drain will not close this one */
+		rt->listeners = v;
+		rt->caplisteners = cap;
+	}
+	rt->listeners[rt->nlisteners++] = fd;
+}
+
+void cio__listener_forget(struct cio__rt *rt, int fd)
+{
+	for (size_t i = 0; i < rt->nlisteners; i++)
+		if (rt->listeners[i] == fd) {
+			rt->listeners[i] = rt->listeners[--rt->nlisteners];
+			return;
+		}
+}
+
+/* --- signals ------------------------------------------------------------------- */
+
+int cio_signal_wait(const sigset_t *set)
+{
+	cio__self_or_die("cio_signal_wait");
+	if (!set)
+		return -EINVAL;
+	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	cio_fd_adopt(fd);
+	struct signalfd_siginfo si;
+	ssize_t rc = cio_read(fd, &si, sizeof si);
+	cio_close(fd);
+	if (rc < 0)
+		return (int)rc;
+	return rc == sizeof si ? (int)si.ssi_signo : -EIO;
+}
+
+/* A daemon on core 0: the first SIGINT or SIGTERM drains, the second
+ * cancels everything. */
+static void *watch_signals(void *arg)
+{
+	sigset_t set;
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	for (int seen = 0;;) {
+		int sig = cio_signal_wait(&set);
+		if (sig < 0)
+			return NULL; /* cancelled: the runtime is ending */
+		request_stop(cio__rt_cur, ++seen > 1);
+	}
+}
+
+/* --- the launcher ----------------------------------------------------------------- */
+
+struct start {
+	struct cio__group *g;
+	int k;
+};
+
+static void *core_main(void *arg)
+{
+	struct cio__group *g = arg;
+	if (cio__rt_cur->core_id == 0 && !g->cfg->no_signals)
+		cio__spawn_daemon("signals", watch_signals, NULL);
+	return g->main(g->arg);
+}
+
+static void *core_thread(void *p)
+{
+	struct start *st = p;
+	struct cio__group *g = st->g;
+	int k = st->k;
+	if (!g->cfg->no_pin && g->ncpus > 0) {
+		cpu_set_t one;
+		CPU_ZERO(&one);
+		CPU_SET(g->cpus[k % g->ncpus], &one);
+		pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+	}
+	const cio_config *cfg = g->cfg->core ? &g->cfg->core[k] : &g->cfg->all;
+	int err = 0;
+	struct cio__rt *rt = cio__rt_create(cfg, &err);
+	if (rt) {
+		rt->group = g;
+		rt->core_id = k;
+		rt->core_count = g->n;
+		rt->drain_timeout = g->cfg->drain_timeout > 0 ? g->cfg->drain_timeout
+							      : DEFAULT_DRAIN;
+	} else {
+		int none = 0;
+		atomic_compare_exchange_strong(&g->failed, &none, err);
+	}
+	g->rts[k] = rt;
+	/* Nobody runs (nor sends a message) before every core exists. */
+	pthread_mutex_lock(&g->lock);
+	g->arrived++;
+	pthread_cond_broadcast(&g->ready);
+	while (!g->go)
+		pthread_cond_wait(&g->ready, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+	intptr_t rc = atomic_load(&g->failed);
+	if (rc == 0)
+		rc = cio__rt_run(rt, core_main, g);
+	return (void *)rc;
+}
+
+static int affinity_cpus(struct cio__group *g)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof set, &set) < 0)
+		return -errno;
+	g->cpus = malloc(sizeof(int) * CPU_SETSIZE);
+	if (!g->cpus)
+		return -ENOMEM;
+	for (int c = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &set))
+			g->cpus[g->ncpus++] = c;
+	return 0;
+}
+
+int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *arg)
+{
+	static const cio_cores_config defaults;
+	if (!cfg)
+		cfg = &defaults;
+	if (n < 0 || !main)
+		return -EINVAL;
+	if (cio__rt_cur)
+		return -EBUSY;
+	struct cio__group g = {.cfg = cfg, .main = main, .arg = arg};
+	int rc = affinity_cpus(&g);
+	if (rc < 0)
+		return rc;
+	g.n = n ? n : g.ncpus;
+	g.rts = calloc((size_t)g.n, sizeof *g.rts);
+	pthread_t *th = calloc((size_t)g.n, sizeof *th);
+	struct start *st = calloc((size_t)g.n, sizeof *st);
+	if (!g.rts || !th || !st) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	sigset_t sigs, old;
+	sigemptyset(&sigs);
+	if (!cfg->no_signals) {
+		sigaddset(&sigs, SIGINT);
+		sigaddset(&sigs, SIGTERM);
+	}
+	/* Threads inherit the mask: the signals stay pending for the
+	 * signalfd of core 0's watcher instead of killing the process. */
+	pthread_sigmask(SIG_BLOCK, &sigs, &old);
+	pthread_mutex_init(&g.lock, NULL);
+	pthread_cond_init(&g.ready, NULL);
+	int started = 0;
+	for (; started < g.n; started++) {
+		st[started] = (struct start){&g, started};
+		if (pthread_create(&th[started], NULL, core_thread, &st[started]))
+			break;
+	}
+	pthread_mutex_lock(&g.lock);
+	while (g.arrived < started)
+		pthread_cond_wait(&g.ready, &g.lock);
+	if (started < g.n)
+		atomic_store(&g.failed, -EAGAIN); /* all cores or none */
+	g.go = true;
+	pthread_cond_broadcast(&g.ready);
+	pthread_mutex_unlock(&g.lock);
+	for (int k = 0; k < started; k++) {
+		void *r;
+		pthread_join(th[k], &r);
+		if (rc == 0 && (intptr_t)r < 0 && (intptr_t)r != -EDEADLK)
+			rc = (int)(intptr_t)r;
+	}
+	if (rc == 0)
+		rc = atomic_load(&g.failed);
+	for (int k = 0; k < g.n; k++)
+		if (g.rts[k])
+			cio__rt_destroy(g.rts[k]);
+	pthread_cond_destroy(&g.ready);
+	pthread_mutex_destroy(&g.lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+out:
+	free(st);
+	free(th);
+	free(g.rts);
+	free(g.cpus);
+	return rc;
+}
+
+int cio_run_cores(int n, cio_fn *main, void *arg)
+{
+	return cio_run_cores_with(NULL, n, main, arg);
+}

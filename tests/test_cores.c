@@ -1,0 +1,230 @@
+/* test_cores.c - thread-per-core: the launcher, calls and posts between
+ * cores, errors, and the drain on a signal. */
+#include "check.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#define MS CIO_MS
+
+static cio_config backend_config(void)
+{
+	cio_config cfg = {0};
+	const char *want = getenv("COREIO_BACKEND");
+	if (want && strcmp(want, "uring") == 0)
+		cfg.backend = CIO_BACKEND_URING;
+	else if (want && strcmp(want, "epoll") == 0)
+		cfg.backend = CIO_BACKEND_EPOLL;
+	return cfg;
+}
+
+/* --- calls ---------------------------------------------------------------- */
+
+static void *where(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)(cio_core_id() * 1000 + cio_core_count());
+}
+
+static void *add_one(void *arg)
+{
+	return (void *)((intptr_t)arg + 1);
+}
+
+static atomic_long calls_done;
+static atomic_int cores_seen;
+static pthread_t core_threads[2];
+
+#ifndef CALLS
+#define CALLS 1000000
+#endif
+
+/* Calls in flight at once: the wakes of a burst are batched. */
+#define CALLERS 64
+
+static void *caller(void *arg)
+{
+	long k = (long)arg;
+	for (long i = k; i < CALLS; i += CALLERS) {
+		void *r;
+		CHECK_EQ(cio_core_call(1, add_one, (void *)(intptr_t)i, &r), 0);
+		CHECK_EQ((intptr_t)r, i + 1);
+		atomic_fetch_add(&calls_done, 1);
+	}
+	return NULL;
+}
+
+static void *calls_main(void *arg)
+{
+	(void)arg;
+	int me = cio_core_id(), other = 1 - me;
+	CHECK_EQ(cio_core_count(), 2);
+	core_threads[me] = pthread_self();
+	atomic_fetch_add(&cores_seen, 1);
+	void *r;
+	CHECK_EQ(cio_core_call(other, where, NULL, &r), 0);
+	CHECK_EQ((intptr_t)r, other * 1000 + 2);
+	CHECK_EQ(cio_core_call(me, where, NULL, &r), 0); /* to oneself */
+	CHECK_EQ((intptr_t)r, me * 1000 + 2);
+	CHECK_EQ(cio_core_call(2, where, NULL, &r), -EINVAL);
+	CHECK_EQ(cio_core_call(-1, where, NULL, &r), -EINVAL);
+	CHECK_EQ(cio_core_post(7, where, NULL), -EINVAL);
+	/* Core 0 calls core 1 CALLS times, from 8 tasks at once, and checks
+	 * every result; core 1 serves (and calls back a little). */
+	if (me == 0) {
+		cio_task_t t[CALLERS];
+		for (long k = 0; k < CALLERS; k++)
+			t[k] = cio_spawn(caller, (void *)k);
+		for (long k = 0; k < CALLERS; k++)
+			CHECK_EQ(cio_join(t[k], NULL), 0);
+		CHECK_EQ(atomic_load(&calls_done), CALLS);
+	}
+	/* Core 1 stays until core 0 is done calling it. */
+	while (atomic_load(&calls_done) < CALLS)
+		cio_sleep(MS);
+	return NULL;
+}
+
+static void test_calls(void)
+{
+	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	int fds = test_count_fds();
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_run_cores_with(&cc, 2, calls_main, NULL), 0);
+	double secs = (double)(cio_now() - t0) / 1e9;
+	CHECK_EQ(atomic_load(&calls_done), CALLS);
+	CHECK(!pthread_equal(core_threads[0], core_threads[1]));
+	CHECK_EQ(test_count_fds(), fds);
+	fprintf(stderr, "%d cross-core calls in %.2f s (%.0f ns each)\n", CALLS, secs,
+		secs * 1e9 / CALLS);
+}
+
+/* --- posts, and a core that has stopped ------------------------------------- */
+
+static atomic_int posted_ran;
+static void *note_post(void *arg)
+{
+	atomic_fetch_add(&posted_ran, (int)(intptr_t)arg);
+	return NULL;
+}
+
+static atomic_int core1_gone;
+static void *posts_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 1) {
+		/* Ends at once. */
+		atomic_store(&core1_gone, 1);
+		return NULL;
+	}
+	for (int i = 0; i < 100; i++)
+		CHECK_EQ(cio_core_post(0, note_post, (void *)1), 0);
+	while (atomic_load(&core1_gone) == 0)
+		cio_sleep(MS);
+	/* Core 1 may take a moment to close its inbox after main ends. */
+	int rc = 0;
+	for (int i = 0; i < 1000 && rc == 0; i++) {
+		rc = cio_core_post(1, note_post, (void *)1000);
+		if (rc == 0)
+			cio_sleep(MS);
+	}
+	CHECK_EQ(rc, -ESHUTDOWN);
+	void *r;
+	CHECK_EQ(cio_core_call(1, where, NULL, &r), -ESHUTDOWN);
+	while (atomic_load(&posted_ran) % 1000 < 100)
+		cio_sleep(MS);
+	return NULL;
+}
+
+static void test_posts(void)
+{
+	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	CHECK_EQ(cio_run_cores_with(&cc, 2, posts_main, NULL), 0);
+	CHECK_EQ(atomic_load(&posted_ran) % 1000, 100);
+}
+
+/* --- drain on SIGTERM ----------------------------------------------------------- */
+
+static atomic_int drained, accepted_ebadf, lingered_cancelled;
+
+static void *linger(void *arg)
+{
+	(void)arg;
+	int rc = cio_sleep(100000 * MS); /* ignores the drain: cancelled */
+	if (rc == -ECANCELED)
+		atomic_fetch_add(&lingered_cancelled, 1);
+	return NULL;
+}
+
+static void *drain_main(void *arg)
+{
+	(void)arg;
+	char addr[64];
+	int lfd = cio_listen("127.0.0.1:0", &(cio_listen_opts){.reuseport = true});
+	CHECK(lfd >= 0);
+	cio_addr a;
+	a.len = sizeof a.u;
+	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
+	CHECK(cio_addr_format(&a, addr, sizeof addr) > 0);
+	cio_spawn_with(&(cio_spawn_opts){.detached = true}, linger, NULL);
+	if (cio_core_id() == 0) {
+		CHECK(!cio_shutdown_requested());
+		kill(getpid(), SIGTERM); /* blocked: goes to the watcher */
+	}
+	/* The accept loop ends when the drain closes the listener. */
+	int fd = cio_accept(lfd, NULL);
+	CHECK_EQ(fd, -EBADF);
+	atomic_fetch_add(&accepted_ebadf, 1);
+	CHECK(cio_shutdown_requested());
+	CHECK_EQ(cio_shutdown_wait(), 0); /* returns at once now */
+	atomic_fetch_add(&drained, 1);
+	return NULL;
+}
+
+static void test_drain(void)
+{
+	cio_cores_config cc = {.all = backend_config(), .drain_timeout = 50 * MS};
+	int fds = test_count_fds();
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_run_cores_with(&cc, 2, drain_main, NULL), 0);
+	int64_t took = cio_now() - t0;
+	CHECK_EQ(atomic_load(&drained), 2);
+	CHECK_EQ(atomic_load(&accepted_ebadf), 2);
+	CHECK_EQ(atomic_load(&lingered_cancelled), 2); /* after the drain timeout */
+	CHECK(took >= 50 * MS);
+	CHECK(took < 10000 * MS);
+	CHECK_EQ(test_count_fds(), fds);
+	/* The signal mask is as it was. */
+	sigset_t now;
+	pthread_sigmask(SIG_BLOCK, NULL, &now);
+	CHECK(!sigismember(&now, SIGTERM));
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+int main(void)
+{
+	const char *want = getenv("COREIO_BACKEND");
+	if (want && strcmp(want, "uring") == 0) {
+		cio_config cfg = {.backend = CIO_BACKEND_URING};
+		int rc = cio_run_with(&cfg, nothing, NULL);
+		if (rc < 0) {
+			fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
+			return 77;
+		}
+	}
+	CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
+	CHECK_EQ(cio_core_id(), -1);
+	CHECK_EQ(cio_core_count(), 0);
+	test_calls();
+	test_posts();
+	test_drain();
+	fprintf(stderr, "ok\n");
+	return 0;
+}
