@@ -5,7 +5,7 @@
  *   loadgen [--host A] [--port P] [--conns N] [--size S] [--depth D]
  *           [--warmup SECS] [--seconds SECS] [--server-pid PID] [--cpu C]
  *           [--impl NAME] [--backend NAME] [--perf-events LIST]
- *           [--stall-ms MS]
+ *           [--stall-ms MS] [--server-cpu C]
  *
  * N connections each keep D messages of S bytes in flight: every echo
  * fully received lets the next message go.  After --warmup seconds the
@@ -23,6 +23,10 @@
  * beside it), and this client's own.  With --perf-events it also runs
  * `perf stat` on the server over the same window (enabled and disabled
  * through perf's control pipe) and reports each event per request.
+ * Given the CPUs the server (--server-cpu) and this client (--cpu) are
+ * pinned to, it also reports how much of each CPU other work and the
+ * hypervisor took over the window (from /proc/stat): on a shared
+ * machine, what tells a clean measurement from a disturbed one.
  *
  * Output: one key=value line starting "bench=net" (see bench/bench.h),
  * then one line for people.  Exit status 0; 1 on any mismatch, a server
@@ -71,13 +75,13 @@ static struct {
 	int depth;
 	double warmup, seconds;
 	pid_t server_pid;
-	int cpu;
+	int cpu, server_cpu;
 	const char *impl, *backend;
 	const char *perf_events;
 	int stall_ms;
 } opt = {
 	.host = "127.0.0.1", .port = 7000, .conns = 64, .size = 100, .depth = 1,
-	.warmup = 1, .seconds = 3, .cpu = -1, .impl = "unknown", .backend = "unknown",
+	.warmup = 1, .seconds = 3, .cpu = -1, .server_cpu = -1, .impl = "unknown", .backend = "unknown",
 	.stall_ms = 2000,
 };
 
@@ -337,11 +341,18 @@ static void conn_readable(struct conn *c)
 
 /* ---- CPU time of the server and of this process --------------------------- */
 
+/* What one CPU did, from /proc/stat, in clock ticks. */
+struct cpu_ticks {
+	int64_t busy;  /* user, nice, system, irq, softirq */
+	int64_t steal; /* taken by the hypervisor */
+};
+
 struct cpu_snap {
 	int64_t server_ns; /* server's process CPU clock, or -1 */
 	int64_t server_ticks; /* utime + stime from /proc/PID/stat, or -1 */
 	int64_t self_ns;
 	int64_t t;
+	struct cpu_ticks srv_cpu, cli_cpu; /* the two pinned CPUs */
 };
 
 static clockid_t server_clock;
@@ -375,15 +386,55 @@ static int64_t clock_ns(clockid_t clk)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* Line "cpuN" of /proc/stat; zeros when absent. */
+static struct cpu_ticks cpu_ticks(int cpu)
+{
+	struct cpu_ticks t = {0, 0};
+	char line[512], want[16];
+	if (cpu < 0)
+		return t;
+	snprintf(want, sizeof want, "cpu%d ", cpu);
+	FILE *f = fopen("/proc/stat", "re");
+	while (f && fgets(line, sizeof line, f)) {
+		long long us, ni, sy, id, io, irq, sirq, st;
+		if (strncmp(line, want, strlen(want)) != 0)
+			continue;
+		if (sscanf(line + strlen(want), "%lld %lld %lld %lld %lld %lld %lld %lld",
+			   &us, &ni, &sy, &id, &io, &irq, &sirq, &st) == 8) {
+			t.busy = us + ni + sy + irq + sirq;
+			t.steal = st;
+		}
+		break;
+	}
+	if (f)
+		fclose(f);
+	return t;
+}
+
 static struct cpu_snap cpu_snap(void)
 {
-	struct cpu_snap s = {-1, -1, clock_ns(CLOCK_PROCESS_CPUTIME_ID), now_ns()};
+	struct cpu_snap s = {-1, -1, clock_ns(CLOCK_PROCESS_CPUTIME_ID), now_ns(),
+			     cpu_ticks(opt.server_cpu), cpu_ticks(opt.cpu)};
 	if (opt.server_pid > 0) {
 		if (have_server_clock)
 			s.server_ns = clock_ns(server_clock);
 		s.server_ticks = stat_ticks(opt.server_pid);
 	}
 	return s;
+}
+
+/* The share of the window that CPU spent on work other than `own_ns`
+ * (another process, interrupts for others), and the share the
+ * hypervisor stole: how disturbed a measurement was. */
+static void foreign(struct cpu_ticks a, struct cpu_ticks b, double own_ns,
+		    double win_s, double *other, double *steal)
+{
+	double tck = (double)sysconf(_SC_CLK_TCK);
+	double busy = (double)(b.busy - a.busy) / tck;
+	*other = (busy - own_ns / 1e9) / win_s;
+	if (*other < 0)
+		*other = 0; /* tick sampling can undercount a little */
+	*steal = (double)(b.steal - a.steal) / tck / win_s;
 }
 
 /* ---- perf stat on the server, over the measured window ------------------- */
@@ -514,7 +565,8 @@ static void usage(const char *prog)
 	fprintf(stderr,
 		"usage: %s [--host A] [--port P] [--conns N] [--size S] [--depth D]\n"
 		"       [--warmup SECS] [--seconds SECS] [--server-pid PID] [--cpu C]\n"
-		"       [--impl NAME] [--backend NAME] [--perf-events LIST] [--stall-ms MS]\n",
+		"       [--impl NAME] [--backend NAME] [--perf-events LIST] [--stall-ms MS]\n"
+		"       [--server-cpu C]\n",
 		prog);
 	exit(2);
 }
@@ -536,7 +588,7 @@ static void parse(int argc, char **argv)
 		{"size", 1, 0, 's'}, {"depth", 1, 0, 'd'}, {"warmup", 1, 0, 'w'},
 		{"seconds", 1, 0, 't'}, {"server-pid", 1, 0, 'P'}, {"cpu", 1, 0, 'C'},
 		{"impl", 1, 0, 'i'}, {"backend", 1, 0, 'b'}, {"perf-events", 1, 0, 'e'},
-		{"stall-ms", 1, 0, 'S'}, {0, 0, 0, 0},
+		{"stall-ms", 1, 0, 'S'}, {"server-cpu", 1, 0, 'X'}, {0, 0, 0, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -554,6 +606,7 @@ static void parse(int argc, char **argv)
 		case 'b': opt.backend = optarg; break;
 		case 'e': opt.perf_events = *optarg ? optarg : NULL; break;
 		case 'S': opt.stall_ms = (int)num(argv[0], optarg, 1); break;
+		case 'X': opt.server_cpu = (int)num(argv[0], optarg, 0); break;
 		default: usage(argv[0]);
 		}
 	}
@@ -700,17 +753,28 @@ int main(int argc, char **argv)
 		len += snprintf(perfkv + len, sizeof perfkv - (size_t)len, " %s_per_req=%.4f",
 				perf.name[i], perf.count[i] / req);
 	double self_ns = (double)(b.self_ns - a.self_ns);
+	char disturb[256] = "";
+	if (opt.cpu >= 0) {
+		double other, steal, sother = NAN, ssteal = NAN;
+		foreign(a.cli_cpu, b.cli_cpu, self_ns, win, &other, &steal);
+		if (opt.server_cpu >= 0 && have_server_clock && opt.server_cpu != opt.cpu)
+			foreign(a.srv_cpu, b.srv_cpu, (double)(b.server_ns - a.server_ns), win,
+				&sother, &ssteal);
+		snprintf(disturb, sizeof disturb,
+			 " client_cpu_other=%.3f client_cpu_steal=%.3f server_cpu_other=%.3f "
+			 "server_cpu_steal=%.3f", other, steal, sother, ssteal);
+	}
 	struct utsname u;
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof u.release, "unknown");
 	printf("bench=net impl=%s backend=%s conns=%d size=%zu depth=%d warmup_s=%g "
 	       "seconds=%g window_s=%.3f requests=%llu req_s=%.0f p50_us=%.1f p99_us=%.1f "
-	       "p999_us=%.1f max_us=%.1f%s client_cpu_us_per_req=%.3f client_util=%.3f%s "
+	       "p999_us=%.1f max_us=%.1f%s client_cpu_us_per_req=%.3f client_util=%.3f%s%s "
 	       "verified_bytes=%llu cpu=%d kernel=%s commit=%s\n",
 	       opt.impl, opt.backend, opt.conns, opt.size, opt.depth, opt.warmup,
 	       opt.seconds, win, (unsigned long long)responses, (double)responses / win,
 	       hist_quantile(0.5), hist_quantile(0.99), hist_quantile(0.999), hist_max(),
-	       server, self_ns / 1e3 / req, self_ns / 1e9 / win, perfkv,
+	       server, self_ns / 1e3 / req, self_ns / 1e9 / win, disturb, perfkv,
 	       (unsigned long long)bytes_verified, opt.cpu, u.release, COREIO_BENCH_COMMIT);
 	printf("loadgen: %s (%s), %d conns x %zu B, depth %d: %.0f req/s, latency p50 %.1f us, "
 	       "p99 %.1f us, p99.9 %.1f us",
