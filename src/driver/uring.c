@@ -29,9 +29,6 @@ static int ur_wait(struct cio__driver *d, int64_t t)
 	(void)d, (void)t;
 	return -ENOSYS;
 }
-static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
-			   struct cio__task *self, struct cio__io *io);
-
 static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 {
 	(void)d, (void)io;
