@@ -390,8 +390,8 @@ CIO_API ssize_t cio_send_fds(int fd, const void *buf, size_t len,
 
 /* Blocking.  Receives data and up to *nfds attached fds (made close-on-
  * exec); on return *nfds holds how many came.  Fds beyond the room given
- * are closed, and the call returns -EMSGSIZE... after storing the data:
- * see docs.  Returns bytes received or -errno. */
+ * are closed, never leaked, and not reported: give room for as many as
+ * the peer may send.  Returns bytes received or -errno. */
 CIO_API ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds,
 			     size_t *nfds);
 

@@ -60,6 +60,8 @@ struct cio__op {
 	int32_t res;            /* the kernel's result: >= 0 or -errno */
 	uint32_t flags;         /* io_uring CQE flags */
 	bool done;
+	int fd;                 /* the requests pending on one fd, listed */
+	struct cio__op *prev, *next;
 };
 
 struct cio__driver_ops {

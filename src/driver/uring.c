@@ -62,7 +62,44 @@ struct uring_state {
 	bool wake_armed;       /* a read of d->wake_fd is in the ring */
 	uint64_t wake_buf;     /* where that read lands */
 	struct cio__op wake_op;
+	/* Requests pending per fd number, so that cio_close() cancels those
+	 * of this fd and not those of a dup of the same file (the kernel's
+	 * IORING_ASYNC_CANCEL_FD matches by file). */
+	struct cio__op **byfd;
+	size_t nbyfd;
 };
+
+static int track(struct uring_state *s, struct cio__op *op, int fd)
+{
+	if ((size_t)fd >= s->nbyfd) {
+		size_t n = s->nbyfd ? s->nbyfd : 1024;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct cio__op **v = realloc(s->byfd, n * sizeof *v);
+		if (!v)
+			return -ENOMEM;
+		memset(v + s->nbyfd, 0, (n - s->nbyfd) * sizeof *v);
+		s->byfd = v;
+		s->nbyfd = n;
+	}
+	op->fd = fd;
+	op->prev = NULL;
+	op->next = s->byfd[fd];
+	if (op->next)
+		op->next->prev = op;
+	s->byfd[fd] = op;
+	return 0;
+}
+
+static void untrack(struct uring_state *s, struct cio__op *op)
+{
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		s->byfd[op->fd] = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+}
 
 /* user_data of a MSG_RING wake: no op record behind it. */
 #define WAKE_TAG ((void *)1)
@@ -75,6 +112,7 @@ static void arm_wake(struct cio__driver *d, struct uring_state *s)
 	if (!sqe)
 		return; /* the SQ is full: try again after the next wait */
 	io_uring_prep_read(sqe, d->wake_fd, &s->wake_buf, sizeof s->wake_buf, 0);
+	s->wake_op.fd = -1; /* not one of the per-fd requests */
 	io_uring_sqe_set_data(sqe, &s->wake_op);
 	s->wake_armed = true;
 }
@@ -193,6 +231,7 @@ static void ur_close(struct cio__driver *d)
 	if (!s)
 		return;
 	io_uring_queue_exit(&s->ring);
+	free(s->byfd);
 	free(s);
 	d->impl = NULL;
 }
@@ -214,6 +253,8 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		op->res = cqe->res;
 		op->flags = cqe->flags;
 		op->done = true;
+		if (op->fd >= 0)
+			untrack(s, op);
 		d->inflight--;
 		cio__wake(op->task, 0);
 	}
@@ -336,6 +377,8 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 			io->n.len = 0x7ffff000;
 	}
 	for (;;) {
+		if ((rc = cio__interrupted(self)) < 0)
+			return rc;
 		ssize_t r = submit_wait(d, s, self, io);
 		/* A non-blocking file can still answer EAGAIN on some kernel
 		 * paths: wait for readiness as epoll would, then try again. */
@@ -357,11 +400,14 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 			   struct cio__task *self, struct cio__io *io)
 {
 	struct cio__op op = {.task = self};
+	int rc = track(s, &op, io->fd);
+	if (rc < 0)
+		return rc;
 	struct io_uring_sqe *sqe = sqe_get(d, s);
 	prep(sqe, io);
 	io_uring_sqe_set_data(sqe, &op);
 	d->inflight++;
-	int rc = cio__park(self);
+	rc = cio__park(self);
 	if (op.done)
 		/* -ECANCELED here, with no interruption of ours, is a
 		 * cio_close() of the fd by another task. */
@@ -385,14 +431,17 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	struct cio__task *self = cio__rt_cur ? cio__rt_cur->current : NULL;
 	if (!self)
 		return close(fd) < 0 ? -errno : 0;
-	/* Cancel whatever is pending on fd while it is still open (the
-	 * kernel matches requests by file), then close it.  A hard link runs
-	 * the close even when there was nothing to cancel. */
-	struct cio__op op = {.task = self};
-	struct io_uring_sqe *sqe = sqe_get(d, s);
-	io_uring_prep_cancel_fd(sqe, fd, IORING_ASYNC_CANCEL_ALL);
-	io_uring_sqe_set_data(sqe, NULL);
-	sqe->flags |= IOSQE_IO_HARDLINK;
+	/* Cancel each request pending on this fd number, then close it.
+	 * Hard links keep that order and run the close even when a cancel
+	 * finds its request already done. */
+	struct cio__op op = {.task = self, .fd = -1};
+	struct io_uring_sqe *sqe;
+	for (struct cio__op *p = (size_t)fd < s->nbyfd ? s->byfd[fd] : NULL; p; p = p->next) {
+		sqe = sqe_get(d, s);
+		io_uring_prep_cancel(sqe, p, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+		sqe->flags |= IOSQE_IO_HARDLINK;
+	}
 	sqe = sqe_get(d, s);
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data(sqe, &op);
