@@ -542,7 +542,7 @@ static void test_socketpair(void)
 		CHECK_EQ(cio_close(sp[1]), 0);
 	}
 	int sp[2];
-	CHECK(cio_socketpair(99, sp) < 0);
+	CHECK(cio_socketpair(SOCK_RDM, sp) < 0);
 	CHECK_EQ(test_count_fds(), fds);
 }
 

@@ -337,15 +337,16 @@ ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 	} ctl;
 	size_t room = *nfds < MAX_PASSED_FDS ? *nfds : MAX_PASSED_FDS;
 	struct iovec iov = {buf, len};
+	/* Room for all the kernel may pass, whatever the caller's: the
+	 * extra fds are then closed here, not left to truncation (which
+	 * some emulators get wrong, leaking them). */
 	struct msghdr m = {
 		.msg_iov = &iov,
 		.msg_iovlen = 1,
 		.msg_control = ctl.buf,
-		.msg_controllen = CMSG_SPACE(room * sizeof(int)),
+		.msg_controllen = sizeof ctl.buf,
 	};
 	*nfds = 0;
-	if (room == 0)
-		m.msg_control = NULL, m.msg_controllen = 0;
 	ssize_t rc = cio_recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
 	if (rc < 0)
 		return rc;
