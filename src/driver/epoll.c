@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +30,12 @@
 struct fdstate {
 	cio_waitq rd, wr;
 	bool registered;
+	uint8_t kind;  /* STREAM, OTHER, or 0: not looked at yet */
+	bool drained;  /* a read came up short, and no edge came since */
+	bool hup;      /* the peer hung up: no edge will follow an EOF */
 };
+
+enum { STREAM = 1, OTHER = 2 };
 
 struct epoll_state {
 	int epfd;
@@ -155,8 +161,12 @@ static int ep_wait(struct cio__driver *d, int64_t timeout_ns)
 		struct fdstate *f = fd_state(s, s->ev[i].data.fd, false);
 		if (!f)
 			continue;
-		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+			f->drained = false;
+			if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				f->hup = true;
 			wake_all(&f->rd, 0);
+		}
 		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 			wake_all(&f->wr, 0);
 	}
@@ -197,6 +207,22 @@ static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int ev
 	if (rc < 0)
 		return rc;
 	return rw.result < 0 ? rw.result : ww.result;
+}
+
+/* Whether fd is a byte stream, where a short read means "drained".
+ * Looked up once per fd. */
+static bool is_stream(struct fdstate *f, int fd)
+{
+	if (!f->kind) {
+		int type = 0;
+		socklen_t len = sizeof type;
+		struct stat st;
+		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
+			f->kind = type == SOCK_STREAM ? STREAM : OTHER;
+		else
+			f->kind = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? STREAM : OTHER;
+	}
+	return f->kind == STREAM;
 }
 
 /* One non-blocking attempt.  Returns the result or -errno. */
@@ -282,8 +308,19 @@ static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 	int dir = (io->kind == CIO__IO_WRITE || io->kind == CIO__IO_WRITEV ||
 		   io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG)
 			  ? POLLOUT : POLLIN;
+	/* A plain read of a stream (socket or pipe): after a short read the
+	 * buffer was empty, so rather than a read sure to fail with EAGAIN
+	 * (a system call per request), wait for the next edge, as nginx
+	 * does.  Not for datagrams: a short read is one datagram of many. */
+	bool plain = (io->kind == CIO__IO_RECV && !(io->flags & MSG_PEEK)) ||
+		     (io->kind == CIO__IO_READ && io->off < 0);
+	struct fdstate *f = plain ? fd_state(d->impl, io->fd, true) : NULL;
+	if (f && f->drained && (rc = wait_fd(d, self, io->fd, POLLIN)) < 0)
+		return rc;
 	for (;;) {
 		ssize_t r = attempt(io);
+		if (f && r > 0 && (size_t)r < io->n.len && !f->hup && is_stream(f, io->fd))
+			f->drained = true;
 		if (r >= 0 || (r != -EAGAIN && r != -EINTR))
 			return r;
 		if (r == -EAGAIN && (rc = wait_fd(d, self, io->fd, dir)) < 0)
@@ -302,6 +339,9 @@ static void forget(struct epoll_state *s, int fd)
 	if (f->registered)
 		epoll_ctl(s->epfd, EPOLL_CTL_DEL, fd, NULL); /* dups would keep it */
 	f->registered = false;
+	f->kind = 0;
+	f->drained = false;
+	f->hup = false;
 }
 
 static int ep_close_fd(struct cio__driver *d, int fd)
