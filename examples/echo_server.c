@@ -1,22 +1,27 @@
 /* echo_server.c - a TCP echo server on coreio, written as a production
- * server would be: one task per connection, an accept loop that outlives
- * its errors, an optional idle timeout, and a clean shutdown.
+ * server would be: one runtime per core, each with its own SO_REUSEPORT
+ * listener; one task per connection; an accept loop that outlives its
+ * errors; an optional idle timeout; and a graceful drain.
  *
- *   echo_server [--seconds N] [--idle-ms MS] [ADDR]
+ *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:7000; port 0
  *                 picks a free port, which the "listening on" line shows.
- *   --seconds N   stop after N seconds (default: run until SIGINT/SIGTERM)
+ *   --cores N     runtimes to run (default 0: one per CPU this process may
+ *                 use; `taskset -c 0 echo_server` runs one)
+ *   --seconds N   drain after N seconds (default: run until SIGINT/SIGTERM)
  *   --idle-ms MS  drop a connection that neither sends nor takes its echo
  *                 for MS milliseconds (default 0: never)
+ *   --drain-ms MS how long a drain lets connections finish before they
+ *                 are cancelled (default 1000)
  *   COREIO_BACKEND=uring|epoll   forces a backend (default: io_uring when
  *                 the kernel allows it, else epoll)
  *
- * Prints "echo_server: listening on ADDR, backend B, pid P" once it
- * accepts, and on exit what it served, with the runtime's switches, ticks
- * and driver waits per request.  Stopping (signal or --seconds) cancels the
- * accept loop and every connection, waits for them to close, and exits 0.
+ * Prints "echo_server: listening on ADDR, backend B, N cores, pid P" once
+ * every core accepts, and on exit what it served.  SIGINT, SIGTERM or
+ * --seconds start the runtime's drain: listeners close, then connections
+ * still open after --drain-ms are cancelled and close; exit status 0.
  * Exit status 1: could not listen or run; 2: bad arguments; 3: the runtime
  * could not start (most often: the backend COREIO_BACKEND forces cannot run
  * here). */
@@ -25,12 +30,11 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #define BUF_SIZE (16 << 10)
@@ -40,27 +44,28 @@
 #define CONN_STACK (64 << 10)
 #define LOG_EVERY CIO_SEC
 
-/* One client connection, owned by its task.  It sits in the server's list
- * so that shutdown can cancel every connection. */
-struct conn {
-	struct conn *prev, *next;
-	struct server *srv;
-	cio_task_t task;
-	int fd;
-};
-
-struct server {
+/* Settings, shared read-only by every core. */
+static struct {
 	const char *addr;
 	int64_t run_ns;  /* --seconds, or CIO_NEVER */
 	int64_t idle_ns; /* --idle-ms, or 0 */
-	int sigfd;       /* SIGINT and SIGTERM, blocked and read from here */
+} opt;
+
+/* The address core 0 bound (port 0 becomes a real port), for the others. */
+static char bound_addr[128];
+static cio_wg bound = CIO_WG_INIT(bound); /* core 0's: done once bound */
+
+/* What every core served, summed as cores end. */
+static atomic_uint_fast64_t total_accepted, total_requests, total_bytes,
+	total_accept_errors, total_conn_errors;
+static atomic_int status; /* exit status */
+static atomic_bool ran;   /* a runtime started: the backend was there */
+
+/* One core's server.  Its fields are only touched by that core's tasks. */
+struct server {
 	int lfd;
-	cio_task_t main_task, acceptor;
-	struct conn head; /* list of live connections (circular, sentinel) */
-	cio_wg conns;     /* counts them, for shutdown to wait on */
+	cio_wg conns;     /* live connections, for the drain to wait on */
 	int64_t last_log;
-	int status;       /* exit status */
-	bool ran;         /* the runtime started: the backend was available */
 	uint64_t accepted, accept_errors, conn_errors, requests, bytes;
 };
 
@@ -71,31 +76,38 @@ static bool routine_end(ssize_t rc)
 	       rc == -ECANCELED;
 }
 
-/* At most one line a second, so that a storm of failures (fds exhausted,
- * say) cannot flood the log or become its own load. */
+/* At most one line a second per core, so that a storm of failures (fds
+ * exhausted, say) cannot flood the log or become its own load. */
 static void log_limited(struct server *s, const char *what, int err)
 {
 	int64_t now = cio_now();
 	if (now - s->last_log < LOG_EVERY)
 		return;
 	s->last_log = now;
-	fprintf(stderr, "echo_server: %s: %s\n", what, cio_strerror(err));
+	fprintf(stderr, "echo_server: core %d: %s: %s\n", cio_core_id(), what,
+		cio_strerror(err));
 }
+
+struct conn {
+	struct server *srv;
+	int fd;
+};
 
 static void *serve_conn(void *arg)
 {
-	struct conn *c = arg;
-	struct server *s = c->srv;
+	struct conn c = *(struct conn *)arg;
+	struct server *s = c.srv;
+	free(arg);
 	char buf[BUF_SIZE];
 	ssize_t n;
 	for (;;) {
 		/* The idle timeout covers one exchange: a peer that stays
 		 * silent, or stops taking its echo, for that long is gone. */
-		int64_t tok = s->idle_ns ? cio_timeout_push(s->idle_ns) : 0;
-		n = cio_recv(c->fd, buf, sizeof buf, 0);
+		int64_t tok = opt.idle_ns ? cio_timeout_push(opt.idle_ns) : 0;
+		n = cio_recv(c.fd, buf, sizeof buf, 0);
 		if (n > 0)
-			n = cio_send_all(c->fd, buf, (size_t)n, 0, NULL);
-		if (s->idle_ns)
+			n = cio_send_all(c.fd, buf, (size_t)n, 0, NULL);
+		if (opt.idle_ns)
 			cio_deadline_pop(tok);
 		if (n <= 0)
 			break;
@@ -106,10 +118,7 @@ static void *serve_conn(void *arg)
 		s->conn_errors++;
 		log_limited(s, "connection", (int)n);
 	}
-	cio_close(c->fd);
-	c->prev->next = c->next;
-	c->next->prev = c->prev;
-	free(c);
+	cio_close(c.fd);
 	cio_wg_done(&s->conns);
 	return NULL;
 }
@@ -125,44 +134,38 @@ static void start_conn(struct server *s, int fd)
 		cio_close(fd);
 		return;
 	}
-	c->srv = s;
-	c->fd = fd;
+	*c = (struct conn){s, fd};
 	cio_spawn_opts o = {.name = "echo-conn", .stack_size = CONN_STACK, .detached = true};
-	c->task = cio_spawn_with(&o, serve_conn, c);
-	if (c->task < 0) {
-		log_limited(s, "connection dropped", (int)c->task);
+	cio_wg_add(&s->conns, 1);
+	cio_task_t t = cio_spawn_with(&o, serve_conn, c);
+	if (t < 0) {
+		log_limited(s, "connection dropped", (int)t);
+		cio_wg_done(&s->conns);
 		free(c);
 		cio_close(fd);
 		return;
 	}
-	/* Linked before it runs: it unlinks itself when it ends. */
-	c->next = &s->head;
-	c->prev = s->head.prev;
-	s->head.prev->next = c;
-	s->head.prev = c;
-	cio_wg_add(&s->conns, 1);
 	s->accepted++;
 }
 
-static void *accept_loop(void *arg)
+/* Accepts until the drain closes the listener. */
+static void accept_loop(struct server *s)
 {
-	struct server *s = arg;
 	for (;;) {
 		int fd = cio_accept(s->lfd, NULL);
 		if (fd >= 0) {
 			start_conn(s, fd);
 			continue;
 		}
-		if (fd == -ECANCELED)
-			break; /* shutdown */
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK ||
-		    fd == -EOPNOTSUPP) {
+		if (fd == -EBADF || fd == -ECANCELED)
+			return; /* drained: the runtime closed the listener */
+		if (fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
 			/* The listener itself is broken: no retry can help. */
 			fprintf(stderr, "echo_server: accept: %s; stopping\n",
 				cio_strerror(fd));
-			s->status = 1;
-			cio_cancel(s->main_task);
-			break;
+			atomic_store(&status, 1);
+			cio_shutdown_request();
+			return;
 		}
 		/* Everything else passes: out of fds (-EMFILE, -ENFILE: the
 		 * connection stays queued and cio_accept() has paused), a
@@ -171,100 +174,86 @@ static void *accept_loop(void *arg)
 		s->accept_errors++;
 		log_limited(s, "accept", fd);
 		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-			break;
+			return;
 	}
+}
+
+/* On core 0, for the other cores: waits until core 0 has bound. */
+static void *wait_bound(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_wg_wait(&bound);
+}
+
+/* Core 0's timer for --seconds. */
+static void *stop_later(void *arg)
+{
+	(void)arg;
+	if (cio_sleep(opt.run_ns) == 0)
+		cio_shutdown_request();
 	return NULL;
 }
 
-/* Waits until it is time to stop; returns why. */
-static const char *wait_for_stop(struct server *s)
+/* Runs on every core. */
+static void *core_main(void *arg)
 {
-	static char why[64];
-	int64_t tok = cio_timeout_push(s->run_ns);
-	int rc = cio_wait_readable(s->sigfd);
-	cio_deadline_pop(tok);
-	if (rc == -ETIMEDOUT)
-		return "--seconds elapsed";
-	if (rc == -ECANCELED) {
-		cio_cancel_clear(); /* the accept loop failed and woke us */
-		return "accept loop failed";
+	struct server s = {.lfd = -1};
+	int core = cio_core_id();
+	(void)arg;
+	atomic_store(&ran, true);
+	cio_wg_init(&s.conns);
+	if (core == 0) {
+		s.lfd = cio_listen(opt.addr, &(cio_listen_opts){.reuseport = true});
+		if (s.lfd >= 0) {
+			cio_addr a = {.len = sizeof a.u};
+			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
+			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
+				snprintf(bound_addr, sizeof bound_addr, "%s", opt.addr);
+		}
+		cio_wg_done(&bound); /* the others listen (or give up) now */
+	} else {
+		/* Port 0: every core must bind the port core 0 got. */
+		cio_core_call(0, wait_bound, NULL, NULL);
+		if (bound_addr[0])
+			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
 	}
-	if (rc < 0) {
-		s->status = 1;
-		snprintf(why, sizeof why, "signal wait failed: %s", cio_strerror(rc));
-		return why;
-	}
-	struct signalfd_siginfo si;
-	if (read(s->sigfd, &si, sizeof si) != (ssize_t)sizeof si)
-		return "a signal";
-	const char *sig = sigabbrev_np((int)si.ssi_signo);
-	snprintf(why, sizeof why, "SIG%s", sig ? sig : "?");
-	return why;
-}
-
-static void *server_main(void *arg)
-{
-	struct server *s = arg;
-	s->ran = true;
-	s->main_task = cio_self();
-	cio_fd_adopt(s->sigfd); /* made before the runtime existed */
-	s->lfd = cio_listen(s->addr, NULL);
-	if (s->lfd < 0) {
-		fprintf(stderr, "echo_server: cannot listen on %s: %s\n", s->addr,
-			cio_strerror(s->lfd));
-		s->status = 1;
+	if (s.lfd < 0) {
+		fprintf(stderr, "echo_server: core %d cannot listen on %s: %s\n", core,
+			bound_addr[0] ? bound_addr : opt.addr,
+			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
+		bound_addr[0] = '\0';
+		atomic_store(&status, 1);
+		cio_shutdown_request();
 		return NULL;
 	}
-	cio_addr bound = {.len = sizeof bound.u};
-	char name[128] = "?";
-	if (getsockname(s->lfd, &bound.u.sa, &bound.len) == 0)
-		cio_addr_format(&bound, name, sizeof name);
-	const char *reason = cio_backend_reason();
-	printf("echo_server: listening on %s, backend %s%s%s%s, pid %d\n", name,
-	       cio_backend_name(), reason ? " (" : "", reason ? reason : "",
-	       reason ? ")" : "", (int)getpid());
-	fflush(stdout);
-
-	cio_stats st0, st1;
-	cio_stats_get(&st0);
-	int64_t t0 = cio_now();
-	s->acceptor = cio_spawn(accept_loop, s);
-	if (s->acceptor < 0) {
-		fprintf(stderr, "echo_server: %s\n", cio_strerror((int)s->acceptor));
-		s->status = 1;
-		cio_close(s->lfd);
-		return NULL;
+	if (core == 0) {
+		const char *reason = cio_backend_reason();
+		int n = cio_core_count();
+		printf("echo_server: listening on %s, backend %s%s%s%s, %d core%s, pid %d\n",
+		       bound_addr, cio_backend_name(), reason ? " (" : "",
+		       reason ? reason : "", reason ? ")" : "", n, n == 1 ? "" : "s",
+		       (int)getpid());
+		fflush(stdout);
+		if (opt.run_ns != CIO_NEVER)
+			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
 	}
-	const char *why = wait_for_stop(s);
-
-	/* Shutdown: no new connections, then every connection's blocked
-	 * call returns -ECANCELED and its task closes the socket. */
-	cio_cancel(s->acceptor);
-	cio_join(s->acceptor, NULL);
-	for (struct conn *c = s->head.next; c != &s->head; c = c->next)
-		cio_cancel(c->task);
-	cio_wg_wait(&s->conns);
-	cio_close(s->lfd);
-	cio_close(s->sigfd);
-	cio_stats_get(&st1);
-
-	double secs = (double)(cio_now() - t0) / 1e9;
-	double req = s->requests ? (double)s->requests : 1;
-	printf("echo_server: stopped (%s) after %.1f s: %" PRIu64 " connections, %" PRIu64
-	       " requests (receives), %.1f MB echoed, %" PRIu64 " accept errors, %" PRIu64
-	       " connection errors; per request %.2f switches, %.3f ticks, %.3f driver waits\n",
-	       why, secs, s->accepted, s->requests, (double)s->bytes / 1e6,
-	       s->accept_errors, s->conn_errors,
-	       (double)(st1.switches - st0.switches) / req,
-	       (double)(st1.ticks - st0.ticks) / req,
-	       (double)(st1.driver_waits - st0.driver_waits) / req);
-	fflush(stdout);
+	accept_loop(&s);
+	/* Draining: connections end by themselves, or the runtime cancels
+	 * them after the drain timeout. */
+	cio_cancel_clear();
+	cio_wg_wait(&s.conns);
+	atomic_fetch_add(&total_accepted, s.accepted);
+	atomic_fetch_add(&total_requests, s.requests);
+	atomic_fetch_add(&total_bytes, s.bytes);
+	atomic_fetch_add(&total_accept_errors, s.accept_errors);
+	atomic_fetch_add(&total_conn_errors, s.conn_errors);
 	return NULL;
 }
 
 static void usage(const char *prog)
 {
-	fprintf(stderr, "usage: %s [--seconds N] [--idle-ms MS] [HOST:PORT | PORT]\n", prog);
+	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--idle-ms MS] "
+			"[--drain-ms MS] [HOST:PORT | PORT]\n", prog);
 	exit(2);
 }
 
@@ -281,28 +270,31 @@ static int64_t number(const char *prog, const char *text)
 
 int main(int argc, char **argv)
 {
-	static struct server s;
 	static char addr[256];
-	int64_t seconds = 0, idle_ms = 0;
-	s.addr = "127.0.0.1:7000";
+	int64_t seconds = 0, idle_ms = 0, drain_ms = 1000, cores = 0;
+	opt.addr = "127.0.0.1:7000";
 	for (int i = 1; i < argc; i++) {
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--seconds") == 0)
 			seconds = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--idle-ms") == 0)
 			idle_ms = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--drain-ms") == 0)
+			drain_ms = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--cores") == 0)
+			cores = number(argv[0], val), i++;
 		else if (argv[i][0] == '-')
 			usage(argv[0]);
 		else if (strspn(argv[i], "0123456789") == strlen(argv[i])) {
 			snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[i]);
-			s.addr = addr;
+			opt.addr = addr;
 		} else
-			s.addr = argv[i];
+			opt.addr = argv[i];
 	}
-	s.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
-	s.idle_ns = idle_ms * CIO_MS;
-	s.head.next = s.head.prev = &s.head;
-	cio_wg_init(&s.conns);
+	if (cores > 1024)
+		usage(argv[0]);
+	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.idle_ns = idle_ms * CIO_MS;
 
 	/* Every connection is an fd: take all the hard limit allows rather
 	 * than the soft 1024 most systems start with. */
@@ -312,22 +304,21 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 
-	/* SIGINT and SIGTERM become readable events on a signalfd, which a
-	 * task can wait on like any fd: blocked before the runtime starts,
-	 * so that every thread it makes inherits the mask. */
-	sigset_t mask;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0 ||
-	    (s.sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-		perror("echo_server: signalfd");
-		return 1;
-	}
-	int rc = cio_run(server_main, &s);
+	cio_wg_add(&bound, 1);
+	cio_cores_config cfg = {.drain_timeout = drain_ms > 0 ? drain_ms * CIO_MS : 1};
+	int64_t t0 = cio_now();
+	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
 	if (rc < 0) {
-		fprintf(stderr, "echo_server: cio_run: %s\n", cio_strerror(rc));
-		return s.ran ? 1 : 3;
+		fprintf(stderr, "echo_server: cio_run_cores: %s\n", cio_strerror(rc));
+		return atomic_load(&ran) ? 1 : 3;
 	}
-	return s.status;
+	printf("echo_server: stopped after %.1f s: %" PRIu64 " connections, %" PRIu64
+	       " requests (receives), %.1f MB echoed, %" PRIu64 " accept errors, %" PRIu64
+	       " connection errors\n",
+	       (double)(cio_now() - t0) / 1e9, (uint64_t)atomic_load(&total_accepted),
+	       (uint64_t)atomic_load(&total_requests),
+	       (double)atomic_load(&total_bytes) / 1e6,
+	       (uint64_t)atomic_load(&total_accept_errors),
+	       (uint64_t)atomic_load(&total_conn_errors));
+	return atomic_load(&status);
 }
