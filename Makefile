@@ -8,7 +8,7 @@ CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
-	check-ucontext check-aarch64 check-install bench-core bench-net install clean
+	check-ucontext check-aarch64 check-install bench-core bench-net bench-cores install clean
 
 all: build
 
@@ -81,6 +81,13 @@ bench-net: deps
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server loadgen epoll_echo
 	bench/net.sh $(BENCH_BUILD)
+
+# Cross-core calls against an eventfd ping-pong between two threads;
+# bench/cores.sh rewrites the Cores section of docs/benchmarks.md.
+bench-cores: deps
+	$(BENCH_CFG)
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_cores
+	bench/cores.sh $(BENCH_BUILD)
 
 install: build
 	cmake --install build

@@ -88,6 +88,13 @@ typedef struct cio_config {
 	enum cio_backend backend;
 	size_t stack_size;     /* default task stack, bytes; 0: 256 KiB */
 	unsigned ring_entries; /* io_uring submission queue size; 0: 256 */
+	int64_t idle_poll_ns;  /* with nothing to run, watch for messages and
+	                        * completions this long before sleeping in
+	                        * the kernel: a core that is woken often
+	                        * answers sooner (a sleeping CPU takes tens
+	                        * of us to wake on a VM), at the price of
+	                        * that much CPU after each burst; 0: sleep
+	                        * at once */
 	size_t stack_cache;    /* idle stacks always kept for reuse; 0: 1024.
 	                        * More are kept while reused: those idle
 	                        * for a whole second go back to the kernel. */

@@ -88,9 +88,12 @@ static void *calls_main(void *arg)
 	return NULL;
 }
 
-static void test_calls(void)
+static void test_calls(int64_t idle_poll)
 {
 	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cc.all.idle_poll_ns = idle_poll;
+	atomic_store(&calls_done, 0);
+	atomic_store(&cores_seen, 0);
 	int fds = test_count_fds();
 	int64_t t0 = cio_now();
 	CHECK_EQ(cio_run_cores_with(&cc, 2, calls_main, NULL), 0);
@@ -98,8 +101,8 @@ static void test_calls(void)
 	CHECK_EQ(atomic_load(&calls_done), CALLS);
 	CHECK(!pthread_equal(core_threads[0], core_threads[1]));
 	CHECK_EQ(test_count_fds(), fds);
-	fprintf(stderr, "%d cross-core calls in %.2f s (%.0f ns each)\n", CALLS, secs,
-		secs * 1e9 / CALLS);
+	fprintf(stderr, "%d cross-core calls in %.2f s (%.0f ns each), idle poll %lld ns\n",
+		CALLS, secs, secs * 1e9 / CALLS, (long long)idle_poll);
 }
 
 /* --- posts, and a core that has stopped ------------------------------------- */
@@ -222,7 +225,8 @@ int main(void)
 	CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
 	CHECK_EQ(cio_core_id(), -1);
 	CHECK_EQ(cio_core_count(), 0);
-	test_calls();
+	test_calls(0);
+	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
 	test_posts();
 	test_drain();
 	fprintf(stderr, "ok\n");

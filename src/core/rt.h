@@ -132,6 +132,7 @@ struct cio__rt {
 	int core_id, core_count;
 	bool shutdown;              /* a drain was requested */
 	int64_t drain_timeout;      /* ns from the drain to cancelling all */
+	int64_t idle_poll_ns;       /* how long to watch for work before sleeping */
 	cio_waitq shutdown_waiters;
 	int *listeners;             /* fds from cio_listen(), closed by a drain */
 	size_t nlisteners, caplisteners;
