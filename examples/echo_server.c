@@ -157,9 +157,9 @@ static void accept_loop(struct server *s)
 			start_conn(s, fd);
 			continue;
 		}
-		if (fd == -EBADF || fd == -ECANCELED)
-			return; /* drained: the runtime closed the listener */
-		if (fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
+		if (fd == -ESHUTDOWN || fd == -ECANCELED)
+			return; /* drained: the runtime shut the listener down */
+		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
 			/* The listener itself is broken: no retry can help. */
 			fprintf(stderr, "echo_server: accept: %s; stopping\n",
 				cio_strerror(fd));
@@ -238,6 +238,7 @@ static void *core_main(void *arg)
 			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
 	}
 	accept_loop(&s);
+	cio_close(s.lfd);
 	/* Draining: connections end by themselves, or the runtime cancels
 	 * them after the drain timeout. */
 	cio_cancel_clear();

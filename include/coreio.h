@@ -315,7 +315,8 @@ CIO_API int cio_listen(const char *addr, const cio_listen_opts *opts);
 
 /* Blocking.  Waits for a connection on listening socket fd; returns the new
  * fd (non-blocking, close-on-exec) and fills *peer if not NULL.  Errors:
- * -EBADF, -EINVAL (not listening), -ECANCELED, -ETIMEDOUT, and -EMFILE /
+ * -EBADF, -EINVAL (not listening), -ESHUTDOWN (a drain shut the listener
+ * down: close it and stop accepting), -ECANCELED, -ETIMEDOUT, and -EMFILE /
  * -ENFILE when out of fds: the connection stays queued, and the call
  * pauses (about 10 ms, within the deadline) before failing so that a loop
  * retrying at once does not spin. */
@@ -481,7 +482,8 @@ CIO_API int cio_core_post(int core, cio_fn *fn, void *arg);
 
 /* Asks every core of the calling runtime's group (or the single runtime of
  * cio_run()) to drain: on each, listening sockets made by cio_listen() on
- * that core are closed (tasks blocked in accept get -EBADF), waiters in
+ * that core are shut down (new connections are refused; cio_accept()
+ * returns -ESHUTDOWN; the fds stay open for their owners to close), waiters in
  * cio_shutdown_wait() wake, cio_shutdown_requested() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
  * may be called from any task.  Returns 0, or -EPERM off a runtime. */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define DEFAULT_DRAIN (5 * CIO_SEC)
@@ -224,14 +225,19 @@ static void cancel_all(struct cio__rt *rt)
 	}
 }
 
-/* A daemon on each draining core: closes its listeners, gives the other
- * tasks the drain timeout to finish, then cancels them. */
+/* A daemon on each draining core: shuts its listeners down, gives the
+ * other tasks the drain timeout to finish, then cancels them.
+ *
+ * shutdown(), not close(): the kernel refuses new connections and wakes
+ * accept() all the same, but the fd stays the owner's to close, so a task
+ * that was busy elsewhere cannot later accept on a number that a new
+ * socket has taken meanwhile. */
 static void *drain_task(void *arg)
 {
 	struct cio__rt *rt = cio__rt_cur;
 	(void)arg;
-	while (rt->nlisteners)
-		cio_close(rt->listeners[rt->nlisteners - 1]); /* unregisters it */
+	for (size_t i = 0; i < rt->nlisteners; i++)
+		shutdown(rt->listeners[i], SHUT_RDWR);
 	if (cio_sleep(rt->drain_timeout) == 0)
 		cancel_all(rt);
 	return NULL;

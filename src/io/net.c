@@ -133,6 +133,8 @@ int cio_accept(int fd, cio_addr *peer)
 	ssize_t rc = run("cio_accept", &io);
 	if (rc >= 0)
 		return fresh((int)rc);
+	if (rc == -EINVAL && cio__rt_cur->shutdown)
+		return -ESHUTDOWN; /* the drain shut the listener down */
 	if (rc == -EMFILE || rc == -ENFILE) {
 		/* The connection stays queued.  Pause, so that a loop that
 		 * retries at once does not spin while fds are short. */
