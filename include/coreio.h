@@ -434,8 +434,9 @@ CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
 /* ===================================================================== */
 /* Tasks never move between threads.  Runtimes cooperate only by messages:
  * a call runs a function as a task on another core, a post does so
- * without waiting.  A message to a core that has stopped is refused with
- * -ESHUTDOWN. */
+ * without waiting, a cross-core channel (cio_xchan) carries elements.  A
+ * message to a core that has stopped is refused with -ESHUTDOWN.  Work
+ * that must block a thread goes to the blocking pool (cio_blocking()). */
 
 typedef struct cio_cores_config {
 	cio_config all;           /* settings of every core */
@@ -502,6 +503,138 @@ CIO_API int cio_shutdown_wait(void);
  * elsewhere.  Returns the signal number, or -EINVAL, -EMFILE, -ECANCELED,
  * -ETIMEDOUT. */
 CIO_API int cio_signal_wait(const sigset_t *set);
+
+/* --- the blocking pool ------------------------------------------------------- */
+/* Work that must block a thread (getaddrinfo, a CPU-heavy job, a library
+ * with no non-blocking interface) runs on the blocking pool: one per
+ * process, made on first use, whose threads start on demand up to a
+ * maximum (16 unless configured) and exit after 10 s without work.  Pool
+ * threads block every signal.  A job runs on whichever pool thread is
+ * free, in the order jobs were queued; while it runs, only the calling
+ * task waits.
+ *
+ * An interrupted call (cancel or deadline) returns at once; its job is
+ * abandoned: if it had not started it never runs; if it is running, it
+ * runs to its end on its pool thread and its result is dropped.  So
+ * `arg` (and whatever fn reaches through it) must stay valid until fn
+ * returns, which may be after the caller's frame and even its runtime are
+ * gone: pass heap memory and free it in a drop function (see
+ * cio_blocking_drop()).  A function that never returns keeps its pool
+ * thread busy for good; its caller can still be cancelled (a drain does
+ * that at its deadline), so runtimes end, and the process can exit. */
+
+/* Frees what an abandoned job owned: its argument and, when fn ran, the
+ * result fn returned (NULL when fn never ran). */
+typedef void cio_drop_fn(void *arg, void *result);
+
+/* Sizes the pool: at most max_threads threads (0: 16), and at most
+ * max_queue jobs waiting for a thread (0: no limit).  Only before the
+ * pool's first use: returns 0, or -EBUSY once a job was submitted. */
+CIO_API int cio_blocking_config(size_t max_threads, size_t max_queue);
+
+/* Blocking.  Runs fn(arg) on a pool thread and stores its return value in
+ * *result (if not NULL).  Returns 0, or:
+ *   -EINVAL     fn is NULL;
+ *   -ENOMEM     no memory for the job;
+ *   -EAGAIN     the queue holds max_queue jobs already (only with a limit
+ *               set; without one, a caller waits, parked, for a thread to
+ *               free up: use a deadline to bound that wait), or no thread
+ *               could be started and none runs;
+ *   -ECANCELED, -ETIMEDOUT: the job was abandoned, as described above.
+ * When the job finishes just as the call is interrupted, the call returns
+ * 0 with the result (the interruption shows on the next blocking call). */
+CIO_API int cio_blocking(cio_fn *fn, void *arg, void **result);
+
+/* cio_blocking() for jobs that own memory.  When (and only when) the call
+ * returns -ECANCELED or -ETIMEDOUT, drop(arg, r) runs exactly once: on the
+ * pool thread once fn returns (r: its result), or before the call returns
+ * if fn never ran (r: NULL).  On every other return drop is not called and
+ * arg is the caller's again. */
+CIO_API int cio_blocking_drop(cio_fn *fn, void *arg, cio_drop_fn *drop,
+			      void **result);
+
+/* The pool's state now: for monitoring and tests. */
+typedef struct cio_blocking_stats {
+	size_t threads;     /* pool threads alive */
+	size_t idle;        /* of them, waiting for a job */
+	size_t running;     /* jobs running (abandoned ones included) */
+	size_t queued;      /* jobs waiting for a thread */
+	size_t max_threads, max_queue; /* the configuration (0: no limit) */
+} cio_blocking_stats;
+CIO_API void cio_blocking_stats_get(cio_blocking_stats *st);
+
+struct addrinfo;
+
+/* Blocking.  getaddrinfo(3) on the blocking pool; free *res with
+ * freeaddrinfo().  A numeric host (AI_NUMERICHOST) with a numeric or no
+ * service resolves at once, without the pool.  Returns 0 and sets *res,
+ * or a negated errno (*res is then NULL), the EAI_* code mapped one to
+ * one:
+ *   EAI_NONAME -ENOENT        EAI_NODATA -ENODATA     EAI_ADDRFAMILY -EADDRNOTAVAIL
+ *   EAI_AGAIN -EAGAIN         EAI_FAIL -EIO           EAI_MEMORY -ENOMEM
+ *   EAI_FAMILY -EAFNOSUPPORT  EAI_SOCKTYPE -ESOCKTNOSUPPORT
+ *   EAI_SERVICE -EPROTONOSUPPORT  EAI_BADFLAGS -EINVAL  EAI_OVERFLOW -EOVERFLOW
+ *   EAI_SYSTEM: the negated errno it left; any other EAI code: -EIO;
+ * or -EINVAL (res is NULL), -ENOMEM, -EAGAIN, -ECANCELED, -ETIMEDOUT as
+ * cio_blocking().  An interrupted lookup's result is freed when it ends. */
+CIO_API int cio_getaddrinfo(const char *host, const char *service,
+			    const struct addrinfo *hints, struct addrinfo **res);
+
+/* The EAI_* code behind a cio_getaddrinfo() error, for gai_strerror():
+ * the inverse of the table above; EAI_SYSTEM for any other negated errno;
+ * 0 for err >= 0. */
+CIO_API int cio_gai_error(int err);
+
+/* --- channels between cores ---------------------------------------------- */
+/* A bounded channel of fixed-size elements that any number of tasks on
+ * any cores (any runtimes, even threads outside a runtime for the try_*
+ * calls and close) may send to and receive from.  The ring is lock-free:
+ * a send or a receive is one compare-and-swap and a copy.  Elements come
+ * out in the order their sends took a slot, so each sender's elements
+ * arrive in the order it sent them.
+ *
+ * A task that must wait (full when sending, empty when receiving) parks;
+ * the other side wakes it through its runtime's inbox, with one message
+ * per waiting runtime per burst, not one per element.  Woken tasks retry:
+ * among several waiters there is no FIFO order.  An interrupted call has
+ * done nothing: no element sent or taken.  A runtime whose tasks wait on
+ * an xchan is not considered deadlocked (another thread may wake them).
+ *
+ * A cio_xchan is not tied to a runtime; make it before the cores start,
+ * or on one core and hand it to others. */
+typedef struct cio_xchan cio_xchan;
+
+/* Creates a channel of `capacity` (>= 1) elements of elem_size bytes,
+ * its ring allocated here, once.  Returns it, or NULL when out of memory
+ * or elem_size or capacity is 0 (errno is not used). */
+CIO_API cio_xchan *cio_xchan_new(size_t elem_size, size_t capacity);
+
+/* Frees a channel (NULL is ignored).  No task may be in a call on it:
+ * close it and let the callers return first; freeing one a task still
+ * waits on aborts.  Elements still buffered are dropped. */
+CIO_API void cio_xchan_free(cio_xchan *ch);
+
+/* Blocking.  Copies *elem into the channel, waiting while it is full.
+ * Returns 0, or -EPIPE (closed, also while waiting; not sent), -ENOMEM
+ * (the first wait of this runtime on this channel found no memory),
+ * -ECANCELED, -ETIMEDOUT (not sent). */
+CIO_API int cio_xchan_send(cio_xchan *ch, const void *elem);
+
+/* Blocking.  Takes the oldest element into *elem, waiting while empty.
+ * Returns 0, or -EPIPE (closed and drained), -ENOMEM as for send,
+ * -ECANCELED, -ETIMEDOUT (nothing taken, *elem untouched). */
+CIO_API int cio_xchan_recv(cio_xchan *ch, void *elem);
+
+/* Never block; callable from any thread: -EAGAIN where the blocking call
+ * would wait (a receive also while a sender that took the next slot is
+ * still copying its element in), else as the blocking calls. */
+CIO_API int cio_xchan_try_send(cio_xchan *ch, const void *elem);
+CIO_API int cio_xchan_try_recv(cio_xchan *ch, void *elem);
+
+/* Closes the channel, from any thread: senders, waiting or to come, get
+ * -EPIPE; receivers get what was sent before the close, then -EPIPE.
+ * Closing twice is harmless. */
+CIO_API void cio_xchan_close(cio_xchan *ch);
 
 /* ===================================================================== */
 /*  Local synchronisation (one runtime, no locks)                         */
