@@ -8,7 +8,7 @@ CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
-	check-ucontext check-aarch64 check-install bench-core bench-net bench-cores install clean
+	check-tsan check-ucontext check-aarch64 check-install bench-core bench-net bench-cores install clean
 
 all: build
 
@@ -24,7 +24,7 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-clang check-asan check-ucontext check-aarch64 check-install
+check: deps check-gcc check-clang check-asan check-tsan check-ucontext check-aarch64 check-install
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -43,6 +43,16 @@ check-asan:
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST)
+
+# ThreadSanitizer on the tests whose code crosses threads: cores, the
+# blocking pool, cross-core channels.  Each task is a TSan fiber of its own
+# (src/platform/fiber.h); any report fails the test (halt_on_error).
+check-tsan:
+	CC=clang $(CMAKE_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug \
+		-DCOREIO_SANITIZE=thread >/dev/null
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		$(CTEST) -R '^test_(cores|pool|xchan)\.'
 
 check-ucontext:
 	scripts/check-ucontext.sh

@@ -4,6 +4,7 @@
 #define CIO_CORE_RT_H
 
 #include "coreio.h"
+#include "../platform/fiber.h"
 #include "../platform/stack.h"
 #include "../driver/driver.h"
 
@@ -54,6 +55,9 @@ struct cio__task {
 	struct cio__stack stack;
 	bool daemon;               /* the runtime's own: does not keep it alive */
 	char name[CIO__NAME_MAX];
+#ifdef CIO_TSAN
+	void *tsan_fiber;          /* made at spawn, freed at exit */
+#endif
 };
 
 #define CIO__NO_SLOT UINT32_MAX
@@ -138,6 +142,9 @@ struct cio__rt {
 	size_t nlisteners, caplisteners;
 
 	cio_stats stats;
+#ifdef CIO_TSAN
+	void *tsan_fiber;           /* the scheduler's: the thread's own */
+#endif
 };
 
 extern __thread struct cio__rt *cio__rt_cur;

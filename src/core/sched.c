@@ -97,10 +97,12 @@ static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
 		rt->budget--;
 		rt->current = next;
 		cio__fiber_leave(&fake, next->stack.base, next->stack.size);
+		cio__tsan_switch_to(next);
 		cio__ctx_switch(&self->sp, next->sp);
 	} else {
 		rt->current = NULL;
 		cio__fiber_leave(&fake, rt->sched_stack_bottom, rt->sched_stack_size);
+		cio__tsan_switch_to(rt);
 		cio__ctx_switch(&self->sp, rt->sched_sp);
 	}
 	cio__fiber_enter(fake);
@@ -113,6 +115,7 @@ static void run_task(struct cio__rt *rt, struct cio__task *t)
 	rt->current = t;
 	rt->stats.switches++;
 	cio__fiber_leave(&fake, t->stack.base, t->stack.size);
+	cio__tsan_switch_to(t);
 	cio__ctx_switch(&rt->sched_sp, t->sp);
 	cio__fiber_enter(fake);
 }
@@ -125,6 +128,8 @@ _Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self)
 	rt->current = NULL;
 	rt->stats.switches++;
 	cio__fiber_leave(NULL, rt->sched_stack_bottom, rt->sched_stack_size);
+	cio__tsan_switch_to(rt);
+	cio__tsan_fiber_free(self); /* no longer current: it may go */
 	cio__ctx_switch(&self->sp, rt->sched_sp);
 	abort(); /* nobody switches back to a finished task */
 }
@@ -519,6 +524,7 @@ struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 {
 	cio__rt_cur = rt;
+	cio__tsan_fiber_adopt(rt);
 	cio__overflow_attach(rt);
 	int rc = 0;
 	cio_task_t first = cio_spawn_with(&(cio_spawn_opts){.name = "main", .detached = true},

@@ -149,6 +149,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->dl_timer.task = t;
 	t->dl_timer.fire = cio__deadline_fire;
 	t->stack = st;
+	cio__tsan_fiber_new(t);
 	if (opts->name) {
 		strncpy(t->name, opts->name, sizeof t->name - 1);
 		t->name[sizeof t->name - 1] = '\0';
