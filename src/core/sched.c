@@ -535,8 +535,11 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	else
 		deadlocked = sched_loop(rt);
 	/* Messages that came too late are turned down (a call gets
-	 * -ESHUTDOWN); then nothing can reach this runtime any more. */
+	 * -ESHUTDOWN); then nothing can reach this runtime any more.  Wakes
+	 * this runtime sent (replies, io_uring MSG_RINGs) must still leave. */
 	cio__inbox_close(rt);
+	while (cio__driver_busy(&rt->driver))
+		cio__driver_wait(&rt->driver, 0);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
 	if (rc == 0 && deadlocked)

@@ -173,21 +173,13 @@ static void station_reject(struct cio__msg *m)
 	abort();
 }
 
-/* Pushes st's wake message to its runtime.  The notify goes by eventfd,
- * never as an io_uring MSG_RING from the pusher's own ring: that leaves
- * with the pusher's next io_uring_enter, which comes late while its
- * runtime stays busy and never if it ends at once (a sender that closes
- * the channel and returns).  Off a runtime, cio__inbox_push() takes the
- * eventfd path by itself; this makes it do so on one too. */
+/* Pushes st's wake message to its runtime. */
 static void push_wake(struct station *st)
 {
-	struct cio__rt *self = cio__rt_cur;
-	cio__rt_cur = NULL;
 	/* Armed means a task of st->rt is in a call here: its runtime runs
 	 * and takes messages. */
 	if (cio__inbox_push(st->rt, &st->msg) < 0)
 		abort();
-	cio__rt_cur = self;
 }
 
 /* Pushes a wake to every armed station of `side`. */

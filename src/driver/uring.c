@@ -101,8 +101,10 @@ static void untrack(struct uring_state *s, struct cio__op *op)
 		op->next->prev = op->prev;
 }
 
-/* user_data of a MSG_RING wake: no op record behind it. */
+/* user_data of a MSG_RING wake, as the target sees it, and of its
+ * completion on the sender: no op record behind either. */
 #define WAKE_TAG ((void *)1)
+#define SENT_TAG ((void *)2)
 
 /* Keeps a read of the eventfd in the ring, so that any thread can end
  * our wait by writing to it. */
@@ -246,6 +248,10 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		n++;
 		if (!op || op == WAKE_TAG)
 			continue; /* a cancel request's completion; a wake */
+		if (op == SENT_TAG) {
+			d->inflight--; /* a wake we sent has gone */
+			continue;
+		}
 		if (op == &s->wake_op) {
 			s->wake_armed = false; /* re-armed after the wait */
 			continue;
@@ -292,11 +298,13 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 		return -ENOTSUP;
 	/* Posts a CQE straight into the other ring; it goes to the kernel
 	 * with this runtime's next io_uring_enter, with no syscall of its
-	 * own, and its own success completion is skipped. */
+	 * own.  Counted in flight until its own completion comes back, so
+	 * that the scheduler keeps entering the kernel (a busy runtime would
+	 * otherwise hold the wake back, and one that ends would lose it). */
 	struct io_uring_sqe *sqe = sqe_get(d, s);
 	io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)WAKE_TAG, 0);
-	io_uring_sqe_set_data(sqe, NULL);
-	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data(sqe, SENT_TAG);
+	d->inflight++;
 	return 0;
 }
 
