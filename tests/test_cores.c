@@ -149,6 +149,40 @@ static void test_posts(void)
 	CHECK_EQ(atomic_load(&posted_ran) % 1000, 100);
 }
 
+/* --- a wake sent just before a core ends ----------------------------------------- */
+
+static atomic_int poked;
+
+static void *poke_core1(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&poked, 1);
+	cio_shutdown_request();
+	return NULL;
+}
+
+/* Core 0 posts and ends at once; core 1 sleeps in the kernel with nothing
+ * but the post to wake it (on io_uring the wake is a MSG_RING that must
+ * leave core 0's ring before that core goes). */
+static void *post_and_go(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 0) {
+		CHECK_EQ(cio_core_post(1, poke_core1, NULL), 0);
+		return NULL;
+	}
+	CHECK_EQ(cio_shutdown_wait(), 0);
+	return NULL;
+}
+
+static void test_post_then_end(void)
+{
+	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	for (int i = 0; i < 20; i++)
+		CHECK_EQ(cio_run_cores_with(&cc, 2, post_and_go, NULL), 0);
+	CHECK_EQ(atomic_load(&poked), 20);
+}
+
 /* --- drain on SIGTERM ----------------------------------------------------------- */
 
 static atomic_int drained, accepted_shutdown, lingered_cancelled;
@@ -303,6 +337,7 @@ int main(void)
 	test_calls(0);
 	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
 	test_posts();
+	test_post_then_end();
 	test_drain();
 	test_drain_live();
 	fprintf(stderr, "ok\n");
