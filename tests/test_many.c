@@ -120,11 +120,46 @@ static void enomem_child(const char *guard)
 	CHECK_EQ(WEXITSTATUS(status), 0);
 }
 
+/* Stacks beyond the cache that stay idle go back to the kernel: after a
+ * wave of 3000 tasks, the trimming leaves about stack_cache of them. */
+static void *wave(void *arg)
+{
+	(void)arg;
+	static cio_task_t ids[3000];
+	for (int i = 0; i < 3000; i++)
+		CHECK((ids[i] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 16 << 10},
+					       nap, NULL)) > 0);
+	wake_at = cio_now() + 10 * MS;
+	for (int i = 0; i < 3000; i++)
+		CHECK_EQ(cio_join(ids[i], NULL), 0);
+	cio_stats st;
+	cio_stats_get(&st);
+	CHECK(st.stacks_mapped >= 3000); /* cached: a new wave would reuse them */
+	/* A second wave reuses them: nothing new is mapped. */
+	for (int i = 0; i < 3000; i++)
+		CHECK((ids[i] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 16 << 10},
+					       nap, NULL)) > 0);
+	for (int i = 0; i < 3000; i++)
+		CHECK_EQ(cio_join(ids[i], NULL), 0);
+	cio_stats st2;
+	cio_stats_get(&st2);
+	CHECK_EQ(st2.stacks_mapped, st.stacks_mapped);
+	/* Idle for over two trim periods: the surplus goes. */
+	CHECK_EQ(cio_sleep(2500 * MS), 0);
+	cio_stats_get(&st);
+	fprintf(stderr, "stacks mapped after idling: %llu (cache 100)\n",
+		(unsigned long long)st.stacks_mapped);
+	CHECK(st.stacks_mapped <= 110);
+	return NULL;
+}
+
 int main(void)
 {
 	int rc = test_run(hundred_k, NULL);
 	if (rc)
 		return rc;
+	cio_config small_cache = {.stack_cache = 100};
+	CHECK_EQ(cio_run_with(&small_cache, wave, NULL), 0);
 	/* mprotect guards: two VMAs a stack, so vm.max_map_count stops us. */
 	enomem_child("mprotect");
 	/* Guard markers in large mappings: the address-space limit stops us.

@@ -112,7 +112,7 @@ struct cio__rt {
 	size_t runq_len;
 	size_t budget;              /* tasks left to run in this tick */
 	void *sched_sp;             /* the scheduler's saved context */
-	struct cio__task *dead;     /* finished task whose stack to recycle */
+	void *exit_sp;              /* where an ending task's switch saves: unread */
 
 	struct cio__timer_heap timers;
 	struct cio__slot *slots;

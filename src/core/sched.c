@@ -72,29 +72,36 @@ void cio__runq_add(struct cio__rt *rt, struct cio__task *t)
 
 /* --- switching ------------------------------------------------------- */
 
-/* Leaves the running task `self` for the next task of this tick, or for
- * the scheduler.  Returns when someone switches back to self. */
-static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
+/* The task to switch to from a task that parks, yields or ends: the next
+ * of this tick, or NULL for the scheduler.  A tick boundary with no timer
+ * armed, no I/O in flight and no message only refills the budget: that is
+ * done here, sparing two switches through the scheduler's context. */
+static inline struct cio__task *pick_next(struct cio__rt *rt)
 {
-	/* A tick boundary with no timer armed, no I/O in flight, no message
-	 * and no stack to recycle only refills the budget: do that here and spare the
-	 * two switches through the scheduler's context. */
-	if (!rt->budget && rt->runq_len && !rt->timers.n && !rt->dead &&
+	if (!rt->budget && rt->runq_len && !rt->timers.n &&
 	    !cio__driver_busy(&rt->driver) && !cio__inbox_pending(rt)) {
 		rt->stats.ticks++;
 		rt->budget = rt->runq_len;
 	}
 	struct cio__task *next = rt->budget ? runq_pop(rt) : NULL;
+	if (next)
+		rt->budget--;
+	return next;
+}
+
+/* Leaves the running task `self` for the next task of this tick, or for
+ * the scheduler.  Returns when someone switches back to self. */
+static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
+{
+	struct cio__task *next = pick_next(rt);
 	void *fake;
 	if (next == self) {
 		/* Alone in the new tick (a yield): keep running. */
-		rt->budget--;
 		rt->current = self;
 		return;
 	}
 	rt->stats.switches++;
 	if (next) {
-		rt->budget--;
 		rt->current = next;
 		cio__fiber_leave(&fake, next->stack.base, next->stack.size);
 		cio__tsan_switch_to(next);
@@ -120,17 +127,47 @@ static void run_task(struct cio__rt *rt, struct cio__task *t)
 	cio__fiber_enter(fake);
 }
 
-/* The end of every task: it never runs again, so it leaves for the
- * scheduler, which recycles its stack once off it. */
+#define TRIM_PERIOD CIO_SEC
+
+static void trim_fire(struct cio__timer *tm)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (cio__stack_trim(&rt->stacks))
+		cio__timer_arm(rt, tm, cio__clock_ns() + TRIM_PERIOD);
+}
+
+/* The end of every task.  Its stack goes back to the cache before the
+ * task leaves it: only a spawn takes a stack from the cache, and none
+ * runs before the switch below has left this one.  The cache keeps its
+ * link in the stack's reserved top bytes, above the task's record, and
+ * the switch saves registers below the record, into a frame nobody reads
+ * again.  Then on to the next task directly, as a park would. */
 _Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self)
 {
-	rt->dead = self;
-	rt->current = NULL;
+	/* No local here may have its address taken: this frame never
+	 * returns, and under ASan the redzones of such locals would stay
+	 * poisoned for the stack's next task. */
+	cio__stack_put(&rt->stacks, self->stack.base, self->stack.size,
+		       self->stack.valgrind_id);
+	/* Stacks idle beyond the cache go back to the kernel once they have
+	 * stayed idle a whole period: waves of tasks reuse them for free. */
+	if (rt->stacks.cached > rt->stacks.cache_max &&
+	    rt->trim_timer.slot == CIO__TIMER_IDLE)
+		cio__timer_arm(rt, &rt->trim_timer, cio__clock_ns() + TRIM_PERIOD);
+	struct cio__task *next = pick_next(rt);
 	rt->stats.switches++;
-	cio__fiber_leave(NULL, rt->sched_stack_bottom, rt->sched_stack_size);
-	cio__tsan_switch_to(rt);
-	cio__tsan_fiber_free(self); /* no longer current: it may go */
-	cio__ctx_switch(&self->sp, rt->sched_sp);
+	rt->current = next;
+	if (next) {
+		cio__fiber_leave(NULL, next->stack.base, next->stack.size);
+		cio__tsan_switch_to(next);
+		cio__tsan_fiber_free(self); /* no longer current: it may go */
+		cio__ctx_switch(&rt->exit_sp, next->sp);
+	} else {
+		cio__fiber_leave(NULL, rt->sched_stack_bottom, rt->sched_stack_size);
+		cio__tsan_switch_to(rt);
+		cio__tsan_fiber_free(self);
+		cio__ctx_switch(&rt->exit_sp, rt->sched_sp);
+	}
 	abort(); /* nobody switches back to a finished task */
 }
 
@@ -337,28 +374,6 @@ static void break_deadlock(struct cio__rt *rt)
 			"left to wake them; cancelling them\n", n);
 }
 
-#define TRIM_PERIOD CIO_SEC
-
-static void trim_fire(struct cio__timer *tm)
-{
-	struct cio__rt *rt = cio__rt_cur;
-	if (cio__stack_trim(&rt->stacks))
-		cio__timer_arm(rt, tm, cio__clock_ns() + TRIM_PERIOD);
-}
-
-static void recycle_dead(struct cio__rt *rt)
-{
-	struct cio__task *t = rt->dead;
-	rt->dead = NULL;
-	struct cio__stack st = t->stack;
-	cio__stack_put(&rt->stacks, &st);
-	/* Stacks idle beyond the cache go back to the kernel once they have
-	 * stayed idle a whole period: waves of tasks reuse them for free. */
-	if (rt->stacks.cached > rt->stacks.cache_max &&
-	    rt->trim_timer.slot == CIO__TIMER_IDLE)
-		cio__timer_arm(rt, &rt->trim_timer, cio__clock_ns() + TRIM_PERIOD);
-}
-
 /* Once only the runtime's own tasks are left, they are told to end. */
 static void cancel_daemons(struct cio__rt *rt)
 {
@@ -416,8 +431,6 @@ static bool sched_loop(struct cio__rt *rt)
 {
 	bool deadlocked = false;
 	for (;;) {
-		if (rt->dead)
-			recycle_dead(rt);
 		if (rt->budget) {
 			struct cio__task *t = runq_pop(rt);
 			if (t) {

@@ -122,16 +122,18 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	uint32_t idx;
 	if (slot_alloc(rt, &idx) < 0)
 		return -ENOMEM;
-	struct cio__stack st;
-	if (cio__stack_get(&rt->stacks, size, &st) < 0) {
+	size = cio__stack_round(&rt->stacks, size);
+	unsigned vg;
+	char *base = cio__stack_get(&rt->stacks, size, &vg);
+	if (!base) {
 		rt->slots[idx].u.next_free = rt->free_slot;
 		rt->free_slot = idx;
 		return -ENOMEM;
 	}
 	/* Colour the record's place: stacks lie a multiple of 4 KiB apart, so
 	 * records all at the very top would share one L1 cache set. */
-	uintptr_t top = (uintptr_t)st.base + st.size -
-			(((uintptr_t)st.base >> 12) & 15) * 64;
+	uintptr_t top = (uintptr_t)base + size - CIO__STACK_POOL_BYTES -
+			(((uintptr_t)base >> 12) & 15) * 64;
 	struct cio__task *t = (struct cio__task *)((top - sizeof *t) & ~(uintptr_t)63);
 	/* Field by field: a memset of the record compiles to rep stos, whose
 	 * start-up costs more than these stores. */
@@ -148,16 +150,16 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->dl_timer.slot = CIO__TIMER_IDLE;
 	t->dl_timer.task = t;
 	t->dl_timer.fire = cio__deadline_fire;
-	t->stack = st;
+	t->stack.base = base;
+	t->stack.size = size;
+	t->stack.valgrind_id = vg;
 	cio__tsan_fiber_new(t);
 	if (opts->name) {
 		strncpy(t->name, opts->name, sizeof t->name - 1);
 		t->name[sizeof t->name - 1] = '\0';
 	}
 	/* The task's own stack is what lies below its record. */
-	struct cio__stack usable = st;
-	usable.size = (size_t)((uintptr_t)t - (uintptr_t)st.base);
-	t->sp = cio__ctx_make(usable.base, usable.size, task_main, t);
+	t->sp = cio__ctx_make(base, (size_t)((char *)t - base), task_main, t);
 
 	struct cio__slot *s = &rt->slots[idx];
 	s->kind = CIO__SLOT_LIVE;

@@ -43,8 +43,8 @@ struct arena {
 	size_t len;
 };
 
-/* A free cached stack keeps this at its top, in the cache lines its task
- * record used, which the next task will use again. */
+/* A free cached stack keeps this at its top (CIO__STACK_POOL_BYTES), next
+ * to the lines its task record used, which the next task will use again. */
 struct cached {
 	struct cached *next, *prev; /* towards the cold end, the hot end */
 };
@@ -91,6 +91,8 @@ void cio__stack_pool_init(struct cio__stack_pool *p, size_t cache_max)
 	p->cache_max = cache_max;
 	p->madvise_guard = guard_probe(p->page);
 }
+
+_Static_assert(sizeof(struct cached) <= CIO__STACK_POOL_BYTES, "link must fit the reserved top");
 
 static inline struct cached *node_of(void *base, size_t size)
 {
@@ -164,19 +166,19 @@ static void *lone_stack(struct cio__stack_pool *p, size_t size)
 
 static void drop_cache(struct cio__stack_pool *p);
 
-int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
+void *cio__stack_get(struct cio__stack_pool *p, size_t size, unsigned *valgrind_id)
 {
-	size = (size + p->page - 1) & ~(p->page - 1);
 	struct cio__stack_class *c = class_of(p, size);
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	void *base;
 	if (c->hot) {
+		/* The new head keeps a stale prev: writing it would touch a
+		 * second cold stack per spawn.  ncached, not prev == NULL,
+		 * says where the list ends. */
 		struct cached *k = c->hot;
 		c->hot = k->next;
-		if (c->hot)
-			c->hot->prev = NULL;
-		else
+		if (!c->hot)
 			c->cold = NULL;
 		p->cached--;
 		if (--c->ncached < c->low)
@@ -194,17 +196,15 @@ int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s)
 			base = p->madvise_guard ? arena_slot(p, c) : lone_stack(p, size);
 		}
 		if (!base)
-			return -ENOMEM;
+			return NULL;
 		p->mapped++;
 	}
-	s->base = base;
-	s->size = size;
 #ifdef HAVE_VALGRIND
-	s->valgrind_id = VALGRIND_STACK_REGISTER(base, (char *)base + size);
+	*valgrind_id = VALGRIND_STACK_REGISTER(base, (char *)base + size);
 #else
-	s->valgrind_id = 0;
+	*valgrind_id = 0;
 #endif
-	return 0;
+	return base;
 }
 
 /* Gives a stack's memory back to the kernel. */
@@ -227,13 +227,16 @@ static void release(struct cio__stack_pool *p, struct cio__stack_class *c, void 
 	c->released[c->nreleased++] = base;
 }
 
-void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s)
+void cio__stack_put(struct cio__stack_pool *p, void *base, size_t size,
+		    unsigned valgrind_id)
 {
 #ifdef HAVE_VALGRIND
-	VALGRIND_STACK_DEREGISTER(s->valgrind_id);
+	VALGRIND_STACK_DEREGISTER(valgrind_id);
+#else
+	(void)valgrind_id;
 #endif
-	struct cio__stack_class *c = class_of(p, s->size); /* exists: get made it */
-	struct cached *k = node_of(s->base, s->size);
+	struct cio__stack_class *c = class_of(p, size); /* exists: get made it */
+	struct cached *k = node_of(base, size);
 	k->prev = NULL;
 	k->next = c->hot;
 	if (c->hot)
@@ -266,14 +269,14 @@ size_t cio__stack_trim(struct cio__stack_pool *p)
 	for (size_t i = 0; i < p->nclasses && p->cached > p->cache_max; i++) {
 		struct cio__stack_class *c = &p->classes[i];
 		size_t n = c->low;
-		while (n-- && c->cold && p->cached > p->cache_max) {
+		while (n-- && c->ncached && p->cached > p->cache_max) {
 			struct cached *k = c->cold;
-			c->cold = k->prev;
-			if (c->cold)
+			if (--c->ncached) {
+				c->cold = k->prev;
 				c->cold->next = NULL;
-			else
-				c->hot = NULL;
-			c->ncached--;
+			} else {
+				c->cold = c->hot = NULL;
+			}
 			p->cached--;
 			release(p, c, base_of(k, c->size));
 		}

@@ -5,6 +5,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* The pool keeps its link to an idle stack in the stack's top bytes:
+ * users keep out of the last CIO__STACK_POOL_BYTES, so that a stack may
+ * be given back while it is still running (a task ending on it). */
+#define CIO__STACK_POOL_BYTES 64
+
 /* Usable memory [base, base + size); one guard page sits just below base. */
 struct cio__stack {
 	void *base;
@@ -33,13 +38,22 @@ void cio__stack_pool_init(struct cio__stack_pool *p, size_t cache_max);
 /* Unmaps every stack; none may be in use. */
 void cio__stack_pool_fini(struct cio__stack_pool *p);
 
-/* Takes a stack of `size` bytes (rounded up to pages).  Returns 0 or
- * -ENOMEM. */
-int cio__stack_get(struct cio__stack_pool *p, size_t size, struct cio__stack *s);
+/* Takes a stack of `size` bytes, a multiple of the page size (see
+ * cio__stack_round()).  Returns its base, or NULL when out of memory or
+ * mappings; *valgrind_id gets its Valgrind registration.  (A base in a
+ * register rather than a struct through memory: the caller's first use
+ * of it then waits for no store.) */
+void *cio__stack_get(struct cio__stack_pool *p, size_t size, unsigned *valgrind_id);
+
+static inline size_t cio__stack_round(const struct cio__stack_pool *p, size_t size)
+{
+	return (size + p->page - 1) & ~(p->page - 1);
+}
 
 /* Gives a stack back to the cache.  Its memory may still be in use by the
  * caller until the next cio__stack_get() on the same pool. */
-void cio__stack_put(struct cio__stack_pool *p, const struct cio__stack *s);
+void cio__stack_put(struct cio__stack_pool *p, void *base, size_t size,
+		    unsigned valgrind_id);
 
 /* Releases cached stacks that stayed idle since the previous trim, while
  * more than cache_max are cached.  Returns how many are cached beyond
