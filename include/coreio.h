@@ -479,6 +479,16 @@ CIO_API int cio_core_call(int core, cio_fn *fn, void *arg, void **result);
  * blocks.  Returns 0, or -EINVAL, -ESHUTDOWN, -ENOMEM. */
 CIO_API int cio_core_post(int core, cio_fn *fn, void *arg);
 
+/* Blocking.  Balanced accept: accepts connections on listening socket lfd
+ * and hands each to the next core in turn (the caller's included), where
+ * fn((void *)(intptr_t)fd) runs as a new detached task that owns the fd.
+ * For servers that want connections spread evenly rather than by the
+ * kernel's SO_REUSEPORT hash.  Passing errors (-EMFILE, -ECONNABORTED,
+ * ...) are skipped; a connection for a core that has stopped goes to the
+ * next one, or is closed.  Returns the error that ended accepting:
+ * -ESHUTDOWN after a drain, -EBADF, -EINVAL, -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
+
 /* --- graceful drain -------------------------------------------------------- */
 
 /* Asks every core of the calling runtime's group (or the single runtime of

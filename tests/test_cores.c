@@ -315,6 +315,71 @@ static void test_drain_live(void)
 	CHECK_EQ(test_count_fds(), fds);
 }
 
+/* --- balanced accept ------------------------------------------------------------ */
+
+static atomic_int served_on[2];
+static char spread_addr[64];
+
+static void *spread_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char buf[16];
+	ssize_t n;
+	while ((n = cio_recv(fd, buf, sizeof buf, 0)) > 0)
+		CHECK_EQ(cio_send_all(fd, buf, (size_t)n, 0, NULL), n);
+	atomic_fetch_add(&served_on[cio_core_id()], 1);
+	cio_close(fd);
+	return NULL;
+}
+
+static void *spread_acceptor(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+	CHECK_EQ(cio_accept_spread(lfd, spread_conn), -ESHUTDOWN);
+	CHECK_EQ(cio_close(lfd), 0);
+	return NULL;
+}
+
+static void *spread_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 1) {
+		CHECK_EQ(cio_shutdown_wait(), 0);
+		return NULL;
+	}
+	int lfd = cio_listen("127.0.0.1:0", NULL);
+	CHECK(lfd >= 0);
+	cio_addr a = {.len = sizeof a.u};
+	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
+	CHECK(cio_addr_format(&a, spread_addr, sizeof spread_addr) > 0);
+	cio_task_t acc = cio_spawn(spread_acceptor, (void *)(intptr_t)lfd);
+	for (int i = 0; i < 8; i++) {
+		int fd = cio_connect(spread_addr, 0);
+		CHECK(fd >= 0);
+		char buf[6];
+		CHECK_EQ(cio_send_all(fd, "hello", 5, 0, NULL), 5);
+		CHECK_EQ(cio_recv_exact(fd, buf, 5, 0, NULL), 5);
+		CHECK(memcmp(buf, "hello", 5) == 0);
+		CHECK_EQ(cio_shutdown(fd, SHUT_WR), 0);
+		CHECK_EQ(cio_recv(fd, buf, 1, 0), 0); /* the server closed too */
+		cio_close(fd);
+	}
+	cio_shutdown_request();
+	CHECK_EQ(cio_join(acc, NULL), 0);
+	return NULL;
+}
+
+static void test_accept_spread(void)
+{
+	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	int fds = test_count_fds();
+	CHECK_EQ(cio_run_cores_with(&cc, 2, spread_main, NULL), 0);
+	/* Round robin over both cores: four connections each. */
+	CHECK_EQ(atomic_load(&served_on[0]), 4);
+	CHECK_EQ(atomic_load(&served_on[1]), 4);
+	CHECK_EQ(test_count_fds(), fds);
+}
+
 static void *nothing(void *arg)
 {
 	return arg;
@@ -340,6 +405,7 @@ int main(void)
 	test_post_then_end();
 	test_drain();
 	test_drain_live();
+	test_accept_spread();
 	fprintf(stderr, "ok\n");
 	return 0;
 }

@@ -206,6 +206,73 @@ int cio_core_post(int core, cio_fn *fn, void *arg)
 	return rc;
 }
 
+/* --- balanced accept ---------------------------------------------------------- */
+
+struct handoff {
+	struct cio__msg m;
+	cio_fn *fn;
+	int fd;
+};
+
+static void *handoff_task(void *arg)
+{
+	struct handoff h = *(struct handoff *)arg;
+	free(arg);
+	cio_fd_adopt(h.fd); /* new to this core's driver */
+	return h.fn((void *)(intptr_t)h.fd);
+}
+
+static void handoff_run(struct cio__rt *rt, struct cio__msg *m)
+{
+	struct handoff *h = (struct handoff *)m;
+	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "conn", .detached = true},
+				      handoff_task, h);
+	if (t < 0) {
+		fprintf(stderr, "coreio: core %d dropped a connection: %s\n",
+			rt->core_id, cio_strerror((int)t));
+		close(h->fd);
+		free(h);
+	}
+}
+
+static void handoff_reject(struct cio__msg *m)
+{
+	close(((struct handoff *)m)->fd); /* the core stopped: never leak it */
+	free(m);
+}
+
+int cio_accept_spread(int lfd, cio_fn *fn)
+{
+	cio__self_or_die("cio_accept_spread");
+	struct cio__rt *rt = cio__rt_cur;
+	if (!fn)
+		return -EINVAL;
+	for (int next = 0;; next = (next + 1) % rt->core_count) {
+		int fd = cio_accept(lfd, NULL);
+		if (fd < 0) {
+			if (fd == -EMFILE || fd == -ENFILE || fd == -ECONNABORTED ||
+			    fd == -ENOBUFS || fd == -ENOMEM || fd == -EPERM)
+				continue; /* passing trouble: cio_accept() paused */
+			return fd;
+		}
+		struct handoff *h = malloc(sizeof *h);
+		if (!h) {
+			cio_close(fd);
+			continue;
+		}
+		h->m.handle = handoff_run;
+		h->m.reject = handoff_reject;
+		h->fn = fn;
+		h->fd = fd;
+		/* A core that has stopped is skipped: try the next ones. */
+		int tries = 0;
+		while (cio__inbox_push(core_rt(rt, next), &h->m) < 0 && ++tries < rt->core_count)
+			next = (next + 1) % rt->core_count;
+		if (tries == rt->core_count)
+			handoff_reject(&h->m);
+	}
+}
+
 /* --- the drain ---------------------------------------------------------------- */
 
 struct stop {
