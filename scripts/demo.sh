@@ -46,12 +46,23 @@ fail() {
 echo "== tasks: spawn/join, channel ping-pong, sleepers"
 "$build/examples/tasks_demo" || fail "tasks_demo"
 
-for backend in uring epoll; do
+# One core pinned on each backend, the client on another CPU; then
+# io_uring on every CPU (one runtime per core), the client sharing them.
+for run in uring epoll uring-all; do
+	backend=${run%-all}
+	cpus=$server_cpu
+	client="--cpu $client_cpu"
+	what="1 core on CPU $server_cpu"
+	if [ "$run" = uring-all ]; then
+		cpus=0-$((ncpu - 1))
+		client=
+		what="every CPU ($ncpu cores), client sharing them"
+	fi
 	echo
-	echo "== echo server, COREIO_BACKEND=$backend: 64 connections x 100 B, ${seconds} s"
-	log=$work/server-$backend.log
+	echo "== echo server, COREIO_BACKEND=$backend, $what: 64 connections x 100 B, ${seconds} s"
+	log=$work/server-$run.log
 	# Port 0: the kernel picks a free one, which the server prints.
-	COREIO_BACKEND=$backend taskset -c $server_cpu \
+	COREIO_BACKEND=$backend taskset -c "$cpus" \
 		"$build/examples/echo_server" --seconds 60 127.0.0.1:0 >"$log" 2>&1 &
 	pid=$!
 	tries=0
@@ -78,7 +89,7 @@ for backend in uring epoll; do
 	name=$(sed -n 's/.*, backend \([a-z_]*\).*/\1/p' "$log")
 
 	"$build/bench/loadgen" --host 127.0.0.1 --port "$port" --conns 64 --size 100 \
-		--warmup 0.5 --seconds "$seconds" --server-pid "$pid" --cpu $client_cpu \
+		--warmup 0.5 --seconds "$seconds" --server-pid "$pid" $client \
 		--impl coreio-echo --backend "$name" >"$work/load.out" ||
 		{ cat "$log" >&2; fail "load against the $name backend (see above)"; }
 	grep '^loadgen:' "$work/load.out"
