@@ -49,9 +49,18 @@ static inline int test_count_fds(void)
 	return n - 3; /* ".", "..", and the DIR's own fd */
 }
 
-/* Runs `fn` as the main task of a runtime on the backend named by
- * COREIO_BACKEND, checking that it is the one that runs and that no fd
- * leaks.  Returns what the test's main should exit with. */
+/* Runtime settings for the backend CTest asked for (COREIO_BACKEND). */
+static inline cio_config test_backend_config(void)
+{
+	cio_config cfg = {0};
+	const char *want = getenv("COREIO_BACKEND");
+	if (want && strcmp(want, "uring") == 0)
+		cfg.backend = CIO_BACKEND_URING;
+	else if (want && strcmp(want, "epoll") == 0)
+		cfg.backend = CIO_BACKEND_EPOLL;
+	return cfg;
+}
+
 static const char *test_backend_;
 static void *test_backend_probe_(void *arg)
 {
@@ -60,20 +69,30 @@ static void *test_backend_probe_(void *arg)
 	return NULL;
 }
 
-static inline int test_run(cio_fn *fn, void *arg)
+/* 77, CTest's "skipped", with the reason on stderr, when the backend
+ * CTest asked for cannot run on this machine; else 0. */
+static inline int test_backend_missing(void)
 {
-	const char *want = getenv("COREIO_BACKEND");
-	cio_config cfg = {0};
-	if (want && strcmp(want, "uring") == 0)
-		cfg.backend = CIO_BACKEND_URING;
-	else if (want && strcmp(want, "epoll") == 0)
-		cfg.backend = CIO_BACKEND_EPOLL;
+	cio_config cfg = test_backend_config();
 	int rc = cio_run_with(&cfg, test_backend_probe_, NULL);
 	if (rc < 0 && cfg.backend == CIO_BACKEND_URING) {
 		fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
 		return 77;
 	}
 	CHECK_EQ(rc, 0);
+	return 0;
+}
+
+/* Runs `fn` as the main task of a runtime on the backend named by
+ * COREIO_BACKEND, checking that it is the one that runs and that no fd
+ * leaks.  Returns what the test's main should exit with. */
+static inline int test_run(cio_fn *fn, void *arg)
+{
+	const char *want = getenv("COREIO_BACKEND");
+	cio_config cfg = test_backend_config();
+	int rc = test_backend_missing();
+	if (rc)
+		return rc;
 	if (want && strcmp(want, "uring") == 0)
 		CHECK(strcmp(test_backend_, "io_uring") == 0);
 	if (want && strcmp(want, "epoll") == 0)

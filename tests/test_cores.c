@@ -10,17 +10,6 @@
 
 #define MS CIO_MS
 
-static cio_config backend_config(void)
-{
-	cio_config cfg = {0};
-	const char *want = getenv("COREIO_BACKEND");
-	if (want && strcmp(want, "uring") == 0)
-		cfg.backend = CIO_BACKEND_URING;
-	else if (want && strcmp(want, "epoll") == 0)
-		cfg.backend = CIO_BACKEND_EPOLL;
-	return cfg;
-}
-
 /* --- calls ---------------------------------------------------------------- */
 
 static void *where(void *arg)
@@ -90,7 +79,7 @@ static void *calls_main(void *arg)
 
 static void test_calls(int64_t idle_poll)
 {
-	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
 	cc.all.idle_poll_ns = idle_poll;
 	atomic_store(&calls_done, 0);
 	atomic_store(&cores_seen, 0);
@@ -144,7 +133,7 @@ static void *posts_main(void *arg)
 
 static void test_posts(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
 	CHECK_EQ(cio_run_cores_with(&cc, 2, posts_main, NULL), 0);
 	CHECK_EQ(atomic_load(&posted_ran) % 1000, 100);
 }
@@ -177,7 +166,7 @@ static void *post_and_go(void *arg)
 
 static void test_post_then_end(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
 	for (int i = 0; i < 20; i++)
 		CHECK_EQ(cio_run_cores_with(&cc, 2, post_and_go, NULL), 0);
 	CHECK_EQ(atomic_load(&poked), 20);
@@ -224,7 +213,7 @@ static void *drain_main(void *arg)
 
 static void test_drain(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .drain_timeout = 50 * MS};
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 50 * MS};
 	int fds = test_count_fds();
 	int64_t t0 = cio_now();
 	CHECK_EQ(cio_run_cores_with(&cc, 2, drain_main, NULL), 0);
@@ -304,7 +293,7 @@ static void *live_main(void *arg)
 
 static void test_drain_live(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .drain_timeout = 5000 * MS};
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 5000 * MS};
 	int fds = test_count_fds();
 	int64_t t0 = cio_now();
 	CHECK_EQ(cio_run_cores_with(&cc, 2, live_main, NULL), 0);
@@ -371,7 +360,7 @@ static void *spread_main(void *arg)
 
 static void test_accept_spread(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
 	int fds = test_count_fds();
 	CHECK_EQ(cio_run_cores_with(&cc, 2, spread_main, NULL), 0);
 	/* Round robin over both cores: four connections each. */
@@ -387,15 +376,9 @@ static void *nothing(void *arg)
 
 int main(void)
 {
-	const char *want = getenv("COREIO_BACKEND");
-	if (want && strcmp(want, "uring") == 0) {
-		cio_config cfg = {.backend = CIO_BACKEND_URING};
-		int rc = cio_run_with(&cfg, nothing, NULL);
-		if (rc < 0) {
-			fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
-			return 77;
-		}
-	}
+	int skip = test_backend_missing();
+	if (skip)
+		return skip;
 	CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
 	CHECK_EQ(cio_core_id(), -1);
 	CHECK_EQ(cio_core_count(), 0);

@@ -183,23 +183,12 @@ static void *run_nested(void *arg)
 	return NULL;
 }
 
-static void *nothing(void *arg)
-{
-	return arg;
-}
-
 int main(void)
 {
 	/* The backend CTest asked for must exist here, or this is a skip. */
-	const char *want = getenv("COREIO_BACKEND");
-	if (want && strcmp(want, "uring") == 0) {
-		cio_config cfg = {.backend = CIO_BACKEND_URING};
-		int rc = cio_run_with(&cfg, nothing, NULL);
-		if (rc < 0) {
-			fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
-			return 77;
-		}
-	}
+	int skip = test_backend_missing();
+	if (skip)
+		return skip;
 	test_overflow(NULL);
 	test_overflow("mprotect");
 	test_other_fault();

@@ -17,17 +17,6 @@
 /* Internal knob (pool.c): idle threads leave sooner here. */
 extern int64_t cio__blocking_idle_ns;
 
-static cio_config backend_config(void)
-{
-	cio_config cfg = {0};
-	const char *want = getenv("COREIO_BACKEND");
-	if (want && strcmp(want, "uring") == 0)
-		cfg.backend = CIO_BACKEND_URING;
-	else if (want && strcmp(want, "epoll") == 0)
-		cfg.backend = CIO_BACKEND_EPOLL;
-	return cfg;
-}
-
 static cio_blocking_stats stats(void)
 {
 	cio_blocking_stats st;
@@ -423,7 +412,7 @@ static void *leave_early(void *arg)
 
 static void test_outlive_runtime(void)
 {
-	cio_config cfg = backend_config();
+	cio_config cfg = test_backend_config();
 	atomic_store(&gate, 0);
 	atomic_store(&inside, 0);
 	atomic_store(&dropped_ran, 0);
@@ -455,7 +444,7 @@ static void *drain_main(void *arg)
 
 static void test_drain(void)
 {
-	cio_cores_config cc = {.all = backend_config(), .drain_timeout = 50 * MS,
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 50 * MS,
 			       .no_signals = true};
 	atomic_store(&gate, 0);
 	atomic_store(&inside, 0);

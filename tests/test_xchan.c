@@ -12,20 +12,9 @@
 
 #define MS CIO_MS
 
-static cio_config backend_config(void)
-{
-	cio_config cfg = {0};
-	const char *want = getenv("COREIO_BACKEND");
-	if (want && strcmp(want, "uring") == 0)
-		cfg.backend = CIO_BACKEND_URING;
-	else if (want && strcmp(want, "epoll") == 0)
-		cfg.backend = CIO_BACKEND_EPOLL;
-	return cfg;
-}
-
 static int run_cores(int n, cio_fn *fn)
 {
-	cio_cores_config cc = {.all = backend_config(), .no_signals = true};
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
 	return cio_run_cores_with(&cc, n, fn, NULL);
 }
 
