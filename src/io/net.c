@@ -323,6 +323,7 @@ ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t
 		.msg_control = ctl.buf,
 		.msg_controllen = CMSG_SPACE(nfds * sizeof(int)),
 	};
+	memset(ctl.buf, 0, m.msg_controllen); /* no stack bytes in the padding */
 	struct cmsghdr *c = CMSG_FIRSTHDR(&m);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
