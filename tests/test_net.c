@@ -3,7 +3,7 @@
  * that sends and receives are short; 1000 concurrent connections; half
  * close; peer addresses; listen errors and socket options.  Every byte is
  * checked against a pattern, and the fd count against the start. */
-#include "check.h"
+#include "net_util.h"
 
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -17,45 +17,6 @@
 
 /* --- helpers ---------------------------------------------------------- */
 
-/* xorshift32: reproducible chunk sizes; the seed is printed. */
-static uint32_t rng = 0x9e3779b9u;
-static uint32_t rnd(void)
-{
-	uint32_t x = rng;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return rng = x;
-}
-
-/* Byte i of a stream: no short period, so a lost, doubled or shifted
- * chunk never matches by chance. */
-static uint8_t pat(uint64_t i, uint32_t seed)
-{
-	uint32_t x = (uint32_t)i * 2654435761u ^ (uint32_t)(i >> 32) ^ seed;
-	x ^= x >> 15;
-	x *= 0x2c1b3c6du;
-	x ^= x >> 12;
-	return (uint8_t)x;
-}
-
-static int join_rc(cio_task_t t)
-{
-	void *r = NULL;
-	CHECK(t > 0);
-	CHECK_EQ(cio_join(t, &r), 0);
-	return (int)(intptr_t)r;
-}
-
-/* The address fd is bound to, as cio_addr_format() text. */
-static void local_addr(int fd, char *buf, size_t cap)
-{
-	cio_addr a;
-	a.len = sizeof a.u;
-	CHECK_EQ(getsockname(fd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, buf, cap) > 0);
-}
-
 /* A listener on host port 0; its real address goes into addr. */
 static int listen_on(const char *host_port0, char *addr, size_t cap)
 {
@@ -63,17 +24,6 @@ static int listen_on(const char *host_port0, char *addr, size_t cap)
 	CHECK(lfd >= 0);
 	local_addr(lfd, addr, cap);
 	return lfd;
-}
-
-static bool have_ipv6(void)
-{
-	int fd = socket(AF_INET6, SOCK_STREAM, 0);
-	if (fd < 0)
-		return false;
-	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	close(fd);
-	return ok;
 }
 
 /* --- echo, 1 byte to 1 MiB ---------------------------------------------- */
@@ -476,10 +426,6 @@ static void *test_main(void *arg)
 
 int main(void)
 {
-	const char *s = getenv("COREIO_TEST_SEED");
-	if (s && *s)
-		rng = (uint32_t)strtoul(s, NULL, 0);
-	if (!rng)
-		rng = 1;
+	net_seed_from_env();
 	return test_run(test_main, NULL);
 }

@@ -4,7 +4,7 @@
  * transfers that lose no data, cio_close() of an fd other tasks wait on,
  * signals (EINTR) during waits, bad fds, and the forced epoll fallback
  * when seccomp forbids io_uring. */
-#include "check.h"
+#include "net_util.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -22,22 +22,6 @@
 #define MS 1000000LL
 
 /* --- helpers ---------------------------------------------------------- */
-
-static int join_rc(cio_task_t t)
-{
-	void *r = NULL;
-	CHECK(t > 0);
-	CHECK_EQ(cio_join(t, &r), 0);
-	return (int)(intptr_t)r;
-}
-
-static void local_addr(int fd, char *buf, size_t cap)
-{
-	cio_addr a;
-	a.len = sizeof a.u;
-	CHECK_EQ(getsockname(fd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, buf, cap) > 0);
-}
 
 /* A connected TCP pair over loopback: fds[0] the client, fds[1] the
  * server's end.  Loopback completes the handshake before the accept. */
@@ -250,17 +234,6 @@ static void refused(const char *any)
 	}
 	CHECK_EQ(cio_close(hold), 0);
 	CHECK_EQ(test_count_fds(), fds);
-}
-
-static bool have_ipv6(void)
-{
-	int fd = socket(AF_INET6, SOCK_STREAM, 0);
-	if (fd < 0)
-		return false;
-	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	close(fd);
-	return ok;
 }
 
 struct connect_job {

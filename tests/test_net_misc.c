@@ -2,7 +2,8 @@
  * a bounded fuzz), UDP (IPv4, IPv6, connected), Unix stream, datagram and
  * seqpacket sockets (paths under a mkdtemp directory, abstract names,
  * socketpairs), fd passing, pipes, and readiness waits. */
-#include "check.h"
+#define NET_TEST_SEED 0x2545f491u
+#include "net_util.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -16,52 +17,6 @@
 #define MS 1000000LL
 
 /* --- helpers ---------------------------------------------------------- */
-
-static uint32_t rng = 0x2545f491u;
-static uint32_t rnd(void)
-{
-	uint32_t x = rng;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return rng = x;
-}
-
-static uint8_t pat(uint64_t i, uint32_t seed)
-{
-	uint32_t x = (uint32_t)i * 2654435761u ^ (uint32_t)(i >> 32) ^ seed;
-	x ^= x >> 15;
-	x *= 0x2c1b3c6du;
-	x ^= x >> 12;
-	return (uint8_t)x;
-}
-
-static int join_rc(cio_task_t t)
-{
-	void *r = NULL;
-	CHECK(t > 0);
-	CHECK_EQ(cio_join(t, &r), 0);
-	return (int)(intptr_t)r;
-}
-
-static void local_addr(int fd, char *buf, size_t cap)
-{
-	cio_addr a;
-	a.len = sizeof a.u;
-	CHECK_EQ(getsockname(fd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, buf, cap) > 0);
-}
-
-static bool have_ipv6(void)
-{
-	int fd = socket(AF_INET6, SOCK_DGRAM, 0);
-	if (fd < 0)
-		return false;
-	struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
-	bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-	close(fd);
-	return ok;
-}
 
 static bool nonblocking_cloexec(int fd)
 {
@@ -904,11 +859,7 @@ static void *test_main(void *arg)
 
 int main(void)
 {
-	const char *s = getenv("COREIO_TEST_SEED");
-	if (s && *s)
-		rng = (uint32_t)strtoul(s, NULL, 0);
-	if (!rng)
-		rng = 1;
+	net_seed_from_env();
 	snprintf(tmpdir, sizeof tmpdir, "/tmp/coreio-net-XXXXXX");
 	CHECK(mkdtemp(tmpdir) != NULL);
 	int rc = test_run(test_main, NULL);
