@@ -4,7 +4,7 @@
 set -eu
 pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
-      libseccomp-dev libboost-context-dev linux-perf"
+      libseccomp-dev libboost-context-dev linux-perf libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
