@@ -199,14 +199,12 @@ int cio__interrupted(struct cio__task *self)
 int cio__park(struct cio__task *self)
 {
 	struct cio__rt *rt = cio__rt_cur;
-	if (self->cancel)
-		return -ECANCELED;
+	int rc = cio__interrupted(self);
+	if (rc < 0)
+		return rc;
 	bool timed = self->deadline != CIO_NEVER;
-	if (timed) {
-		if (cio__clock_ns() >= self->deadline)
-			return -ETIMEDOUT;
+	if (timed)
 		cio__timer_arm(rt, &self->dl_timer, self->deadline);
-	}
 	self->state = CIO__PARKED;
 	switch_out(rt, self);
 	if (timed)
@@ -243,10 +241,8 @@ static void sleep_fire(struct cio__timer *tm)
 static int sleep_until(struct cio__task *self, int64_t at)
 {
 	struct cio__rt *rt = cio__rt_cur;
-	if (at <= cio__clock_ns()) {
-		int rc = cio_yield();
-		return rc;
-	}
+	if (at <= cio__clock_ns())
+		return cio_yield();
 	struct cio__timer tm = {.slot = CIO__TIMER_IDLE, .fire = sleep_fire, .task = self};
 	cio__timer_arm(rt, &tm, at);
 	int rc = cio__park(self);
