@@ -1,7 +1,8 @@
 /* coreio.h - the public API of coreio, a thread-per-core I/O runtime for C.
  *
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
- * time, deadlines and cancellation, network and stream I/O, cores and
+ * time, deadlines and cancellation, network and stream I/O, files and
+ * zero-copy transfers, cores and
  * messages between them, local synchronisation.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
@@ -428,6 +429,159 @@ CIO_API int cio_tcp_keepalive(int fd, int idle_s, int interval_s, int count);
 
 /* SO_RCVBUF / SO_SNDBUF in bytes; 0 leaves one as it is. */
 CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
+
+/* ===================================================================== */
+/*  Files and zero-copy transfers                                         */
+/* ===================================================================== */
+/* File calls are blocking calls in the sense of this header.  On io_uring
+ * they are the kernel's own asynchronous operations (OPENAT, READ, WRITE,
+ * FSYNC, FALLOCATE, STATX, RENAMEAT, UNLINKAT, MKDIRAT, SYMLINKAT, LINKAT,
+ * FTRUNCATE, probed when the ring starts); an operation the kernel lacks,
+ * and every file call on epoll, runs on the blocking pool instead.  On
+ * epoll a read or write that the page cache can serve at once
+ * (RWF_NOWAIT) is made on the spot, without the pool.
+ *
+ * Interruption follows the rule for sockets: a cancelled or late call
+ * returns -ECANCELED / -ETIMEDOUT only once the kernel (or the pool
+ * thread) has let go of its buffers and paths, so they may live on the
+ * task's stack.  An operation already running is waited for, and when it
+ * completed its real result is returned (a write that happened is
+ * reported); the interruption then shows on the next blocking call.
+ *
+ * Offsets are int64_t and may pass 4 GiB.  Errors are negated errnos as
+ * the matching system call gives them: -ENOENT, -EACCES, -EISDIR,
+ * -ENOTDIR, -EEXIST, -ENOSPC, -EBADF, -EINVAL (O_DIRECT misalignment
+ * among others), plus -ECANCELED and -ETIMEDOUT.  Close files with
+ * cio_close(). */
+
+struct statx;
+
+/* Blocking.  openat(2) relative to dirfd (AT_FDCWD: the working
+ * directory); O_CLOEXEC is always added.  Returns the new fd or -errno. */
+CIO_API int cio_openat(int dirfd, const char *path, int flags, mode_t mode);
+
+/* Blocking.  cio_openat(AT_FDCWD, path, flags, mode). */
+CIO_API int cio_open(const char *path, int flags, mode_t mode);
+
+/* Blocking.  pread(2) / pwrite(2) at offset off (>= 0; the file position
+ * is neither used nor moved).  Returns bytes moved, 0 from a read at or
+ * past the end of the file, or -errno (-EINVAL for off < 0).  Either may
+ * be short; see cio_read_all() and cio_write_all(). */
+CIO_API ssize_t cio_pread(int fd, void *buf, size_t len, int64_t off);
+CIO_API ssize_t cio_pwrite(int fd, const void *buf, size_t len, int64_t off);
+
+/* Blocking.  preadv(2) / pwritev(2) at offset off; as cio_pread(). */
+CIO_API ssize_t cio_preadv(int fd, const struct iovec *iov, int iovcnt, int64_t off);
+CIO_API ssize_t cio_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off);
+
+/* Blocking.  Reads len bytes from offset off, looping over short reads.
+ * Returns the bytes read, fewer than len only when the file ended, or
+ * -errno (bytes read before an error are in buf but not counted). */
+CIO_API ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off);
+
+/* Blocking.  Writes all len bytes at offset off, looping over short
+ * writes.  Returns len, or -errno; on error *written (if not NULL) holds
+ * how many bytes were written, from off on. */
+CIO_API ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
+			      size_t *written);
+
+/* Blocking.  fsync(2) / fdatasync(2).  Returns 0 or -errno (-EIO). */
+CIO_API int cio_fsync(int fd);
+CIO_API int cio_fdatasync(int fd);
+
+/* Blocking.  fallocate(2): mode 0 reserves [off, off + len) and grows the
+ * file; FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE... as the file system
+ * allows.  Returns 0 or -errno (-ENOSPC, -EOPNOTSUPP). */
+CIO_API int cio_fallocate(int fd, int mode, int64_t off, int64_t len);
+
+/* Blocking.  ftruncate(2) to len bytes.  Returns 0 or -errno. */
+CIO_API int cio_ftruncate(int fd, int64_t len);
+
+/* Blocking.  statx(2): dirfd and path as for openat (AT_EMPTY_PATH in
+ * flags with path "" for dirfd itself), mask the STATX_* fields wanted.
+ * Returns 0 and fills *st, or -errno. */
+CIO_API int cio_statx(int dirfd, const char *path, int flags, unsigned mask,
+		      struct statx *st);
+
+/* Blocking.  renameat2(2), unlinkat(2) (AT_REMOVEDIR in flags removes a
+ * directory), mkdirat(2), symlinkat(2), linkat(2).  Return 0 or -errno. */
+CIO_API int cio_renameat(int olddirfd, const char *oldpath, int newdirfd,
+			 const char *newpath, unsigned flags);
+CIO_API int cio_unlinkat(int dirfd, const char *path, int flags);
+CIO_API int cio_mkdirat(int dirfd, const char *path, mode_t mode);
+CIO_API int cio_symlinkat(const char *target, int newdirfd, const char *linkpath);
+CIO_API int cio_linkat(int olddirfd, const char *oldpath, int newdirfd,
+		       const char *newpath, int flags);
+
+/* Blocking.  The same, relative to the working directory. */
+CIO_API int cio_rename(const char *oldpath, const char *newpath);
+CIO_API int cio_unlink(const char *path);
+CIO_API int cio_mkdir(const char *path, mode_t mode);
+CIO_API int cio_rmdir(const char *path);
+CIO_API int cio_symlink(const char *target, const char *linkpath);
+CIO_API int cio_link(const char *oldpath, const char *newpath);
+
+/* --- O_DIRECT ------------------------------------------------------------ */
+
+/* The alignment O_DIRECT needs on fd: of memory (*mem_align) and of file
+ * offsets and lengths (*off_align), from statx's STATX_DIOALIGN (Linux
+ * 6.1), else the page size (which suits every device).  Either pointer
+ * may be NULL.  Returns 0, -EBADF, or -EINVAL when the file system takes
+ * no O_DIRECT (both set to 0).  Not a blocking call: it never parks. */
+CIO_API int cio_dio_align(int fd, size_t *mem_align, size_t *off_align);
+
+/* Memory for O_DIRECT transfers: size bytes aligned to align (0: the page
+ * size, which suits every device), zero-filled.  Free with free().
+ * Returns NULL with errno EINVAL (align not a power of two) or ENOMEM. */
+CIO_API void *cio_alloc_aligned(size_t size, size_t align);
+
+/* --- zero-copy ------------------------------------------------------------ */
+
+/* Blocking.  splice(2): moves up to len bytes from in to out inside the
+ * kernel; one of the two must be a pipe.  off_in / off_out are file
+ * offsets for a regular file, or -1 (a pipe or socket; a file's position).
+ * Returns bytes moved, 0 when in is at its end, or -errno (-EINVAL when
+ * neither is a pipe, -EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT).  A
+ * call interrupted after moving bytes returns them, as a transfer does. */
+CIO_API ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out,
+			   size_t len);
+
+/* Blocking.  Sends len bytes of the regular file `file`, from offset off,
+ * to the stream socket (or pipe) out, through a pooled pipe with splice:
+ * the bytes never enter user space.  Returns the bytes sent: len, or fewer
+ * when the file ended first; or -errno, with *sent (if not NULL) holding
+ * how many bytes went before the error. */
+CIO_API ssize_t cio_sendfile(int out, int file, int64_t off, size_t len,
+			     size_t *sent);
+
+typedef struct cio_relay_opts {
+	/* Ends the relay with -ETIMEDOUT once no byte has moved either way
+	 * for this long (ns); 0: no idle limit.  The caller's deadline
+	 * scope and cancellation bound the whole relay as well. */
+	int64_t idle_timeout;
+	/* Bytes moved per splice, and the pipes' capacity; 0: 64 KiB. */
+	size_t chunk;
+} cio_relay_opts;
+
+typedef struct cio_relay_stats {
+	uint64_t a_to_b, b_to_a; /* bytes delivered each way */
+} cio_relay_stats;
+
+/* Blocking.  Relays bytes both ways between the stream fds a and b
+ * (sockets or pipes) until both directions end, through one pipe per
+ * direction (taken from a per-core pool) with splice: no copy to user
+ * space, and at most one pipe's worth of bytes in flight each way, so a
+ * slow reader slows its writer instead of filling memory.  When one side
+ * ends its stream, the other side's writing half is shut down (half-close
+ * is passed on) and the other direction goes on.
+ *
+ * Returns 0 when both directions ended cleanly; else the first error of
+ * either direction (-ECONNRESET, -EPIPE...), -ETIMEDOUT (idle limit or
+ * deadline) or -ECANCELED, after stopping the other direction.  Neither
+ * fd is closed: that is the caller's.  *st (if not NULL) holds the bytes
+ * delivered each way, whatever the result.  opts may be NULL. */
+CIO_API int cio_relay(int a, int b, const cio_relay_opts *opts,
+		      cio_relay_stats *st);
 
 /* ===================================================================== */
 /*  Cores: one runtime per CPU, messages between them                     */

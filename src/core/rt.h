@@ -106,6 +106,8 @@ struct cio__group; /* the runtimes of one cio_run_cores() */
 
 /* --- the runtime -------------------------------------------------------- */
 
+#define CIO__PIPE_POOL 32 /* empty pipes a runtime keeps for splice */
+
 struct cio__rt {
 	struct cio__task *current;  /* NULL while the scheduler runs */
 	struct cio__task *runq_head, *runq_tail;
@@ -140,6 +142,11 @@ struct cio__rt {
 	cio_waitq shutdown_waiters;
 	int *listeners;             /* fds from cio_listen(), closed by a drain */
 	size_t nlisteners, caplisteners;
+	/* Empty pipes kept for splice (src/io/splice.c), closed with the
+	 * runtime: [i][0] reads, [i][1] writes; cap is their capacity. */
+	int pipes[CIO__PIPE_POOL][2];
+	size_t pipe_cap[CIO__PIPE_POOL];
+	unsigned npipes;
 
 	cio_stats stats;
 #ifdef CIO_TSAN
@@ -147,7 +154,17 @@ struct cio__rt {
 #endif
 };
 
+/* Closes the pooled pipes.  src/io/splice.c */
+void cio__pipes_fini(struct cio__rt *rt);
+
 extern __thread struct cio__rt *cio__rt_cur;
+
+/* cio_blocking() for work that points into the caller's memory (file
+ * calls): an interruption abandons the job only while it waits for a
+ * thread (returning -ECANCELED / -ETIMEDOUT); once running, it is waited
+ * for and its result kept (returning 0), so the caller's buffers are never
+ * touched after it returns.  src/cores/pool.c */
+int cio__blocking_hold(const char *call, cio_fn *fn, void *arg, void **result);
 
 /* The calling task; aborts naming `call` when not called from a task. */
 struct cio__task *cio__self_or_die(const char *call);

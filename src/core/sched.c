@@ -558,6 +558,7 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 
 void cio__rt_destroy(struct cio__rt *rt)
 {
+	cio__pipes_fini(rt);
 	cio__driver_close(&rt->driver);
 	cio__tasks_fini(rt);
 	cio__timers_fini(rt);

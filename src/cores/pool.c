@@ -266,7 +266,7 @@ static void job_reject(struct cio__msg *m)
  * job was still queued (now unlinked; dropped here) or still running (the
  * pool thread drops it when fn returns).  False when it has finished: the
  * reply is on its way. */
-static bool abandon(struct job *j)
+static bool abandon(struct job *j, bool hold)
 {
 	pthread_mutex_lock(&pool.lock);
 	if (atomic_load_explicit(&j->state, memory_order_relaxed) == QUEUED) {
@@ -278,6 +278,8 @@ static bool abandon(struct job *j)
 		return true;
 	}
 	pthread_mutex_unlock(&pool.lock);
+	if (hold)
+		return false; /* a running job is waited for */
 	int expect = RUNNING;
 	return atomic_compare_exchange_strong_explicit(&j->state, &expect, ABANDONED,
 						       memory_order_acq_rel,
@@ -285,7 +287,7 @@ static bool abandon(struct job *j)
 }
 
 static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
-		    void **result)
+		    bool hold, void **result)
 {
 	struct cio__task *self = cio__self_or_die(call);
 	struct cio__rt *rt = cio__rt_cur;
@@ -320,12 +322,13 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 		if (j->replied)
 			break; /* done, even if interrupted at the same moment */
 		if (rc < 0) {
-			if (abandon(j)) {
+			if (abandon(j, hold)) {
 				rt->remote_waits--;
 				return rc;
 			}
-			/* Finished meanwhile: its reply is being pushed and
-			 * comes within a tick; wait for it, uninterruptibly. */
+			/* Finished meanwhile (its reply is being pushed and
+			 * comes within a tick), or running and held: wait for
+			 * it, uninterruptibly. */
 			while (!j->replied)
 				cio__park_hard(self);
 			break;
@@ -345,12 +348,17 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 
 int cio_blocking(cio_fn *fn, void *arg, void **result)
 {
-	return blocking("cio_blocking", fn, arg, NULL, result);
+	return blocking("cio_blocking", fn, arg, NULL, false, result);
 }
 
 int cio_blocking_drop(cio_fn *fn, void *arg, cio_drop_fn *drop, void **result)
 {
-	return blocking("cio_blocking_drop", fn, arg, drop, result);
+	return blocking("cio_blocking_drop", fn, arg, drop, false, result);
+}
+
+int cio__blocking_hold(const char *call, cio_fn *fn, void *arg, void **result)
+{
+	return blocking(call, fn, arg, NULL, true, result);
 }
 
 /* --- getaddrinfo ------------------------------------------------------------ */
@@ -471,7 +479,7 @@ int cio_getaddrinfo(const char *host, const char *service,
 		g->service = memcpy(p, service, sl);
 	g->hints = h;
 	g->has_hints = hints != NULL;
-	rc = blocking("cio_getaddrinfo", gai_run, g, gai_drop, NULL);
+	rc = blocking("cio_getaddrinfo", gai_run, g, gai_drop, false, NULL);
 	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		return rc; /* gai_drop owns g now */
 	if (rc == 0)

@@ -31,7 +31,31 @@ enum cio__io_kind {
 	CIO__IO_ACCEPT,   /* fd, addr, addrlen; result: a new fd */
 	CIO__IO_CONNECT,  /* fd, addr, alen */
 	CIO__IO_POLL,     /* fd, flags: POLLIN and/or POLLOUT; result: revents */
+	/* Files and zero-copy.  A backend may decline any of these (see
+	 * CIO__DECLINED); the caller then runs it on the blocking pool. */
+	CIO__IO_OPENAT,   /* fd: dirfd, path, flags, mode; result: a new fd */
+	CIO__IO_FSYNC,    /* fd, flags: 0 or CIO__FSYNC_DATA */
+	CIO__IO_FALLOCATE,/* fd, mode, off, n.len */
+	CIO__IO_FTRUNCATE,/* fd, off: the new length */
+	CIO__IO_STATX,    /* fd: dirfd, path, flags, mode: mask, p.stx */
+	CIO__IO_RENAMEAT, /* fd, path -> fd2, path2, flags */
+	CIO__IO_UNLINKAT, /* fd, path, flags */
+	CIO__IO_MKDIRAT,  /* fd, path, mode */
+	CIO__IO_SYMLINKAT,/* path (target) -> fd2, path2 */
+	CIO__IO_LINKAT,   /* fd, path -> fd2, path2, flags */
+	CIO__IO_SPLICE,   /* fd, off -> fd2, off2, n.len (off -1: none) */
 };
+
+#define CIO__FSYNC_DATA 1 /* FSYNC: fdatasync() */
+
+/* What io() returns for a request its backend does not make: the caller
+ * runs it on the blocking pool (cio__io_sync()).  Outside errno's range. */
+#define CIO__DECLINED ((ssize_t)-100000)
+
+static inline bool cio__io_is_file(enum cio__io_kind k)
+{
+	return k >= CIO__IO_OPENAT && k <= CIO__IO_LINKAT;
+}
 
 struct cio__io {
 	enum cio__io_kind kind;
@@ -43,6 +67,7 @@ struct cio__io {
 		const struct iovec *iov;
 		struct msghdr *msg;
 		struct sockaddr *addr;
+		struct statx *stx;
 	} p;
 	union {
 		size_t len;
@@ -51,7 +76,21 @@ struct cio__io {
 		socklen_t alen;     /* CONNECT */
 	} n;
 	int64_t off;
+	/* Files and splice: */
+	int fd2;
+	int64_t off2;
+	unsigned mode;
+	const char *path, *path2;
 };
+
+/* Runs io with the plain blocking system call, on the calling thread:
+ * the blocking pool's side of a declined request (src/io/fs.c). */
+ssize_t cio__io_sync(const struct cio__io *io);
+
+/* Runs io on the calling task's driver, or on the blocking pool when the
+ * backend declines it.  `call` names the public function, for the abort
+ * outside a task.  src/io/fs.c */
+ssize_t cio__file_io(const char *call, struct cio__io *io);
 
 /* One operation the kernel holds.  It lives on the calling task's stack,
  * which stays put until the operation completes: no allocation per op. */

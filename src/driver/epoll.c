@@ -11,6 +11,7 @@
 #include "../core/rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,12 +286,71 @@ static int connect_fd(struct cio__driver *d, struct cio__task *self,
 	return -err;
 }
 
+/* A read or write at a file offset, made here only if it cannot block
+ * (RWF_NOWAIT: the page cache has the data, or room for it); else it is
+ * declined, for the blocking pool. */
+static ssize_t file_nowait(const struct cio__io *io)
+{
+	struct iovec one = {.iov_base = io->p.buf, .iov_len = io->n.len};
+	bool vec = io->kind == CIO__IO_READV || io->kind == CIO__IO_WRITEV;
+	const struct iovec *iov = vec ? io->p.iov : &one;
+	int n = vec ? io->n.iovcnt : 1;
+	ssize_t r = io->kind == CIO__IO_READ || io->kind == CIO__IO_READV
+			    ? preadv2(io->fd, iov, n, io->off, RWF_NOWAIT)
+			    : pwritev2(io->fd, iov, n, io->off, RWF_NOWAIT);
+	if (r >= 0)
+		return r;
+	/* EAGAIN: it would block.  EOPNOTSUPP: no RWF_NOWAIT for this
+	 * file.  Either way the pool makes the plain call, which also gives
+	 * any real error. */
+	return CIO__DECLINED;
+}
+
+/* A splice between a pipe and a socket (or two pipes): the non-blocking
+ * system call, and on EAGAIN a wait for the side that is not ready. */
+static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
+			      const struct cio__io *io)
+{
+	for (;;) {
+		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r >= 0)
+			return r;
+		int err = errno;
+		if (err == EINTR)
+			continue;
+		if (err != EAGAIN)
+			return -err;
+		struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
+				      {.fd = io->fd2, .events = POLLOUT}};
+		if (poll(p, 2, 0) < 0)
+			return -errno;
+		int rc;
+		if (!p[0].revents)
+			rc = wait_fd(d, self, io->fd, POLLIN);
+		else if (!p[1].revents)
+			rc = wait_fd(d, self, io->fd2, POLLOUT);
+		else
+			rc = cio_yield(); /* both ready: a race; let others run */
+		if (rc < 0)
+			return rc;
+	}
+}
+
 static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 {
 	struct cio__task *self = cio__rt_cur->current;
 	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
+	/* Files go to the blocking pool, but for what can be done now. */
+	if (io->kind == CIO__IO_SPLICE)
+		return io->off < 0 && io->off2 < 0 ? splice_streams(d, self, io)
+						   : CIO__DECLINED;
+	if (cio__io_is_file(io->kind))
+		return CIO__DECLINED;
+	if (io->off >= 0 && io->kind <= CIO__IO_WRITEV)
+		return file_nowait(io);
 	if (io->kind == CIO__IO_CONNECT)
 		return connect_fd(d, self, io);
 	if (io->kind == CIO__IO_POLL) {

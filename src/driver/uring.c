@@ -9,6 +9,7 @@
 #include "../core/rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,11 +55,16 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 #ifndef IORING_SETUP_DEFER_TASKRUN
 #define IORING_SETUP_DEFER_TASKRUN (1U << 13)
 #endif
+/* IORING_OP_FTRUNCATE (Linux 6.9) is newer than the headers we build
+ * with; its number is fixed by the kernel's ABI. */
+#define OP_FTRUNCATE 55
 
 struct uring_state {
 	struct io_uring ring;
 	unsigned flags;        /* the setup flags the kernel took */
 	bool has_msg_ring;     /* IORING_OP_MSG_RING (Linux 5.18) */
+	/* The file opcodes this kernel has, by enum cio__io_kind. */
+	bool has_file_op[CIO__IO_SPLICE + 1];
 	bool wake_armed;       /* a read of d->wake_fd is in the ring */
 	uint64_t wake_buf;     /* where that read lands */
 	struct cio__op wake_op;
@@ -217,6 +223,24 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 	}
 	if (probe) {
 		s->has_msg_ring = io_uring_opcode_supported(probe, IORING_OP_MSG_RING);
+		/* The file operations are optional: one the kernel lacks goes
+		 * to the blocking pool. */
+		static const struct { enum cio__io_kind kind; int op; } file_ops[] = {
+			{CIO__IO_OPENAT, IORING_OP_OPENAT},
+			{CIO__IO_FSYNC, IORING_OP_FSYNC},
+			{CIO__IO_FALLOCATE, IORING_OP_FALLOCATE},
+			{CIO__IO_FTRUNCATE, OP_FTRUNCATE},
+			{CIO__IO_STATX, IORING_OP_STATX},
+			{CIO__IO_RENAMEAT, IORING_OP_RENAMEAT},
+			{CIO__IO_UNLINKAT, IORING_OP_UNLINKAT},
+			{CIO__IO_MKDIRAT, IORING_OP_MKDIRAT},
+			{CIO__IO_SYMLINKAT, IORING_OP_SYMLINKAT},
+			{CIO__IO_LINKAT, IORING_OP_LINKAT},
+			{CIO__IO_SPLICE, IORING_OP_SPLICE},
+		};
+		for (size_t i = 0; i < sizeof file_ops / sizeof file_ops[0]; i++)
+			s->has_file_op[file_ops[i].kind] =
+				io_uring_opcode_supported(probe, file_ops[i].op);
 		io_uring_free_probe(probe);
 	}
 	/* Saves the fd lookup on every io_uring_enter(); optional. */
@@ -365,6 +389,43 @@ static void prep(struct io_uring_sqe *sqe, const struct cio__io *io)
 	case CIO__IO_POLL:
 		io_uring_prep_poll_add(sqe, io->fd, (unsigned)io->flags);
 		break;
+	case CIO__IO_OPENAT:
+		io_uring_prep_openat(sqe, io->fd, io->path, io->flags | O_CLOEXEC, io->mode);
+		break;
+	case CIO__IO_FSYNC:
+		io_uring_prep_fsync(sqe, io->fd,
+				    io->flags & CIO__FSYNC_DATA ? IORING_FSYNC_DATASYNC : 0);
+		break;
+	case CIO__IO_FALLOCATE:
+		io_uring_prep_fallocate(sqe, io->fd, (int)io->mode, (off_t)io->off,
+					(off_t)io->n.len);
+		break;
+	case CIO__IO_FTRUNCATE:
+		io_uring_prep_rw(OP_FTRUNCATE, sqe, io->fd, NULL, 0, (uint64_t)io->off);
+		break;
+	case CIO__IO_STATX:
+		io_uring_prep_statx(sqe, io->fd, io->path, io->flags, io->mode, io->p.stx);
+		break;
+	case CIO__IO_RENAMEAT:
+		io_uring_prep_renameat(sqe, io->fd, io->path, io->fd2, io->path2,
+				       (unsigned)io->flags);
+		break;
+	case CIO__IO_UNLINKAT:
+		io_uring_prep_unlinkat(sqe, io->fd, io->path, io->flags);
+		break;
+	case CIO__IO_MKDIRAT:
+		io_uring_prep_mkdirat(sqe, io->fd, io->path, io->mode);
+		break;
+	case CIO__IO_SYMLINKAT:
+		io_uring_prep_symlinkat(sqe, io->path, io->fd2, io->path2);
+		break;
+	case CIO__IO_LINKAT:
+		io_uring_prep_linkat(sqe, io->fd, io->path, io->fd2, io->path2, io->flags);
+		break;
+	case CIO__IO_SPLICE:
+		io_uring_prep_splice(sqe, io->fd, io->off, io->fd2, io->off2,
+				     (unsigned)io->n.len, SPLICE_F_MOVE);
+		break;
 	}
 }
 
@@ -409,6 +470,9 @@ static void mark_filled(const struct cio__io *io, ssize_t res)
 		niov = m->msg_iovlen;
 		break;
 	}
+	case CIO__IO_STATX:
+		VALGRIND_MAKE_MEM_DEFINED(io->p.stx, sizeof *io->p.stx);
+		return;
 	case CIO__IO_ACCEPT:
 		if (io->n.addrlen) {
 			VALGRIND_MAKE_MEM_DEFINED(io->n.addrlen, sizeof *io->n.addrlen);
@@ -428,6 +492,48 @@ static void mark_filled(const struct cio__io *io, ssize_t res)
 #endif
 }
 
+/* Waits until fd is ready for `events` (POLLIN or POLLOUT). */
+static ssize_t poll_wait(struct cio__driver *d, struct uring_state *s,
+			 struct cio__task *self, int fd, int events)
+{
+	struct cio__io poll = {.kind = CIO__IO_POLL, .fd = fd, .flags = events};
+	return submit_wait(d, s, self, &poll);
+}
+
+/* A splice between a pipe and a socket (or two pipes).  IORING_OP_SPLICE
+ * always runs on an io-wq worker thread, which would block there waiting
+ * for the socket: instead try the non-blocking system call, and on EAGAIN
+ * wait in the ring for the side that is not ready. */
+static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
+			      struct cio__task *self, const struct cio__io *io)
+{
+	for (;;) {
+		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r >= 0)
+			return r;
+		int err = errno, rc = cio__interrupted(self);
+		if (err != EAGAIN && err != EINTR)
+			return -err;
+		if (rc < 0)
+			return rc;
+		if (err == EINTR)
+			continue;
+		struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
+				      {.fd = io->fd2, .events = POLLOUT}};
+		if (poll(p, 2, 0) < 0)
+			return -errno;
+		if (!p[0].revents)
+			r = poll_wait(d, s, self, io->fd, POLLIN);
+		else if (!p[1].revents)
+			r = poll_wait(d, s, self, io->fd2, POLLOUT);
+		else
+			r = cio_yield(); /* both ready: a race; let others run */
+		if (r < 0)
+			return r;
+	}
+}
+
 static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 {
 	struct uring_state *s = d->impl;
@@ -435,8 +541,15 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
+	if (io->kind >= CIO__IO_OPENAT) {
+		if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0)
+			return splice_streams(d, s, self, io);
+		if (!s->has_file_op[io->kind])
+			return CIO__DECLINED;
+	}
 	if (io->kind == CIO__IO_READ || io->kind == CIO__IO_WRITE ||
-	    io->kind == CIO__IO_RECV || io->kind == CIO__IO_SEND) {
+	    io->kind == CIO__IO_RECV || io->kind == CIO__IO_SEND ||
+	    io->kind == CIO__IO_SPLICE) {
 		/* The SQE's length field is 32 bits; transfers may be short. */
 		if (io->n.len > 0x7ffff000)
 			io->n.len = 0x7ffff000;
@@ -448,7 +561,8 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 		mark_filled(io, r);
 		/* A non-blocking file can still answer EAGAIN on some kernel
 		 * paths: wait for readiness as epoll would, then try again. */
-		if (r != -EAGAIN || io->kind == CIO__IO_POLL || io->kind == CIO__IO_CONNECT)
+		if (r != -EAGAIN || io->kind == CIO__IO_POLL ||
+		    io->kind == CIO__IO_CONNECT || io->kind >= CIO__IO_OPENAT)
 			return r;
 		struct cio__io poll = {
 			.kind = CIO__IO_POLL, .fd = io->fd,
@@ -465,8 +579,8 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 			   struct cio__task *self, struct cio__io *io)
 {
-	struct cio__op op = {.task = self};
-	int rc = track(s, &op, io->fd);
+	struct cio__op op = {.task = self, .fd = -1};
+	int rc = io->fd >= 0 ? track(s, &op, io->fd) : 0; /* not AT_FDCWD */
 	if (rc < 0)
 		return rc;
 	struct io_uring_sqe *sqe = sqe_get(d, s);
