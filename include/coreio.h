@@ -2,8 +2,8 @@
  *
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
  * time, deadlines and cancellation, network and stream I/O, files and
- * zero-copy transfers, cores and
- * messages between them, local synchronisation.
+ * zero-copy transfers, cores and messages between them, local
+ * synchronisation.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
