@@ -5,7 +5,7 @@
  *   loadgen [--host A] [--port P] [--conns N] [--size S] [--depth D]
  *           [--warmup SECS] [--seconds SECS] [--server-pid PID] [--cpu C]
  *           [--impl NAME] [--backend NAME] [--perf-events LIST]
- *           [--stall-ms MS] [--server-cpu C]
+ *           [--stall-ms MS] [--server-cpu C] [--client epoll|uring]
  *
  * N connections each keep D messages of S bytes in flight: every echo
  * fully received lets the next message go.  After --warmup seconds the
@@ -16,11 +16,20 @@
  * so a lost, duplicated, reordered or corrupt byte, or one never sent,
  * is caught at its offset.
  *
+ * The client drives its sockets with epoll (--client epoll, the default:
+ * non-blocking send and recv, edge-triggered) or with io_uring (--client
+ * uring, where built with liburing: a receive always posted on every
+ * connection and at most one send in flight on each, completions reaped
+ * in batches).  Both share the pattern, the verification, the window and
+ * the accounting below; only the system calls differ.
+ *
  * Over exactly the measured window it reports requests per second,
  * latency percentiles from a log-linear histogram (32 linear buckets per
  * power of two: within 3%), the server's CPU time per request (all its
- * threads, from its process CPU clock, with /proc/PID/stat's utime+stime
- * beside it), and this client's own.  With --perf-events it also runs
+ * threads, from its process CPU clock; beside it /proc/PID/stat's
+ * utime+stime, and the sum of utime+stime over every thread in
+ * /proc/PID/task/), and this client's own (all its threads, io_uring's
+ * workers included).  With --perf-events it also runs
  * `perf stat` on the server over the same window (enabled and disabled
  * through perf's control pipe) and reports each event per request.
  * Given the CPUs the server (--server-cpu) and this client (--cpu) are
@@ -55,7 +64,11 @@
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <dirent.h>
 #include <unistd.h>
+#ifdef LOADGEN_HAVE_LIBURING
+#include <liburing.h>
+#endif
 
 #ifndef COREIO_BENCH_COMMIT
 #define COREIO_BENCH_COMMIT "unknown"
@@ -79,6 +92,7 @@ static struct {
 	const char *impl, *backend;
 	const char *perf_events;
 	int stall_ms;
+	bool uring; /* --client uring */
 } opt = {
 	.host = "127.0.0.1", .port = 7000, .conns = 64, .size = 100, .depth = 1,
 	.warmup = 1, .seconds = 3, .cpu = -1, .server_cpu = -1, .impl = "unknown", .backend = "unknown",
@@ -202,6 +216,11 @@ struct conn {
 	size_t rx_off;
 	bool tx_blocked; /* the socket is full: wait for EPOLLOUT */
 	int64_t *sent_at; /* [depth]: when message seq % depth went out */
+	/* --client uring: the send in flight is tx_buf[tx_done, tx_len);
+	 * received bytes land in rx_buf. */
+	bool tx_inflight;
+	size_t tx_len, tx_done;
+	uint8_t *tx_buf, *rx_buf;
 };
 
 static struct conn *conns;
@@ -233,29 +252,46 @@ static void conn_connect(struct conn *c, const struct sockaddr *sa, socklen_t sa
 	}
 }
 
-/* Sends what the window allows: up to `depth` messages beyond the last
- * one fully echoed. */
+/* Fills buf (up to cap bytes) with what the window allows next: up to
+ * `depth` messages beyond the last one fully echoed, from the send
+ * position on, which it leaves as it is.  Returns the length. */
+static size_t tx_fill(struct conn *c, uint8_t *buf, size_t cap, int64_t now)
+{
+	uint64_t limit = c->rx_seq + (uint64_t)opt.depth;
+	size_t len = 0, off = c->tx_off;
+	uint64_t seq = c->tx_seq;
+	while (len < cap && seq < limit) {
+		size_t take = opt.size - off;
+		if (take > cap - len)
+			take = cap - len;
+		/* Stamped each time its first byte is offered; the send
+		 * that takes that byte leaves the final stamp. */
+		if (off == 0)
+			c->sent_at[seq % (uint64_t)opt.depth] = now;
+		pattern(c->id, seq, off, buf + len, take);
+		len += take;
+		off += take;
+		if (off == opt.size)
+			seq++, off = 0;
+	}
+	return len;
+}
+
+/* Moves the send position n bytes on. */
+static void tx_advance(struct conn *c, size_t n)
+{
+	size_t total = c->tx_off + n;
+	c->tx_seq += total / opt.size;
+	c->tx_off = total % opt.size;
+}
+
+/* Sends what the window allows. */
 static void conn_flush(struct conn *c, int64_t now)
 {
 	static uint8_t buf[IO_BUF];
 	uint64_t limit = c->rx_seq + (uint64_t)opt.depth;
 	while (!c->tx_blocked && c->tx_seq < limit) {
-		size_t len = 0, off = c->tx_off;
-		uint64_t seq = c->tx_seq;
-		while (len < sizeof buf && seq < limit) {
-			size_t take = opt.size - off;
-			if (take > sizeof buf - len)
-				take = sizeof buf - len;
-			/* Stamped each time its first byte is offered; the
-			 * send that takes that byte leaves the final stamp. */
-			if (off == 0)
-				c->sent_at[seq % (uint64_t)opt.depth] = now;
-			pattern(c->id, seq, off, buf + len, take);
-			len += take;
-			off += take;
-			if (off == opt.size)
-				seq++, off = 0;
-		}
+		size_t len = tx_fill(c, buf, sizeof buf, now);
 		ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -266,9 +302,7 @@ static void conn_flush(struct conn *c, int64_t now)
 			}
 			fatal("connection %u: send: %s (server gone?)", c->id, strerror(errno));
 		}
-		size_t total = c->tx_off + (size_t)n;
-		c->tx_seq += total / opt.size;
-		c->tx_off = total % opt.size;
+		tx_advance(c, (size_t)n);
 		if ((size_t)n < len)
 			c->tx_blocked = true;
 	}
@@ -339,6 +373,142 @@ static void conn_readable(struct conn *c)
 	}
 }
 
+/* ---- the io_uring client (--client uring) ------------------------------- */
+
+#ifdef LOADGEN_HAVE_LIBURING
+static struct io_uring ring;
+static size_t tx_cap, rx_cap; /* per connection */
+
+#define OP_RECV 0u
+#define OP_SEND 1u
+
+static struct io_uring_sqe *u_sqe(void)
+{
+	struct io_uring_sqe *sqe;
+	while (!(sqe = io_uring_get_sqe(&ring))) {
+		int rc = io_uring_submit(&ring); /* the queue is full: make room */
+		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+			fatal("io_uring_submit: %s", strerror(-rc));
+	}
+	return sqe;
+}
+
+static void u_recv(struct conn *c)
+{
+	struct io_uring_sqe *sqe = u_sqe();
+	io_uring_prep_recv(sqe, c->fd, c->rx_buf, rx_cap, 0);
+	io_uring_sqe_set_data64(sqe, (uint64_t)c->id << 1 | OP_RECV);
+}
+
+static void u_send(struct conn *c)
+{
+	struct io_uring_sqe *sqe = u_sqe();
+	io_uring_prep_send(sqe, c->fd, c->tx_buf + c->tx_done, c->tx_len - c->tx_done,
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)c->id << 1 | OP_SEND);
+}
+
+/* Posts a send of what the window allows, unless one is in flight.  The
+ * send position moves on as the bytes are handed to the ring: the one
+ * send in flight on a connection is finished (its rest sent again after
+ * a short send) before the next, so the stream stays in order. */
+static void u_flush(struct conn *c, int64_t now)
+{
+	if (c->tx_inflight)
+		return;
+	size_t len = tx_fill(c, c->tx_buf, tx_cap, now);
+	if (!len)
+		return;
+	tx_advance(c, len);
+	c->tx_len = len;
+	c->tx_done = 0;
+	c->tx_inflight = true;
+	u_send(c);
+}
+
+static void u_setup(void)
+{
+	tx_cap = opt.size * (size_t)opt.depth;
+	if (tx_cap > IO_BUF)
+		tx_cap = IO_BUF;
+	rx_cap = tx_cap < 4096 ? 4096 : tx_cap;
+	unsigned sq = 64;
+	while (sq < 2u * (unsigned)opt.conns + 16 && sq < 4096)
+		sq <<= 1;
+	struct io_uring_params p;
+	int rc = -EINVAL;
+#if defined(IORING_SETUP_SINGLE_ISSUER) && defined(IORING_SETUP_DEFER_TASKRUN)
+	/* Completions are run when this thread waits for them, not by
+	 * interrupting it: the setup a one-thread client wants. */
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+	p.cq_entries = 4 * sq;
+	rc = io_uring_queue_init_params(sq, &ring, &p);
+#endif
+	if (rc < 0) {
+		memset(&p, 0, sizeof p);
+		p.flags = IORING_SETUP_CQSIZE;
+		p.cq_entries = 4 * sq;
+		rc = io_uring_queue_init_params(sq, &ring, &p);
+	}
+	if (rc < 0)
+		fatal("io_uring_queue_init: %s (try --client epoll)", strerror(-rc));
+}
+
+static void u_start(int64_t now)
+{
+	for (int i = 0; i < opt.conns; i++) {
+		struct conn *c = &conns[i];
+		c->tx_buf = malloc(tx_cap);
+		c->rx_buf = malloc(rx_cap);
+		if (!c->tx_buf || !c->rx_buf)
+			fatal("out of memory");
+		u_recv(c);
+		u_flush(c, now);
+	}
+}
+
+/* Waits up to timeout_ns for completions and handles them. */
+static void u_poll(int64_t timeout_ns)
+{
+	struct io_uring_cqe *cqe;
+	struct __kernel_timespec ts = {.tv_sec = timeout_ns / 1000000000,
+				       .tv_nsec = timeout_ns % 1000000000};
+	int rc = io_uring_submit_and_wait_timeout(&ring, &cqe, 1, &ts, NULL);
+	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+		fatal("io_uring_submit_and_wait_timeout: %s", strerror(-rc));
+	unsigned head, seen = 0;
+	int64_t now = now_ns();
+	io_uring_for_each_cqe(&ring, head, cqe) {
+		seen++;
+		struct conn *c = &conns[cqe->user_data >> 1];
+		int res = cqe->res;
+		if ((cqe->user_data & 1) == OP_SEND) {
+			if (res < 0 && res != -EINTR && res != -EAGAIN)
+				fatal("connection %u: send: %s (server gone?)", c->id, strerror(-res));
+			if (res > 0)
+				c->tx_done += (size_t)res;
+			if (c->tx_done < c->tx_len) {
+				u_send(c);
+			} else {
+				c->tx_inflight = false;
+				u_flush(c, now);
+			}
+			continue;
+		}
+		if (res == 0)
+			fatal("connection %u: the server closed it (server died?)", c->id);
+		if (res < 0 && res != -EINTR && res != -EAGAIN)
+			fatal("connection %u: recv: %s (server died?)", c->id, strerror(-res));
+		if (res > 0)
+			conn_absorb(c, c->rx_buf, (size_t)res, now);
+		u_recv(c);
+		u_flush(c, now);
+	}
+	io_uring_cq_advance(&ring, seen);
+}
+#endif
+
 /* ---- CPU time of the server and of this process --------------------------- */
 
 /* What one CPU did, from /proc/stat, in clock ticks. */
@@ -350,6 +520,8 @@ struct cpu_ticks {
 struct cpu_snap {
 	int64_t server_ns; /* server's process CPU clock, or -1 */
 	int64_t server_ticks; /* utime + stime from /proc/PID/stat, or -1 */
+	int64_t server_task_ticks; /* summed over /proc/PID/task/\*\/stat, or -1 */
+	int server_threads;
 	int64_t self_ns;
 	int64_t t;
 	struct cpu_ticks srv_cpu, cli_cpu; /* the two pinned CPUs */
@@ -358,10 +530,10 @@ struct cpu_snap {
 static clockid_t server_clock;
 static bool have_server_clock;
 
-static int64_t stat_ticks(pid_t pid)
+/* utime + stime from a /proc stat file, in clock ticks; -1 if unreadable. */
+static int64_t stat_file_ticks(const char *path)
 {
-	char path[64], line[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	char line[1024];
 	FILE *f = fopen(path, "re");
 	if (!f)
 		return -1;
@@ -376,6 +548,38 @@ static int64_t stat_ticks(pid_t pid)
 			 &ut, &st) != 2)
 		return -1;
 	return (int64_t)(ut + st);
+}
+
+static int64_t stat_ticks(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	return stat_file_ticks(path);
+}
+
+/* utime + stime of every thread of pid, each from its own
+ * /proc/PID/task/TID/stat; the number of threads in *threads. */
+static int64_t task_ticks(pid_t pid, int *threads)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	int64_t sum = 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%.16s/stat", (int)pid, e->d_name);
+		int64_t t = stat_file_ticks(path);
+		if (t >= 0) /* a thread that ended meanwhile is skipped */
+			sum += t, n++;
+	}
+	closedir(d);
+	*threads = n;
+	return sum;
 }
 
 static int64_t clock_ns(clockid_t clk)
@@ -413,12 +617,13 @@ static struct cpu_ticks cpu_ticks(int cpu)
 
 static struct cpu_snap cpu_snap(void)
 {
-	struct cpu_snap s = {-1, -1, clock_ns(CLOCK_PROCESS_CPUTIME_ID), now_ns(),
+	struct cpu_snap s = {-1, -1, -1, 0, clock_ns(CLOCK_PROCESS_CPUTIME_ID), now_ns(),
 			     cpu_ticks(opt.server_cpu), cpu_ticks(opt.cpu)};
 	if (opt.server_pid > 0) {
 		if (have_server_clock)
 			s.server_ns = clock_ns(server_clock);
 		s.server_ticks = stat_ticks(opt.server_pid);
+		s.server_task_ticks = task_ticks(opt.server_pid, &s.server_threads);
 	}
 	return s;
 }
@@ -566,7 +771,7 @@ static void usage(const char *prog)
 		"usage: %s [--host A] [--port P] [--conns N] [--size S] [--depth D]\n"
 		"       [--warmup SECS] [--seconds SECS] [--server-pid PID] [--cpu C]\n"
 		"       [--impl NAME] [--backend NAME] [--perf-events LIST] [--stall-ms MS]\n"
-		"       [--server-cpu C]\n",
+		"       [--server-cpu C] [--client epoll|uring]\n",
 		prog);
 	exit(2);
 }
@@ -588,7 +793,8 @@ static void parse(int argc, char **argv)
 		{"size", 1, 0, 's'}, {"depth", 1, 0, 'd'}, {"warmup", 1, 0, 'w'},
 		{"seconds", 1, 0, 't'}, {"server-pid", 1, 0, 'P'}, {"cpu", 1, 0, 'C'},
 		{"impl", 1, 0, 'i'}, {"backend", 1, 0, 'b'}, {"perf-events", 1, 0, 'e'},
-		{"stall-ms", 1, 0, 'S'}, {"server-cpu", 1, 0, 'X'}, {0, 0, 0, 0},
+		{"stall-ms", 1, 0, 'S'}, {"server-cpu", 1, 0, 'X'},
+		{"client", 1, 0, 'U'}, {0, 0, 0, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "", longs, NULL)) != -1) {
@@ -607,11 +813,25 @@ static void parse(int argc, char **argv)
 		case 'e': opt.perf_events = *optarg ? optarg : NULL; break;
 		case 'S': opt.stall_ms = (int)num(argv[0], optarg, 1); break;
 		case 'X': opt.server_cpu = (int)num(argv[0], optarg, 0); break;
+		case 'U':
+			if (strcmp(optarg, "uring") == 0)
+				opt.uring = true;
+			else if (strcmp(optarg, "epoll") == 0)
+				opt.uring = false;
+			else
+				usage(argv[0]);
+			break;
 		default: usage(argv[0]);
 		}
 	}
 	if (optind != argc || opt.port > 65535)
 		usage(argv[0]);
+#ifndef LOADGEN_HAVE_LIBURING
+	if (opt.uring) {
+		fprintf(stderr, "loadgen: --client uring: built without liburing\n");
+		exit(2);
+	}
+#endif
 	if (opt.perf_events && opt.server_pid <= 0) {
 		fprintf(stderr, "loadgen: --perf-events needs --server-pid\n");
 		exit(2);
@@ -670,7 +890,7 @@ int main(int argc, char **argv)
 		conn_connect(c, (struct sockaddr *)&ss, salen, give_up);
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
 					 .data.ptr = c};
-		if (epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+		if (!opt.uring && epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
 			fatal("epoll_ctl: %s", strerror(errno));
 	}
 	if (opt.perf_events)
@@ -688,7 +908,13 @@ int main(int argc, char **argv)
 		a = cpu_snap();
 		meas_end = a.t + (int64_t)(opt.seconds * 1e9);
 	}
-	for (int i = 0; i < opt.conns; i++)
+#ifdef LOADGEN_HAVE_LIBURING
+	if (opt.uring) {
+		u_setup();
+		u_start(t_start);
+	}
+#endif
+	for (int i = 0; i < opt.conns && !opt.uring; i++)
 		conn_flush(&conns[i], t_start);
 
 	struct epoll_event evs[MAX_EVENTS];
@@ -712,6 +938,12 @@ int main(int argc, char **argv)
 		int timeout = (int)((until + 999999) / 1000000);
 		if (timeout > 100)
 			timeout = 100;
+#ifdef LOADGEN_HAVE_LIBURING
+		if (opt.uring) {
+			u_poll(until < 100000000 ? (until > 0 ? until : 1) : 100000000);
+			continue;
+		}
+#endif
 		int n = epoll_wait(ep, evs, MAX_EVENTS, timeout);
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait: %s", strerror(errno));
@@ -735,7 +967,7 @@ int main(int argc, char **argv)
 	/* ---- report ---- */
 	double win = (double)(b.t - a.t) / 1e9;
 	double req = responses ? (double)responses : NAN;
-	char server[256] = "";
+	char server[384] = "";
 	if (opt.server_pid > 0) {
 		double srv_ns = have_server_clock ? (double)(b.server_ns - a.server_ns) : NAN;
 		double tck = (double)sysconf(_SC_CLK_TCK);
@@ -744,9 +976,13 @@ int main(int argc, char **argv)
 					 : NAN;
 		if (!have_server_clock)
 			srv_ns = stat_us * req * 1e3;
+		double task_us = a.server_task_ticks >= 0 && b.server_task_ticks >= 0
+					 ? (double)(b.server_task_ticks - a.server_task_ticks) / tck * 1e6 / req
+					 : NAN;
 		snprintf(server, sizeof server,
-			 " server_cpu_us_per_req=%.3f server_util=%.3f server_stat_cpu_us_per_req=%.3f",
-			 srv_ns / 1e3 / req, srv_ns / 1e9 / win, stat_us);
+			 " server_cpu_us_per_req=%.3f server_util=%.3f server_stat_cpu_us_per_req=%.3f"
+			 " server_task_cpu_us_per_req=%.3f server_threads=%d",
+			 srv_ns / 1e3 / req, srv_ns / 1e9 / win, stat_us, task_us, b.server_threads);
 	}
 	char perfkv[1024] = "";
 	for (int i = 0, len = 0; i < perf.n && perf.ok; i++)
@@ -767,19 +1003,19 @@ int main(int argc, char **argv)
 	struct utsname u;
 	if (uname(&u) < 0)
 		snprintf(u.release, sizeof u.release, "unknown");
-	printf("bench=net impl=%s backend=%s conns=%d size=%zu depth=%d warmup_s=%g "
+	printf("bench=net impl=%s backend=%s client=%s conns=%d size=%zu depth=%d warmup_s=%g "
 	       "seconds=%g window_s=%.3f requests=%llu req_s=%.0f p50_us=%.1f p99_us=%.1f "
 	       "p999_us=%.1f max_us=%.1f%s client_cpu_us_per_req=%.3f client_util=%.3f%s%s "
 	       "verified_bytes=%llu cpu=%d kernel=%s commit=%s\n",
-	       opt.impl, opt.backend, opt.conns, opt.size, opt.depth, opt.warmup,
-	       opt.seconds, win, (unsigned long long)responses, (double)responses / win,
+	       opt.impl, opt.backend, opt.uring ? "uring" : "epoll", opt.conns, opt.size,
+	       opt.depth, opt.warmup, opt.seconds, win, (unsigned long long)responses, (double)responses / win,
 	       hist_quantile(0.5), hist_quantile(0.99), hist_quantile(0.999), hist_max(),
 	       server, self_ns / 1e3 / req, self_ns / 1e9 / win, disturb, perfkv,
 	       (unsigned long long)bytes_verified, opt.cpu, u.release, COREIO_BENCH_COMMIT);
-	printf("loadgen: %s (%s), %d conns x %zu B, depth %d: %.0f req/s, latency p50 %.1f us, "
+	printf("loadgen: %s (%s), %s client, %d conns x %zu B, depth %d: %.0f req/s, latency p50 %.1f us, "
 	       "p99 %.1f us, p99.9 %.1f us",
-	       opt.impl, opt.backend, opt.conns, opt.size, opt.depth,
-	       (double)responses / win, hist_quantile(0.5), hist_quantile(0.99),
+	       opt.impl, opt.backend, opt.uring ? "io_uring" : "epoll", opt.conns, opt.size,
+	       opt.depth, (double)responses / win, hist_quantile(0.5), hist_quantile(0.99),
 	       hist_quantile(0.999));
 	if (opt.server_pid > 0 && have_server_clock)
 		printf("; server %.2f CPU-us/req (%.0f%% busy)",
