@@ -1,5 +1,6 @@
 # net_tools.cmake - the network benchmark's own programs: the load
-# generator and the raw epoll echo server it measures coreio against.
+# generator and the peers it measures coreio against that are in C: a
+# raw epoll echo server and, where libuv is installed, a libuv one.
 # Plain C, independent of coreio (neither links it), so that they are
 # peers rather than parts of what they measure.  Included from
 # examples/CMakeLists.txt (`make demo` drives the echo example with the
@@ -23,8 +24,29 @@ endif()
 add_executable(loadgen ${PROJECT_SOURCE_DIR}/bench/loadgen.c)
 target_compile_definitions(loadgen PRIVATE COREIO_BENCH_COMMIT="${net_commit}")
 target_link_libraries(loadgen PRIVATE m)
+# Its io_uring client (--client uring) where liburing is: the same one
+# the io_uring backend uses (found by the top-level CMakeLists.txt).
+if(have_liburing)
+  target_compile_definitions(loadgen PRIVATE LOADGEN_HAVE_LIBURING)
+  target_link_libraries(loadgen PRIVATE PkgConfig::LIBURING)
+endif()
 
 add_executable(epoll_echo ${PROJECT_SOURCE_DIR}/bench/peers/epoll_echo.c)
+set(net_tools loadgen epoll_echo)
 
-set_target_properties(loadgen epoll_echo PROPERTIES
+# The libuv peer, where libuv is installed (Debian: libuv1-dev).
+find_package(PkgConfig QUIET)
+if(PKG_CONFIG_FOUND)
+  pkg_check_modules(LIBUV QUIET IMPORTED_TARGET libuv)
+endif()
+if(LIBUV_FOUND)
+  add_executable(uv_echo ${PROJECT_SOURCE_DIR}/bench/peers/uv_echo.c)
+  target_link_libraries(uv_echo PRIVATE PkgConfig::LIBUV)
+  list(APPEND net_tools uv_echo)
+endif()
+
+set_target_properties(${net_tools} PROPERTIES
   RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
+# `make bench` builds this: the load generator and every C peer there is.
+add_custom_target(bench_net_tools)
+add_dependencies(bench_net_tools ${net_tools})
