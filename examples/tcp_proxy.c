@@ -1,0 +1,357 @@
+/* tcp_proxy.c - a TCP proxy on coreio: accepts connections on every core,
+ * connects each to one upstream address under a deadline, and relays the
+ * bytes both ways with cio_relay() (splice through pooled pipes: the bytes
+ * never enter user space, and a slow reader slows its writer instead of
+ * filling memory).
+ *
+ *   tcp_proxy --listen ADDR --upstream ADDR [--cores N]
+ *             [--connect-timeout-ms MS] [--idle-ms MS] [--seconds S]
+ *             [--drain-ms MS]
+ *
+ *   --listen ADDR     where to listen: HOST:PORT, [V6HOST]:PORT or
+ *                     unix:/path (numeric hosts); port 0 picks a free port,
+ *                     which the "listening on" line shows
+ *   --upstream ADDR   where to connect each client, same notation
+ *   --cores N         runtimes to run (default 0: one per usable CPU); each
+ *                     has its own SO_REUSEPORT listener, as echo_server
+ *   --connect-timeout-ms MS  give up on an upstream that does not answer
+ *                     within MS (default 3000); the client is then closed
+ *   --idle-ms MS      close a connection once no byte moved either way for
+ *                     MS (default 0: never)
+ *   --seconds S       drain after S seconds (default: until SIGINT/SIGTERM)
+ *   --drain-ms MS     how long a drain lets relays finish before they are
+ *                     cancelled (default 1000)
+ *   COREIO_BACKEND=uring|epoll   forces a backend
+ *
+ * Example:  tcp_proxy --listen 127.0.0.1:8080 --upstream 127.0.0.1:7000
+ *
+ * Prints "tcp_proxy: listening on ADDR, upstream ADDR, backend B, N cores,
+ * pid P" once every core accepts, and at exit one summary line:
+ * connections, bytes each way, and errors by kind.  A client whose
+ * upstream refuses or times out is closed at once.  A relay that ends with
+ * a reset on one side resets the other (SO_LINGER 0); one that ends
+ * cleanly passes half-closes on and closes both sides normally.
+ * Exit status 0 after a drain; 1: could not listen or run; 2: bad
+ * arguments; 3: the runtime could not start. */
+#define _GNU_SOURCE
+#include <coreio.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+/* The relay moves bytes in the kernel: a connection task needs little
+ * stack of its own (the relay's two direction tasks have theirs). */
+#define CONN_STACK (64 << 10)
+#define LOG_EVERY CIO_SEC
+
+static struct {
+	const char *listen, *upstream;
+	int64_t run_ns, idle_ns, connect_ns;
+} opt;
+
+static char bound_addr[128];
+static cio_wg bound = CIO_WG_INIT(bound);
+
+/* Errors by kind, counted per core and summed at exit. */
+enum err_kind {
+	E_REFUSED,      /* upstream refused the connection */
+	E_CONN_TIMEOUT, /* upstream did not answer in time */
+	E_CONN_OTHER,   /* any other connect failure */
+	E_IDLE,         /* relay ended by the idle limit */
+	E_RESET,        /* a peer reset, or went away mid-stream */
+	E_DRAIN,        /* cancelled by the drain */
+	E_RELAY_OTHER,  /* any other relay error */
+	E_ACCEPT,       /* accept failures that passed */
+	E_COUNT
+};
+static const char *const err_names[E_COUNT] = {
+	"refused", "connect-timeout", "connect-other", "idle", "reset",
+	"drain", "relay-other", "accept",
+};
+
+static atomic_uint_fast64_t total_conns, total_up, total_down, total_err[E_COUNT];
+static atomic_int status;
+static atomic_bool ran;
+
+struct server {
+	int lfd;
+	cio_wg conns;
+	int64_t last_log;
+	uint64_t conns_n, up, down, err[E_COUNT];
+};
+
+static void log_limited(struct server *s, const char *what, int err)
+{
+	int64_t now = cio_now();
+	if (now - s->last_log < LOG_EVERY)
+		return;
+	s->last_log = now;
+	fprintf(stderr, "tcp_proxy: core %d: %s: %s\n", cio_core_id(), what,
+		cio_strerror(err));
+}
+
+/* Closes fd with a reset rather than a FIN: the peer learns the stream
+ * broke instead of taking a truncated stream for a complete one. */
+static void close_abort(int fd)
+{
+	struct linger l = {.l_onoff = 1, .l_linger = 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	cio_close(fd);
+}
+
+struct conn {
+	struct server *srv;
+	int fd;
+};
+
+static void *serve_conn(void *arg)
+{
+	struct conn c = *(struct conn *)arg;
+	struct server *s = c.srv;
+	free(arg);
+
+	int64_t tok = cio_timeout_push(opt.connect_ns);
+	int up = cio_connect(opt.upstream, SOCK_STREAM);
+	cio_deadline_pop(tok);
+	if (up < 0) {
+		enum err_kind k = up == -ECONNREFUSED ? E_REFUSED
+				  : up == -ETIMEDOUT  ? E_CONN_TIMEOUT
+				  : up == -ECANCELED  ? E_DRAIN
+						      : E_CONN_OTHER;
+		s->err[k]++;
+		if (k != E_DRAIN)
+			log_limited(s, "upstream connect", up);
+		close_abort(c.fd);
+		cio_wg_done(&s->conns);
+		return NULL;
+	}
+	cio_tcp_nodelay(up, true);
+
+	cio_relay_stats st = {0};
+	cio_relay_opts ro = {.idle_timeout = opt.idle_ns};
+	int rc = cio_relay(c.fd, up, &ro, &st);
+	s->up += st.a_to_b;
+	s->down += st.b_to_a;
+	if (rc == 0) {
+		cio_close(c.fd);
+		cio_close(up);
+	} else {
+		enum err_kind k = rc == -ETIMEDOUT				  ? E_IDLE
+				  : rc == -ECANCELED				  ? E_DRAIN
+				  : rc == -ECONNRESET || rc == -EPIPE || rc == -ENOTCONN ? E_RESET
+										  : E_RELAY_OTHER;
+		s->err[k]++;
+		if (k == E_RELAY_OTHER)
+			log_limited(s, "relay", rc);
+		if (k == E_IDLE || k == E_DRAIN) {
+			/* Both streams are intact: end them normally. */
+			cio_close(c.fd);
+			cio_close(up);
+		} else {
+			close_abort(c.fd);
+			close_abort(up);
+		}
+	}
+	cio_wg_done(&s->conns);
+	return NULL;
+}
+
+static void start_conn(struct server *s, int fd)
+{
+	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
+	struct conn *c = malloc(sizeof *c);
+	if (!c) {
+		log_limited(s, "connection dropped", -ENOMEM);
+		cio_close(fd);
+		return;
+	}
+	*c = (struct conn){s, fd};
+	cio_spawn_opts o = {.name = "proxy-conn", .stack_size = CONN_STACK, .detached = true};
+	cio_wg_add(&s->conns, 1);
+	cio_task_t t = cio_spawn_with(&o, serve_conn, c);
+	if (t < 0) {
+		log_limited(s, "connection dropped", (int)t);
+		cio_wg_done(&s->conns);
+		free(c);
+		cio_close(fd);
+		return;
+	}
+	s->conns_n++;
+}
+
+static void accept_loop(struct server *s)
+{
+	for (;;) {
+		int fd = cio_accept(s->lfd, NULL);
+		if (fd >= 0) {
+			start_conn(s, fd);
+			continue;
+		}
+		if (fd == -ESHUTDOWN || fd == -ECANCELED)
+			return;
+		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
+			fprintf(stderr, "tcp_proxy: accept: %s; stopping\n", cio_strerror(fd));
+			atomic_store(&status, 1);
+			cio_shutdown_request();
+			return;
+		}
+		/* -EMFILE (cio_accept() has paused), -ECONNABORTED, ... pass. */
+		s->err[E_ACCEPT]++;
+		log_limited(s, "accept", fd);
+		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
+			return;
+	}
+}
+
+static void *wait_bound(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_wg_wait(&bound);
+}
+
+static void *stop_later(void *arg)
+{
+	(void)arg;
+	if (cio_sleep(opt.run_ns) == 0)
+		cio_shutdown_request();
+	return NULL;
+}
+
+static void *core_main(void *arg)
+{
+	struct server s = {.lfd = -1};
+	int core = cio_core_id();
+	(void)arg;
+	atomic_store(&ran, true);
+	cio_wg_init(&s.conns);
+	if (core == 0) {
+		s.lfd = cio_listen(opt.listen, &(cio_listen_opts){.reuseport = true});
+		if (s.lfd >= 0) {
+			cio_addr a = {.len = sizeof a.u};
+			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
+			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
+				snprintf(bound_addr, sizeof bound_addr, "%s", opt.listen);
+		}
+		cio_wg_done(&bound);
+	} else {
+		cio_core_call(0, wait_bound, NULL, NULL);
+		if (bound_addr[0])
+			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
+	}
+	if (s.lfd < 0) {
+		fprintf(stderr, "tcp_proxy: core %d cannot listen on %s: %s\n", core,
+			bound_addr[0] ? bound_addr : opt.listen,
+			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
+		bound_addr[0] = '\0';
+		atomic_store(&status, 1);
+		cio_shutdown_request();
+		return NULL;
+	}
+	if (core == 0) {
+		int n = cio_core_count();
+		printf("tcp_proxy: listening on %s, upstream %s, backend %s, %d core%s, pid %d\n",
+		       bound_addr, opt.upstream, cio_backend_name(), n, n == 1 ? "" : "s",
+		       (int)getpid());
+		fflush(stdout);
+		if (opt.run_ns != CIO_NEVER)
+			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
+	}
+	accept_loop(&s);
+	cio_close(s.lfd);
+	cio_cancel_clear();
+	cio_wg_wait(&s.conns);
+	atomic_fetch_add(&total_conns, s.conns_n);
+	atomic_fetch_add(&total_up, s.up);
+	atomic_fetch_add(&total_down, s.down);
+	for (int i = 0; i < E_COUNT; i++)
+		atomic_fetch_add(&total_err[i], s.err[i]);
+	return NULL;
+}
+
+static void usage(const char *prog, int code)
+{
+	fprintf(code ? stderr : stdout,
+		"usage: %s --listen ADDR --upstream ADDR [--cores N]\n"
+		"       [--connect-timeout-ms MS] [--idle-ms MS] [--seconds S] [--drain-ms MS]\n"
+		"ADDR: HOST:PORT, [V6HOST]:PORT or unix:/path (numeric hosts only)\n",
+		prog);
+	exit(code);
+}
+
+static int64_t number(const char *prog, const char *text)
+{
+	char *end;
+	errno = 0;
+	long long v = text ? strtoll(text, &end, 10) : -1;
+	if (!text || errno || *end || v < 0 || v > INT64_MAX / CIO_SEC)
+		usage(prog, 2);
+	return v;
+}
+
+int main(int argc, char **argv)
+{
+	int64_t seconds = 0, idle_ms = 0, drain_ms = 1000, cores = 0, conn_ms = 3000;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
+			usage(argv[0], 0);
+		else if (strcmp(a, "--listen") == 0 && val)
+			opt.listen = val, i++;
+		else if (strcmp(a, "--upstream") == 0 && val)
+			opt.upstream = val, i++;
+		else if (strcmp(a, "--cores") == 0)
+			cores = number(argv[0], val), i++;
+		else if (strcmp(a, "--connect-timeout-ms") == 0)
+			conn_ms = number(argv[0], val), i++;
+		else if (strcmp(a, "--idle-ms") == 0)
+			idle_ms = number(argv[0], val), i++;
+		else if (strcmp(a, "--seconds") == 0)
+			seconds = number(argv[0], val), i++;
+		else if (strcmp(a, "--drain-ms") == 0)
+			drain_ms = number(argv[0], val), i++;
+		else
+			usage(argv[0], 2);
+	}
+	cio_addr probe;
+	if (!opt.listen || !opt.upstream || cores > 1024 || conn_ms == 0) {
+		usage(argv[0], 2);
+	}
+	if (cio_addr_parse(&probe, opt.listen) < 0 || cio_addr_parse(&probe, opt.upstream) < 0) {
+		fprintf(stderr, "tcp_proxy: bad address (want HOST:PORT, [V6]:PORT or unix:/path)\n");
+		return 2;
+	}
+	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.idle_ns = idle_ms * CIO_MS;
+	opt.connect_ns = conn_ms * CIO_MS;
+
+	/* Each connection costs two sockets (and, while relaying, four pipe
+	 * ends): take all the fds the hard limit allows. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+
+	cio_wg_add(&bound, 1);
+	cio_cores_config cfg = {.drain_timeout = drain_ms > 0 ? drain_ms * CIO_MS : 1};
+	int64_t t0 = cio_now();
+	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
+	if (rc < 0) {
+		fprintf(stderr, "tcp_proxy: cio_run_cores: %s\n", cio_strerror(rc));
+		return atomic_load(&ran) ? 1 : 3;
+	}
+	printf("tcp_proxy: stopped after %.1f s: %" PRIu64 " connections, %" PRIu64
+	       " bytes client->upstream, %" PRIu64 " bytes upstream->client; errors:",
+	       (double)(cio_now() - t0) / 1e9, (uint64_t)atomic_load(&total_conns),
+	       (uint64_t)atomic_load(&total_up), (uint64_t)atomic_load(&total_down));
+	for (int i = 0; i < E_COUNT; i++)
+		printf(" %s %" PRIu64, err_names[i], (uint64_t)atomic_load(&total_err[i]));
+	printf("\n");
+	return atomic_load(&status);
+}
