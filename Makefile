@@ -8,7 +8,8 @@ CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
-	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores install clean
+	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores \
+	bench bench-quick bench-net-build install clean
 
 all: build
 
@@ -97,14 +98,35 @@ bench-core: deps
 	cmake --build $(BENCH_BUILD) -j$(JOBS)
 	bench/core.sh $(BENCH_BUILD)
 
-# Network benchmark: echo servers (coreio on io_uring and on epoll, and a
-# raw epoll server) pinned to CPU 0 under bench/loadgen on CPU 1;
-# bench/net.sh (NET_* variables: see there) writes bench/results/ and the
-# Network section of docs/benchmarks.md.
-bench-net: deps
+# Network benchmark: every echo server of bench/servers.txt (coreio on
+# io_uring and on epoll; raw epoll, libuv and tokio peers) pinned to CPU 0
+# under bench/loadgen on CPU 1.  bench/net.sh (NET_* variables: see there)
+# writes bench/results/<date>-<name>.csv, docs/bench-net-*.png and the
+# Network section of docs/benchmarks.md; bench/profile.sh the section on
+# where the server's time goes.  scripts/bench-deps.sh installs the peers'
+# packages (libuv, tokio's crate sources, cargo, gnuplot); the tokio peer
+# is built offline into $(BENCH_BUILD)/tokio.
+#   make bench        100 B and 1 KiB; 1, 16, 64, 256, 1000 connections;
+#                     3 runs of each (about 15 minutes)
+#   make bench-quick  100 B; 16 and 256 connections; 1 short run of each
+#   make bench-net    the same as make bench
+bench-net-build: deps
+	@scripts/bench-deps.sh
 	$(BENCH_CFG)
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server loadgen epoll_echo
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server bench_net_tools
+	bench/build-tokio.sh $(BENCH_BUILD) >/dev/null
+
+bench: bench-net-build
 	bench/net.sh $(BENCH_BUILD)
+	PROF_COMMAND="make bench" bench/profile.sh $(BENCH_BUILD)
+
+bench-quick: bench-net-build
+	NET_SIZES=100 NET_CONNS="16 256" NET_REPEATS=1 NET_WARMUP=0.5 \
+	NET_SECONDS=1.5 NET_NAME=net-quick NET_LABEL="quick matrix" \
+	NET_COMMAND="make bench-quick" bench/net.sh $(BENCH_BUILD)
+	PROF_SECONDS=2 PROF_COMMAND="make bench-quick" bench/profile.sh $(BENCH_BUILD)
+
+bench-net: bench
 
 # Cross-core calls against an eventfd ping-pong between two threads;
 # bench/cores.sh rewrites the Cores section of docs/benchmarks.md.

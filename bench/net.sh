@@ -1,67 +1,77 @@
 #!/bin/sh
-# net.sh - the network benchmark: echo servers under bench/loadgen, coreio
-# on io_uring and on epoll against a raw epoll server in C, with the
-# server pinned to one CPU and the load to the other.  Keeps every run in
-# bench/results/<date>-net.csv and rewrites the "Network" section of
-# docs/benchmarks.md from it.  `make bench-net` builds and calls this.
+# net.sh - the network benchmark: every echo server of bench/servers.txt
+# (coreio on io_uring and on epoll, a raw epoll server in C, libuv, tokio
+# current_thread and multi_thread with one worker) under bench/loadgen,
+# server pinned to one CPU and the load to the other, over a matrix of
+# message sizes and connection counts.  Keeps every run in
+# bench/results/<date>-<name>.csv, draws docs/bench-net-<size>.png with
+# gnuplot and rewrites the "Network" section of docs/benchmarks.md.
+# `make bench` (full matrix) and `make bench-quick` build and call this.
 #
 #   bench/net.sh [BUILD_DIR]        default build-bench
 #
-# Environment (defaults in brackets), shown beside the command in the
-# section when set:
-#   NET_WARMUP [1]  NET_SECONDS [3]  seconds of warm-up, then measured
-#   NET_REPEATS [3]                  runs of each server at each count
-#   NET_CONNS ["1 16 64 256"]        connection counts
-#   NET_SIZE [100]  NET_DEPTH [1]    message bytes; messages in flight
-#                                    per connection
-#   NET_SERVERS ["coreio-uring coreio-epoll epoll"]
-#   NET_SERVER_CPU [0]  NET_CLIENT_CPU [1]
-#   NET_PORT [7100]
-#   NET_PERF [1]                     0: skip the syscall-counting pass
-#   NET_MAX_OTHER [0.05]  NET_TRIES [3]
+# Environment (defaults in brackets):
+#   NET_SIZES ["100 1024"]           message bytes
+#   NET_CONNS ["1 16 64 256 1000"]   connection counts
+#   NET_REPEATS [3]                  runs of each server at each point
+#   NET_WARMUP [1]  NET_SECONDS [2.5] seconds of warm-up, then measured
+#   NET_DEPTH [1]                    messages in flight per connection
+#   NET_SERVERS [every one in bench/servers.txt]
+#   NET_CLIENT [epoll]               loadgen's client: epoll or uring
+#   NET_SERVER_CPU [0]  NET_CLIENT_CPU [1]  NET_PORT [7100]
+#   NET_PERF [0]                     1: one more run of each server and
+#                                    point under `perf stat`, counting
+#                                    syscalls over the measured window
+#   NET_MAX_OTHER [0.05]  NET_TRIES [2]
 #                                    a run in which other work (or the
 #                                    hypervisor) took more than this share
 #                                    of either CPU is made again, up to
 #                                    NET_TRIES times in all
+#   NET_NAME [net]                   the CSV's name: <date>-<name>.csv
+#   NET_LABEL [full matrix]          what the section calls this run
+#   NET_COMMAND [make bench]         the command the section quotes
 #
 # Each measured run starts a fresh server, drives it, and stops it with
-# SIGTERM; servers take turns in an order that rotates from one run to
-# the next, so that a slow phase of this shared machine falls on all of
-# them.  After the repeats, one more run of each server and count goes
-# under `perf stat` (syscall tracepoints, enabled over exactly the
-# measured window), kept apart because tracing syscalls slows them.  Any
-# byte that comes back wrong, a server that dies or exits non-zero, or a
-# coreio server on another backend than asked fails the whole run.
+# SIGTERM; at each point the servers take turns in an order that rotates
+# from one point to the next, so that a slow phase of this shared
+# machine falls on all of them.  Any byte that comes back wrong, a server
+# that dies or exits non-zero, or one on another backend than its line
+# says fails the whole run.
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
-echo_server=$build/examples/echo_server
 loadgen=$build/bench/loadgen
-epoll_echo=$build/bench/epoll_echo
 doc=$root/docs/benchmarks.md
+registry=$root/bench/servers.txt
 
-for p in "$echo_server" "$loadgen" "$epoll_echo"; do
-	[ -x "$p" ] || {
-		echo "net.sh: $p missing; run make bench-net" >&2
-		exit 1
-	}
-done
+[ -x "$loadgen" ] || {
+	echo "net.sh: $loadgen missing; run make bench" >&2
+	exit 1
+}
 
-warmup=${NET_WARMUP:-1}
-seconds=${NET_SECONDS:-3}
+sizes=${NET_SIZES:-100 1024}
+conns_list=${NET_CONNS:-1 16 64 256 1000}
 repeats=${NET_REPEATS:-3}
-conns_list=${NET_CONNS:-1 16 64 256}
-size=${NET_SIZE:-100}
+warmup=${NET_WARMUP:-1}
+seconds=${NET_SECONDS:-2.5}
 depth=${NET_DEPTH:-1}
-servers=${NET_SERVERS:-coreio-uring coreio-epoll epoll}
+client=${NET_CLIENT:-epoll}
 server_cpu=${NET_SERVER_CPU:-0}
 client_cpu=${NET_CLIENT_CPU:-1}
 port=${NET_PORT:-7100}
-want_perf=${NET_PERF:-1}
+want_perf=${NET_PERF:-0}
 max_other=${NET_MAX_OTHER:-0.05}
-tries=${NET_TRIES:-3}
+tries=${NET_TRIES:-2}
+name=${NET_NAME:-net}
+label=${NET_LABEL:-full matrix}
+command=${NET_COMMAND:-make bench}
+all_servers=$(awk '!/^#/ && NF >= 3 { printf "%s ", $1 }' "$registry")
+servers=${NET_SERVERS:-$all_servers}
+
+# 1000 connections are 1000 fds on each side: take the hard limit.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 (cd "$root" && git diff --quiet HEAD 2>/dev/null) || commit="$commit-dirty"
@@ -71,7 +81,8 @@ stamp=$(date -u '+%Y-%m-%d %H:%M UTC')
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 mkdir -p "$root/bench/results"
-csv=$root/bench/results/$day-net.csv
+csvrel=bench/results/$day-$name.csv
+csv=$root/$csvrel
 work=$(mktemp -d)
 server_pid=
 cleanup() {
@@ -83,41 +94,67 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# Syscall counts come from perf's syscall tracepoints, where they work.
-events=syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait
-events=$events,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_pwait2
-events=$events,raw_syscalls:sys_enter,context-switches
-perf_note=
-if [ "$want_perf" = 0 ]; then
-	perf_note="skipped (NET_PERF=0)"
-elif ! command -v perf >/dev/null 2>&1; then
-	perf_note="skipped: perf is not installed (Debian: linux-perf)"
-elif ! perf stat -x, -e "$events" -o "$work/perf-check" -- true >/dev/null 2>&1; then
-	perf_note="skipped: perf stat cannot count syscall tracepoints here"
-fi
-
 fail() {
 	echo "net.sh: FAILED: $*" >&2
 	exit 1
 }
 
+# The command line of server $1 on $port: its line of the registry, with
+# @BUILD@ and @PORT@ put in.
+server_cmd() {
+	awk -v n="$1" -v b="$build" -v p="$port" '
+	!/^#/ && $1 == n {
+		$1 = ""; $2 = ""
+		sub(/^ +/, "")
+		gsub(/@BUILD@/, b); gsub(/@PORT@/, p)
+		print
+		exit
+	}' "$registry"
+}
+server_backend() {
+	awk -v n="$1" '!/^#/ && $1 == n { print $2; exit }' "$registry"
+}
+
+# Leaves out servers whose program is missing (the first word with a
+# slash that is not an environment setting).
+present=
+missing=
+for srv in $servers; do
+	cmd=$(server_cmd "$srv")
+	[ -n "$cmd" ] || fail "no server $srv in bench/servers.txt"
+	prog=$(printf '%s\n' "$cmd" | tr ' ' '\n' | grep '/' | grep -v '=' | head -n 1)
+	if [ -x "$prog" ]; then
+		present="$present $srv"
+	else
+		echo "net.sh: $srv: $prog missing; left out" >&2
+		missing="$missing $srv"
+	fi
+done
+servers=$(echo $present)
+
+perf_note=
+events=syscalls:sys_enter_io_uring_enter,syscalls:sys_enter_epoll_wait
+events=$events,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_epoll_pwait2
+events=$events,raw_syscalls:sys_enter,context-switches
+if [ "$want_perf" = 0 ]; then
+	perf_note="not counted in this run (NET_PERF=1 adds a pass that counts them)"
+elif ! command -v perf >/dev/null 2>&1; then
+	perf_note="not counted: perf is not installed (Debian: linux-perf)"
+elif ! perf stat -x, -e "$events" -o "$work/perf-check" -- true >/dev/null 2>&1; then
+	perf_note="not counted: perf stat cannot count syscall tracepoints here"
+fi
+
 # start_server NAME: starts it pinned, waits for it to listen, sets
-# server_pid.  Returns 3 when the backend asked for cannot run here.
+# server_pid.  Returns 3 when it cannot run here (exit status 3: a
+# coreio backend the kernel refuses).
 start_server() {
 	log=$work/server.log
-	case $1 in
-	coreio-uring)
-		COREIO_BACKEND=uring taskset -c "$server_cpu" "$echo_server" "127.0.0.1:$port" >"$log" 2>&1 &
-		;;
-	coreio-epoll)
-		COREIO_BACKEND=epoll taskset -c "$server_cpu" "$echo_server" "127.0.0.1:$port" >"$log" 2>&1 &
-		;;
-	epoll)
-		taskset -c "$server_cpu" "$epoll_echo" "$port" 127.0.0.1 >"$log" 2>&1 &
-		;;
-	*) fail "unknown server $1 (NET_SERVERS)" ;;
-	esac
+	cmd=$(server_cmd "$1")
+	set -f
+	# shellcheck disable=SC2086
+	taskset -c "$server_cpu" $cmd >"$log" 2>&1 &
 	server_pid=$!
+	set +f
 	waits=0
 	until grep -q 'listening on' "$log"; do
 		if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -132,10 +169,10 @@ start_server() {
 		[ $waits -lt 250 ] || fail "server $1 did not listen within 5 s"
 		sleep 0.02
 	done
-	case $1 in
-	coreio-uring) grep -q 'backend io_uring' "$log" || fail "coreio-uring is not on io_uring: $(cat "$log")" ;;
-	coreio-epoll) grep -q 'backend epoll' "$log" || fail "coreio-epoll is not on epoll: $(cat "$log")" ;;
-	esac
+	said=$(sed -n 's/.*listening on.*backend \([a-z_]*\).*/\1/p' "$log" | head -n 1)
+	want=$(server_backend "$1")
+	[ -z "$said" ] || [ "$said" = "$want" ] ||
+		fail "$1 runs on $said, not $want: $(cat "$log")"
 	return 0
 }
 
@@ -150,26 +187,26 @@ stop_server() {
 	}
 }
 
-# Pulls key=value fields out of loadgen's result line, in CSV order.
-fields='req_s p50_us p99_us p999_us max_us server_cpu_us_per_req server_util
-server_stat_cpu_us_per_req client_cpu_us_per_req client_util
-client_cpu_other client_cpu_steal server_cpu_other server_cpu_steal
-io_uring_enter_per_req epoll_wait_per_req epoll_pwait_per_req
-epoll_pwait2_per_req syscalls_per_req context_switches_per_req'
+# loadgen's key=value fields, in CSV order.
+fields='req_s p50_us p99_us p999_us max_us server_cpu_us_per_req
+server_task_cpu_us_per_req server_stat_cpu_us_per_req server_threads server_util
+client_cpu_us_per_req client_util client_cpu_other client_cpu_steal
+server_cpu_other server_cpu_steal io_uring_enter_per_req epoll_wait_per_req
+epoll_pwait_per_req epoll_pwait2_per_req syscalls_per_req context_switches_per_req'
 fields=$(echo $fields)
-header="date,commit,kernel,pass,rep,server,backend,conns,size,depth,warmup_s,seconds"
+header="date,commit,kernel,pass,rep,server,backend,client,conns,size,depth,warmup_s,seconds"
 for f in $fields; do header="$header,$f"; done
 header="$header,coreio_switches_per_req,coreio_driver_waits_per_req,other_work,tries,disturbed"
 echo "$header" >"$csv"
 
 unavailable=
-# run_one SERVER CONNS REP PASS: one run, made again (up to $tries times in
-# all) while other work or the hypervisor took more than $max_other of
-# either CPU; the last try is kept, marked disturbed.
+# run_one SERVER SIZE CONNS REP PASS: one run, made again (up to $tries
+# times in all) while other work or the hypervisor took more than
+# $max_other of either CPU; the last try is kept, marked disturbed.
 run_one() {
-	srv=$1 nc=$2 rep=$3 pass=$4
+	srv=$1 sz=$2 nc=$3 rep=$4 pass=$5
 	case " $unavailable " in *" $srv "*) return 0 ;; esac
-	case $srv in coreio-uring) be=io_uring ;; *) be=epoll ;; esac
+	be=$(server_backend "$srv")
 	perf_arg=
 	[ "$pass" = perf ] && perf_arg="--perf-events=$events"
 	try=1
@@ -179,17 +216,16 @@ run_one() {
 			unavailable="$unavailable $srv"
 			return 0
 		fi
-		echo "== $pass $rep: $srv, $nc conns" >&2
-		if ! "$loadgen" --host 127.0.0.1 --port "$port" --conns "$nc" --size "$size" \
+		if ! "$loadgen" --host 127.0.0.1 --port "$port" --conns "$nc" --size "$sz" \
 			--depth "$depth" --warmup "$warmup" --seconds "$seconds" \
-			--server-pid "$server_pid" --cpu "$client_cpu" \
+			--server-pid "$server_pid" --cpu "$client_cpu" --client "$client" \
 			--server-cpu "$server_cpu" --impl "$srv" --backend "$be" \
 			$perf_arg >"$work/load.out"; then
 			cat "$work/server.log" >&2
-			fail "loadgen against $srv with $nc connections"
+			fail "loadgen against $srv, $sz B, $nc connections"
 		fi
 		line=$(grep '^bench=net ' "$work/load.out")
-		sed -n '/^loadgen:/p' "$work/load.out" >&2
+		echo "== $pass $rep: $(sed -n 's/^loadgen: //p' "$work/load.out")" >&2
 		stop_server "$srv"
 		other=$(printf '%s\n' "$line" | tr ' ' '\n' | awk -F= '
 			$1 ~ /^(client|server)_cpu_(other|steal)$/ { v[$1] = $2 + 0 }
@@ -206,7 +242,8 @@ run_one() {
 	# coreio's own counters, over the server's whole life.
 	sw=$(sed -n 's/.*per request \([0-9.]*\) switches.*/\1/p' "$work/server.log")
 	dw=$(sed -n 's/.* \([0-9.]*\) driver waits.*/\1/p' "$work/server.log")
-	printf '%s\n' "$line" | awk -v fields="$fields" -v pre="$day,$commit,$kernel,$pass,$rep,$srv,$be,$nc,$size,$depth,$warmup,$seconds" \
+	printf '%s\n' "$line" | awk -v fields="$fields" \
+		-v pre="$day,$commit,$kernel,$pass,$rep,$srv,$be,$client,$nc,$sz,$depth,$warmup,$seconds" \
 		-v post="${sw:-},${dw:-},$other,$try,$disturbed" '
 	{
 		for (i = 1; i <= NF; i++) {
@@ -221,49 +258,140 @@ run_one() {
 	}' >>"$csv"
 }
 
-# The measured repeats, in an order that rotates with every run.
+t0=$(date +%s)
 nserv=$(echo $servers | wc -w)
+[ "$nserv" -gt 0 ] || fail "no server to measure"
 turn=0
 rep=1
 while [ $rep -le "$repeats" ]; do
-	for c in $conns_list; do
-		set -- $servers
-		k=$((turn % nserv))
-		while [ $k -gt 0 ]; do
-			first=$1
-			shift
-			set -- "$@" "$first"
-			k=$((k - 1))
+	for sz in $sizes; do
+		for c in $conns_list; do
+			set -- $servers
+			k=$((turn % nserv))
+			while [ $k -gt 0 ]; do
+				first=$1
+				shift
+				set -- "$@" "$first"
+				k=$((k - 1))
+			done
+			for srv in "$@"; do
+				run_one "$srv" "$sz" "$c" "$rep" measure
+			done
+			turn=$((turn + 1))
 		done
-		for srv in "$@"; do
-			run_one "$srv" "$c" "$rep" measure
-		done
-		turn=$((turn + 1))
 	done
 	rep=$((rep + 1))
 done
 if [ -z "$perf_note" ]; then
-	for c in $conns_list; do
-		for srv in $servers; do
-			run_one "$srv" "$c" 1 perf
+	for sz in $sizes; do
+		for c in $conns_list; do
+			for srv in $servers; do
+				run_one "$srv" "$sz" "$c" 1 perf
+			done
 		done
 	done
 fi
+elapsed=$(( $(date +%s) - t0 ))
 
-cmd="make bench-net"
-for v in NET_WARMUP NET_SECONDS NET_REPEATS NET_CONNS NET_SIZE NET_DEPTH \
-	NET_SERVERS NET_SERVER_CPU NET_CLIENT_CPU NET_PORT NET_PERF NET_MAX_OTHER \
-	NET_TRIES; do
-	eval "val=\${$v:-}"
-	[ -n "$val" ] && cmd="$v=\"$val\" $cmd"
-done
+# ---- versions of everything measured --------------------------------------
+ver() { "$@" 2>/dev/null | head -n 1 || true; }
+gcc_v=$(ver gcc -dumpfullversion)
+liburing_v=$(ver pkg-config --modversion liburing)
+libuv_v=$(ver pkg-config --modversion libuv)
+tokio_v=
+lock=$build/tokio/crate/Cargo.lock
+[ -f "$lock" ] && tokio_v=$(awk '/^name = "tokio"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' "$lock")
+rustc_v=$(ver /usr/bin/rustc --version)
+cargo_v=$(ver /usr/bin/cargo --version)
+perf_v=$(ver perf --version)
+: "${gcc_v:=n/a}" "${liburing_v:=n/a}" "${libuv_v:=n/a}" "${tokio_v:=n/a}" "${rustc_v:=n/a}" "${cargo_v:=n/a}"
 
+# ---- charts -----------------------------------------------------------------
+# One PNG per message size, two panels: req/s and server CPU-µs/request
+# against connections, one line per server (medians).
+charts=
+if command -v gnuplot >/dev/null 2>&1; then
+	for sz in $sizes; do
+		dat=$work/chart-$sz.dat
+		awk -F, -v sz="$sz" -v servers="$servers" -v conns_list="$conns_list" '
+		function median(list,    n, v, i, j, t) {
+			n = split(list, v, " ")
+			for (i = 2; i <= n; i++)
+				for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+					t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+				}
+			if (n == 0) return "?"
+			return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+		}
+		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+		$col["pass"] == "measure" && $col["size"] == sz {
+			k = $col["server"] SUBSEP $col["conns"]
+			rps[k] = rps[k] " " $col["req_s"]
+			cpu[k] = cpu[k] " " $col["server_cpu_us_per_req"]
+		}
+		END {
+			ns = split(servers, sv, " "); nc = split(conns_list, cv, " ")
+			for (j = 1; j <= nc; j++) {
+				row = cv[j]
+				for (i = 1; i <= ns; i++) {
+					k = sv[i] SUBSEP cv[j]
+					row = row " " median(rps[k]) " " median(cpu[k])
+				}
+				print row
+			}
+		}' "$csv" >"$dat"
+		png=docs/bench-net-$sz.png
+		xt=$(echo $conns_list | sed 's/ /, /g')
+		cat >"$work/chart-$sz.gp" <<GP
+set terminal pngcairo size 1200,480 font "DejaVu Sans,10"
+set output "$root/$png"
+set datafile missing "?"
+set multiplot layout 1,2 title "Echo over loopback, $sz-byte messages, 1 in flight per connection: server pinned to CPU $server_cpu, loadgen ($client client) to CPU $client_cpu; median of $repeats run(s), $label"
+set linetype 1 lc rgb "#7b1fa2" lw 2 pt 7
+set linetype 2 lc rgb "#2e7d32" lw 2 pt 5
+set linetype 3 lc rgb "#1565c0" lw 2 pt 9
+set linetype 4 lc rgb "#ef6c00" lw 2 pt 11
+set linetype 5 lc rgb "#c62828" lw 2 pt 13
+set linetype 6 lc rgb "#00838f" lw 2 pt 3
+set linetype 7 lc rgb "#5d4037" lw 2 pt 1
+set linetype 8 lc rgb "#616161" lw 2 pt 2
+set logscale x
+set xtics ($xt)
+set xlabel "connections (log scale)"
+set grid
+set key top left
+set ylabel "requests per second"
+set format y "%.0s%c"
+set logscale y
+set title "Throughput"
+names = "$servers"
+plot for [i=1:words(names)] "$dat" using 1:(column(2*i)) with linespoints lt i title word(names, i)
+set ylabel "server CPU-µs per request (log scale)"
+set format y "%g"
+set ytics (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 25, 30, 40, 60, 100)
+set title "Server CPU per request (lower is better)"
+set key top right
+plot for [i=1:words(names)] "$dat" using 1:(column(2*i+1)) with linespoints lt i title word(names, i)
+unset multiplot
+GP
+		gnuplot "$work/chart-$sz.gp" || fail "gnuplot for $png"
+		charts="$charts $png"
+	done
+else
+	echo "net.sh: gnuplot missing (apt-get install gnuplot-nox): no charts" >&2
+fi
+
+# ---- the section -------------------------------------------------------------
 section=$work/section
-awk -F, -v cmd="$cmd" -v cpu_model="$cpu_model" -v ncpu="$(nproc)" \
+awk -F, -v cmd="$command" -v cpu_model="$cpu_model" -v ncpu="$(nproc)" \
 	-v kernel="$kernel" -v stamp="$stamp" -v commit="$commit" \
 	-v scpu="$server_cpu" -v ccpu="$client_cpu" -v perf_note="$perf_note" \
-	-v servers="$servers" -v conns_list="$conns_list" -v csvname="bench/results/$day-net.csv" \
-	-v unavailable="$unavailable" -v maxo="$max_other" -v ntries="$tries" '
+	-v servers="$servers" -v conns_list="$conns_list" -v sizes="$sizes" \
+	-v csvname="$csvrel" -v charts="$charts" -v label="$label" \
+	-v unavailable="$unavailable" -v missing="$missing" -v maxo="$max_other" -v ntries="$tries" \
+	-v client="$client" -v elapsed="$elapsed" -v registry="$(grep -v '^#' "$registry")" \
+	-v gcc_v="$gcc_v" -v liburing_v="$liburing_v" -v libuv_v="$libuv_v" \
+	-v tokio_v="$tokio_v" -v rustc_v="$rustc_v" -v cargo_v="$cargo_v" -v perf_v="$perf_v" '
 function median(list,    n, v, i, j, t) {
 	n = split(list, v, " ")
 	for (i = 2; i <= n; i++)
@@ -282,111 +410,193 @@ function extreme(list, want_max,    n, v, i, r) {
 }
 function add(arr, key, val) { if (val != "") arr[key] = arr[key] " " val }
 function fmt(v, p) { return v == "" ? "n/a" : sprintf("%." p "f", v) }
+function ratio(a, b) { return (a == "" || b == "" || b + 0 <= 0) ? "" : a / b }
+function fx(r) { return r == "" ? "n/a" : sprintf("%.2fx", r) }
 NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 {
-	k = $col["server"] SUBSEP $col["conns"]
-	size = $col["size"]; depth = $col["depth"]
-	warm = $col["warmup_s"]; secs = $col["seconds"]
+	k = $col["server"] SUBSEP $col["size"] SUBSEP $col["conns"]
+	depth = $col["depth"]; warm = $col["warmup_s"]; secs = $col["seconds"]
 	if ($col["pass"] == "perf") {
 		enter[k] = $col["io_uring_enter_per_req"]
 		ew[k] = $col["epoll_wait_per_req"] + $col["epoll_pwait_per_req"] + $col["epoll_pwait2_per_req"]
 		sys[k] = $col["syscalls_per_req"]
-		cs[k] = $col["context_switches_per_req"]
-		pcpu[k] = $col["server_cpu_us_per_req"]
 		next
 	}
 	reps[k]++
 	add(rps, k, $col["req_s"]); add(p50, k, $col["p50_us"]); add(p99, k, $col["p99_us"])
-	add(scpu_l, k, $col["server_cpu_us_per_req"]); add(util, k, $col["server_util"])
-	add(ccpu_l, k, $col["client_cpu_us_per_req"])
-	add(csw, k, $col["coreio_switches_per_req"]); add(cdw, k, $col["coreio_driver_waits_per_req"])
+	add(p999, k, $col["p999_us"])
+	add(scpu_l, k, $col["server_cpu_us_per_req"]); add(stask, k, $col["server_task_cpu_us_per_req"])
+	add(util, k, $col["server_util"]); add(ccpu_l, k, $col["client_cpu_us_per_req"])
 	add(oth, k, $col["other_work"])
+	if ($col["server_cpu_us_per_req"] > 0 && $col["server_task_cpu_us_per_req"] != "") {
+		d = $col["server_task_cpu_us_per_req"] / $col["server_cpu_us_per_req"] - 1
+		if (d < 0) d = -d
+		if (d > maxdev) maxdev = d
+	}
 	runs++; retried += ($col["tries"] > 1); dist += $col["disturbed"]
-	byrep[k SUBSEP $col["rep"]] = $col["server_cpu_us_per_req"]
 	nrep = $col["rep"] > nrep ? $col["rep"] : nrep
 }
 END {
-	ns = split(servers, sv, " "); nc = split(conns_list, cv, " ")
+	ns = split(servers, sv, " "); nc = split(conns_list, cv, " "); nz = split(sizes, zv, " ")
 	print "## Network"
 	print ""
-	printf "Measured %s on %s (%d CPUs), Linux %s, commit %s; ", stamp, cpu_model, ncpu, kernel, commit
-	printf "echo servers pinned to CPU %s, `bench/loadgen` pinned to CPU %s, ", scpu, ccpu
-	printf "%s-byte messages, %s in flight per connection, %s s warm-up then %s s measured, ", size, depth, warm, secs
-	printf "median of %d runs per cell, servers interleaved. Release build (-O2).\n", nrep
+	printf "Measured %s (%s: %d runs, %d s) on %s, %d CPUs, Linux %s, commit %s. ", stamp, label, runs, elapsed, cpu_model, ncpu, kernel, commit
+	printf "Echo servers pinned to CPU %s, `bench/loadgen` (%s client) pinned to CPU %s, ", scpu, client, ccpu
+	printf "%s in flight per connection, %s s warm-up then %s s measured; ", depth, warm, secs
+	printf "%d run(s) of every server at every point, servers interleaved in a rotating order. ", nrep
+	print "Release builds (-O2 for C, `--release` for Rust)."
 	print ""
 	print "Command: `" cmd "`"
+	if (label != "full matrix") {
+		print ""
+		print "**This is the quick matrix (`make bench-quick`): fewer points, one run"
+		print "each, short windows; `make bench` measures the full one.**"
+	}
 	print ""
-	print "Servers: `coreio-uring` and `coreio-epoll` are `examples/echo_server`"
-	print "(one task per connection, `cio_recv` + `cio_send_all`) with"
-	print "`COREIO_BACKEND=uring` / `epoll`; `epoll` is `bench/peers/epoll_echo.c`,"
-	print "a raw single-threaded edge-triggered epoll server in C, the peer."
-	print "Server CPU-µs/request is the server process'"'"'s CPU time (all threads,"
-	print "its process CPU clock) over the measured window divided by the echoes"
-	print "completed in it: with both CPUs saturated, the figure to compare; req/s"
-	print "also depends on the client. Busy is that CPU time over the window. It"
-	print "includes the softirq work the server does in its own context, which on"
-	print "loopback is delivering each echo into the client'"'"'s socket. Others on"
-	print "the CPUs: the larger share of either pinned CPU that other processes or"
-	print "the hypervisor (steal) took during the window, from /proc/stat; a run"
-	printf "above %d%% was made again, up to %d tries in all: %d of %d runs were,\n", 100 * maxo, ntries, retried, runs
-	printf "%d stayed above (kept, marked `disturbed` in the CSV).\n", dist
-	if (unavailable != "")
-		print "\nLeft out, their backend cannot run here:" unavailable "."
+	print "Versions: gcc " gcc_v ", liburing " liburing_v ", libuv " libuv_v ", tokio " tokio_v \
+		" (Debian'"'"'s librust-tokio-dev, built offline), " rustc_v ", " cargo_v "."
 	print ""
-	print "| Server | Conns | req/s | p50 µs | p99 µs | Server CPU-µs/req (min–max) | Server busy | Client CPU-µs/req | Others on the CPUs | io_uring_enter/req | epoll_wait/req | syscalls/req | coreio switches/req |"
-	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
-	for (j = 1; j <= nc; j++)
-		for (i = 1; i <= ns; i++) {
-			k = sv[i] SUBSEP cv[j]
-			if (!(k in reps)) continue
-			coreio = sv[i] ~ /^coreio/
-			printf "| %s | %s | %s | %s | %s | %s (%s–%s) | %s%% | %s | %s%% | %s | %s | %s | %s |\n", sv[i], cv[j],
-				fmt(median(rps[k]), 0), fmt(median(p50[k]), 1), fmt(median(p99[k]), 1),
-				fmt(median(scpu_l[k]), 2), fmt(extreme(scpu_l[k], 0), 2), fmt(extreme(scpu_l[k], 1), 2),
-				fmt(100 * median(util[k]), 0), fmt(median(ccpu_l[k]), 2), fmt(100 * median(oth[k]), 0),
-				(k in enter) ? fmt(enter[k], 3) : "n/a", (k in ew) ? fmt(ew[k], 3) : "n/a",
-				(k in sys) ? fmt(sys[k], 2) : "n/a",
-				coreio ? fmt(median(csw[k]), 2) : "–"
-		}
+	print "Servers (bench/servers.txt; `@BUILD@` is the bench build directory):"
 	print ""
-	print "Server CPU-µs/request against the raw epoll server (of the medians;"
-	print "in brackets the median of the ratios of runs made side by side):"
-	print ""
-	print "| Conns | coreio-uring / epoll | coreio-epoll / epoll |"
+	print "| Server | Backend | Command |"
 	print "| --- | --- | --- |"
-	for (j = 1; j <= nc; j++) {
-		base = "epoll" SUBSEP cv[j]
-		if (!(base in reps)) continue
-		row = "| " cv[j]
-		split("coreio-uring coreio-epoll", num, " ")
-		for (m = 1; m <= 2; m++) {
-			k = num[m] SUBSEP cv[j]
-			if (!(k in reps)) { row = row " | n/a"; continue }
-			paired = ""
-			for (r = 1; r <= nrep; r++)
-				if ((k SUBSEP r) in byrep && (base SUBSEP r) in byrep && byrep[base SUBSEP r] > 0)
-					paired = paired " " byrep[k SUBSEP r] / byrep[base SUBSEP r]
-			if (median(scpu_l[base]) + 0 <= 0 || paired == "") { row = row " | n/a"; continue }
-			row = row sprintf(" | %.2fx (%.2fx)", median(scpu_l[k]) / median(scpu_l[base]), median(paired))
-		}
-		print row " |"
+	nr = split(registry, rl, "\n")
+	for (i = 1; i <= nr; i++) {
+		if (split(rl[i], w, " ") < 3) continue
+		c = rl[i]; sub(/^[^ ]+ +[^ ]+ +/, "", c)
+		printf "| %s | %s | `%s` |\n", w[1], w[2], c
 	}
 	print ""
-	if (perf_note != "") {
-		print "Syscalls per request: " perf_note "."
-	} else {
-		print "Syscalls per request come from one more run of each server and count"
-		print "under `perf stat -e syscalls:sys_enter_io_uring_enter,...,raw_syscalls:sys_enter`"
-		print "on the server, enabled over exactly the measured window (kept apart: tracing"
-		print "syscalls slows them). `epoll_wait/req` sums epoll_wait, epoll_pwait and"
-		print "epoll_pwait2; `syscalls/req` counts every system call of the server."
+	print "`coreio-*` is `examples/echo_server` (one task per connection, `cio_recv` +"
+	print "`cio_send_all`); `epoll` is `bench/peers/epoll_echo.c`, a raw edge-triggered"
+	print "epoll loop; `libuv` is `bench/peers/uv_echo.c` (`uv_read_start` +"
+	print "`uv_try_write`); `tokio-ct` and `tokio-mt1` are `bench/peers/tokio_echo`"
+	print "(one task per connection, `read` + `write_all`) on the current_thread"
+	print "runtime and on the multi_thread runtime with `worker_threads(1)`."
+	if (missing != "") print "\nLeft out, their program was not built:" missing "."
+	if (unavailable != "") print "\nLeft out, their backend cannot run here:" unavailable "."
+	print ""
+	print "Server CPU-µs/request, the headline figure, is the server process'"'"'s CPU"
+	print "time (every thread, from its process CPU clock) over exactly the measured"
+	printf "window, divided by the echoes completed in it; the sum of utime+stime over\n"
+	printf "/proc/PID/task/*/stat agrees with it within %.1f%% in every run (tick\n", 100 * maxdev
+	print "resolution). It includes the softirq work the server does in its own"
+	print "context, which on loopback is delivering each echo into the client'"'"'s"
+	print "socket. With both CPUs busy req/s also depends on the client. Others"
+	print "on the CPUs: the share of either pinned CPU that other processes or the"
+	printf "hypervisor took; a run above %d%% was made again, up to %d tries: %d of\n", 100 * maxo, ntries, retried
+	printf "%d runs were, %d stayed above (kept, marked `disturbed` in the CSV).\n", runs, dist
+	for (z = 1; z <= nz; z++) {
+		sz = zv[z]
+		print ""
+		print "### " sz "-byte messages"
+		png = "docs/bench-net-" sz ".png"
+		if (index(" " charts " ", " " png " "))
+			print "\n![req/s and server CPU-µs/request against connections, " sz "-byte messages](bench-net-" sz ".png)"
+		print ""
+		print "Median (best) of the runs: best is the highest req/s and the lowest CPU."
+		print ""
+		print "| Server | Conns | req/s | p50 µs | p99 µs | p99.9 µs | Server CPU-µs/req | Server busy | Client CPU-µs/req | Others on the CPUs |"
+		print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+		for (j = 1; j <= nc; j++)
+			for (i = 1; i <= ns; i++) {
+				k = sv[i] SUBSEP sz SUBSEP cv[j]
+				if (!(k in reps)) continue
+				printf "| %s | %s | %s (%s) | %s | %s | %s | **%s** (%s) | %s%% | %s | %s%% |\n", sv[i], cv[j],
+					fmt(median(rps[k]), 0), fmt(extreme(rps[k], 1), 0),
+					fmt(median(p50[k]), 1), fmt(median(p99[k]), 1), fmt(median(p999[k]), 1),
+					fmt(median(scpu_l[k]), 2), fmt(extreme(scpu_l[k], 0), 2),
+					fmt(100 * median(util[k]), 0), fmt(median(ccpu_l[k]), 2), fmt(100 * median(oth[k]), 0)
+			}
+		if (perf_note == "") {
+			print ""
+			print "Syscalls per request (one more run under `perf stat`, syscall tracepoints):"
+			print ""
+			print "| Server | Conns | io_uring_enter/req | epoll_wait/req | syscalls/req |"
+			print "| --- | --- | --- | --- | --- |"
+			for (j = 1; j <= nc; j++)
+				for (i = 1; i <= ns; i++) {
+					k = sv[i] SUBSEP sz SUBSEP cv[j]
+					if (!(k in sys)) continue
+					printf "| %s | %s | %s | %s | %s |\n", sv[i], cv[j], fmt(enter[k], 3), fmt(ew[k], 3), fmt(sys[k], 2)
+				}
+		}
 	}
-	print "`coreio switches/req` is the runtime'"'"'s own count (`cio_stats`) over the"
-	print "server'"'"'s whole run, warm-up included, per receive."
+	# Ratios of the medians: coreio against every peer.
+	np = 0
+	for (i = 1; i <= ns; i++)
+		if (sv[i] !~ /^coreio-/) peer[++np] = sv[i]
+	split("coreio-uring coreio-epoll", cio, " ")
+	print ""
+	print "### coreio against each peer"
+	print ""
+	print "Server CPU-µs/request of coreio over the peer'"'"'s (medians): below 1.00x"
+	print "coreio spends less CPU per echo, above it more. In brackets req/s, coreio"
+	print "over the peer: above 1.00x coreio served more."
+	for (m = 1; m <= 2; m++) {
+		if (!((cio[m] SUBSEP zv[1] SUBSEP cv[1]) in reps) && !((cio[m] SUBSEP zv[nz] SUBSEP cv[nc]) in reps)) continue
+		print ""
+		hdr = "| " cio[m] " vs | Size | "; sep = "| --- | --- |"
+		for (j = 1; j <= nc; j++) { hdr = hdr cv[j] " conns | "; sep = sep " --- |" }
+		print hdr
+		print sep
+		for (p = 1; p <= np; p++)
+			for (z = 1; z <= nz; z++) {
+				row = "| " peer[p] " | " zv[z] " B |"
+				for (j = 1; j <= nc; j++) {
+					a = cio[m] SUBSEP zv[z] SUBSEP cv[j]; b = peer[p] SUBSEP zv[z] SUBSEP cv[j]
+					r = ratio(median(scpu_l[a]), median(scpu_l[b]))
+					q = ratio(median(rps[a]), median(rps[b]))
+					row = row " " fx(r) " (" fx(q) ") |"
+					if (r != "") {
+						key = cio[m] SUBSEP peer[p]
+						cnt[key]++
+						if (r < 1) { ahead[key] = ahead[key] ", " zv[z] " B/" cv[j]; na[key]++ }
+						else if (r > 1) { behind[key] = behind[key] ", " zv[z] " B/" cv[j]; nb[key]++ }
+						if (!(key in lo) || r < lo[key]) lo[key] = r
+						if (!(key in hi) || r > hi[key]) hi[key] = r
+					}
+				}
+				print row
+			}
+	}
+	print ""
+	print "Where coreio is ahead and where behind, in server CPU per request (size/connections):"
+	print ""
+	for (m = 1; m <= 2; m++)
+		for (p = 1; p <= np; p++) {
+			key = cio[m] SUBSEP peer[p]
+			if (!(key in cnt)) continue
+			printf "- %s against %s: %s to %s; ahead at %d of %d points%s; behind at %d%s.\n",
+				cio[m], peer[p], fx(lo[key]), fx(hi[key]), na[key] + 0, cnt[key],
+				na[key] ? " (" substr(ahead[key], 3) ")" : "",
+				nb[key] + 0, nb[key] ? " (" substr(behind[key], 3) ")" : ""
+		}
+	# The networking targets, against the raw epoll server.
+	print ""
+	print "### Against the targets"
+	print ""
+	print "| Target | Size | Conns | Figure | Met |"
+	print "| --- | --- | --- | --- | --- |"
+	for (z = 1; z <= nz; z++)
+		for (j = 1; j <= nc; j++) {
+			r = ratio(median(scpu_l["coreio-uring" SUBSEP zv[z] SUBSEP cv[j]]), median(scpu_l["epoll" SUBSEP zv[z] SUBSEP cv[j]]))
+			if (r == "") continue
+			printf "| coreio-uring server CPU/req <= 0.85x raw epoll | %s B | %s | %s | %s |\n", zv[z], cv[j], fx(r), r <= 0.85 ? "yes" : "**no**"
+			if (cv[j] == 1)
+				printf "| coreio-uring at 1 connection <= 1.0x raw epoll | %s B | 1 | %s | %s |\n", zv[z], fx(r), r <= 1.0 ? "yes" : "**no**"
+		}
+	print ""
+	print "What limits them is in *Network: where the server'"'"'s time goes* below"
+	print "(bench/profile.sh): the kernel'"'"'s TCP path is most of every server'"'"'s"
+	print "CPU, the same for all of them, so a runtime can only move the small"
+	print "remainder."
+	print ""
+	if (perf_note != "") print "Syscalls per request: " perf_note "."
 	print ""
 	print "Raw figures, one line per run: [" csvname "](../" csvname ")."
 }' "$csv" >"$section"
 
-"$(dirname "$0")/doc-section.sh" net "bench/net.sh (make bench-net)" "$section" "$doc"
+"$(dirname "$0")/doc-section.sh" net "bench/net.sh (make bench, make bench-quick)" "$section" "$doc"
 cat "$section"
-echo "net.sh: raw figures in $csv; section Network of $doc rewritten" >&2
+echo "net.sh: $elapsed s; raw figures in $csv; charts:$charts; section Network of $doc rewritten" >&2
