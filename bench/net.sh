@@ -362,12 +362,14 @@ set grid
 set key top left
 set ylabel "requests per second"
 set format y "%.0s%c"
-set logscale y
+set yrange [0:*]
 set title "Throughput"
 names = "$servers"
 plot for [i=1:words(names)] "$dat" using 1:(column(2*i)) with linespoints lt i title word(names, i)
 set ylabel "server CPU-µs per request (log scale)"
 set format y "%g"
+set yrange [*:*]
+set logscale y
 set ytics (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 25, 30, 40, 60, 100)
 set title "Server CPU per request (lower is better)"
 set key top right
@@ -587,10 +589,34 @@ END {
 				printf "| coreio-uring at 1 connection <= 1.0x raw epoll | %s B | 1 | %s | %s |\n", zv[z], fx(r), r <= 1.0 ? "yes" : "**no**"
 		}
 	print ""
-	print "What limits them is in *Network: where the server'"'"'s time goes* below"
-	print "(bench/profile.sh): the kernel'"'"'s TCP path is most of every server'"'"'s"
-	print "CPU, the same for all of them, so a runtime can only move the small"
-	print "remainder."
+	print "What limits the first is in *Network: where the server'"'"'s time goes*"
+	print "below (bench/profile.sh): the kernel'"'"'s TCP path is most of every"
+	print "server'"'"'s CPU, the same for all of them, so a runtime can only move"
+	print "the remainder."
+	for (z = 1; z <= nz; z++) {
+		k = "coreio-uring" SUBSEP zv[z] SUBSEP 1; b = "epoll" SUBSEP zv[z] SUBSEP 1
+		if (!(k in reps) || !(b in reps)) continue
+		lo1 = ""; hi1 = ""; spread = 0
+		for (i = 1; i <= ns; i++) {
+			x = sv[i] SUBSEP zv[z] SUBSEP 1
+			if (!(x in reps)) continue
+			v = median(scpu_l[x])
+			if (lo1 == "" || v < lo1) lo1 = v
+			if (hi1 == "" || v > hi1) hi1 = v
+			w = (extreme(scpu_l[x], 1) - extreme(scpu_l[x], 0)) / v
+			if (w > spread) spread = w
+		}
+		printf "At 1 connection (%s B) every server spends %.1f–%.1f CPU-µs a request,
+", zv[z], lo1, hi1
+		printf "against about 3 at 16 connections and up: the server sleeps and is woken
+"
+		printf "for every request, and on this VM sleeping and waking, not the runtime,
+"
+		printf "is the cost; runs of one server differ by up to %.0f%%, as much as
+", 100 * spread
+		printf "the servers differ from each other.
+"
+	}
 	print ""
 	if (perf_note != "") print "Syscalls per request: " perf_note "."
 	print ""
