@@ -298,6 +298,19 @@ static ssize_t file_nowait(const struct cio__io *io)
 	ssize_t r = io->kind == CIO__IO_READ || io->kind == CIO__IO_READV
 			    ? preadv2(io->fd, iov, n, io->off, RWF_NOWAIT)
 			    : pwritev2(io->fd, iov, n, io->off, RWF_NOWAIT);
+	bool rd = io->kind == CIO__IO_READ || io->kind == CIO__IO_READV;
+	size_t want = 0;
+	for (int i = 0; rd && r > 0 && i < n; i++)
+		want += iov[i].iov_len;
+	if (rd && r > 0 && (size_t)r < want) {
+		/* The page cache had only the start: pread(2) would have
+		 * waited for the rest, and so does io_uring.  Short only at
+		 * the end of the file; else the pool reads it all. */
+		struct stat st;
+		if (fstat(io->fd, &st) == 0 && S_ISREG(st.st_mode) &&
+		    io->off + r < st.st_size)
+			return CIO__DECLINED;
+	}
 	if (r >= 0)
 		return r;
 	/* EAGAIN: it would block.  EOPNOTSUPP: no RWF_NOWAIT for this
