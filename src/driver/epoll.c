@@ -320,13 +320,24 @@ static ssize_t file_nowait(const struct cio__io *io)
 }
 
 /* A splice between a pipe and a socket (or two pipes): the non-blocking
- * system call, and on EAGAIN a wait for the side that is not ready. */
+ * system call, and on EAGAIN a wait for the side that is not ready.  A
+ * stream drained by a short splice is waited for at once, as a plain read
+ * is (see ep_io). */
 static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			      const struct cio__io *io)
 {
+	struct fdstate *f = NULL;
+	int rc;
+	if (io->flags & CIO__SPLICE_IN_STREAM) {
+		f = fd_state(d->impl, io->fd, true);
+		if (f && f->drained && (rc = wait_fd(d, self, io->fd, POLLIN)) < 0)
+			return rc;
+	}
 	for (;;) {
 		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (f && r > 0 && (size_t)r < io->n.len && !f->hup && is_stream(f, io->fd))
+			f->drained = true;
 		if (r >= 0)
 			return r;
 		int err = errno;
@@ -334,14 +345,21 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			continue;
 		if (err != EAGAIN)
 			return -err;
-		struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
-				      {.fd = io->fd2, .events = POLLOUT}};
-		if (poll(p, 2, 0) < 0)
-			return -errno;
-		int rc;
-		if (!p[0].revents)
+		/* Only after EAGAIN seen here may a side be waited for: an
+		 * edge-triggered wait for a side ready all along never ends. */
+		bool in_ready = io->flags & CIO__SPLICE_WAIT_OUT;
+		bool out_ready = io->flags & CIO__SPLICE_WAIT_IN;
+		if (!in_ready && !out_ready) {
+			struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
+					      {.fd = io->fd2, .events = POLLOUT}};
+			if (poll(p, 2, 0) < 0)
+				return -errno;
+			in_ready = p[0].revents;
+			out_ready = p[1].revents;
+		}
+		if (!in_ready)
 			rc = wait_fd(d, self, io->fd, POLLIN);
-		else if (!p[1].revents)
+		else if (!out_ready)
 			rc = wait_fd(d, self, io->fd2, POLLOUT);
 		else
 			rc = cio_yield(); /* both ready: a race; let others run */

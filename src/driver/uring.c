@@ -503,13 +503,18 @@ static ssize_t poll_wait(struct cio__driver *d, struct uring_state *s,
 /* A splice between a pipe and a socket (or two pipes).  IORING_OP_SPLICE
  * always runs on an io-wq worker thread, which would block there waiting
  * for the socket: instead try the non-blocking system call, and on EAGAIN
- * wait in the ring for the side that is not ready. */
+ * wait in the ring for the side that is not ready (POLL_ADD looks at the
+ * current state, so a wait for a side already ready ends at once). */
 static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
 			      struct cio__task *self, const struct cio__io *io)
 {
+	ssize_t r;
+	if ((io->flags & CIO__SPLICE_DRAINED) &&
+	    (r = poll_wait(d, s, self, io->fd, POLLIN)) < 0)
+		return r;
 	for (;;) {
-		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (r >= 0)
 			return r;
 		int err = errno, rc = cio__interrupted(self);
@@ -519,13 +524,19 @@ static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
 			return rc;
 		if (err == EINTR)
 			continue;
-		struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
-				      {.fd = io->fd2, .events = POLLOUT}};
-		if (poll(p, 2, 0) < 0)
-			return -errno;
-		if (!p[0].revents)
+		bool in_ready = io->flags & CIO__SPLICE_WAIT_OUT;
+		bool out_ready = io->flags & CIO__SPLICE_WAIT_IN;
+		if (!in_ready && !out_ready) {
+			struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
+					      {.fd = io->fd2, .events = POLLOUT}};
+			if (poll(p, 2, 0) < 0)
+				return -errno;
+			in_ready = p[0].revents;
+			out_ready = p[1].revents;
+		}
+		if (!in_ready)
 			r = poll_wait(d, s, self, io->fd, POLLIN);
-		else if (!p[1].revents)
+		else if (!out_ready)
 			r = poll_wait(d, s, self, io->fd2, POLLOUT);
 		else
 			r = cio_yield(); /* both ready: a race; let others run */

@@ -87,6 +87,17 @@ ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out, size_t len)
 	}
 }
 
+/* A splice between streams (no offsets), with what the caller knows of
+ * them (CIO__SPLICE_* in driver.h) to save system calls. */
+static ssize_t stream_splice(int in, int out, size_t len, int hints)
+{
+	struct cio__io io = {
+		.kind = CIO__IO_SPLICE, .fd = in, .off = -1, .fd2 = out, .off2 = -1,
+		.n.len = len, .flags = hints,
+	};
+	return cio__file_io("cio_splice", &io);
+}
+
 ssize_t cio_sendfile(int out, int file, int64_t off, size_t len, size_t *sent)
 {
 	struct pipe p;
@@ -104,7 +115,8 @@ ssize_t cio_sendfile(int out, int file, int64_t off, size_t len, size_t *sent)
 		}
 		empty = false;
 		for (size_t left = (size_t)n; left;) {
-			ssize_t m = cio_splice(p.rd, -1, out, -1, left);
+			/* The pipe holds bytes: only out can be unready. */
+			ssize_t m = stream_splice(p.rd, out, left, CIO__SPLICE_WAIT_OUT);
 			if (m == 0)
 				m = -EIO; /* a pipe with bytes in it never ends */
 			if (m < 0) {
@@ -148,17 +160,18 @@ struct relay {
 
 /* One splice of a direction under the idle limit: a timeout counts only
  * if no byte moved either way for the whole limit. */
-static ssize_t step(struct relay *r, int in, int out, size_t len)
+static ssize_t step(struct relay *r, int in, int out, size_t len, int hints)
 {
+	if (!r->idle)
+		return stream_splice(in, out, len, hints);
 	for (;;) {
-		int64_t token = r->idle ? cio_deadline_push(r->last + r->idle) : 0;
-		ssize_t n = cio_splice(in, -1, out, -1, len);
-		if (r->idle)
-			cio_deadline_pop(token);
+		int64_t token = cio_deadline_push(r->last + r->idle);
+		ssize_t n = stream_splice(in, out, len, hints);
+		cio_deadline_pop(token);
+		int64_t now = cio_now();
 		if (n > 0)
-			r->last = cio_now();
-		if (n != -ETIMEDOUT || !r->idle || cio_now() - r->last >= r->idle ||
-		    cio_deadline() <= cio_now())
+			r->last = now;
+		if (n != -ETIMEDOUT || now - r->last >= r->idle || cio_deadline() <= now)
 			return n;
 		/* The other direction moved meanwhile: the limit starts anew. */
 	}
@@ -167,8 +180,13 @@ static ssize_t step(struct relay *r, int in, int out, size_t len)
 static int pump(struct direction *d, struct pipe *p, bool *empty)
 {
 	struct relay *r = d->r;
+	size_t want = r->chunk < p->cap ? r->chunk : p->cap;
+	int drained = 0;
 	for (;;) {
-		ssize_t n = step(r, d->from, p->wr, r->chunk < p->cap ? r->chunk : p->cap);
+		/* The pipe is empty here: only `from` can be unready. */
+		ssize_t n = step(r, d->from, p->wr, want,
+				 CIO__SPLICE_IN_STREAM | CIO__SPLICE_WAIT_IN | drained);
+		drained = n > 0 && (size_t)n < want ? CIO__SPLICE_DRAINED : 0;
 		if (n == 0) {
 			/* End of stream: pass the half-close on.  A pipe has
 			 * no half to shut, and a peer gone has nothing to
@@ -180,7 +198,7 @@ static int pump(struct direction *d, struct pipe *p, bool *empty)
 			return (int)n;
 		*empty = false;
 		for (size_t left = (size_t)n; left;) {
-			ssize_t m = step(r, p->rd, d->to, left);
+			ssize_t m = step(r, p->rd, d->to, left, CIO__SPLICE_WAIT_OUT);
 			if (m == 0)
 				m = -EIO;
 			if (m < 0)
