@@ -34,6 +34,7 @@ struct fdstate {
 	uint8_t kind;  /* STREAM, OTHER, or 0: not looked at yet */
 	bool drained;  /* a read came up short, and no edge came since */
 	bool hup;      /* the peer hung up: no edge will follow an EOF */
+	uint8_t direct; /* a file opened O_DIRECT: 0 not looked at, 1 no, 2 yes */
 };
 
 enum { STREAM = 1, OTHER = 2 };
@@ -289,8 +290,17 @@ static int connect_fd(struct cio__driver *d, struct cio__task *self,
 /* A read or write at a file offset, made here only if it cannot block
  * (RWF_NOWAIT: the page cache has the data, or room for it); else it is
  * declined, for the blocking pool. */
-static ssize_t file_nowait(const struct cio__io *io)
+static ssize_t file_nowait(struct epoll_state *s, const struct cio__io *io)
 {
+	/* RWF_NOWAIT keeps an O_DIRECT transfer off locks, not off the
+	 * device: it would wait for the disk here.  Looked up once per fd. */
+	struct fdstate *f = fd_state(s, io->fd, true);
+	if (f && !f->direct) {
+		int fl = fcntl(io->fd, F_GETFL);
+		f->direct = fl >= 0 && (fl & O_DIRECT) ? 2 : 1;
+	}
+	if (!f || f->direct == 2)
+		return CIO__DECLINED;
 	struct iovec one = {.iov_base = io->p.buf, .iov_len = io->n.len};
 	bool vec = io->kind == CIO__IO_READV || io->kind == CIO__IO_WRITEV;
 	const struct iovec *iov = vec ? io->p.iov : &one;
@@ -381,7 +391,7 @@ static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 	if (cio__io_is_file(io->kind))
 		return CIO__DECLINED;
 	if (io->off >= 0 && io->kind <= CIO__IO_WRITEV)
-		return file_nowait(io);
+		return file_nowait(d->impl, io);
 	if (io->kind == CIO__IO_CONNECT)
 		return connect_fd(d, self, io);
 	if (io->kind == CIO__IO_POLL) {
@@ -433,6 +443,7 @@ static void forget(struct epoll_state *s, int fd)
 	f->kind = 0;
 	f->drained = false;
 	f->hup = false;
+	f->direct = 0;
 }
 
 static int ep_close_fd(struct cio__driver *d, int fd)
