@@ -946,7 +946,7 @@ static void enospc_child(void)
 			"or CAP_SYS_ADMIN; it does not skip)\n", strerror(errno));
 		_exit(3);
 	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) < 0 ||
 	    mount("tmpfs", P("mnt"), "tmpfs", 0, "size=1m") < 0) {
 		fprintf(stderr, "ENOSPC: mount: %s (needs CAP_SYS_ADMIN)\n", strerror(errno));
 		_exit(3);
