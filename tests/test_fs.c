@@ -313,7 +313,7 @@ static void test_names(void)
 
 static void test_errors(void)
 {
-	char buf[64];
+	char buf[64] = {0};
 	CHECK_EQ(cio_open(P("missing"), O_RDONLY, 0), -ENOENT);
 	CHECK_EQ(cio_open(P("missing/x"), O_CREAT | O_RDWR, 0644), -ENOENT);
 	CHECK_EQ(cio_open(dir, O_WRONLY, 0), -EISDIR);
