@@ -151,6 +151,9 @@ fi
 start_server() {
 	log=$work/server.log
 	cmd=$(server_cmd "$1")
+	# Emptied here, not by the redirection below, which the child makes
+	# later: the wait for "listening on" must not read the last server's.
+	: >"$log"
 	set -f
 	# shellcheck disable=SC2086
 	taskset -c "$server_cpu" $cmd >"$log" 2>&1 &

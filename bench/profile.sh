@@ -56,6 +56,7 @@ for srv in $servers; do
 	cmd=$(awk -v n="$srv" -v b="$build" -v p="$port" '
 		!/^#/ && $1 == n { $1 = ""; $2 = ""; sub(/^ +/, ""); gsub(/@BUILD@/, b); gsub(/@PORT@/, p); print; exit }' "$registry")
 	[ -n "$cmd" ] || { echo "profile.sh: no server $srv in bench/servers.txt" >&2; exit 1; }
+	: >"$work/server.log" # before the child opens it: no stale line
 	set -f
 	# shellcheck disable=SC2086
 	taskset -c 0 $cmd >"$work/server.log" 2>&1 &
