@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MS CIO_MS
@@ -471,6 +472,41 @@ static void test_idle_exit(void)
 	CHECK_EQ(stats().idle, 0);
 }
 
+/* In a child forked while pool threads were alive (none of which crossed
+ * the fork), a job still runs: the child starts its own threads. */
+static void *forked_main(void *arg)
+{
+	(void)arg;
+	void *r = NULL;
+	int64_t token = cio_timeout_push(5 * CIO_SEC);
+	int rc = cio_blocking(add_one, (void *)41, &r);
+	cio_deadline_pop(token);
+	CHECK_EQ(rc, 0);
+	CHECK_EQ((intptr_t)r, 42);
+	return NULL;
+}
+
+static void *warm_pool(void *arg)
+{
+	void *r;
+	CHECK_EQ(cio_blocking(add_one, arg, &r), 0);
+	return NULL;
+}
+
+static void test_fork(void)
+{
+	CHECK_EQ(test_run(warm_pool, NULL), 0);
+	CHECK(stats().threads > 0);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0)
+		_exit(test_run(forked_main, NULL) == 0 ? 0 : 1);
+	int st;
+	CHECK_EQ(waitpid(pid, &st, 0), pid);
+	CHECK(WIFEXITED(st));
+	CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
 int main(void)
 {
 	cio__blocking_idle_ns = 300 * MS;
@@ -482,6 +518,7 @@ int main(void)
 		return rc;
 	test_outlive_runtime();
 	test_drain();
+	test_fork();
 	test_idle_exit();
 	fprintf(stderr, "ok\n");
 	return 0;

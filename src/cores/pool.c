@@ -78,8 +78,31 @@ static struct {
 
 static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
 
+/* fork() copies the pool's counts but none of its threads: a child would
+ * queue jobs that no thread runs, and wait for them for ever.  The lock is
+ * held across fork, so that the child finds the state whole, and the
+ * child starts with an empty pool (the parent's queued jobs belong to
+ * runtimes that did not cross the fork). */
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&pool.lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&pool.lock);
+}
+
+static void fork_child(void)
+{
+	pool.head = pool.tail = NULL;
+	pool.queued = pool.threads = pool.idle = pool.running = 0;
+	pthread_mutex_unlock(&pool.lock);
+}
+
 static void pool_init(void)
 {
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
