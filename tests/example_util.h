@@ -1,0 +1,223 @@
+/* example_util.h - helpers for the tests that run the example programs
+ * (examples/) as child processes: start one with its stdout on a pipe and
+ * wait for its "listening on" line, stop it with a signal and collect its
+ * exit status and summary, and look at it through /proc (fds, RSS).
+ *
+ * Children are started with posix_spawn(), which is safe from inside a
+ * runtime (no fork of a multi-threaded process runs code in the child).
+ * They inherit the environment, so COREIO_BACKEND (and ASAN_OPTIONS)
+ * reach them.  Every wait is bounded. */
+#ifndef COREIO_TEST_EXAMPLE_UTIL_H
+#define COREIO_TEST_EXAMPLE_UTIL_H
+
+#include "check.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct child {
+	pid_t pid;
+	int out;          /* its stdout, read end; -1 once closed */
+	char text[4096];  /* what it printed so far */
+	size_t len;
+};
+
+static inline int64_t ex_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Reads what the child printed, for up to timeout_ms or until `until`
+ * shows in its output (NULL: until EOF).  Returns whether it showed (or
+ * EOF came, for NULL). */
+static inline bool ex_read_until(struct child *c, const char *until, int timeout_ms)
+{
+	int64_t end = ex_now_ms() + timeout_ms;
+	while (c->out >= 0) {
+		if (until && strstr(c->text, until))
+			return true;
+		int64_t left = end - ex_now_ms();
+		if (left <= 0)
+			return false;
+		struct pollfd p = {.fd = c->out, .events = POLLIN};
+		if (poll(&p, 1, (int)left) <= 0)
+			continue;
+		ssize_t n = read(c->out, c->text + c->len, sizeof c->text - 1 - c->len);
+		if (n <= 0) {
+			close(c->out);
+			c->out = -1;
+			break;
+		}
+		c->len += (size_t)n;
+		c->text[c->len] = '\0';
+		if (c->len + 1 == sizeof c->text) {
+			c->len = 0; /* keep reading; the start is lost */
+		}
+	}
+	return until ? strstr(c->text, until) != NULL : true;
+}
+
+/* Starts argv[0] with argv, stdout on a pipe (stderr inherited).
+ * Returns 0, or 77 when the binary cannot run here (a cross build).
+ * With `wait_for`, waits (10 s) for that text in its output. */
+static inline int ex_start(struct child *c, char *const argv[], const char *wait_for)
+{
+	int p[2];
+	memset(c, 0, sizeof *c);
+	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	fflush(stdout);
+	fflush(stderr);
+	int rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	c->out = p[0];
+	if (rc != 0) {
+		fprintf(stderr, "SKIP: cannot run %s: %s\n", argv[0], strerror(rc));
+		close(p[0]);
+		c->out = -1;
+		return 77;
+	}
+	if (wait_for && !ex_read_until(c, wait_for, 10000)) {
+		fprintf(stderr, "%s did not print \"%s\"; it said: %s\n", argv[0], wait_for,
+			c->text);
+		kill(c->pid, SIGKILL);
+		waitpid(c->pid, NULL, 0);
+		CHECK(!"child did not start");
+	}
+	return 0;
+}
+
+static inline int ex_wait(struct child *c, int timeout_ms);
+
+/* Runs argv to its end (timeout_ms at most), with its stdout and stderr
+ * in c->text.  Returns the exit status (-signal if killed), or 77 when
+ * the binary cannot run here. */
+static inline int ex_run(struct child *c, char *const argv[], int timeout_ms)
+{
+	int p[2];
+	memset(c, 0, sizeof *c);
+	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	int rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	c->out = p[0];
+	if (rc != 0) {
+		fprintf(stderr, "SKIP: cannot run %s: %s\n", argv[0], strerror(rc));
+		close(p[0]);
+		return 77;
+	}
+	ex_read_until(c, NULL, timeout_ms);
+	int st = ex_wait(c, timeout_ms);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/* The port of the "listening on HOST:PORT," line the child printed. */
+static inline int ex_port(const struct child *c)
+{
+	const char *s = strstr(c->text, "listening on ");
+	CHECK(s);
+	s = strchr(s, ',');
+	CHECK(s);
+	while (s[-1] >= '0' && s[-1] <= '9')
+		s--;
+	return atoi(s);
+}
+
+/* Waits (timeout_ms) for the child to end; returns its wait status, or
+ * kills it and fails the test. */
+static inline int ex_wait(struct child *c, int timeout_ms)
+{
+	int64_t end = ex_now_ms() + timeout_ms;
+	int st;
+	for (;;) {
+		pid_t r = waitpid(c->pid, &st, WNOHANG);
+		CHECK(r >= 0);
+		if (r == c->pid)
+			break;
+		if (ex_now_ms() > end) {
+			kill(c->pid, SIGKILL);
+			waitpid(c->pid, &st, 0);
+			fprintf(stderr, "child %d hung; killed\n", (int)c->pid);
+			CHECK(!"child hung");
+		}
+		usleep(5000);
+	}
+	ex_read_until(c, NULL, 2000);
+	if (c->out >= 0) {
+		close(c->out);
+		c->out = -1;
+	}
+	return st;
+}
+
+/* Sends sig and waits; returns the exit status (-signal if killed). */
+static inline int ex_stop(struct child *c, int sig, int timeout_ms)
+{
+	CHECK_EQ(kill(c->pid, sig), 0);
+	int st = ex_wait(c, timeout_ms);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
+}
+
+/* Open fds of process pid; *pipes (if not NULL) gets how many are pipes. */
+static inline int ex_fds(pid_t pid, int *pipes)
+{
+	char path[64], link[64], p2[384];
+	snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	CHECK(d);
+	int n = 0, np = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		n++;
+		snprintf(p2, sizeof p2, "%s/%s", path, e->d_name);
+		ssize_t l = readlink(p2, link, sizeof link - 1);
+		if (l > 0) {
+			link[l] = '\0';
+			np += strncmp(link, "pipe:", 5) == 0;
+		}
+	}
+	closedir(d);
+	if (pipes)
+		*pipes = np;
+	return n;
+}
+
+/* VmRSS of process pid, KiB. */
+static inline long ex_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "re");
+	CHECK(f);
+	while (fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	fclose(f);
+	return kib;
+}
+
+#endif
