@@ -9,7 +9,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores \
-	bench bench-quick bench-net-build install clean
+	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
 all: build
 
@@ -127,6 +127,18 @@ bench-quick: bench-net-build
 	PROF_SECONDS=2 PROF_COMMAND="make bench-quick" bench/profile.sh $(BENCH_BUILD)
 
 bench-net: bench
+
+# File reads: 4 KiB random reads at queue depth 32 over a 1 GiB file in
+# $(BENCH_BUILD) (page cache and O_DIRECT), coreio's bench/fileio on
+# io_uring and on epoll against fio's io_uring engine, pinned to CPU 0.
+# bench/files.sh (FILES_* variables: see there) appends to
+# bench/results/<date>-files.csv and writes the Files section of
+# docs/benchmarks.md; about a minute and a half.
+bench-files: deps
+	@scripts/bench-deps.sh
+	$(BENCH_CFG)
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio
+	bench/files.sh $(BENCH_BUILD)
 
 # Cross-core calls against an eventfd ping-pong between two threads;
 # bench/cores.sh rewrites the Cores section of docs/benchmarks.md.

@@ -6,6 +6,8 @@
 set -eu
 pkgs="gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc linux-perf
       liburing-dev pkg-config cmake build-essential"
+# make bench-files (fio, jq) and make bench-proxy (haproxy):
+pkgs="$pkgs fio jq haproxy"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
