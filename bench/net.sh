@@ -31,6 +31,8 @@
 #   NET_NAME [net]                   the CSV's name: <date>-<name>.csv
 #   NET_LABEL [full matrix]          what the section calls this run
 #   NET_COMMAND [make bench]         the command the section quotes
+#   NET_REPORT [unset]               a CSV this script wrote: no runs, only
+#                                    the charts and the section from it
 #
 # Each measured run starts a fresh server, drives it, and stops it with
 # SIGTERM; at each point the servers take turns in an order that rotates
@@ -83,6 +85,13 @@ cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 mkdir -p "$root/bench/results"
 csvrel=bench/results/$day-$name.csv
+report_only=
+if [ -n "${NET_REPORT:-}" ]; then
+	report_only=1
+	csvrel=${NET_REPORT#"$root"/}
+	day=$(awk -F, 'NR == 2 { print $1 }' "$NET_REPORT")
+	commit=$(awk -F, 'NR == 2 { print $2 }' "$NET_REPORT")
+fi
 csv=$root/$csvrel
 work=$(mktemp -d)
 server_pid=
@@ -201,7 +210,7 @@ fields=$(echo $fields)
 header="date,commit,kernel,pass,rep,server,backend,client,conns,size,depth,warmup_s,seconds"
 for f in $fields; do header="$header,$f"; done
 header="$header,coreio_switches_per_req,coreio_driver_waits_per_req,other_work,tries,disturbed"
-echo "$header" >"$csv"
+[ -n "$report_only" ] || echo "$header" >"$csv"
 
 unavailable=
 # run_one SERVER SIZE CONNS REP PASS: one run, made again (up to $tries
@@ -270,6 +279,7 @@ run_one() {
 }
 
 t0=$(date +%s)
+[ -z "$report_only" ] || repeats=0 want_perf=0
 nserv=$(echo $servers | wc -w)
 [ "$nserv" -gt 0 ] || fail "no server to measure"
 total_runs=$((nserv * $(echo $sizes | wc -w) * $(echo $conns_list | wc -w) * repeats))
@@ -295,7 +305,7 @@ while [ $rep -le "$repeats" ]; do
 	done
 	rep=$((rep + 1))
 done
-if [ -z "$perf_note" ]; then
+if [ -z "$perf_note" ] && [ -z "$report_only" ]; then
 	for sz in $sizes; do
 		for c in $conns_list; do
 			for srv in $servers; do
@@ -305,6 +315,11 @@ if [ -z "$perf_note" ]; then
 	done
 fi
 elapsed=$(( $(date +%s) - t0 ))
+if [ -n "$report_only" ]; then
+	elapsed=
+	repeats=$(awk -F, 'NR > 1 && $4 == "measure" && $5 > r { r = $5 } END { print r + 0 }' "$csv")
+	stamp="$day (figures of $csvrel)"
+fi
 
 # ---- versions of everything measured --------------------------------------
 ver() { "$@" 2>/dev/null | head -n 1 || true; }
@@ -381,9 +396,9 @@ names = "$servers"
 plot for [i=1:words(names)] "$dat" using 1:(column(2*i)) with linespoints lt i title word(names, i)
 set ylabel "server CPU-µs per request (log scale)"
 set format y "%g"
-set yrange [*:*]
+set yrange [2:50]
 set logscale y
-set ytics (1, 1.5, 2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 25, 30, 40, 60, 100)
+set ytics (2, 2.5, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 30, 40, 50)
 set title "Server CPU per request (lower is better)"
 set key top right
 plot for [i=1:words(names)] "$dat" using 1:(column(2*i+1)) with linespoints lt i title word(names, i)
@@ -448,14 +463,14 @@ NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 		if (d < 0) d = -d
 		if (d > maxdev) maxdev = d
 	}
-	runs++; retried += ($col["tries"] > 1); dist += $col["disturbed"]
+	runs++; retried += ($col["tries"] > 1); dist += $col["disturbed"]; othsum += $col["other_work"]
 	nrep = $col["rep"] > nrep ? $col["rep"] : nrep
 }
 END {
 	ns = split(servers, sv, " "); nc = split(conns_list, cv, " "); nz = split(sizes, zv, " ")
 	print "## Network"
 	print ""
-	printf "Measured %s (%s: %d runs, %d s) on %s, %d CPUs, Linux %s, commit %s. ", stamp, label, runs, elapsed, cpu_model, ncpu, kernel, commit
+	printf "Measured %s (%s: %d runs%s) on %s, %d CPUs, Linux %s, commit %s. ", stamp, label, runs, elapsed == "" ? "" : ", " elapsed " s", cpu_model, ncpu, kernel, commit
 	printf "Echo servers pinned to CPU %s, `bench/loadgen` (%s client) pinned to CPU %s, ", scpu, client, ccpu
 	printf "%s in flight per connection, %s s warm-up then %s s measured; ", depth, warm, secs
 	printf "%d run(s) of every server at every point, servers interleaved in a rotating order. ", nrep
@@ -502,6 +517,15 @@ END {
 	printf "hypervisor took; a run above %d%% was made again, up to %d tries while\n", 100 * maxo, ntries
 	printf "retries stayed under a tenth of the runs: %d of %d runs were, %d stayed\n", retried, runs, dist
 	print "above (kept, marked `disturbed` in the CSV)."
+	if (dist > runs / 5) {
+		print ""
+		printf "**This machine was busy with other work during the run: %d of %d runs\n", dist, runs
+		printf "had other work above %d%% of a pinned CPU (%.0f%% of a CPU on average).\n", 100 * maxo, 100 * othsum / runs
+		print "Interleaving spreads it over all servers alike, but the figures are"
+		print "noisier than on a quiet machine, req/s most (it follows the client'"'"'s"
+		print "share of CPU 1), server CPU-µs/request least; the best of the runs is"
+		print "the steadier figure.**"
+	}
 	for (z = 1; z <= nz; z++) {
 		sz = zv[z]
 		print ""
@@ -546,13 +570,14 @@ END {
 	print ""
 	print "### coreio against each peer"
 	print ""
-	print "Server CPU-µs/request of coreio over the peer'"'"'s (medians): below 1.00x"
-	print "coreio spends less CPU per echo, above it more. In brackets req/s, coreio"
-	print "over the peer: above 1.00x coreio served more."
+	print "Server CPU-µs/request of coreio over the peer'"'"'s: of the medians, and in"
+	print "brackets of the best runs. Below 1.00x coreio spends less CPU per echo,"
+	print "above it more. Then req/s of coreio over the peer'"'"'s (medians): above"
+	print "1.00x coreio served more."
 	for (m = 1; m <= 2; m++) {
 		if (!((cio[m] SUBSEP zv[1] SUBSEP cv[1]) in reps) && !((cio[m] SUBSEP zv[nz] SUBSEP cv[nc]) in reps)) continue
 		print ""
-		hdr = "| " cio[m] " vs | Size | "; sep = "| --- | --- |"
+		hdr = "| " cio[m] " CPU/req vs | Size | "; sep = "| --- | --- |"
 		for (j = 1; j <= nc; j++) { hdr = hdr cv[j] " conns | "; sep = sep " --- |" }
 		print hdr
 		print sep
@@ -562,8 +587,8 @@ END {
 				for (j = 1; j <= nc; j++) {
 					a = cio[m] SUBSEP zv[z] SUBSEP cv[j]; b = peer[p] SUBSEP zv[z] SUBSEP cv[j]
 					r = ratio(median(scpu_l[a]), median(scpu_l[b]))
-					q = ratio(median(rps[a]), median(rps[b]))
-					row = row " " fx(r) " (" fx(q) ") |"
+					rb = ratio(extreme(scpu_l[a], 0), extreme(scpu_l[b], 0))
+					row = row " " fx(r) " (" fx(rb) ") |"
 					if (r != "") {
 						key = cio[m] SUBSEP peer[p]
 						cnt[key]++
@@ -575,9 +600,22 @@ END {
 				}
 				print row
 			}
+		print ""
+		print "| " cio[m] " req/s vs | Size | " substr(hdr, index(hdr, "Size | ") + 7)
+		print sep
+		for (p = 1; p <= np; p++)
+			for (z = 1; z <= nz; z++) {
+				row = "| " peer[p] " | " zv[z] " B |"
+				for (j = 1; j <= nc; j++) {
+					a = cio[m] SUBSEP zv[z] SUBSEP cv[j]; b = peer[p] SUBSEP zv[z] SUBSEP cv[j]
+					row = row " " fx(ratio(median(rps[a]), median(rps[b]))) " |"
+				}
+				print row
+			}
 	}
 	print ""
-	print "Where coreio is ahead and where behind, in server CPU per request (size/connections):"
+	print "Where coreio is ahead and where behind, in server CPU per request"
+	print "(medians; size/connections):"
 	print ""
 	for (m = 1; m <= 2; m++)
 		for (p = 1; p <= np; p++) {
