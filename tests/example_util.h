@@ -71,7 +71,7 @@ static inline bool ex_read_until(struct child *c, const char *until, int timeout
 	return until ? strstr(c->text, until) != NULL : true;
 }
 
-/* Starts argv[0] with argv, stdout on a pipe (stderr inherited).
+/* Starts argv[0] with argv, stdout and stderr on a pipe.
  * Returns 0, or 77 when the binary cannot run here (a cross build).
  * With `wait_for`, waits (10 s) for that text in its output. */
 static inline int ex_start(struct child *c, char *const argv[], const char *wait_for)
@@ -82,6 +82,9 @@ static inline int ex_start(struct child *c, char *const argv[], const char *wait
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	/* Its stderr too: a child left behind by a failed test must not
+	 * hold CTest's output open. */
+	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	fflush(stdout);
 	fflush(stderr);
 	int rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);

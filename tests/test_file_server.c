@@ -316,7 +316,7 @@ int main(void)
 
 	struct child srv;
 	char *argv[] = {FILE_SERVER_BIN, "--root", root, "--listen", "127.0.0.1:0", "--cores",
-			"2", "--read-timeout-ms", "500", NULL};
+			"2", "--read-timeout-ms", "500", "--seconds", "100", NULL};
 	rc = ex_start(&srv, argv, "listening on");
 	if (rc)
 		return rc;
