@@ -140,6 +140,18 @@ bench-files: deps
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio
 	bench/files.sh $(BENCH_BUILD)
 
+# TCP proxies: examples/tcp_proxy (one core, io_uring and epoll) against
+# HAProxy (one thread, with and without splicing) on CPU 0, with
+# bench/loadgen and the upstream echo server on CPU 1; 64 connections,
+# 100 B and 16 KiB.  bench/proxy.sh (PROXY_* variables: see there) appends
+# to bench/results/<date>-proxy.csv and writes the Proxy section of
+# docs/benchmarks.md; about a minute and a quarter.
+bench-proxy: deps
+	@scripts/bench-deps.sh
+	$(BENCH_CFG)
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target tcp_proxy loadgen epoll_echo
+	bench/proxy.sh $(BENCH_BUILD)
+
 # Cross-core calls against an eventfd ping-pong between two threads;
 # bench/cores.sh rewrites the Cores section of docs/benchmarks.md.
 bench-cores: deps
