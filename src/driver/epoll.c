@@ -49,6 +49,8 @@ struct epoll_state {
 
 static struct fdstate *fd_state(struct epoll_state *s, int fd, bool create)
 {
+	if (fd < 0)
+		return NULL; /* no state; the system call reports EBADF */
 	size_t c = (size_t)fd >> CHUNK_SHIFT;
 	if (c >= s->nchunks) {
 		if (!create)
@@ -182,7 +184,7 @@ static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int ev
 	struct epoll_state *s = d->impl;
 	struct fdstate *f = fd_state(s, fd, true);
 	if (!f)
-		return -ENOMEM;
+		return fd < 0 ? -EBADF : -ENOMEM;
 	if (!f->registered) {
 		struct epoll_event ev = {
 			.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
