@@ -663,6 +663,50 @@ static void test_many_reads(void)
 	CHECK_EQ(cio_unlink(P("many")), 0);
 }
 
+/* --- fairness ------------------------------------------------------------------ */
+
+/* A task whose reads always complete at once (the page cache: on epoll
+ * the read is made on the spot) still lets the others and the timers
+ * run: its sibling's 10 ms sleep ends long before its 3 s bound. */
+static volatile bool spin_stop;
+
+static void *spin_reader(void *arg)
+{
+	int fd = *(int *)arg;
+	char buf[512];
+	int64_t end = cio_now() + 3 * CIO_SEC;
+	long reads = 0;
+	while (!spin_stop && cio_now() < end) {
+		CHECK_EQ(cio_pread(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf);
+		reads++;
+	}
+	return (void *)reads;
+}
+
+static void test_fairness(void)
+{
+	int fd = make_file("spin", 4096, seed);
+	char buf[512];
+	CHECK_EQ(cio_pread(fd, buf, sizeof buf, 0), (ssize_t)sizeof buf); /* cached */
+	spin_stop = false;
+	cio_task_t t = cio_spawn(spin_reader, &fd);
+	CHECK(t > 0);
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_sleep(10 * MS), 0);
+	int64_t slept = cio_now() - t0;
+	spin_stop = true;
+	void *reads;
+	CHECK_EQ(cio_join(t, &reads), 0);
+	CHECK((long)reads > 0);
+	if (slept > 1000 * MS) {
+		fprintf(stderr, "a 10 ms sleep took %lld ms beside a reading task\n",
+			(long long)(slept / MS));
+		CHECK(0);
+	}
+	CHECK_EQ(cio_close(fd), 0);
+	CHECK_EQ(cio_unlink(P("spin")), 0);
+}
+
 /* --- deadlines and cancellation --------------------------------------------- */
 
 static void test_deadline(void)
@@ -799,6 +843,7 @@ static void *fs_main(void *arg)
 	test_random_writes();
 	test_direct();
 	test_many_reads();
+	test_fairness();
 	test_deadline();
 	test_cancel_inflight();
 	CHECK_EQ(test_count_fds(), fds);

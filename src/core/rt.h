@@ -149,10 +149,34 @@ struct cio__rt {
 	unsigned npipes;
 
 	cio_stats stats;
+	uint64_t coop_at;           /* stats.switches when coop was last reset */
+	unsigned coop;              /* operations done without parking since */
 #ifdef CIO_TSAN
 	void *tsan_fiber;           /* the scheduler's: the thread's own */
 #endif
 };
+
+/* After this many operations in a row that completed without parking, a
+ * task yields (cio__coop()). */
+#define CIO__COOP_BUDGET 128
+
+/* Counts an I/O operation that completed without parking, and yields the
+ * task once CIO__COOP_BUDGET such came in a row: a task whose operations
+ * always complete at once (a socket always readable, a file in the page
+ * cache) must not starve the others, nor the timers.  The count starts
+ * anew with each switch on the runtime. */
+static inline void cio__coop(struct cio__rt *rt)
+{
+	if (rt->coop_at != rt->stats.switches) {
+		rt->coop_at = rt->stats.switches;
+		rt->coop = 0;
+	}
+	if (++rt->coop >= CIO__COOP_BUDGET) {
+		rt->coop = 0;
+		cio_yield(); /* an interruption shows on the next call */
+		rt->coop_at = rt->stats.switches;
+	}
+}
 
 /* Closes the pooled pipes.  src/io/splice.c */
 void cio__pipes_fini(struct cio__rt *rt);

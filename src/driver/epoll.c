@@ -380,7 +380,7 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 	}
 }
 
-static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
+static ssize_t ep_io_once(struct cio__driver *d, struct cio__io *io)
 {
 	struct cio__task *self = cio__rt_cur->current;
 	int rc = cio__interrupted(self);
@@ -429,6 +429,16 @@ static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 		if (r == -EAGAIN && (rc = wait_fd(d, self, io->fd, dir)) < 0)
 			return rc;
 	}
+}
+
+static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	uint64_t switches = rt->stats.switches;
+	ssize_t r = ep_io_once(d, io);
+	if (r >= 0 && rt->stats.switches == switches)
+		cio__coop(rt); /* done without parking */
+	return r;
 }
 
 static void forget(struct epoll_state *s, int fd)

@@ -553,8 +553,15 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	if (rc < 0)
 		return rc;
 	if (io->kind >= CIO__IO_OPENAT) {
-		if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0)
-			return splice_streams(d, s, self, io);
+		if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0) {
+			/* Made on the spot; no completion to park for. */
+			struct cio__rt *rt = cio__rt_cur;
+			uint64_t switches = rt->stats.switches;
+			ssize_t r = splice_streams(d, s, self, io);
+			if (r >= 0 && rt->stats.switches == switches)
+				cio__coop(rt);
+			return r;
+		}
 		if (!s->has_file_op[io->kind])
 			return CIO__DECLINED;
 	}
