@@ -2,6 +2,7 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -99,4 +100,27 @@ void cio__driver_close(struct cio__driver *d)
 	d->ops = NULL;
 	close(d->wake_fd);
 	d->wake_fd = -1;
+}
+
+int cio__splice_unready(const struct cio__io *io, int *fd)
+{
+	bool in_ready = io->flags & CIO__SPLICE_WAIT_OUT;
+	bool out_ready = io->flags & CIO__SPLICE_WAIT_IN;
+	if (!in_ready && !out_ready) {
+		struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
+				      {.fd = io->fd2, .events = POLLOUT}};
+		if (poll(p, 2, 0) < 0)
+			return -errno;
+		in_ready = p[0].revents;
+		out_ready = p[1].revents;
+	}
+	if (!in_ready) {
+		*fd = io->fd;
+		return POLLIN;
+	}
+	if (!out_ready) {
+		*fd = io->fd2;
+		return POLLOUT;
+	}
+	return 0;
 }

@@ -93,6 +93,13 @@ struct cio__io {
 	const char *path, *path2;
 };
 
+/* After a splice between streams failed with EAGAIN: which side to wait
+ * for.  Returns POLLIN (for io->fd) or POLLOUT (for io->fd2) and sets
+ * *fd; 0 when both look ready (a race: try again after a yield); or a
+ * negated errno.  Trusts the caller's CIO__SPLICE_WAIT_* hint, else asks
+ * poll(2).  src/driver/driver.c */
+int cio__splice_unready(const struct cio__io *io, int *fd);
+
 /* Runs io with the plain blocking system call, on the calling thread:
  * the blocking pool's side of a declined request (src/io/fs.c). */
 ssize_t cio__io_sync(const struct cio__io *io);

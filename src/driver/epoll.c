@@ -235,21 +235,10 @@ static ssize_t attempt(const struct cio__io *io)
 	ssize_t r;
 	switch (io->kind) {
 	case CIO__IO_READ:
-		r = io->off < 0 ? read(io->fd, io->p.buf, io->n.len)
-				: pread(io->fd, io->p.buf, io->n.len, io->off);
-		break;
 	case CIO__IO_WRITE:
-		r = io->off < 0 ? write(io->fd, io->p.cbuf, io->n.len)
-				: pwrite(io->fd, io->p.cbuf, io->n.len, io->off);
-		break;
 	case CIO__IO_READV:
-		r = io->off < 0 ? readv(io->fd, io->p.iov, io->n.iovcnt)
-				: preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
-		break;
 	case CIO__IO_WRITEV:
-		r = io->off < 0 ? writev(io->fd, io->p.iov, io->n.iovcnt)
-				: pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
-		break;
+		return cio__io_sync(io); /* the fd is non-blocking */
 	case CIO__IO_RECV:
 		r = recv(io->fd, io->p.buf, io->n.len, io->flags | MSG_DONTWAIT);
 		break;
@@ -359,22 +348,10 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			return -err;
 		/* Only after EAGAIN seen here may a side be waited for: an
 		 * edge-triggered wait for a side ready all along never ends. */
-		bool in_ready = io->flags & CIO__SPLICE_WAIT_OUT;
-		bool out_ready = io->flags & CIO__SPLICE_WAIT_IN;
-		if (!in_ready && !out_ready) {
-			struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
-					      {.fd = io->fd2, .events = POLLOUT}};
-			if (poll(p, 2, 0) < 0)
-				return -errno;
-			in_ready = p[0].revents;
-			out_ready = p[1].revents;
-		}
-		if (!in_ready)
-			rc = wait_fd(d, self, io->fd, POLLIN);
-		else if (!out_ready)
-			rc = wait_fd(d, self, io->fd2, POLLOUT);
-		else
-			rc = cio_yield(); /* both ready: a race; let others run */
+		int fd, events = cio__splice_unready(io, &fd);
+		if (events < 0)
+			return events;
+		rc = events ? wait_fd(d, self, fd, events) : cio_yield();
 		if (rc < 0)
 			return rc;
 	}

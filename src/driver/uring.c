@@ -524,22 +524,10 @@ static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
 			return rc;
 		if (err == EINTR)
 			continue;
-		bool in_ready = io->flags & CIO__SPLICE_WAIT_OUT;
-		bool out_ready = io->flags & CIO__SPLICE_WAIT_IN;
-		if (!in_ready && !out_ready) {
-			struct pollfd p[2] = {{.fd = io->fd, .events = POLLIN},
-					      {.fd = io->fd2, .events = POLLOUT}};
-			if (poll(p, 2, 0) < 0)
-				return -errno;
-			in_ready = p[0].revents;
-			out_ready = p[1].revents;
-		}
-		if (!in_ready)
-			r = poll_wait(d, s, self, io->fd, POLLIN);
-		else if (!out_ready)
-			r = poll_wait(d, s, self, io->fd2, POLLOUT);
-		else
-			r = cio_yield(); /* both ready: a race; let others run */
+		int fd, events = cio__splice_unready(io, &fd);
+		if (events < 0)
+			return events;
+		r = events ? poll_wait(d, s, self, fd, events) : cio_yield();
 		if (r < 0)
 			return r;
 	}

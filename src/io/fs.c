@@ -27,10 +27,12 @@ ssize_t cio__io_sync(const struct cio__io *io)
 				: pwrite(io->fd, io->p.cbuf, io->n.len, io->off);
 		break;
 	case CIO__IO_READV:
-		r = preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		r = io->off < 0 ? readv(io->fd, io->p.iov, io->n.iovcnt)
+				: preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
 		break;
 	case CIO__IO_WRITEV:
-		r = pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		r = io->off < 0 ? writev(io->fd, io->p.iov, io->n.iovcnt)
+				: pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
 		break;
 	case CIO__IO_OPENAT:
 		r = openat(io->fd, io->path, io->flags | O_CLOEXEC, (mode_t)io->mode);
