@@ -571,12 +571,15 @@ typedef struct cio_relay_stats {
 } cio_relay_stats;
 
 /* Blocking.  Relays bytes both ways between the stream fds a and b
- * (sockets or pipes) until both directions end, through one pipe per
- * direction (taken from a per-core pool) with splice: no copy to user
- * space, and at most one pipe's worth of bytes in flight each way, so a
- * slow reader slows its writer instead of filling memory.  When one side
- * ends its stream, the other side's writing half is shut down (half-close
- * is passed on) and the other direction goes on.
+ * (sockets or pipes) until both directions end.  Each direction starts by
+ * copying through a 16 KiB buffer; once a read fills it (a bulk flow) it
+ * turns to splice through a pipe taken from a per-core pool, so that bulk
+ * bytes never enter user space, and back to copying after small splices
+ * (for a few hundred bytes a copy costs less than two splices).  At most
+ * one buffer or one pipe of bytes is in flight each way, so a slow reader
+ * slows its writer instead of filling memory.  When one side ends its
+ * stream, the other side's writing half is shut down (half-close is
+ * passed on) and the other direction goes on.
  *
  * Returns 0 when both directions ended cleanly; else the first error of
  * either direction (-ECONNRESET, -EPIPE...), -ETIMEDOUT (idle limit or

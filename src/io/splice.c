@@ -138,12 +138,24 @@ out:
 
 /* --- relay ---------------------------------------------------------------- */
 
-/* Each direction runs as a task of its own; the caller waits for both. */
+/* Each direction runs as a task of its own; the caller waits for both.
+ *
+ * A direction starts by copying through a buffer on its stack, and turns
+ * to splice once a read fills the buffer (a bulk flow), back to copying
+ * after two small splices in a row.  For a few hundred bytes a copy costs
+ * less than the two splices and the pipe's bookkeeping; for bulk the
+ * pages move without a copy.  Either way at most one buffer or one pipe
+ * of bytes is in flight, so a slow reader slows its writer. */
+#define COPY_BUF (16u << 10)
+#define SMALL_SPLICE (4u << 10)
+#define DIRECTION_STACK (64u << 10) /* room for the buffer whatever the default */
+
 struct relay;
 
 struct direction {
 	struct relay *r;
 	int from, to;
+	bool from_sock, to_sock; /* else a pipe: read(2) / write(2) */
 	uint64_t moved;
 	cio_task_t task;
 };
@@ -158,15 +170,47 @@ struct relay {
 	int64_t last;      /* cio_now() when a byte last moved */
 };
 
-/* One splice of a direction under the idle limit: a timeout counts only
- * if no byte moved either way for the whole limit. */
-static ssize_t step(struct relay *r, int in, int out, size_t len, int hints)
+enum xfer_kind { READ, WRITE, SPLICE };
+
+/* One transfer of a direction: read from `from` into buf, write buf to
+ * `to`, or splice between a stream and the pipe. */
+struct xfer {
+	enum xfer_kind kind;
+	void *buf;
+	int in, out;
+	size_t len;
+	int hints;
+};
+
+static ssize_t xfer_once(struct direction *d, const struct xfer *x)
 {
+	ssize_t n;
+	switch (x->kind) {
+	case READ:
+		if (d->from_sock && (n = cio_recv(d->from, x->buf, x->len, 0)) != -ENOTSOCK)
+			return n;
+		d->from_sock = false;
+		return cio_read(d->from, x->buf, x->len);
+	case WRITE:
+		if (d->to_sock && (n = cio_send(d->to, x->buf, x->len, 0)) != -ENOTSOCK)
+			return n;
+		d->to_sock = false;
+		return cio_write(d->to, x->buf, x->len);
+	default:
+		return stream_splice(x->in, x->out, x->len, x->hints);
+	}
+}
+
+/* One transfer under the idle limit: a timeout counts only if no byte
+ * moved either way for the whole limit. */
+static ssize_t step(struct direction *d, const struct xfer *x)
+{
+	struct relay *r = d->r;
 	if (!r->idle)
-		return stream_splice(in, out, len, hints);
+		return xfer_once(d, x);
 	for (;;) {
 		int64_t token = cio_deadline_push(r->last + r->idle);
-		ssize_t n = stream_splice(in, out, len, hints);
+		ssize_t n = xfer_once(d, x);
 		cio_deadline_pop(token);
 		int64_t now = cio_now();
 		if (n > 0)
@@ -177,50 +221,85 @@ static ssize_t step(struct relay *r, int in, int out, size_t len, int hints)
 	}
 }
 
-static int pump(struct direction *d, struct pipe *p, bool *empty)
+/* Delivers n bytes to `to`: from buf, or (buf NULL) out of the pipe. */
+static int deliver(struct direction *d, struct pipe *p, const char *buf, size_t n)
+{
+	for (size_t done = 0; done < n;) {
+		/* The bytes are there: only `to` can be unready. */
+		struct xfer x = buf ? (struct xfer){.kind = WRITE, .buf = (char *)buf + done,
+						    .len = n - done}
+				    : (struct xfer){.kind = SPLICE, .in = p->rd, .out = d->to,
+						    .len = n - done,
+						    .hints = CIO__SPLICE_WAIT_OUT};
+		ssize_t m = step(d, &x);
+		if (m == 0)
+			m = -EIO;
+		if (m < 0)
+			return (int)m;
+		done += (size_t)m;
+		d->moved += (uint64_t)m;
+	}
+	return 0;
+}
+
+static int pump(struct direction *d)
 {
 	struct relay *r = d->r;
-	size_t want = r->chunk < p->cap ? r->chunk : p->cap;
-	int drained = 0;
+	char buf[COPY_BUF];
+	struct pipe p = {.rd = -1};
+	bool bulk = false, empty = true;
+	int small = 0, drained = 0, rc;
 	for (;;) {
-		/* The pipe is empty here: only `from` can be unready. */
-		ssize_t n = step(r, d->from, p->wr, want,
-				 CIO__SPLICE_IN_STREAM | CIO__SPLICE_WAIT_IN | drained);
-		drained = n > 0 && (size_t)n < want ? CIO__SPLICE_DRAINED : 0;
+		ssize_t n;
+		if (!bulk) {
+			n = step(d, &(struct xfer){.kind = READ, .buf = buf, .len = sizeof buf});
+			if (n > 0 && (rc = deliver(d, NULL, buf, (size_t)n)) < 0)
+				break;
+			/* A full buffer: a bulk flow, worth a pipe. */
+			if (n == (ssize_t)sizeof buf &&
+			    (p.rd >= 0 || pipe_get(&p, r->chunk) == 0))
+				bulk = true;
+		} else {
+			size_t want = r->chunk < p.cap ? r->chunk : p.cap;
+			/* The pipe is empty here: only `from` can be unready. */
+			n = step(d, &(struct xfer){
+				.kind = SPLICE, .in = d->from, .out = p.wr, .len = want,
+				.hints = CIO__SPLICE_IN_STREAM | CIO__SPLICE_WAIT_IN | drained});
+			drained = n > 0 && (size_t)n < want ? CIO__SPLICE_DRAINED : 0;
+			if (n > 0) {
+				empty = false;
+				if ((rc = deliver(d, &p, NULL, (size_t)n)) < 0)
+					break;
+				empty = true;
+				small = (size_t)n < SMALL_SPLICE ? small + 1 : 0;
+				if (small == 2)
+					bulk = false, small = 0, drained = 0;
+			}
+		}
 		if (n == 0) {
 			/* End of stream: pass the half-close on.  A pipe has
 			 * no half to shut, and a peer gone has nothing to
 			 * tell: neither is an error of the relay. */
-			int rc = cio_shutdown(d->to, SHUT_WR);
-			return rc == -ENOTSOCK || rc == -ENOTCONN ? 0 : rc;
+			rc = cio_shutdown(d->to, SHUT_WR);
+			if (rc == -ENOTSOCK || rc == -ENOTCONN)
+				rc = 0;
+			break;
 		}
-		if (n < 0)
-			return (int)n;
-		*empty = false;
-		for (size_t left = (size_t)n; left;) {
-			ssize_t m = step(r, p->rd, d->to, left, CIO__SPLICE_WAIT_OUT);
-			if (m == 0)
-				m = -EIO;
-			if (m < 0)
-				return (int)m;
-			left -= (size_t)m;
-			d->moved += (uint64_t)m;
+		if (n < 0) {
+			rc = (int)n;
+			break;
 		}
-		*empty = true;
 	}
+	if (p.rd >= 0)
+		pipe_put(&p, empty);
+	return rc;
 }
 
 static void *direction_main(void *arg)
 {
 	struct direction *d = arg;
 	struct relay *r = d->r;
-	struct pipe p;
-	bool empty = true;
-	int rc = pipe_get(&p, r->chunk);
-	if (rc == 0) {
-		rc = pump(d, &p, &empty);
-		pipe_put(&p, empty);
-	}
+	int rc = pump(d);
 	if (rc < 0 && !r->err) {
 		/* The first error ends the relay: stop the other way. */
 		r->err = rc;
@@ -237,7 +316,8 @@ int cio_relay(int a, int b, const cio_relay_opts *opts, cio_relay_stats *st)
 {
 	struct cio__task *self = cio__self_or_die("cio_relay");
 	struct relay r = {
-		.dir = {{.from = a, .to = b}, {.from = b, .to = a}},
+		.dir = {{.from = a, .to = b, .from_sock = true, .to_sock = true},
+			{.from = b, .to = a, .from_sock = true, .to_sock = true}},
 		.caller = self,
 		.chunk = opts && opts->chunk ? opts->chunk : DEFAULT_CHUNK,
 		.idle = opts && opts->idle_timeout > 0 ? opts->idle_timeout : 0,
@@ -246,7 +326,8 @@ int cio_relay(int a, int b, const cio_relay_opts *opts, cio_relay_stats *st)
 	int rc = a < 0 || b < 0 ? -EBADF : cio__interrupted(self);
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		r.dir[i].r = &r;
-		cio_spawn_opts so = {.name = i ? "relay b->a" : "relay a->b", .detached = true};
+		cio_spawn_opts so = {.name = i ? "relay b->a" : "relay a->b",
+				     .stack_size = DIRECTION_STACK, .detached = true};
 		r.dir[i].task = cio_spawn_with(&so, direction_main, &r.dir[i]);
 		if (r.dir[i].task < 0)
 			rc = (int)r.dir[i].task;
