@@ -107,7 +107,8 @@ bench-core: deps
 # packages (libuv, tokio's crate sources, cargo, gnuplot); the tokio peer
 # is built offline into $(BENCH_BUILD)/tokio.
 #   make bench        100 B and 1 KiB; 1, 16, 64, 256, 1000 connections;
-#                     3 runs of each (about 15 minutes)
+#                     3 runs of each (about 12 minutes); then bench-files
+#                     and bench-proxy below (about 16 minutes in all)
 #   make bench-quick  100 B; 16 and 256 connections; 1 short run of each
 #   make bench-net    the same as make bench
 bench-net-build: deps
@@ -116,9 +117,14 @@ bench-net-build: deps
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server bench_net_tools
 	bench/build-tokio.sh $(BENCH_BUILD) >/dev/null
 
+# The whole suite of peer comparisons: the network matrix and its
+# profile, then file reads against fio and the proxy against HAProxy.
 bench: bench-net-build
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio tcp_proxy
 	bench/net.sh $(BENCH_BUILD)
 	PROF_COMMAND="make bench" bench/profile.sh $(BENCH_BUILD)
+	bench/files.sh $(BENCH_BUILD)
+	bench/proxy.sh $(BENCH_BUILD)
 
 bench-quick: bench-net-build
 	NET_SIZES=100 NET_CONNS="16 256" NET_REPEATS=1 NET_WARMUP=0.5 \
