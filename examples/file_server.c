@@ -266,6 +266,10 @@ static int open_beneath(const char *path)
 		char *next = strtok_r(NULL, "/", &save);
 		int fd = cio_openat(dir, comp, next ? O_PATH | O_DIRECTORY | O_NOFOLLOW
 						    : flags | O_NOFOLLOW, 0);
+		struct stat st;
+		if (fd == -ENOTDIR && next &&
+		    fstatat(dir, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			fd = -ELOOP; /* a link to a directory: refused, as the last one is */
 		if (dir != opt.rootfd)
 			cio_close(dir);
 		if (fd < 0 || !next)

@@ -71,11 +71,29 @@ static inline bool ex_read_until(struct child *c, const char *until, int timeout
 	return until ? strstr(c->text, until) != NULL : true;
 }
 
-/* Starts argv[0] with argv, stdout and stderr on a pipe.
- * Returns 0, or 77 when the binary cannot run here (a cross build).
- * With `wait_for`, waits (10 s) for that text in its output. */
-static inline int ex_start(struct child *c, char *const argv[], const char *wait_for)
+/* Starts argv with its stdout and stderr on a pipe (c->out).  With
+ * COREIO_TEST_EXEC_WRAPPER set (words split on spaces: an emulator and
+ * its flags, as scripts/check-aarch64.sh sets), the child runs under it.
+ * A child that cannot start fails the test. */
+static inline void ex_spawn(struct child *c, char *const argv[])
 {
+	char wrap[512], *args[64];
+	size_t n = 0;
+	const char *w = getenv("COREIO_TEST_EXEC_WRAPPER");
+	if (w && *w) {
+		CHECK((size_t)snprintf(wrap, sizeof wrap, "%s", w) < sizeof wrap);
+		for (char *save, *tok = strtok_r(wrap, " ", &save); tok;
+		     tok = strtok_r(NULL, " ", &save)) {
+			CHECK(n < 16);
+			args[n++] = tok;
+		}
+	}
+	for (size_t i = 0; argv[i]; i++) {
+		CHECK(n < 63);
+		args[n++] = argv[i];
+	}
+	args[n] = NULL;
+
 	int p[2];
 	memset(c, 0, sizeof *c);
 	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
@@ -87,16 +105,21 @@ static inline int ex_start(struct child *c, char *const argv[], const char *wait
 	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	fflush(stdout);
 	fflush(stderr);
-	int rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
+	int rc = posix_spawnp(&c->pid, args[0], &fa, NULL, args, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
 	c->out = p[0];
 	if (rc != 0) {
-		fprintf(stderr, "SKIP: cannot run %s: %s\n", argv[0], strerror(rc));
-		close(p[0]);
-		c->out = -1;
-		return 77;
+		fprintf(stderr, "cannot run %s: %s\n", args[0], strerror(rc));
+		CHECK(!"child did not start");
 	}
+}
+
+/* Starts argv (ex_spawn()); with `wait_for`, waits (10 s) for that text
+ * in its output.  Returns 0. */
+static inline int ex_start(struct child *c, char *const argv[], const char *wait_for)
+{
+	ex_spawn(c, argv);
 	if (wait_for && !ex_read_until(c, wait_for, 10000)) {
 		fprintf(stderr, "%s did not print \"%s\"; it said: %s\n", argv[0], wait_for,
 			c->text);
@@ -109,27 +132,12 @@ static inline int ex_start(struct child *c, char *const argv[], const char *wait
 
 static inline int ex_wait(struct child *c, int timeout_ms);
 
-/* Runs argv to its end (timeout_ms at most), with its stdout and stderr
- * in c->text.  Returns the exit status (-signal if killed), or 77 when
- * the binary cannot run here. */
+/* Runs argv (ex_spawn()) to its end (timeout_ms at most), with its
+ * stdout and stderr in c->text.  Returns the exit status (-signal if
+ * killed). */
 static inline int ex_run(struct child *c, char *const argv[], int timeout_ms)
 {
-	int p[2];
-	memset(c, 0, sizeof *c);
-	CHECK_EQ(pipe2(p, O_CLOEXEC), 0);
-	posix_spawn_file_actions_t fa;
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-	int rc = posix_spawn(&c->pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	c->out = p[0];
-	if (rc != 0) {
-		fprintf(stderr, "SKIP: cannot run %s: %s\n", argv[0], strerror(rc));
-		close(p[0]);
-		return 77;
-	}
+	ex_spawn(c, argv);
 	ex_read_until(c, NULL, timeout_ms);
 	int st = ex_wait(c, timeout_ms);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);

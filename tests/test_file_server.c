@@ -164,8 +164,14 @@ static void serves(void)
 	drop(&r);
 	CHECK_EQ(get("/sub/./n%6fte.txt", &r), 200); /* decoded, "." dropped */
 	drop(&r);
-	CHECK_EQ(get("/inside-link.html", &r), 200); /* a link that stays in */
-	CHECK_EQ(r.body_len, 12);
+	if (getenv("COREIO_TEST_QEMU")) {
+		/* qemu-user 7.2 lacks openat2: the server's fallback walk
+		 * refuses every link, even one that stays in. */
+		CHECK_EQ(get("/inside-link.html", &r), 403);
+	} else {
+		CHECK_EQ(get("/inside-link.html", &r), 200); /* a link that stays in */
+		CHECK_EQ(r.body_len, 12);
+	}
 	drop(&r);
 	CHECK_EQ(get("/empty.txt", &r), 200);
 	CHECK_EQ(r.body_len, 0);
@@ -317,9 +323,7 @@ int main(void)
 	struct child srv;
 	char *argv[] = {FILE_SERVER_BIN, "--root", root, "--listen", "127.0.0.1:0", "--cores",
 			"2", "--read-timeout-ms", "500", "--seconds", "100", NULL};
-	rc = ex_start(&srv, argv, "listening on");
-	if (rc)
-		return rc;
+	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
 	serves();
 	refuses();

@@ -529,8 +529,12 @@ int main(void)
 		return rc;
 	test_outlive_runtime();
 	test_drain();
-	if (!TEST_TSAN)
-		test_fork(); /* ThreadSanitizer refuses threads after such a fork */
+	/* ThreadSanitizer refuses threads after a multi-threaded fork, and
+	 * qemu-user 7.2 (scripts/check-aarch64.sh) crashes in one. */
+	if (!TEST_TSAN && !getenv("COREIO_TEST_QEMU"))
+		test_fork();
+	else
+		fprintf(stderr, "fork after pool threads: left out here\n");
 	test_idle_exit();
 	fprintf(stderr, "ok\n");
 	return 0;

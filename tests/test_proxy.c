@@ -412,9 +412,7 @@ static void *test_main(void *arg)
 	char *argv[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", up_addr,
 			"--cores", cores, "--idle-ms", idle, "--connect-timeout-ms", "2000",
 			"--seconds", "100", NULL};
-	int rc = ex_start(&proxy, argv, "listening on");
-	if (rc == 77)
-		exit(77);
+	CHECK_EQ(ex_start(&proxy, argv, "listening on"), 0);
 	snprintf(proxy_addr, sizeof proxy_addr, "127.0.0.1:%d", ex_port(&proxy));
 	char *argv2[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", dead_addr,
 			 "--cores", "1", "--seconds", "100", NULL};

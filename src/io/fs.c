@@ -319,8 +319,11 @@ int cio_dio_align(int fd, size_t *mem_align, size_t *off_align)
 	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st) < 0) {
 		if (errno == EBADF)
 			return -EBADF;
-	} else if (st.stx_mask & STATX_DIOALIGN) {
-		/* The file system told: 0 means it takes no O_DIRECT. */
+	} else if ((st.stx_mask & STATX_DIOALIGN) &&
+		   (st.stx_dio_mem_align || !(fcntl(fd, F_GETFL) & O_DIRECT))) {
+		/* The file system told: 0 means it takes no O_DIRECT.  But an
+		 * fd opened O_DIRECT proves it does (emulators such as
+		 * qemu-user pass the mask on and zero the fields). */
 		mem = st.stx_dio_mem_align;
 		off = st.stx_dio_offset_align;
 	}
