@@ -103,7 +103,7 @@ bench-core: deps
 # under bench/loadgen on CPU 1.  bench/net.sh (NET_* variables: see there)
 # writes bench/results/<date>-<name>.csv, docs/bench-net-*.png and the
 # Network section of docs/benchmarks.md; bench/profile.sh the section on
-# where the server's time goes.  scripts/bench-deps.sh installs the peers'
+# where the server's time goes.  scripts/deps.sh bench installs the peers'
 # packages (libuv, tokio's crate sources, cargo, gnuplot); the tokio peer
 # is built offline into $(BENCH_BUILD)/tokio.
 #   make bench        100 B and 1 KiB; 1, 16, 64, 256, 1000 connections;
@@ -112,7 +112,7 @@ bench-core: deps
 #   make bench-quick  100 B; 16 and 256 connections; 1 short run of each
 #   make bench-net    the same as make bench
 bench-net-build: deps
-	@scripts/bench-deps.sh
+	@scripts/deps.sh bench
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server bench_net_tools
 	bench/build-tokio.sh $(BENCH_BUILD) >/dev/null
@@ -141,7 +141,7 @@ bench-net: bench
 # bench/results/<date>-files.csv and writes the Files section of
 # docs/benchmarks.md; about a minute and a half.
 bench-files: deps
-	@scripts/bench-deps.sh
+	@scripts/deps.sh bench
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio
 	bench/files.sh $(BENCH_BUILD)
@@ -153,7 +153,7 @@ bench-files: deps
 # to bench/results/<date>-proxy.csv and writes the Proxy section of
 # docs/benchmarks.md; about a minute and a quarter.
 bench-proxy: deps
-	@scripts/bench-deps.sh
+	@scripts/deps.sh bench
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target tcp_proxy loadgen epoll_echo
 	bench/proxy.sh $(BENCH_BUILD)

@@ -31,7 +31,7 @@ t_begin=$(date +%s)
 
 for t in fio jq taskset; do
 	command -v $t >/dev/null || {
-		echo "files.sh: $t missing; run scripts/bench-deps.sh (make bench-files does)" >&2
+		echo "files.sh: $t missing; run scripts/deps.sh bench (make bench-files does)" >&2
 		exit 1
 	}
 done

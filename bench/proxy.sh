@@ -43,7 +43,7 @@ for p in "$loadgen" "$echo_srv" "$tcp_proxy"; do
 done
 haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
 [ -x "$haproxy" ] || {
-	echo "proxy.sh: haproxy missing; run scripts/bench-deps.sh (make bench-proxy does)" >&2
+	echo "proxy.sh: haproxy missing; run scripts/deps.sh bench (make bench-proxy does)" >&2
 	exit 1
 }
 [ "$(nproc)" -ge 2 ] || {
