@@ -275,8 +275,6 @@ END {
 }' "$rows" >"$rows.section"
 
 # Notes written by hand about what limits each side go below the table.
-notes=$root/bench/files-notes.md
-[ -f "$notes" ] && { echo; cat "$notes"; } >>"$rows.section"
-
-"$(dirname "$0")/doc-section.sh" files "bench/files.sh (make bench-files)" "$rows.section" "$doc"
+"$(dirname "$0")/doc-section.sh" files "bench/files.sh (make bench-files)" "$rows.section" "$doc" \
+	"$root/bench/files-notes.md"
 echo "files.sh: $elapsed s; runs appended to $csv; section Files of $doc rewritten" >&2

@@ -315,8 +315,7 @@ END {
 	print "Raw figures, one line per run, every run kept: [" csvname "](../" csvname ")."
 }' "$rows" >"$section"
 
-notes=$root/bench/proxy-notes.md
-[ -f "$notes" ] && { echo; cat "$notes"; } >>"$section"
-
-"$(dirname "$0")/doc-section.sh" proxy "bench/proxy.sh (make bench-proxy)" "$section" "$doc"
+# Notes written by hand about what limits each side go below the table.
+"$(dirname "$0")/doc-section.sh" proxy "bench/proxy.sh (make bench-proxy)" "$section" "$doc" \
+	"$root/bench/proxy-notes.md"
 echo "proxy.sh: $elapsed s; runs appended to $csv; section Proxy of $doc rewritten" >&2
