@@ -32,6 +32,8 @@
 #define MiB ((size_t)1 << 20)
 #define GiB ((int64_t)1 << 30)
 
+extern bool cio__uring_no_file_ops; /* src/driver/uring.c */
+
 static char dir[PATH_MAX];
 static uint32_t seed;
 
@@ -1176,6 +1178,20 @@ int main(void)
 	test_enospc();
 	test_queued();
 	rc = test_run(fs_main, NULL);
+	const char *backend = getenv("COREIO_BACKEND");
+	if (rc == 0 && backend && strcmp(backend, "uring") == 0) {
+		/* Again, on a ring that lacks every file opcode (as older
+		 * kernels do): each call must take the blocking pool. */
+		cio_blocking_stats st;
+		cio_blocking_stats_get(&st);
+		CHECK_EQ(st.threads, 0); /* the ring made every call so far */
+		cio__uring_no_file_ops = true;
+		rc = test_run(fs_main, NULL);
+		cio__uring_no_file_ops = false;
+		cio_blocking_stats_get(&st);
+		CHECK(st.threads > 0); /* the pool ran them */
+		fprintf(stderr, "io_uring without file opcodes: ok\n");
+	}
 	CHECK_EQ(rmdir(dir), 0); /* empty: every file was removed */
 	return rc;
 }
