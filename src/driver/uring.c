@@ -16,6 +16,10 @@
 #include <string.h>
 #include <unistd.h>
 
+/* Set by tests before a runtime starts: its ring takes none of the file
+ * opcodes, as on a kernel without them, so that each goes to the pool. */
+bool cio__uring_no_file_ops;
+
 #ifndef COREIO_HAVE_LIBURING
 
 static int ur_open(struct cio__driver *d, const cio_config *cfg)
@@ -58,10 +62,6 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 /* IORING_OP_FTRUNCATE (Linux 6.9) is newer than the headers we build
  * with; its number is fixed by the kernel's ABI. */
 #define OP_FTRUNCATE 55
-
-/* Set by tests before a runtime starts: its ring takes none of the file
- * opcodes, as on a kernel without them, so that each goes to the pool. */
-bool cio__uring_no_file_ops;
 
 struct uring_state {
 	struct io_uring ring;
