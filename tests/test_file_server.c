@@ -39,6 +39,31 @@ static void put_file(const char *path, const void *data, size_t len)
 	CHECK_EQ(fclose(f), 0);
 }
 
+/* Blocking socket calls that carry on after EINTR.  A socket call under
+ * SO_RCVTIMEO / SO_SNDTIMEO fails with EINTR when the process is stopped
+ * and continued (SIGSTOP, a cgroup freeze), even with no handler. */
+static ssize_t xrecv(int fd, void *buf, size_t len)
+{
+	ssize_t n;
+	while ((n = recv(fd, buf, len, 0)) < 0 && errno == EINTR)
+		;
+	return n;
+}
+
+static ssize_t xsend(int fd, const void *buf, size_t len)
+{
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = send(fd, (const char *)buf + done, len - done, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
 static int dial(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -48,7 +73,16 @@ static int dial(void)
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+	while (rc < 0 && (errno == EINTR || errno == EALREADY)) {
+		/* The attempt goes on: wait for it, then ask again. */
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		poll(&p, 1, 10000);
+		rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+		if (rc < 0 && errno == EISCONN)
+			rc = 0;
+	}
+	CHECK_EQ(rc, 0);
 	return fd;
 }
 
@@ -59,7 +93,7 @@ static void read_response(int fd, struct response *r)
 	uint8_t *buf = malloc(cap);
 	CHECK(buf);
 	ssize_t n;
-	while (len < cap && (n = recv(fd, buf + len, cap - len, 0)) > 0)
+	while (len < cap && (n = xrecv(fd, buf + len, cap - len)) > 0)
 		len += (size_t)n;
 	close(fd);
 	memset(r, 0, sizeof *r);
@@ -101,7 +135,7 @@ static void read_response(int fd, struct response *r)
 static void raw(const void *req, size_t len, struct response *r)
 {
 	int fd = dial();
-	CHECK_EQ(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+	CHECK_EQ(xsend(fd, req, len), (ssize_t)len);
 	read_response(fd, r);
 }
 
@@ -185,11 +219,11 @@ static void serves(void)
 	drop(&r);
 	/* A request sent in pieces. */
 	int fd = dial();
-	CHECK_EQ(send(fd, "GET /index", 10, 0), 10);
+	CHECK_EQ(xsend(fd, "GET /index", 10), 10);
 	usleep(50000);
-	CHECK_EQ(send(fd, ".html HTTP/1.0\r\n", 16, 0), 16);
+	CHECK_EQ(xsend(fd, ".html HTTP/1.0\r\n", 16), 16);
 	usleep(50000);
-	CHECK_EQ(send(fd, "\r\n", 2, 0), 2);
+	CHECK_EQ(xsend(fd, "\r\n", 2), 2);
 	read_response(fd, &r);
 	CHECK_EQ(r.status, 200);
 	drop(&r);
@@ -268,20 +302,20 @@ static void malformed(void)
 	int fd = dial();
 	int64_t t0 = ex_now_ms();
 	char c;
-	ssize_t got = recv(fd, &c, 1, 0);
+	ssize_t got = xrecv(fd, &c, 1);
 	int64_t took = ex_now_ms() - t0;
 	CHECK(got == 0 || (got < 0 && errno == ECONNRESET));
 	CHECK(took >= 300 && took < 5000);
 	close(fd);
 	/* Nor does a client gone mid-request hurt. */
 	fd = dial();
-	CHECK_EQ(send(fd, "GET /big", 8, 0), 8);
+	CHECK_EQ(xsend(fd, "GET /big", 8), 8);
 	struct linger l = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	close(fd);
 	fd = dial();
-	CHECK_EQ(send(fd, "GET /big.bin HTTP/1.0\r\n\r\n", 25, 0), 25);
-	CHECK(recv(fd, &c, 1, 0) == 1);
+	CHECK_EQ(xsend(fd, "GET /big.bin HTTP/1.0\r\n\r\n", 25), 25);
+	CHECK(xrecv(fd, &c, 1) == 1);
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	close(fd); /* reset in the middle of the body */
 	expect("/big.bin", 200);
