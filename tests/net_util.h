@@ -17,15 +17,21 @@
 #define NET_TEST_SEED 0x9e3779b9u
 #endif
 
-/* xorshift32: reproducible chunk sizes and choices. */
-static uint32_t rng = NET_TEST_SEED;
-static inline uint32_t rnd(void)
+/* xorshift32 on a state of the caller's (never 0). */
+static inline uint32_t xorshift32(uint32_t *s)
 {
-	uint32_t x = rng;
+	uint32_t x = *s;
 	x ^= x << 13;
 	x ^= x >> 17;
 	x ^= x << 5;
-	return rng = x;
+	return *s = x ? x : 1;
+}
+
+/* Reproducible chunk sizes and choices, from one shared state. */
+static uint32_t rng = NET_TEST_SEED;
+static inline uint32_t rnd(void)
+{
+	return xorshift32(&rng);
 }
 
 static inline void net_seed_from_env(void)

@@ -11,7 +11,7 @@
  * system (not tmpfs: O_DIRECT and dropping the page cache need a disk),
  * removed at the end. */
 #define NET_TEST_SEED 0x6b8b4567u
-#include "net_util.h"
+#include "file_util.h"
 
 #include <fcntl.h>
 #include <grp.h>
@@ -34,27 +34,7 @@
 
 extern bool cio__uring_no_file_ops; /* src/driver/uring.c */
 
-static char dir[PATH_MAX];
 static uint32_t seed;
-
-/* dir/name, in a rotating set of buffers so a call can take several. */
-static const char *P(const char *name)
-{
-	static char bufs[8][PATH_MAX];
-	static unsigned i;
-	char *b = bufs[i++ % 8];
-	CHECK((size_t)snprintf(b, PATH_MAX, "%s/%s", dir, name) < PATH_MAX);
-	return b;
-}
-
-static uint32_t xs(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x ? x : 1;
-}
 
 static int64_t fsize(int fd)
 {
@@ -79,21 +59,6 @@ static void drop_cache(int fd)
 }
 
 /* A new file dir/name of len bytes of pat(i, s). */
-static int make_file(const char *name, size_t len, uint32_t s)
-{
-	int fd = cio_open(P(name), O_CREAT | O_TRUNC | O_RDWR, 0644);
-	CHECK(fd >= 0);
-	uint8_t *b = malloc(len);
-	CHECK(b);
-	for (size_t i = 0; i < len; i++)
-		b[i] = pat(i, s);
-	size_t w = 0;
-	CHECK_EQ(cio_write_all(fd, b, len, 0, &w), (ssize_t)len);
-	CHECK_EQ(w, len);
-	free(b);
-	return fd;
-}
-
 /* --- the basics --------------------------------------------------------- */
 
 static void test_rw(void)
@@ -461,13 +426,13 @@ static void *writer_main(void *arg)
 	static __thread uint8_t dummy; /* keeps the compiler honest */
 	(void)dummy;
 	for (int k = 0; k < 40; k++) {
-		size_t len = 1 + xs(&w->rng) % (16 * KiB);
-		size_t at = xs(&w->rng) % (RW_REGION - len);
+		size_t len = 1 + xorshift32(&w->rng) % (16 * KiB);
+		size_t at = xorshift32(&w->rng) % (RW_REGION - len);
 		uint8_t *buf = malloc(len);
 		CHECK(buf);
 		for (size_t i = 0; i < len; i++)
-			buf[i] = (uint8_t)xs(&w->rng);
-		int how = (int)(xs(&w->rng) % 3);
+			buf[i] = (uint8_t)xorshift32(&w->rng);
+		int how = (int)(xorshift32(&w->rng) % 3);
 		if (how == 0) {
 			/* pwrite may be short on a file only in odd cases:
 			 * finish with write_all. */
@@ -493,8 +458,8 @@ static void *writer_main(void *arg)
 			CHECK_EQ(cio_yield(), 0);
 	}
 	/* Read a random piece of the own region back. */
-	size_t len = 1 + xs(&w->rng) % (64 * KiB);
-	size_t at = xs(&w->rng) % (RW_REGION - len);
+	size_t len = 1 + xorshift32(&w->rng) % (64 * KiB);
+	size_t at = xorshift32(&w->rng) % (RW_REGION - len);
 	uint8_t *got = malloc(len);
 	CHECK(got);
 	CHECK_EQ(cio_read_all(w->fd, got, len, base + (int64_t)at), (ssize_t)len);
@@ -630,7 +595,7 @@ static void *reader_main(void *arg)
 	struct reader *rd = arg;
 	uint8_t buf[4096];
 	for (int k = 0; k < RD_EACH; k++) {
-		int64_t at = (int64_t)(xs(&rd->rng) % (RD_FILE - sizeof buf + 100));
+		int64_t at = (int64_t)(xorshift32(&rd->rng) % (RD_FILE - sizeof buf + 100));
 		ssize_t want = (int64_t)RD_FILE - at < (int64_t)sizeof buf
 				       ? (ssize_t)((int64_t)RD_FILE - at) : (ssize_t)sizeof buf;
 		ssize_t n = cio_pread(rd->fd, buf, sizeof buf, at);

@@ -5,7 +5,7 @@
  * connections (both ways at once, half-close, resets, a slow reader,
  * the idle limit, deadlines, cancellation, the pipe pool). */
 #define NET_TEST_SEED 0x41c64e6du
-#include "net_util.h"
+#include "file_util.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -18,40 +18,7 @@
 #define KiB ((size_t)1 << 10)
 #define MiB ((size_t)1 << 20)
 
-static char dir[PATH_MAX];
 static uint32_t seed;
-
-static const char *P(const char *name)
-{
-	static char bufs[4][PATH_MAX];
-	static unsigned i;
-	char *b = bufs[i++ % 4];
-	CHECK((size_t)snprintf(b, PATH_MAX, "%s/%s", dir, name) < PATH_MAX);
-	return b;
-}
-
-static uint32_t xs(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x ? x : 1;
-}
-
-/* A file of len bytes of pat(i, s). */
-static int make_file(const char *name, size_t len, uint32_t s)
-{
-	int fd = cio_open(P(name), O_CREAT | O_TRUNC | O_RDWR, 0644);
-	CHECK(fd >= 0);
-	uint8_t *b = malloc(len ? len : 1);
-	CHECK(b);
-	for (size_t i = 0; i < len; i++)
-		b[i] = pat(i, s);
-	CHECK_EQ(cio_write_all(fd, b, len, 0, NULL), (ssize_t)len);
-	free(b);
-	return fd;
-}
 
 /* A connected TCP pair over loopback. */
 static void tcp_pair(int fds[2])
@@ -93,7 +60,7 @@ static void *writer_main(void *arg)
 	CHECK(b);
 	w->rc = 0;
 	while (w->done < w->len) {
-		size_t n = 1 + xs(&w->rng) % (64 * KiB);
+		size_t n = 1 + xorshift32(&w->rng) % (64 * KiB);
 		if (n > w->len - w->done)
 			n = w->len - w->done;
 		for (size_t i = 0; i < n; i++)
