@@ -686,13 +686,13 @@ static void test_deadline(void)
 	int64_t tok = cio_deadline_push(cio_now() - 1);
 	CHECK_EQ(cio_pread(fd, buf, 10, 0), -ETIMEDOUT);
 	CHECK_EQ(buf[0], 0);
-	CHECK_EQ(cio_pwrite(fd, "XXXX", 4, 0), -ETIMEDOUT);
-	CHECK_EQ(cio_pwrite(fd, "XXXX", 4, 100), -ETIMEDOUT);
+	CHECK_EQ(cio_pwrite(fd, "zzzz", 4, 0), -ETIMEDOUT);
+	CHECK_EQ(cio_pwrite(fd, "zzzz", 4, 100), -ETIMEDOUT);
 	struct iovec iv = {buf, 4};
 	CHECK_EQ(cio_preadv(fd, &iv, 1, 0), -ETIMEDOUT);
 	CHECK_EQ(cio_pwritev(fd, &iv, 1, 0), -ETIMEDOUT);
 	size_t w = 9;
-	CHECK_EQ(cio_write_all(fd, "XXXX", 4, 0, &w), -ETIMEDOUT);
+	CHECK_EQ(cio_write_all(fd, "zzzz", 4, 0, &w), -ETIMEDOUT);
 	CHECK_EQ(w, 0);
 	CHECK_EQ(cio_read_all(fd, buf, 4, 0), -ETIMEDOUT);
 	CHECK_EQ(cio_fsync(fd), -ETIMEDOUT);
@@ -716,7 +716,7 @@ static void test_deadline(void)
 
 	/* Cancelled: -ECANCELED, nothing done, until cleared. */
 	CHECK_EQ(cio_cancel(cio_self()), 0);
-	CHECK_EQ(cio_pwrite(fd, "XXXX", 4, 0), -ECANCELED);
+	CHECK_EQ(cio_pwrite(fd, "zzzz", 4, 0), -ECANCELED);
 	CHECK_EQ(cio_ftruncate(fd, 0), -ECANCELED);
 	CHECK_EQ(cio_open(P("dl-new"), O_CREAT | O_RDWR, 0644), -ECANCELED);
 	CHECK(cio_cancel_clear());
