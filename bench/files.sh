@@ -16,6 +16,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 secs=${FILES_SECONDS:-3}
@@ -137,14 +138,8 @@ while [ "$rep" -le "$repeats" ]; do
 		[ "$mode" = buffered ] && cat "$file" >/dev/null
 		# Rotate the order each repeat so no one always goes first.
 		eval "order=\$impls_$mode"
-		i=1
-		while [ $i -lt "$rep" ]; do
-			set -- $order
-			first=$1
-			shift
-			order="$* $first"
-			i=$((i + 1))
-		done
+		# shellcheck disable=SC2086
+		order=$(rotate $((rep - 1)) $order)
 		for impl in $order; do
 			echo "== rep $rep $mode $impl" >&2
 			case $impl in
@@ -164,7 +159,7 @@ while [ "$rep" -le "$repeats" ]; do
 done
 elapsed=$(($(date +%s) - t_begin))
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu_model=$(cpu_model)
 fio_version=$(fio --version)
 sched=$(cat "/sys/block/$(basename "$dev")/queue/scheduler" 2>/dev/null || echo unknown)
 cmd="make bench-files"

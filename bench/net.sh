@@ -43,6 +43,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 loadgen=$build/bench/loadgen
@@ -81,7 +82,7 @@ commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 kernel=$(uname -r)
 day=$(date -u '+%Y-%m-%d')
 stamp=$(date -u '+%Y-%m-%d %H:%M UTC')
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu_model=$(cpu_model)
 [ -n "$cpu_model" ] || cpu_model=$(uname -m)
 mkdir -p "$root/bench/results"
 csvrel=bench/results/$day-$name.csv
@@ -289,15 +290,8 @@ rep=1
 while [ $rep -le "$repeats" ]; do
 	for sz in $sizes; do
 		for c in $conns_list; do
-			set -- $servers
-			k=$((turn % nserv))
-			while [ $k -gt 0 ]; do
-				first=$1
-				shift
-				set -- "$@" "$first"
-				k=$((k - 1))
-			done
-			for srv in "$@"; do
+			# shellcheck disable=SC2086
+			for srv in $(rotate "$turn" $servers); do
 				run_one "$srv" "$sz" "$c" "$rep" measure
 			done
 			turn=$((turn + 1))

@@ -20,6 +20,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 secs=${PROXY_SECONDS:-2}
@@ -156,15 +157,8 @@ rows=$tmp/rows
 impls="tcp_proxy-uring haproxy tcp_proxy-epoll haproxy-splice"
 rep=1
 while [ "$rep" -le "$repeats" ]; do
-	order=$impls
-	i=1
-	while [ $i -lt "$rep" ]; do
-		set -- $order
-		first=$1
-		shift
-		order="$* $first"
-		i=$((i + 1))
-	done
+	# shellcheck disable=SC2086
+	order=$(rotate $((rep - 1)) $impls)
 	for impl in $order; do
 		port=$(free_port 2)
 		start_proxy "$impl" "$port"
@@ -196,7 +190,7 @@ while [ "$rep" -le "$repeats" ]; do
 done
 elapsed=$(($(date +%s) - t_begin))
 
-cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)
+cpu_model=$(cpu_model)
 haproxy_version=$("$haproxy" -v | head -n 1)
 cmd="make bench-proxy"
 for v in PROXY_SECONDS PROXY_WARMUP PROXY_REPEATS PROXY_SIZES PROXY_CONNS; do
