@@ -217,7 +217,9 @@ static void *sleep_slot(void *arg)
 static void test_timer_order(void)
 {
 	cio_task_t t[32];
-	base_time = cio_now() + 5 * MS;
+	/* Far enough ahead that all 32 are armed before the first is due,
+	 * even if this thread is held up for a while. */
+	base_time = cio_now() + 50 * MS;
 	nfired = 0;
 	/* Arm in a scrambled order. */
 	for (int k = 0; k < 32; k++)
