@@ -36,6 +36,15 @@
 		}                                                            \
 	} while (0)
 
+/* Joins t, which must exist and succeed; returns its result as an int. */
+static inline int join_rc(cio_task_t t)
+{
+	void *r = NULL;
+	CHECK(t > 0);
+	CHECK_EQ(cio_join(t, &r), 0);
+	return (int)(intptr_t)r;
+}
+
 /* Open file descriptors of this process. */
 static inline int test_count_fds(void)
 {

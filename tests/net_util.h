@@ -54,15 +54,6 @@ static inline uint8_t pat(uint64_t i, uint32_t seed)
 	return (uint8_t)x;
 }
 
-/* Joins t, which must exist and succeed; returns its result as an int. */
-static inline int join_rc(cio_task_t t)
-{
-	void *r = NULL;
-	CHECK(t > 0);
-	CHECK_EQ(cio_join(t, &r), 0);
-	return (int)(intptr_t)r;
-}
-
 /* The address fd is bound to, as cio_addr_format() text. */
 static inline void local_addr(int fd, char *buf, size_t cap)
 {
@@ -70,6 +61,28 @@ static inline void local_addr(int fd, char *buf, size_t cap)
 	a.len = sizeof a.u;
 	CHECK_EQ(getsockname(fd, &a.u.sa, &a.len), 0);
 	CHECK(cio_addr_format(&a, buf, cap) > 0);
+}
+
+/* A connected TCP pair over loopback, made by the calling task:
+ * fds[0] the connecting end, fds[1] the accepted one. */
+static inline void tcp_pair(int fds[2])
+{
+	char addr[64];
+	int lfd = cio_listen("127.0.0.1:0", NULL);
+	CHECK(lfd >= 0);
+	local_addr(lfd, addr, sizeof addr);
+	fds[0] = cio_connect(addr, 0);
+	CHECK(fds[0] >= 0);
+	fds[1] = cio_accept(lfd, NULL);
+	CHECK(fds[1] >= 0);
+	CHECK_EQ(cio_close(lfd), 0);
+}
+
+/* Makes fd's close a reset (RST) rather than an orderly FIN. */
+static inline void linger0(int fd)
+{
+	struct linger l = {1, 0};
+	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
 }
 
 /* Whether this machine has an IPv6 loopback to test on. */

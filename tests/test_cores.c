@@ -1,6 +1,6 @@
 /* test_cores.c - thread-per-core: the launcher, calls and posts between
  * cores, errors, and the drain on a signal. */
-#include "check.h"
+#include "net_util.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -191,10 +191,7 @@ static void *drain_main(void *arg)
 	char addr[64];
 	int lfd = cio_listen("127.0.0.1:0", &(cio_listen_opts){.reuseport = true});
 	CHECK(lfd >= 0);
-	cio_addr a;
-	a.len = sizeof a.u;
-	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, addr, sizeof addr) > 0);
+	local_addr(lfd, addr, sizeof addr);
 	cio_spawn_with(&(cio_spawn_opts){.detached = true}, linger, NULL);
 	if (cio_core_id() == 0) {
 		CHECK(!cio_shutdown_requested());
@@ -262,9 +259,7 @@ static void *live_main(void *arg)
 	}
 	int lfd = cio_listen("127.0.0.1:0", NULL);
 	CHECK(lfd >= 0);
-	cio_addr a = {.len = sizeof a.u};
-	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, live_addr, sizeof live_addr) > 0);
+	local_addr(lfd, live_addr, sizeof live_addr);
 	cio_task_t srv = cio_spawn(slow_server, (void *)(intptr_t)lfd);
 	int fd = cio_connect(live_addr, 0);
 	CHECK(fd >= 0);
@@ -338,9 +333,7 @@ static void *spread_main(void *arg)
 	}
 	int lfd = cio_listen("127.0.0.1:0", NULL);
 	CHECK(lfd >= 0);
-	cio_addr a = {.len = sizeof a.u};
-	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
-	CHECK(cio_addr_format(&a, spread_addr, sizeof spread_addr) > 0);
+	local_addr(lfd, spread_addr, sizeof spread_addr);
 	cio_task_t acc = cio_spawn(spread_acceptor, (void *)(intptr_t)lfd);
 	for (int i = 0; i < 8; i++) {
 		int fd = cio_connect(spread_addr, 0);

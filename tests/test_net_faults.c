@@ -23,21 +23,6 @@
 
 /* --- helpers ---------------------------------------------------------- */
 
-/* A connected TCP pair over loopback: fds[0] the client, fds[1] the
- * server's end.  Loopback completes the handshake before the accept. */
-static void tcp_pair(int fds[2])
-{
-	char addr[64];
-	int lfd = cio_listen("127.0.0.1:0", NULL);
-	CHECK(lfd >= 0);
-	local_addr(lfd, addr, sizeof addr);
-	fds[0] = cio_connect(addr, 0);
-	CHECK(fds[0] >= 0);
-	fds[1] = cio_accept(lfd, NULL);
-	CHECK(fds[1] >= 0);
-	CHECK_EQ(cio_close(lfd), 0);
-}
-
 static void close_pair(int fds[2])
 {
 	CHECK_EQ(cio_close(fds[0]), 0);
@@ -45,12 +30,6 @@ static void close_pair(int fds[2])
 }
 
 /* Makes close() send a RST: SO_LINGER on, zero seconds. */
-static void linger0(int fd)
-{
-	struct linger l = {1, 0};
-	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l), 0);
-}
-
 static bool fd_open(int fd)
 {
 	return fcntl(fd, F_GETFD) >= 0;

@@ -21,25 +21,6 @@
 static uint32_t seed;
 
 /* A connected TCP pair over loopback. */
-static void tcp_pair(int fds[2])
-{
-	int l = cio_listen("127.0.0.1:0", NULL);
-	CHECK(l >= 0);
-	char addr[64];
-	local_addr(l, addr, sizeof addr);
-	fds[0] = cio_connect(addr, 0);
-	CHECK(fds[0] >= 0);
-	fds[1] = cio_accept(l, NULL);
-	CHECK(fds[1] >= 0);
-	CHECK_EQ(cio_close(l), 0);
-}
-
-static void linger0(int fd)
-{
-	struct linger lg = {1, 0};
-	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-}
-
 /* --- stream helpers ------------------------------------------------------ */
 
 /* Sends len bytes of pat(i, seed) in chunks of random size, then shuts

@@ -11,15 +11,6 @@
 
 #define MS 1000000LL
 
-/* Joins t and returns what it returned, as an int. */
-static int join_rc(cio_task_t t)
-{
-	void *r = NULL;
-	CHECK(t > 0);
-	CHECK_EQ(cio_join(t, &r), 0);
-	return (int)(intptr_t)r;
-}
-
 /* Lets every runnable task run until it blocks (a few rounds suffice). */
 static void settle(void)
 {
