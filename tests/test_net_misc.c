@@ -511,6 +511,19 @@ static void test_fd_passing(void)
 	CHECK_EQ(cio_socketpair(SOCK_STREAM, sp), 0);
 	CHECK_EQ(cio_pipe(p), 0);
 
+	/* A plain read stops before a message that carries fds, with more
+	 * bytes queued: the next read must find them, not wait for an edge
+	 * that came already (the socket is known to the backend by now). */
+	CHECK_EQ(cio_send(sp[0], "a", 1, 0), 1);
+	CHECK_EQ(cio_recv(sp[1], buf, sizeof buf, 0), 1);
+	CHECK_EQ(cio_send_fds(sp[0], "F", 1, &p[1], 1), 1);
+	CHECK_EQ(cio_send(sp[0], "0123456789", 10, 0), 10);
+	int64_t tok = cio_timeout_push(2 * CIO_SEC);
+	CHECK_EQ(cio_recv(sp[1], buf, sizeof buf, 0), 1); /* its fd is closed */
+	CHECK_EQ(cio_recv(sp[1], buf, sizeof buf, 0), 10);
+	cio_deadline_pop(tok);
+	CHECK(memcmp(buf, "0123456789", 10) == 0);
+
 	/* Pass the pipe's write end; write through the received copy and
 	 * read from the original read end. */
 	CHECK_EQ(cio_send_fds(sp[0], "F", 1, &p[1], 1), 1);

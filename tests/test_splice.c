@@ -715,6 +715,67 @@ static void test_relay_interrupt(void)
 }
 
 /* Errors before it starts; and the pipe pool over many relays. */
+/* After a bulk flow (the relay splicing), a burst of small sends: a
+ * splice from a socket into an empty pipe stops at the pipe's 16 slots,
+ * one a send on a Unix socket, so it comes back short with bytes still
+ * queued.  Every byte must arrive, over Unix and TCP streams alike. */
+struct burst {
+	int fd;
+	size_t small, count;
+};
+
+static void *burst_main(void *arg)
+{
+	struct burst *b = arg;
+	static char big[64 * KiB], small[4 * KiB];
+	memset(big, 'x', sizeof big);
+	memset(small, 'y', sizeof small);
+	CHECK_EQ(cio_send_all(b->fd, big, sizeof big, 0, NULL), (ssize_t)sizeof big);
+	CHECK_EQ(cio_sleep(20 * MS), 0); /* the relay is splicing by now */
+	for (size_t i = 0; i < b->count; i++)
+		CHECK_EQ(cio_send_all(b->fd, small, b->small, 0, NULL), (ssize_t)b->small);
+	return NULL;
+}
+
+static void test_relay_small_after_bulk(void)
+{
+	for (int tcp = 0; tcp < 2; tcp++) {
+		int x[2], y[2];
+		if (tcp) {
+			tcp_pair(x);
+			tcp_pair(y);
+		} else {
+			CHECK_EQ(cio_socketpair(SOCK_STREAM, x), 0);
+			CHECK_EQ(cio_socketpair(SOCK_STREAM, y), 0);
+		}
+		struct relay_rig r = {.ca = x[0], .a = x[1], .b = y[0], .cb = y[1]};
+		r.task = go(relay_main, &r);
+		struct burst b = {.fd = r.ca, .small = 1000, .count = 40};
+		cio_task_t w = go(burst_main, &b);
+		size_t want = 64 * KiB + b.small * b.count, got = 0;
+		static char buf[64 * KiB];
+		int64_t tok = cio_timeout_push(5 * CIO_SEC);
+		while (got < want) {
+			ssize_t n = cio_recv(r.cb, buf, sizeof buf, 0);
+			if (n <= 0) {
+				fprintf(stderr, "%s relay: %zu of %zu bytes, then %zd\n",
+					tcp ? "TCP" : "Unix", got, want, n);
+				CHECK(0);
+			}
+			got += (size_t)n;
+		}
+		cio_deadline_pop(tok);
+		CHECK_EQ(got, want);
+		CHECK_EQ(join_rc(w), 0);
+		CHECK_EQ(cio_shutdown(r.ca, SHUT_WR), 0);
+		CHECK_EQ(cio_shutdown(r.cb, SHUT_WR), 0);
+		CHECK_EQ(join_rc(r.task), 0);
+		CHECK_EQ(r.rc, 0);
+		CHECK_EQ(r.st.a_to_b, want);
+		rig_down(&r);
+	}
+}
+
 static void test_relay_misc(void)
 {
 	cio_relay_stats st = {7, 7};
@@ -768,6 +829,7 @@ static void *splice_main(void *arg)
 	STEP(test_relay_slow_reader);
 	STEP(test_relay_idle);
 	STEP(test_relay_interrupt);
+	STEP(test_relay_small_after_bulk);
 	STEP(test_relay_misc);
 	fprintf(stderr, "zero-copy tests: %.2f s\n", (double)(cio_now() - t0) / 1e9);
 	return NULL;

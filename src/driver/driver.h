@@ -48,15 +48,11 @@ enum cio__io_kind {
 
 #define CIO__FSYNC_DATA 1 /* FSYNC: fdatasync() */
 
-/* SPLICE between streams (no offsets): what the caller knows, to save
- * system calls.  IN_STREAM: a short splice means `in` was drained.
- * DRAINED: the last splice from `in` was short, so wait for it first
- * (a backend that tracks readiness itself may ignore this).  WAIT_IN /
- * WAIT_OUT: on EAGAIN, only that side can be the one not ready. */
-#define CIO__SPLICE_IN_STREAM 1
-#define CIO__SPLICE_DRAINED 2
-#define CIO__SPLICE_WAIT_IN 4
-#define CIO__SPLICE_WAIT_OUT 8
+/* SPLICE between streams (no offsets): what the caller knows, to save a
+ * poll(2).  WAIT_IN / WAIT_OUT: on EAGAIN, only that side can be the one
+ * not ready. */
+#define CIO__SPLICE_WAIT_IN 1
+#define CIO__SPLICE_WAIT_OUT 2
 
 /* What io() returns for a request its backend does not make: the caller
  * runs it on the blocking pool (cio__io_sync()).  Outside errno's range. */

@@ -213,16 +213,21 @@ static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int ev
 	return rw.result < 0 ? rw.result : ww.result;
 }
 
-/* Whether fd is a byte stream, where a short read means "drained".
- * Looked up once per fd. */
+/* Whether fd is a byte stream where a short read means "drained": a TCP
+ * socket or a pipe.  Not a Unix stream socket, whose reads stop before a
+ * message that carries fds or credentials with more bytes queued.  Looked
+ * up once per fd. */
 static bool is_stream(struct fdstate *f, int fd)
 {
 	if (!f->kind) {
-		int type = 0;
-		socklen_t len = sizeof type;
+		int type = 0, domain = AF_UNIX;
+		socklen_t len = sizeof type, dlen = sizeof domain;
 		struct stat st;
 		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
-			f->kind = type == SOCK_STREAM ? STREAM : OTHER;
+			f->kind = type == SOCK_STREAM &&
+						  getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+						  domain != AF_UNIX
+					  ? STREAM : OTHER;
 		else
 			f->kind = fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) ? STREAM : OTHER;
 	}
@@ -322,23 +327,16 @@ static ssize_t file_nowait(struct epoll_state *s, const struct cio__io *io)
 
 /* A splice between a pipe and a socket (or two pipes): the non-blocking
  * system call, and on EAGAIN a wait for the side that is not ready.  A
- * stream drained by a short splice is waited for at once, as a plain read
- * is (see ep_io). */
+ * short splice says nothing of what is left (it stops at the pipe's
+ * slots, one per socket buffer), so unlike a plain read it never marks
+ * the fd drained. */
 static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			      const struct cio__io *io)
 {
-	struct fdstate *f = NULL;
 	int rc;
-	if (io->flags & CIO__SPLICE_IN_STREAM) {
-		f = fd_state(d->impl, io->fd, true);
-		if (f && f->drained && (rc = wait_fd(d, self, io->fd, POLLIN)) < 0)
-			return rc;
-	}
 	for (;;) {
 		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
 				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (f && r > 0 && (size_t)r < io->n.len && !f->hup && is_stream(f, io->fd))
-			f->drained = true;
 		if (r >= 0)
 			return r;
 		int err = errno;

@@ -523,9 +523,6 @@ static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
 			      struct cio__task *self, const struct cio__io *io)
 {
 	ssize_t r;
-	if ((io->flags & CIO__SPLICE_DRAINED) &&
-	    (r = poll_wait(d, s, self, io->fd, POLLIN)) < 0)
-		return r;
 	for (;;) {
 		r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

@@ -248,7 +248,7 @@ static int pump(struct direction *d)
 	char buf[COPY_BUF];
 	struct pipe p = {.rd = -1};
 	bool bulk = false, empty = true;
-	int small = 0, drained = 0, rc;
+	int small = 0, rc;
 	for (;;) {
 		ssize_t n;
 		if (!bulk) {
@@ -264,8 +264,7 @@ static int pump(struct direction *d)
 			/* The pipe is empty here: only `from` can be unready. */
 			n = step(d, &(struct xfer){
 				.kind = SPLICE, .in = d->from, .out = p.wr, .len = want,
-				.hints = CIO__SPLICE_IN_STREAM | CIO__SPLICE_WAIT_IN | drained});
-			drained = n > 0 && (size_t)n < want ? CIO__SPLICE_DRAINED : 0;
+				.hints = CIO__SPLICE_WAIT_IN});
 			if (n > 0) {
 				empty = false;
 				if ((rc = deliver(d, &p, NULL, (size_t)n)) < 0)
@@ -273,7 +272,7 @@ static int pump(struct direction *d)
 				empty = true;
 				small = (size_t)n < SMALL_SPLICE ? small + 1 : 0;
 				if (small == 2)
-					bulk = false, small = 0, drained = 0;
+					bulk = false, small = 0;
 			}
 		}
 		if (n == 0) {
