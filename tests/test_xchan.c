@@ -494,12 +494,78 @@ static void test_chaos(void)
 	cio_xchan_free(xc);
 }
 
+/* A task that waits while the last user of its runtime's station is
+ * still leaving it (waiting for its own wake in flight) must stay armed:
+ * L is cancelled, M's element makes a wake for L's wait that L leaves
+ * behind, and N waits while L is still leaving.  N must get the next
+ * element. */
+static cio_xchan *leave_ch;
+static volatile int leave_phase, leave_got;
+
+static void *leave_l(void *arg)
+{
+	(void)arg;
+	int v;
+	CHECK_EQ(cio_xchan_recv(leave_ch, &v), -ECANCELED);
+	return NULL;
+}
+
+static void *leave_m(void *arg)
+{
+	(void)arg;
+	while (leave_phase < 1)
+		CHECK_EQ(cio_yield(), 0);
+	int x = 1;
+	CHECK_EQ(cio_xchan_try_send(leave_ch, &x), 0);
+	CHECK_EQ(cio_xchan_try_recv(leave_ch, &x), 0);
+	leave_phase = 2;
+	return NULL;
+}
+
+static void *leave_n(void *arg)
+{
+	(void)arg;
+	while (leave_phase < 2)
+		CHECK_EQ(cio_yield(), 0);
+	CHECK_EQ(cio_yield(), 0);
+	int v = 0;
+	int64_t tok = cio_timeout_push(2 * CIO_SEC);
+	CHECK_EQ(cio_xchan_recv(leave_ch, &v), 0);
+	cio_deadline_pop(tok);
+	leave_got = v;
+	return NULL;
+}
+
+static void *station_leave_race(void *arg)
+{
+	(void)arg;
+	leave_ch = cio_xchan_new(sizeof(int), 1);
+	CHECK(leave_ch);
+	cio_task_t l = cio_spawn(leave_l, NULL), m = cio_spawn(leave_m, NULL),
+		   n = cio_spawn(leave_n, NULL);
+	CHECK(l > 0 && m > 0 && n > 0);
+	CHECK_EQ(cio_yield(), 0);
+	leave_phase = 1;
+	CHECK_EQ(cio_cancel(l), 0);
+	CHECK_EQ(cio_yield(), 0);
+	CHECK_EQ(cio_sleep(20 * CIO_MS), 0);
+	int y = 42;
+	CHECK_EQ(cio_xchan_try_send(leave_ch, &y), 0);
+	CHECK_EQ(cio_join(l, NULL), 0);
+	CHECK_EQ(cio_join(m, NULL), 0);
+	CHECK_EQ(cio_join(n, NULL), 0);
+	CHECK_EQ(leave_got, 42);
+	cio_xchan_free(leave_ch);
+	return NULL;
+}
+
 int main(void)
 {
 	int rc = test_run(basics, NULL);
 	if (rc)
 		return rc;
 	CHECK_EQ(test_run(from_thread, NULL), 0);
+	CHECK_EQ(test_run(station_leave_race, NULL), 0);
 	int fds = test_count_fds();
 	test_million();
 	test_many_senders();

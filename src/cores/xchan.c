@@ -321,7 +321,9 @@ static void station_leave(struct station *st, struct cio__task *self)
 {
 	if (--st->users)
 		return;
-	for (;;) {
+	/* A task of ours that arrives while we wait below is the last user
+	 * then: the station is its to disarm, and armed for its wait. */
+	while (!st->users) {
 		pthread_mutex_lock(&st->ch->lock);
 		st->armed = false;
 		bool inflight = st->inflight;
