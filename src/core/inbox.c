@@ -19,8 +19,11 @@ int cio__inbox_push(struct cio__rt *to, struct cio__msg *m)
 		if (head == CIO__INBOX_CLOSED)
 			return -ESHUTDOWN;
 		m->next = head;
+	/* seq_cst, as the exchange below: the message must be seen before
+	 * the flag is read, as the runtime's clear of the flag is before its
+	 * look at the inbox (see the sleep in sched.c). */
 	} while (!atomic_compare_exchange_weak_explicit(&to->inbox.head, &head, m,
-							memory_order_release,
+							memory_order_seq_cst,
 							memory_order_relaxed));
 	struct cio__rt *self = cio__rt_cur;
 	if (self != to && !atomic_exchange(&to->inbox.notified, 1))

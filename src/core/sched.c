@@ -466,6 +466,11 @@ static bool sched_loop(struct cio__rt *rt)
 			 * (a sender may have set it for a message drained
 			 * already), then look once more before sleeping. */
 			atomic_store(&rt->inbox.notified, 0);
+			/* The store must be seen before the load below is made
+			 * (aarch64 may do a relaxed load first): else a sender
+			 * that still saw the flag skips its wake while we see an
+			 * empty inbox, and sleep. */
+			atomic_thread_fence(memory_order_seq_cst);
 			if (cio__inbox_pending(rt)) {
 				cio__inbox_drain(rt);
 				rt->budget = rt->runq_len;
