@@ -93,8 +93,18 @@ static void fork_parent(void)
 	pthread_mutex_unlock(&pool.lock);
 }
 
+static void work_init(void)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&pool.work, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
 static void fork_child(void)
 {
+	work_init(); /* a condition with no waiters: the parent's are not here */
 	pool.head = pool.tail = NULL;
 	pool.queued = pool.threads = pool.idle = pool.running = 0;
 	pthread_mutex_unlock(&pool.lock);
@@ -103,11 +113,7 @@ static void fork_child(void)
 static void pool_init(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&pool.work, &ca);
-	pthread_condattr_destroy(&ca);
+	work_init();
 }
 
 int cio_blocking_config(size_t max_threads, size_t max_queue)
