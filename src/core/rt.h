@@ -160,11 +160,11 @@ struct cio__rt {
  * task yields (cio__coop()). */
 #define CIO__COOP_BUDGET 128
 
-/* Counts an I/O operation that completed without parking, and yields the
- * task once CIO__COOP_BUDGET such came in a row: a task whose operations
- * always complete at once (a socket always readable, a file in the page
- * cache) must not starve the others, nor the timers.  The count starts
- * anew with each switch on the runtime. */
+/* Counts an I/O operation done, and yields the task once CIO__COOP_BUDGET
+ * came with no switch on the runtime between them: a task whose
+ * operations always complete at once (a socket always readable, a file
+ * in the page cache) must not starve the others, nor the timers.  An
+ * operation that parked switched, so the count starts anew with it. */
 static inline void cio__coop(struct cio__rt *rt)
 {
 	if (rt->coop_at != rt->stats.switches) {

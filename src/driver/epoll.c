@@ -408,11 +408,9 @@ static ssize_t ep_io_once(struct cio__driver *d, struct cio__io *io)
 
 static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 {
-	struct cio__rt *rt = cio__rt_cur;
-	uint64_t switches = rt->stats.switches;
 	ssize_t r = ep_io_once(d, io);
-	if (r >= 0 && rt->stats.switches == switches)
-		cio__coop(rt); /* done without parking */
+	if (r >= 0)
+		cio__coop(cio__rt_cur); /* counts only calls that did not park */
 	return r;
 }
 

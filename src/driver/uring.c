@@ -554,11 +554,9 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	if (io->kind >= CIO__IO_OPENAT) {
 		if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0) {
 			/* Made on the spot; no completion to park for. */
-			struct cio__rt *rt = cio__rt_cur;
-			uint64_t switches = rt->stats.switches;
 			ssize_t r = splice_streams(d, s, self, io);
-			if (r >= 0 && rt->stats.switches == switches)
-				cio__coop(rt);
+			if (r >= 0)
+				cio__coop(cio__rt_cur);
 			return r;
 		}
 		if (!s->has_file_op[io->kind])
