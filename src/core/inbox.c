@@ -5,9 +5,10 @@
  * runtime takes the whole stack at a tick boundary and handles it oldest
  * first.  Only the first message of a burst wakes the runtime (an eventfd
  * write, or an io_uring MSG_RING between rings): `notified` stays set until
- * the runtime drains, or is about to sleep (sched.c clears it, then looks
- * at the inbox once more, so a late sender's flag cannot silence the
- * next one). */
+ * the runtime is about to sleep (sched.c clears it, then looks at the
+ * inbox once more, so a late sender's flag cannot silence the next one).
+ * A runtime that is awake drains at every tick without being woken, so
+ * its senders make no system call. */
 #include "rt.h"
 
 #include <errno.h>
@@ -46,9 +47,6 @@ static struct cio__msg *oldest_first(struct cio__msg *m)
 
 void cio__inbox_drain(struct cio__rt *rt)
 {
-	/* Clear the flag first: a message pushed after the exchange below
-	 * finds it clear and wakes us again. */
-	atomic_store(&rt->inbox.notified, 0);
 	struct cio__msg *m = atomic_exchange_explicit(&rt->inbox.head, NULL,
 						      memory_order_acquire);
 	if (m == CIO__INBOX_CLOSED) {

@@ -371,9 +371,13 @@ int cio_shutdown_wait(void)
 	struct cio__waiter w;
 	cio__waiter_init(&w, self);
 	cio__waitq_push(&rt->shutdown_waiters, &w);
-	rt->remote_waits++; /* a signal or another core will end it */
+	/* In a group a signal or another core may end the wait; under
+	 * cio_run() only a task of this runtime can, so a lone waiter is a
+	 * deadlock that the scheduler reports. */
+	size_t remote = rt->group != NULL;
+	rt->remote_waits += remote;
 	rc = cio__park(self);
-	rt->remote_waits--;
+	rt->remote_waits -= remote;
 	if (cio__waiter_queued(&w))
 		cio__waitq_remove(&w);
 	return rt->shutdown ? 0 : rc;
