@@ -451,8 +451,9 @@ CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
  * Offsets are int64_t and may pass 4 GiB.  Errors are negated errnos as
  * the matching system call gives them: -ENOENT, -EACCES, -EISDIR,
  * -ENOTDIR, -EEXIST, -ENOSPC, -EBADF, -EINVAL (O_DIRECT misalignment
- * among others), plus -ECANCELED and -ETIMEDOUT.  Close files with
- * cio_close(). */
+ * among others), plus -ECANCELED and -ETIMEDOUT, and -EBUSY when a call
+ * bound for the blocking pool finds its queue full (a queue limit set
+ * with cio_blocking_config()).  Close files with cio_close(). */
 
 struct statx;
 

@@ -1047,8 +1047,15 @@ static void *queue_main(void *arg)
 	CHECK_EQ(cio_sleep(50 * MS), 0);
 	cio_blocking_stats_get(&bs);
 	if (epoll) {
-		/* All four wait for the one busy thread. */
+		/* All four wait for the one busy thread; a fifth finds the
+		 * queue full, and so does a splice bound for the pool. */
 		CHECK_EQ(bs.queued, 4);
+		CHECK_EQ(cio_fdatasync(fd), -EBUSY);
+		int p[2];
+		CHECK_EQ(cio_pipe(p), 0);
+		CHECK_EQ(cio_splice(fd, 0, p[1], -1, 16), -EBUSY);
+		CHECK_EQ(cio_close(p[0]), 0);
+		CHECK_EQ(cio_close(p[1]), 0);
 		for (int i = 0; i < 4; i++)
 			CHECK_EQ(cio_cancel(t[i]), 0);
 		for (int i = 0; i < 4; i++)
@@ -1092,7 +1099,7 @@ static void *queue_main(void *arg)
 
 static void queue_child(void)
 {
-	CHECK_EQ(cio_blocking_config(1, 0), 0);
+	CHECK_EQ(cio_blocking_config(1, 4), 0); /* one thread, four queued */
 	CHECK_EQ(pipe(gate), 0);
 	child_runtime(queue_main);
 }

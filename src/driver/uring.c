@@ -570,8 +570,6 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 			io->n.len = 0x7ffff000;
 	}
 	for (;;) {
-		if ((rc = cio__interrupted(self)) < 0)
-			return rc;
 		ssize_t r = submit_wait(d, s, self, io);
 		mark_filled(io, r);
 		/* A non-blocking file can still answer EAGAIN on some kernel
@@ -587,6 +585,8 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 		};
 		if ((r = submit_wait(d, s, self, &poll)) < 0)
 			return r;
+		if ((rc = cio__interrupted(self)) < 0)
+			return rc; /* checked at the top for the first try */
 	}
 }
 

@@ -91,6 +91,8 @@ ssize_t cio__file_io(const char *call, struct cio__io *io)
 	 * caller's, maybe on its stack. */
 	void *res;
 	int rc = cio__blocking_hold(call, sync_job, io, &res);
+	if (rc == -EAGAIN)
+		return -EBUSY; /* the pool's queue is full: not the file's EAGAIN */
 	return rc < 0 ? rc : (ssize_t)(intptr_t)res;
 }
 
