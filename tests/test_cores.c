@@ -227,6 +227,30 @@ static void test_drain(void)
 	CHECK(!sigismember(&now, SIGTERM));
 }
 
+/* A signal is heard while any core runs, after core 0's tasks ended. */
+static atomic_int late_drained;
+
+static void *late_signal_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 0)
+		return NULL; /* core 0 ends at once, its watcher with it */
+	CHECK_EQ(cio_sleep(50 * MS), 0);
+	kill(getpid(), SIGTERM);
+	int64_t tok = cio_timeout_push(5 * CIO_SEC);
+	CHECK_EQ(cio_shutdown_wait(), 0);
+	cio_deadline_pop(tok);
+	atomic_fetch_add(&late_drained, 1);
+	return NULL;
+}
+
+static void test_late_signal(void)
+{
+	cio_cores_config cc = {.all = test_backend_config()};
+	CHECK_EQ(cio_run_cores_with(&cc, 2, late_signal_main, NULL), 0);
+	CHECK_EQ(atomic_load(&late_drained), 1);
+}
+
 /* --- drain with a live connection ------------------------------------------- */
 
 static char live_addr[64];
@@ -380,6 +404,7 @@ int main(void)
 	test_posts();
 	test_post_then_end();
 	test_drain();
+	test_late_signal();
 	test_drain_live();
 	test_accept_spread();
 	fprintf(stderr, "ok\n");

@@ -30,6 +30,7 @@ struct cio__group {
 	int arrived;          /* cores set up (or failed) */
 	bool go;              /* every core exists: run */
 	atomic_int failed;    /* first core's setup error */
+	atomic_int signals;   /* SIGINT/SIGTERM seen, by any core's watcher */
 	int *cpus;         /* the CPUs of our affinity mask */
 	int ncpus;
 };
@@ -424,20 +425,27 @@ int cio_signal_wait(const sigset_t *set)
 	return rc == sizeof si ? (int)si.ssi_signo : -EIO;
 }
 
-/* A daemon on core 0: the first SIGINT or SIGTERM drains, the second
- * cancels everything. */
+/* A daemon on every core, so that signals are heard while any core runs
+ * (a process-directed signal is read by one of them): the first SIGINT or
+ * SIGTERM drains, the second cancels everything. */
 static void *watch_signals(void *arg)
 {
+	struct cio__group *g = arg;
 	sigset_t set;
-	(void)arg;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
-	for (int seen = 0;;) {
+	for (;;) {
 		int sig = cio_signal_wait(&set);
-		if (sig < 0)
-			return NULL; /* cancelled: the runtime is ending */
-		request_stop(cio__rt_cur, ++seen > 1);
+		if (sig == -ECANCELED || sig == -ETIMEDOUT)
+			return NULL; /* the runtime is ending */
+		if (sig < 0) {
+			/* No fd or memory for the signalfd: try again soon. */
+			if (cio_sleep(10 * CIO_MS) < 0)
+				return NULL;
+			continue;
+		}
+		request_stop(cio__rt_cur, atomic_fetch_add(&g->signals, 1) > 0);
 	}
 }
 
@@ -451,8 +459,8 @@ struct start {
 static void *core_main(void *arg)
 {
 	struct cio__group *g = arg;
-	if (cio__rt_cur->core_id == 0 && !g->cfg->no_signals)
-		cio__spawn_daemon("signals", watch_signals, NULL);
+	if (!g->cfg->no_signals)
+		cio__spawn_daemon("signals", watch_signals, g);
 	return g->main(g->arg);
 }
 
