@@ -202,7 +202,9 @@ struct cio__task *cio__self_or_die(const char *call);
 int cio__park(struct cio__task *self);
 
 /* -ECANCELED or -ETIMEDOUT if a blocking call of `self` must fail now
- * without blocking; else 0.  (cio__park() checks this itself.) */
+ * without blocking; else 0.  (cio__park() checks this itself.)  Every
+ * blocking call asks it even when it could complete at once, so that a
+ * task looping on a call that never blocks still notices. */
 int cio__interrupted(struct cio__task *self);
 
 /* Parks without heeding cancel or deadline: for the wait that must follow

@@ -148,7 +148,7 @@ int cio__chan_poll_recv(cio_chan *ch, void *elem)
 int cio_chan_send(cio_chan *ch, const void *elem)
 {
 	struct cio__task *self = cio__self_or_die("cio_chan_send");
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	rc = cio__chan_poll_send(ch, elem);
@@ -162,7 +162,7 @@ int cio_chan_send(cio_chan *ch, const void *elem)
 int cio_chan_recv(cio_chan *ch, void *elem)
 {
 	struct cio__task *self = cio__self_or_die("cio_chan_recv");
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	rc = cio__chan_poll_recv(ch, elem);

@@ -20,7 +20,7 @@ int cio_cond_wait(cio_cond *c, cio_mutex *m)
 	if (m->_owner != id)
 		return -EPERM;
 	/* Interrupted before waiting: keep the mutex, give nothing up. */
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	/* Nothing runs between the release and the queueing inside

@@ -30,7 +30,7 @@ int cio_mutex_lock(cio_mutex *m)
 	cio_task_t id = cio_self();
 	if (m->_owner == id)
 		return -EDEADLK;
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	/* Free means nobody parked waits: unlock would have handed it on. */

@@ -36,7 +36,7 @@ int cio_oneshot_send(cio_oneshot *o, void *value)
 int cio_oneshot_recv(cio_oneshot *o, void **value)
 {
 	struct cio__task *self = cio__self_or_die("cio_oneshot_recv");
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	switch (o->_state) {

@@ -77,7 +77,7 @@ int cio_select(cio_select_case *cases, size_t n)
 	for (size_t i = 0; i < n; i++)
 		if (!case_valid(&cases[i]))
 			return -EINVAL;
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 

@@ -15,7 +15,7 @@ void cio_sem_init(cio_sem *s, size_t count)
 int cio_sem_acquire(cio_sem *s)
 {
 	struct cio__task *self = cio__self_or_die("cio_sem_acquire");
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	if (s->_count) {

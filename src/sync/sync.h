@@ -52,19 +52,6 @@ static inline void cio__waitq_complete_all(cio_waitq *q, int result)
 	}
 }
 
-/* The rule every blocking call obeys even when it could complete at once:
- * a standing cancel request or a passed deadline ends it before it does
- * anything, so a task that loops on a call that never blocks (a channel
- * that is never empty) still notices. */
-static inline int cio__sync_check(const struct cio__task *self)
-{
-	if (self->cancel)
-		return -ECANCELED;
-	if (self->deadline != CIO_NEVER && cio_now() >= self->deadline)
-		return -ETIMEDOUT;
-	return 0;
-}
-
 /* Queues `self` on q, with `data` for the waker, and parks until a waker
  * completes the waiter.  Returns the result handed over, or -ECANCELED /
  * -ETIMEDOUT with the waiter off the queue again and nothing handed over.

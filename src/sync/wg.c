@@ -37,7 +37,7 @@ void cio_wg_done(cio_wg *wg)
 int cio_wg_wait(cio_wg *wg)
 {
 	struct cio__task *self = cio__self_or_die("cio_wg_wait");
-	int rc = cio__sync_check(self);
+	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
 	if (wg->_count == 0)
