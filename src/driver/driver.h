@@ -45,6 +45,27 @@ enum cio__io_kind {
 	CIO__IO_LINKAT,   /* fd, path -> fd2, path2, flags */
 	CIO__IO_SPLICE,   /* fd, off -> fd2, off2, n.len (off -1: none) */
 };
+#define CIO__IO_NKINDS (CIO__IO_SPLICE + 1) /* the last kind, plus one */
+
+/* What a request kind is, by kind: cio__io_props[kind] & CIO__IO_*.
+ * Code asks these, never the order of the enum. */
+extern const unsigned char cio__io_props[CIO__IO_NKINDS];
+#define CIO__IO_OUT 1       /* not ready means not writable: wait POLLOUT */
+#define CIO__IO_FILE 2      /* a file or name operation */
+#define CIO__IO_BYTES 4     /* n.len counts bytes, clamped to CIO__IO_MAX */
+#define CIO__IO_DRAINS 8    /* a short plain read of a stream empties it */
+#define CIO__IO_AT 16       /* fd names a directory; may be AT_FDCWD */
+#define CIO__IO_AT_OFFSET 32 /* a read or write: off >= 0 is a file offset */
+#define CIO__IO_RETRY 64    /* -EAGAIN from the backend: wait, try again */
+
+static inline bool cio__io_has(enum cio__io_kind k, unsigned prop)
+{
+	return cio__io_props[k] & prop;
+}
+
+/* The longest transfer one request makes, as Linux's read(2): the SQE's
+ * length field is 32 bits.  Longer ones come back short. */
+#define CIO__IO_MAX ((size_t)0x7ffff000)
 
 #define CIO__FSYNC_DATA 1 /* FSYNC: fdatasync() */
 
@@ -57,11 +78,6 @@ enum cio__io_kind {
 /* What io() returns for a request its backend does not make: the caller
  * runs it on the blocking pool (cio__io_sync()).  Outside errno's range. */
 #define CIO__DECLINED ((ssize_t)-100000)
-
-static inline bool cio__io_is_file(enum cio__io_kind k)
-{
-	return k >= CIO__IO_OPENAT && k <= CIO__IO_LINKAT;
-}
 
 struct cio__io {
 	enum cio__io_kind kind;
@@ -96,14 +112,18 @@ struct cio__io {
  * poll(2).  src/driver/driver.c */
 int cio__splice_unready(const struct cio__io *io, int *fd);
 
-/* Runs io with the plain blocking system call, on the calling thread:
- * the blocking pool's side of a declined request (src/io/fs.c). */
+/* Runs io with the plain system call, on the calling thread: the blocking
+ * pool's side of a declined request.  src/driver/io.c */
 ssize_t cio__io_sync(const struct cio__io *io);
 
-/* Runs io on the calling task's driver, or on the blocking pool when the
- * backend declines it.  `call` names the public function, for the abort
- * outside a task.  src/io/fs.c */
-ssize_t cio__file_io(const char *call, struct cio__io *io);
+/* The one entry point of every blocking I/O call: runs io for the calling
+ * task on its driver (or on the blocking pool when the backend declines
+ * it), parking the task until done.  Checks cancel and deadline first,
+ * then the fds (-EBADF); clamps byte counts to CIO__IO_MAX; charges the
+ * cooperative budget whatever the result.  Returns the system call's
+ * result or a negated errno.  `call` names the public function, for the
+ * abort outside a task.  src/driver/io.c */
+ssize_t cio__io(const char *call, struct cio__io *io);
 
 /* One operation the kernel holds.  It lives on the calling task's stack,
  * which stays put until the operation completes: no allocation per op. */

@@ -325,49 +325,14 @@ static ssize_t file_nowait(struct epoll_state *s, const struct cio__io *io)
 	return CIO__DECLINED;
 }
 
-/* A splice between a pipe and a socket (or two pipes): the non-blocking
- * system call, and on EAGAIN a wait for the side that is not ready.  A
- * short splice says nothing of what is left (it stops at the pipe's
- * slots, one per socket buffer), so unlike a plain read it never marks
- * the fd drained. */
-static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
-			      const struct cio__io *io)
-{
-	int rc;
-	for (;;) {
-		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (r >= 0)
-			return r;
-		int err = errno;
-		if (err == EINTR)
-			continue;
-		if (err != EAGAIN)
-			return -err;
-		/* Only after EAGAIN seen here may a side be waited for: an
-		 * edge-triggered wait for a side ready all along never ends. */
-		int fd, events = cio__splice_unready(io, &fd);
-		if (events < 0)
-			return events;
-		rc = events ? wait_fd(d, self, fd, events) : cio_yield();
-		if (rc < 0)
-			return rc;
-	}
-}
-
-static ssize_t ep_io_once(struct cio__driver *d, struct cio__io *io)
+static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
 {
 	struct cio__task *self = cio__rt_cur->current;
-	int rc = cio__interrupted(self);
-	if (rc < 0)
-		return rc;
+	int rc;
 	/* Files go to the blocking pool, but for what can be done now. */
-	if (io->kind == CIO__IO_SPLICE)
-		return io->off < 0 && io->off2 < 0 ? splice_streams(d, self, io)
-						   : CIO__DECLINED;
-	if (cio__io_is_file(io->kind))
+	if (cio__io_has(io->kind, CIO__IO_FILE) || io->kind == CIO__IO_SPLICE)
 		return CIO__DECLINED;
-	if (io->off >= 0 && io->kind <= CIO__IO_WRITEV)
+	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET))
 		return file_nowait(d->impl, io);
 	if (io->kind == CIO__IO_CONNECT)
 		return connect_fd(d, self, io);
@@ -383,15 +348,12 @@ static ssize_t ep_io_once(struct cio__driver *d, struct cio__io *io)
 				return rc;
 		}
 	}
-	int dir = (io->kind == CIO__IO_WRITE || io->kind == CIO__IO_WRITEV ||
-		   io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG)
-			  ? POLLOUT : POLLIN;
+	int dir = cio__io_has(io->kind, CIO__IO_OUT) ? POLLOUT : POLLIN;
 	/* A plain read of a stream (socket or pipe): after a short read the
 	 * buffer was empty, so rather than a read sure to fail with EAGAIN
 	 * (a system call per request), wait for the next edge, as nginx
 	 * does.  Not for datagrams: a short read is one datagram of many. */
-	bool plain = (io->kind == CIO__IO_RECV && !(io->flags & MSG_PEEK)) ||
-		     (io->kind == CIO__IO_READ && io->off < 0);
+	bool plain = cio__io_has(io->kind, CIO__IO_DRAINS) && !(io->flags & MSG_PEEK);
 	struct fdstate *f = plain ? fd_state(d->impl, io->fd, true) : NULL;
 	if (f && f->drained && (rc = wait_fd(d, self, io->fd, POLLIN)) < 0)
 		return rc;
@@ -404,14 +366,6 @@ static ssize_t ep_io_once(struct cio__driver *d, struct cio__io *io)
 		if (r == -EAGAIN && (rc = wait_fd(d, self, io->fd, dir)) < 0)
 			return rc;
 	}
-}
-
-static ssize_t ep_io(struct cio__driver *d, struct cio__io *io)
-{
-	ssize_t r = ep_io_once(d, io);
-	if (r >= 0)
-		cio__coop(cio__rt_cur); /* counts only calls that did not park */
-	return r;
 }
 
 static void forget(struct epoll_state *s, int fd)

@@ -68,7 +68,7 @@ struct uring_state {
 	unsigned flags;        /* the setup flags the kernel took */
 	bool has_msg_ring;     /* IORING_OP_MSG_RING (Linux 5.18) */
 	/* The file opcodes this kernel has, by enum cio__io_kind. */
-	bool has_file_op[CIO__IO_SPLICE + 1];
+	bool has_file_op[CIO__IO_NKINDS];
 	bool wake_armed;       /* a read of d->wake_fd is in the ring */
 	unsigned file_queued;  /* file transfers queued since the last submit */
 	uint64_t wake_buf;     /* where that read lands */
@@ -506,88 +506,15 @@ static void mark_filled(const struct cio__io *io, ssize_t res)
 #endif
 }
 
-/* Waits until fd is ready for `events` (POLLIN or POLLOUT). */
-static ssize_t poll_wait(struct cio__driver *d, struct uring_state *s,
-			 struct cio__task *self, int fd, int events)
-{
-	struct cio__io poll = {.kind = CIO__IO_POLL, .fd = fd, .flags = events};
-	return submit_wait(d, s, self, &poll);
-}
-
-/* A splice between a pipe and a socket (or two pipes).  IORING_OP_SPLICE
- * always runs on an io-wq worker thread, which would block there waiting
- * for the socket: instead try the non-blocking system call, and on EAGAIN
- * wait in the ring for the side that is not ready (POLL_ADD looks at the
- * current state, so a wait for a side already ready ends at once). */
-static ssize_t splice_streams(struct cio__driver *d, struct uring_state *s,
-			      struct cio__task *self, const struct cio__io *io)
-{
-	ssize_t r;
-	for (;;) {
-		r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (r >= 0)
-			return r;
-		int err = errno, rc = cio__interrupted(self);
-		if (err != EAGAIN && err != EINTR)
-			return -err;
-		if (rc < 0)
-			return rc;
-		if (err == EINTR)
-			continue;
-		int fd, events = cio__splice_unready(io, &fd);
-		if (events < 0)
-			return events;
-		r = events ? poll_wait(d, s, self, fd, events) : cio_yield();
-		if (r < 0)
-			return r;
-	}
-}
-
 static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 {
 	struct uring_state *s = d->impl;
-	struct cio__task *self = cio__rt_cur->current;
-	int rc = cio__interrupted(self);
-	if (rc < 0)
-		return rc;
-	if (io->kind >= CIO__IO_OPENAT) {
-		if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0) {
-			/* Made on the spot; no completion to park for. */
-			ssize_t r = splice_streams(d, s, self, io);
-			if (r >= 0)
-				cio__coop(cio__rt_cur);
-			return r;
-		}
-		if (!s->has_file_op[io->kind])
-			return CIO__DECLINED;
-	}
-	if (io->kind == CIO__IO_READ || io->kind == CIO__IO_WRITE ||
-	    io->kind == CIO__IO_RECV || io->kind == CIO__IO_SEND ||
-	    io->kind == CIO__IO_SPLICE) {
-		/* The SQE's length field is 32 bits; transfers may be short. */
-		if (io->n.len > 0x7ffff000)
-			io->n.len = 0x7ffff000;
-	}
-	for (;;) {
-		ssize_t r = submit_wait(d, s, self, io);
-		mark_filled(io, r);
-		/* A non-blocking file can still answer EAGAIN on some kernel
-		 * paths: wait for readiness as epoll would, then try again. */
-		if (r != -EAGAIN || io->kind == CIO__IO_POLL ||
-		    io->kind == CIO__IO_CONNECT || io->kind >= CIO__IO_OPENAT)
-			return r;
-		struct cio__io poll = {
-			.kind = CIO__IO_POLL, .fd = io->fd,
-			.flags = (io->kind == CIO__IO_WRITE || io->kind == CIO__IO_WRITEV ||
-				  io->kind == CIO__IO_SEND || io->kind == CIO__IO_SENDMSG)
-					 ? POLLOUT : POLLIN,
-		};
-		if ((r = submit_wait(d, s, self, &poll)) < 0)
-			return r;
-		if ((rc = cio__interrupted(self)) < 0)
-			return rc; /* checked at the top for the first try */
-	}
+	if ((cio__io_has(io->kind, CIO__IO_FILE) || io->kind == CIO__IO_SPLICE) &&
+	    !s->has_file_op[io->kind])
+		return CIO__DECLINED;
+	ssize_t r = submit_wait(d, s, cio__rt_cur->current, io);
+	mark_filled(io, r);
+	return r;
 }
 
 /* Submits one request and parks until it completes; see ur_io(). */
@@ -602,7 +529,7 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	prep(sqe, io);
 	io_uring_sqe_set_data(sqe, &op);
 	d->inflight++;
-	if (io->off >= 0 && io->kind <= CIO__IO_WRITEV &&
+	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    ++s->file_queued >= FILE_SUBMIT_BATCH) {
 		s->file_queued = 0;
 		io_uring_submit(&s->ring); /* a refusal waits for the tick */

@@ -13,89 +13,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-ssize_t cio__io_sync(const struct cio__io *io)
-{
-	ssize_t r;
-	loff_t off = io->off, off2 = io->off2;
-	switch (io->kind) {
-	case CIO__IO_READ:
-		r = io->off < 0 ? read(io->fd, io->p.buf, io->n.len)
-				: pread(io->fd, io->p.buf, io->n.len, io->off);
-		break;
-	case CIO__IO_WRITE:
-		r = io->off < 0 ? write(io->fd, io->p.cbuf, io->n.len)
-				: pwrite(io->fd, io->p.cbuf, io->n.len, io->off);
-		break;
-	case CIO__IO_READV:
-		r = io->off < 0 ? readv(io->fd, io->p.iov, io->n.iovcnt)
-				: preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
-		break;
-	case CIO__IO_WRITEV:
-		r = io->off < 0 ? writev(io->fd, io->p.iov, io->n.iovcnt)
-				: pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
-		break;
-	case CIO__IO_OPENAT:
-		r = openat(io->fd, io->path, io->flags | O_CLOEXEC, (mode_t)io->mode);
-		break;
-	case CIO__IO_FSYNC:
-		r = io->flags & CIO__FSYNC_DATA ? fdatasync(io->fd) : fsync(io->fd);
-		break;
-	case CIO__IO_FALLOCATE:
-		r = fallocate(io->fd, (int)io->mode, io->off, (off_t)io->n.len);
-		break;
-	case CIO__IO_FTRUNCATE:
-		r = ftruncate(io->fd, io->off);
-		break;
-	case CIO__IO_STATX:
-		r = statx(io->fd, io->path, io->flags, io->mode, io->p.stx);
-		break;
-	case CIO__IO_RENAMEAT:
-		r = renameat2(io->fd, io->path, io->fd2, io->path2, (unsigned)io->flags);
-		break;
-	case CIO__IO_UNLINKAT:
-		r = unlinkat(io->fd, io->path, io->flags);
-		break;
-	case CIO__IO_MKDIRAT:
-		r = mkdirat(io->fd, io->path, (mode_t)io->mode);
-		break;
-	case CIO__IO_SYMLINKAT:
-		r = symlinkat(io->path, io->fd2, io->path2);
-		break;
-	case CIO__IO_LINKAT:
-		r = linkat(io->fd, io->path, io->fd2, io->path2, io->flags);
-		break;
-	case CIO__IO_SPLICE:
-		r = splice(io->fd, io->off < 0 ? NULL : &off, io->fd2,
-			   io->off2 < 0 ? NULL : &off2, io->n.len, SPLICE_F_MOVE);
-		break;
-	default:
-		errno = EINVAL;
-		r = -1;
-	}
-	return r < 0 ? -errno : r;
-}
-
-static void *sync_job(void *io)
-{
-	return (void *)(intptr_t)cio__io_sync(io);
-}
-
-ssize_t cio__file_io(const char *call, struct cio__io *io)
-{
-	cio__self_or_die(call);
-	struct cio__driver *d = &cio__rt_cur->driver;
-	ssize_t r = d->ops->io(d, io);
-	if (r != CIO__DECLINED)
-		return r;
-	/* Held, not abandoned, once running: buf and paths are the
-	 * caller's, maybe on its stack. */
-	void *res;
-	int rc = cio__blocking_hold(call, sync_job, io, &res);
-	if (rc == -EAGAIN)
-		return -EBUSY; /* the pool's queue is full: not the file's EAGAIN */
-	return rc < 0 ? rc : (ssize_t)(intptr_t)res;
-}
-
 /* --- opening ------------------------------------------------------------ */
 
 int cio_openat(int dirfd, const char *path, int flags, mode_t mode)
@@ -106,7 +23,7 @@ int cio_openat(int dirfd, const char *path, int flags, mode_t mode)
 	};
 	if (!path)
 		return -EFAULT;
-	ssize_t fd = cio__file_io("cio_openat", &io);
+	ssize_t fd = cio__io("cio_openat", &io);
 	if (fd >= 0)
 		cio_fd_adopt((int)fd); /* the driver forgets an earlier file */
 	return (int)fd;
@@ -125,7 +42,7 @@ static ssize_t rw(const char *call, enum cio__io_kind kind, int fd, void *buf,
 	struct cio__io io = {.kind = kind, .fd = fd, .p.buf = buf, .n.len = len, .off = off};
 	if (off < 0)
 		return -EINVAL;
-	return cio__file_io(call, &io);
+	return cio__io(call, &io);
 }
 
 ssize_t cio_pread(int fd, void *buf, size_t len, int64_t off)
@@ -146,7 +63,7 @@ static ssize_t rwv(const char *call, enum cio__io_kind kind, int fd,
 	};
 	if (off < 0 || iovcnt < 0)
 		return -EINVAL;
-	return cio__file_io(call, &io);
+	return cio__io(call, &io);
 }
 
 ssize_t cio_preadv(int fd, const struct iovec *iov, int iovcnt, int64_t off)
@@ -195,7 +112,7 @@ ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
 
 static int fd_op(const char *call, struct cio__io *io)
 {
-	return (int)cio__file_io(call, io);
+	return (int)cio__io(call, io);
 }
 
 int cio_fsync(int fd)

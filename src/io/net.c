@@ -21,14 +21,6 @@ static struct cio__driver *drv(const char *call)
 	return &cio__rt_cur->driver;
 }
 
-static ssize_t run(const char *call, struct cio__io *io)
-{
-	struct cio__driver *d = drv(call);
-	if (io->fd < 0)
-		return -EBADF;
-	return d->ops->io(d, io);
-}
-
 /* A new fd from the kernel: the driver must not trust what it knew of an
  * earlier file with this number. */
 static int fresh(int fd)
@@ -130,7 +122,7 @@ int cio_accept(int fd, cio_addr *peer)
 	struct cio__io io = {
 		.kind = CIO__IO_ACCEPT, .fd = fd, .p.addr = &a->u.sa, .n.addrlen = &a->len,
 	};
-	ssize_t rc = run("cio_accept", &io);
+	ssize_t rc = cio__io("cio_accept", &io);
 	if (rc >= 0)
 		return fresh((int)rc);
 	if (rc == -EINVAL && cio__rt_cur->shutdown)
@@ -153,7 +145,7 @@ int cio_connect_addr(int fd, const cio_addr *a)
 	};
 	int64_t pause = CIO_MS;
 	for (;;) {
-		int rc = (int)run("cio_connect", &io);
+		int rc = (int)cio__io("cio_connect", &io);
 		if (rc != -EAGAIN || a->u.sa.sa_family != AF_UNIX)
 			return rc;
 		/* A Unix listener's backlog is full.  Nothing the client can
@@ -189,7 +181,7 @@ ssize_t cio_recv(int fd, void *buf, size_t len, int flags)
 	struct cio__io io = {
 		.kind = CIO__IO_RECV, .fd = fd, .flags = flags, .p.buf = buf, .n.len = len,
 	};
-	return run("cio_recv", &io);
+	return cio__io("cio_recv", &io);
 }
 
 ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
@@ -197,7 +189,7 @@ ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
 	struct cio__io io = {
 		.kind = CIO__IO_SEND, .fd = fd, .flags = flags, .p.cbuf = buf, .n.len = len,
 	};
-	return run("cio_send", &io);
+	return cio__io("cio_send", &io);
 }
 
 ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sent)
@@ -237,7 +229,7 @@ ssize_t cio_read(int fd, void *buf, size_t len)
 	struct cio__io io = {
 		.kind = CIO__IO_READ, .fd = fd, .p.buf = buf, .n.len = len, .off = -1,
 	};
-	return run("cio_read", &io);
+	return cio__io("cio_read", &io);
 }
 
 ssize_t cio_write(int fd, const void *buf, size_t len)
@@ -245,7 +237,7 @@ ssize_t cio_write(int fd, const void *buf, size_t len)
 	struct cio__io io = {
 		.kind = CIO__IO_WRITE, .fd = fd, .p.cbuf = buf, .n.len = len, .off = -1,
 	};
-	return run("cio_write", &io);
+	return cio__io("cio_write", &io);
 }
 
 ssize_t cio_readv(int fd, const struct iovec *iov, int iovcnt)
@@ -253,7 +245,7 @@ ssize_t cio_readv(int fd, const struct iovec *iov, int iovcnt)
 	struct cio__io io = {
 		.kind = CIO__IO_READV, .fd = fd, .p.iov = iov, .n.iovcnt = iovcnt, .off = -1,
 	};
-	return run("cio_readv", &io);
+	return cio__io("cio_readv", &io);
 }
 
 ssize_t cio_writev(int fd, const struct iovec *iov, int iovcnt)
@@ -261,7 +253,7 @@ ssize_t cio_writev(int fd, const struct iovec *iov, int iovcnt)
 	struct cio__io io = {
 		.kind = CIO__IO_WRITEV, .fd = fd, .p.iov = iov, .n.iovcnt = iovcnt, .off = -1,
 	};
-	return run("cio_writev", &io);
+	return cio__io("cio_writev", &io);
 }
 
 ssize_t cio_recvmsg(int fd, struct msghdr *msg, int flags)
@@ -269,7 +261,7 @@ ssize_t cio_recvmsg(int fd, struct msghdr *msg, int flags)
 	struct cio__io io = {
 		.kind = CIO__IO_RECVMSG, .fd = fd, .flags = flags, .p.msg = msg,
 	};
-	return run("cio_recvmsg", &io);
+	return cio__io("cio_recvmsg", &io);
 }
 
 ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags)
@@ -278,7 +270,7 @@ ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags)
 		.kind = CIO__IO_SENDMSG, .fd = fd, .flags = flags,
 		.p.msg = (struct msghdr *)msg,
 	};
-	return run("cio_sendmsg", &io);
+	return cio__io("cio_sendmsg", &io);
 }
 
 ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_addr *to)
@@ -378,7 +370,7 @@ int cio_shutdown(int fd, int how)
 static int wait_events(const char *call, int fd, int events)
 {
 	struct cio__io io = {.kind = CIO__IO_POLL, .fd = fd, .flags = events};
-	ssize_t rc = run(call, &io);
+	ssize_t rc = cio__io(call, &io);
 	if (rc > 0 && (rc & POLLNVAL))
 		return -EBADF;
 	return (int)rc;

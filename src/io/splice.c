@@ -73,10 +73,8 @@ ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out, size_t len)
 	};
 	if (off_in < -1 || off_out < -1)
 		return -EINVAL;
-	if (in < 0 || out < 0)
-		return -EBADF;
 	for (;;) {
-		ssize_t r = cio__file_io("cio_splice", &io);
+		ssize_t r = cio__io("cio_splice", &io);
 		if (r != -EAGAIN)
 			return r;
 		/* A file on one side, and the pipe on the other (ours are
@@ -95,7 +93,7 @@ static ssize_t stream_splice(int in, int out, size_t len, int hints)
 		.kind = CIO__IO_SPLICE, .fd = in, .off = -1, .fd2 = out, .off2 = -1,
 		.n.len = len, .flags = hints,
 	};
-	return cio__file_io("cio_splice", &io);
+	return cio__io("cio_splice", &io);
 }
 
 ssize_t cio_sendfile(int out, int file, int64_t off, size_t len, size_t *sent)
@@ -322,7 +320,9 @@ int cio_relay(int a, int b, const cio_relay_opts *opts, cio_relay_stats *st)
 		.idle = opts && opts->idle_timeout > 0 ? opts->idle_timeout : 0,
 		.last = cio_now(),
 	};
-	int rc = a < 0 || b < 0 ? -EBADF : cio__interrupted(self);
+	int rc = cio__interrupted(self);
+	if (rc == 0 && (a < 0 || b < 0))
+		rc = -EBADF;
 	for (int i = 0; i < 2 && rc == 0; i++) {
 		r.dir[i].r = &r;
 		cio_spawn_opts so = {.name = i ? "relay b->a" : "relay a->b",

@@ -1,0 +1,224 @@
+/* io.c - the one entry point every blocking I/O call goes through, and
+ * what each request kind is.  What is true of all backends is done here
+ * once: interruption first, fd and length checks, the stream-splice loop,
+ * the wait-and-retry after EAGAIN, a declined request run on the blocking
+ * pool, and the cooperative budget charged on every call. */
+#include "driver.h"
+#include "../core/rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h> /* renameat2 */
+#include <sys/stat.h>
+#include <unistd.h>
+
+const unsigned char cio__io_props[CIO__IO_NKINDS] = {
+	[CIO__IO_READ] = CIO__IO_BYTES | CIO__IO_DRAINS | CIO__IO_AT_OFFSET | CIO__IO_RETRY,
+	[CIO__IO_WRITE] = CIO__IO_OUT | CIO__IO_BYTES | CIO__IO_AT_OFFSET | CIO__IO_RETRY,
+	[CIO__IO_READV] = CIO__IO_AT_OFFSET | CIO__IO_RETRY,
+	[CIO__IO_WRITEV] = CIO__IO_OUT | CIO__IO_AT_OFFSET | CIO__IO_RETRY,
+	[CIO__IO_RECV] = CIO__IO_BYTES | CIO__IO_DRAINS | CIO__IO_RETRY,
+	[CIO__IO_SEND] = CIO__IO_OUT | CIO__IO_BYTES | CIO__IO_RETRY,
+	[CIO__IO_RECVMSG] = CIO__IO_RETRY,
+	[CIO__IO_SENDMSG] = CIO__IO_OUT | CIO__IO_RETRY,
+	[CIO__IO_ACCEPT] = CIO__IO_RETRY,
+	[CIO__IO_CONNECT] = CIO__IO_OUT,
+	[CIO__IO_POLL] = 0,
+	[CIO__IO_OPENAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_FSYNC] = CIO__IO_FILE,
+	[CIO__IO_FALLOCATE] = CIO__IO_FILE,
+	[CIO__IO_FTRUNCATE] = CIO__IO_FILE,
+	[CIO__IO_STATX] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_RENAMEAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_UNLINKAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_MKDIRAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_SYMLINKAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_LINKAT] = CIO__IO_FILE | CIO__IO_AT,
+	[CIO__IO_SPLICE] = CIO__IO_BYTES,
+};
+
+ssize_t cio__io_sync(const struct cio__io *io)
+{
+	ssize_t r;
+	loff_t off = io->off, off2 = io->off2;
+	switch (io->kind) {
+	case CIO__IO_READ:
+		r = io->off < 0 ? read(io->fd, io->p.buf, io->n.len)
+				: pread(io->fd, io->p.buf, io->n.len, io->off);
+		break;
+	case CIO__IO_WRITE:
+		r = io->off < 0 ? write(io->fd, io->p.cbuf, io->n.len)
+				: pwrite(io->fd, io->p.cbuf, io->n.len, io->off);
+		break;
+	case CIO__IO_READV:
+		r = io->off < 0 ? readv(io->fd, io->p.iov, io->n.iovcnt)
+				: preadv(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		break;
+	case CIO__IO_WRITEV:
+		r = io->off < 0 ? writev(io->fd, io->p.iov, io->n.iovcnt)
+				: pwritev(io->fd, io->p.iov, io->n.iovcnt, io->off);
+		break;
+	case CIO__IO_RECV:
+		r = recv(io->fd, io->p.buf, io->n.len, io->flags);
+		break;
+	case CIO__IO_SEND:
+		r = send(io->fd, io->p.cbuf, io->n.len, io->flags | MSG_NOSIGNAL);
+		break;
+	case CIO__IO_RECVMSG:
+		r = recvmsg(io->fd, io->p.msg, io->flags);
+		break;
+	case CIO__IO_SENDMSG:
+		r = sendmsg(io->fd, io->p.msg, io->flags | MSG_NOSIGNAL);
+		break;
+	case CIO__IO_ACCEPT:
+		r = accept4(io->fd, io->p.addr, io->n.addrlen,
+			    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case CIO__IO_CONNECT:
+		r = connect(io->fd, io->p.addr, io->n.alen);
+		break;
+	case CIO__IO_POLL: {
+		struct pollfd p = {.fd = io->fd, .events = (short)io->flags};
+		r = poll(&p, 1, -1);
+		if (r > 0)
+			r = p.revents;
+		break;
+	}
+	case CIO__IO_OPENAT:
+		r = openat(io->fd, io->path, io->flags | O_CLOEXEC, (mode_t)io->mode);
+		break;
+	case CIO__IO_FSYNC:
+		r = io->flags & CIO__FSYNC_DATA ? fdatasync(io->fd) : fsync(io->fd);
+		break;
+	case CIO__IO_FALLOCATE:
+		r = fallocate(io->fd, (int)io->mode, io->off, (off_t)io->n.len);
+		break;
+	case CIO__IO_FTRUNCATE:
+		r = ftruncate(io->fd, io->off);
+		break;
+	case CIO__IO_STATX:
+		r = statx(io->fd, io->path, io->flags, io->mode, io->p.stx);
+		break;
+	case CIO__IO_RENAMEAT:
+		r = renameat2(io->fd, io->path, io->fd2, io->path2, (unsigned)io->flags);
+		break;
+	case CIO__IO_UNLINKAT:
+		r = unlinkat(io->fd, io->path, io->flags);
+		break;
+	case CIO__IO_MKDIRAT:
+		r = mkdirat(io->fd, io->path, (mode_t)io->mode);
+		break;
+	case CIO__IO_SYMLINKAT:
+		r = symlinkat(io->path, io->fd2, io->path2);
+		break;
+	case CIO__IO_LINKAT:
+		r = linkat(io->fd, io->path, io->fd2, io->path2, io->flags);
+		break;
+	case CIO__IO_SPLICE:
+		r = splice(io->fd, io->off < 0 ? NULL : &off, io->fd2,
+			   io->off2 < 0 ? NULL : &off2, io->n.len, SPLICE_F_MOVE);
+		break;
+	default:
+		errno = EINVAL;
+		r = -1;
+	}
+	return r < 0 ? -errno : r;
+}
+
+static void *sync_job(void *io)
+{
+	return (void *)(intptr_t)cio__io_sync(io);
+}
+
+/* A request the backend declined: the plain call on the blocking pool.
+ * Held, not abandoned, once running: buffers and paths are the caller's,
+ * maybe on its stack. */
+static ssize_t on_pool(const char *call, struct cio__io *io)
+{
+	void *res;
+	int rc = cio__blocking_hold(call, sync_job, io, &res);
+	if (rc == -EAGAIN)
+		return -EBUSY; /* the pool's queue is full: not the file's EAGAIN */
+	return rc < 0 ? rc : (ssize_t)(intptr_t)res;
+}
+
+/* Parks until fd is ready for `events`, through the backend's POLL. */
+static ssize_t wait_ready(struct cio__driver *d, int fd, int events)
+{
+	struct cio__io poll = {.kind = CIO__IO_POLL, .fd = fd, .flags = events};
+	return d->ops->io(d, &poll);
+}
+
+/* A splice between a pipe and a socket (or two pipes).  The kernel's own
+ * asynchronous splice would block a worker thread waiting for the socket,
+ * so: the non-blocking system call, and on EAGAIN a wait for the side
+ * that is not ready.  A short splice says nothing of what is left (it
+ * stops at the pipe's slots), so unlike a read it never means drained. */
+static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
+			      const struct cio__io *io)
+{
+	for (;;) {
+		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (r >= 0)
+			return r;
+		int err = errno, rc = cio__interrupted(self);
+		if (err != EAGAIN && err != EINTR)
+			return -err;
+		if (rc < 0)
+			return rc;
+		if (err == EINTR)
+			continue;
+		int fd, events = cio__splice_unready(io, &fd);
+		if (events < 0)
+			return events;
+		r = events ? wait_ready(d, fd, events) : cio_yield();
+		if (r < 0)
+			return r;
+	}
+}
+
+static ssize_t run(const char *call, struct cio__driver *d,
+		   struct cio__task *self, struct cio__io *io)
+{
+	unsigned props = cio__io_props[io->kind];
+	/* A directory fd may be AT_FDCWD, or ignored for an absolute path:
+	 * the kernel judges those. */
+	if ((!(props & CIO__IO_AT) && io->fd < 0) ||
+	    (io->kind == CIO__IO_SPLICE && io->fd2 < 0))
+		return -EBADF;
+	if ((props & CIO__IO_BYTES) && io->n.len > CIO__IO_MAX)
+		io->n.len = CIO__IO_MAX; /* transfers may be short anyway */
+	if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0)
+		return splice_streams(d, self, io);
+	for (;;) {
+		ssize_t r = d->ops->io(d, io);
+		if (r == CIO__DECLINED)
+			return on_pool(call, io);
+		/* A backend that made the call as asked may get EAGAIN from
+		 * a non-blocking fd: wait for readiness, then again. */
+		if (r != -EAGAIN || !(props & CIO__IO_RETRY))
+			return r;
+		if ((r = wait_ready(d, io->fd, props & CIO__IO_OUT ? POLLOUT : POLLIN)) < 0)
+			return r;
+		if ((r = cio__interrupted(self)) < 0)
+			return r;
+	}
+}
+
+ssize_t cio__io(const char *call, struct cio__io *io)
+{
+	struct cio__task *self = cio__self_or_die(call);
+	struct cio__rt *rt = cio__rt_cur;
+	/* Interruption comes before any other check, so that a call that
+	 * would fail at once still honours cancel and deadline. */
+	ssize_t r = cio__interrupted(self);
+	if (r == 0)
+		r = run(call, &rt->driver, self, io);
+	/* Charged for failures too: a loop of calls that fail at once must
+	 * still let timers, signals and other tasks run. */
+	cio__coop(rt);
+	return r;
+}
