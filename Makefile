@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
-.PHONY: all deps build demo check check-gcc check-clang check-asan \
+.PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores \
 	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
@@ -25,13 +25,17 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-clang check-asan check-tsan check-ucontext check-aarch64 check-install check-valgrind
+check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-install check-valgrind
 	@echo "make check: all suites passed"
 
 check-gcc:
 	CC=gcc $(CMAKE_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-gcc -j$(JOBS)
 	cd build-gcc && $(CTEST)
+
+# No layer calls one above it: nm over the objects of build-gcc.
+check-layers: check-gcc
+	scripts/check-layers.sh build-gcc
 
 check-clang:
 	CC=clang $(CMAKE_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null

@@ -28,7 +28,7 @@ int cio__inbox_push(struct cio__rt *to, struct cio__msg *m)
 							memory_order_relaxed));
 	struct cio__rt *self = cio__rt_cur;
 	if (self != to && !atomic_exchange(&to->inbox.notified, 1))
-		cio__driver_notify(self ? &self->driver : NULL, &to->driver);
+		to->poller->wake(self, to);
 	return 0;
 }
 

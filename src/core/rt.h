@@ -1,12 +1,13 @@
 /* rt.h - the per-thread runtime, tasks and timers, as seen by the rest of
- * coreio (sync objects, drivers).  Nothing here is public. */
+ * coreio (sync objects, drivers).  Nothing here is public.  The layers
+ * above core (driver, I/O) keep their per-runtime state behind pointers
+ * here that only they read. */
 #ifndef CIO_CORE_RT_H
 #define CIO_CORE_RT_H
 
 #include "coreio.h"
 #include "../platform/fiber.h"
 #include "../platform/stack.h"
-#include "../driver/driver.h"
 
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -104,9 +105,19 @@ struct cio__inbox {
 
 struct cio__group; /* the runtimes of one cio_run_cores() */
 
-/* --- the runtime -------------------------------------------------------- */
+/* The scheduler's view of the driver, which sits above core and sets this
+ * when it opens (src/driver/driver.c). */
+struct cio__poller {
+	/* Hands queued work to the kernel, then waits up to timeout_ns (0:
+	 * not at all; CIO_NEVER: until an event) and wakes the tasks whose
+	 * I/O completed.  Returns the events handled, or a negated errno. */
+	int (*wait)(struct cio__rt *rt, int64_t timeout_ns);
+	/* Wakes `to` from any thread; `from` is the calling thread's
+	 * runtime, or NULL off a runtime. */
+	void (*wake)(struct cio__rt *from, struct cio__rt *to);
+};
 
-#define CIO__PIPE_POOL 32 /* empty pipes a runtime keeps for splice */
+/* --- the runtime -------------------------------------------------------- */
 
 struct cio__rt {
 	struct cio__task *current;  /* NULL while the scheduler runs */
@@ -127,7 +138,11 @@ struct cio__rt {
 	struct cio__stack_pool stacks;
 	size_t stack_size;
 	struct cio__timer trim_timer; /* armed while idle stacks exceed the cache */
-	struct cio__driver driver;
+	/* The layers above, each its own (src/driver/, src/io/). */
+	const struct cio__poller *poller;
+	size_t inflight;            /* I/O operations a kernel holds: polled for */
+	struct cio__driver *driver;
+	struct cio__io_rt *io;
 
 	void *sched_stack_bottom;   /* the thread's own stack, for ASan */
 	size_t sched_stack_size;
@@ -140,13 +155,6 @@ struct cio__rt {
 	int64_t drain_timeout;      /* ns from the drain to cancelling all */
 	int64_t idle_poll_ns;       /* how long to watch for work before sleeping */
 	cio_waitq shutdown_waiters;
-	int *listeners;             /* fds from cio_listen(), closed by a drain */
-	size_t nlisteners, caplisteners;
-	/* Empty pipes kept for splice (src/io/splice.c), closed with the
-	 * runtime: [i][0] reads, [i][1] writes; cap is their capacity. */
-	int pipes[CIO__PIPE_POOL][2];
-	size_t pipe_cap[CIO__PIPE_POOL];
-	unsigned npipes;
 
 	cio_stats stats;
 	uint64_t coop_at;           /* stats.switches when coop was last reset */
@@ -178,16 +186,13 @@ static inline void cio__coop(struct cio__rt *rt)
 	}
 }
 
-/* Closes the pooled pipes.  src/io/splice.c */
-void cio__pipes_fini(struct cio__rt *rt);
-
 extern __thread struct cio__rt *cio__rt_cur;
 
 /* cio_blocking() for work that points into the caller's memory (file
  * calls): an interruption abandons the job only while it waits for a
  * thread (returning -ECANCELED / -ETIMEDOUT); once running, it is waited
  * for and its result kept (returning 0), so the caller's buffers are never
- * touched after it returns.  src/cores/pool.c */
+ * touched after it returns.  src/core/pool.c */
 int cio__blocking_hold(const char *call, cio_fn *fn, void *arg, void **result);
 
 /* The calling task; aborts naming `call` when not called from a task. */
@@ -255,14 +260,9 @@ static inline bool cio__inbox_pending(struct cio__rt *rt)
  * keep the runtime alive, and is cancelled once every other task ended. */
 cio_task_t cio__spawn_daemon(const char *name, cio_fn *fn, void *arg);
 
-/* Listening sockets a drain closes (cores.c); cio_listen() and
- * cio_close() keep the list. */
-void cio__listener_add(struct cio__rt *rt, int fd);
-void cio__listener_forget(struct cio__rt *rt, int fd);
-
-/* A runtime's life, for cio_run() and each core of cio_run_cores():
- * create on the thread that will run it; run (sets cio__rt_cur); destroy
- * once no other thread can still refer to it. */
+/* The scheduler's part of a runtime's life (src/cores/runtime.c assembles
+ * the layers): create on the thread that will run it; run (sets
+ * cio__rt_cur); destroy once no other thread can still refer to it. */
 struct cio__rt *cio__rt_create(const cio_config *cfg, int *err);
 int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg);
 void cio__rt_destroy(struct cio__rt *rt);

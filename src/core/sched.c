@@ -79,7 +79,7 @@ void cio__runq_add(struct cio__rt *rt, struct cio__task *t)
 static inline struct cio__task *pick_next(struct cio__rt *rt)
 {
 	if (!rt->budget && rt->runq_len && !rt->timers.n &&
-	    !cio__driver_busy(&rt->driver) && !cio__inbox_pending(rt)) {
+	    !rt->inflight && !cio__inbox_pending(rt)) {
 		rt->stats.ticks++;
 		rt->budget = rt->runq_len;
 	}
@@ -411,8 +411,8 @@ static bool idle_poll(struct cio__rt *rt, int64_t next)
 				return true;
 			atomic_store(&rt->inbox.notified, 1);
 		}
-		if (cio__driver_busy(&rt->driver) && (spin & 15) == 0) {
-			cio__driver_wait(&rt->driver, 0);
+		if (rt->inflight && (spin & 15) == 0) {
+			rt->poller->wait(rt, 0);
 			if (rt->runq_len)
 				return true;
 		}
@@ -452,7 +452,7 @@ static bool sched_loop(struct cio__rt *rt)
 			/* Alone (not one of several cores), with no timer, no I/O
 			 * and nothing expected from another thread, nothing can
 			 * ever wake a task again. */
-			if (next == CIO_NEVER && !cio__driver_busy(&rt->driver) &&
+			if (next == CIO_NEVER && !rt->inflight &&
 			    !rt->remote_waits && !rt->group) {
 				deadlocked = true;
 				break_deadlock(rt);
@@ -483,13 +483,13 @@ static bool sched_loop(struct cio__rt *rt)
 					timeout = 0;
 			}
 			rt->stats.driver_waits++;
-			cio__driver_wait(&rt->driver, timeout);
+			rt->poller->wait(rt, timeout);
 			if (cio__inbox_pending(rt))
 				cio__inbox_drain(rt);
 			if (rt->timers.n)
 				cio__timers_run(rt, cio__clock_ns());
-		} else if (cio__driver_busy(&rt->driver)) {
-			cio__driver_wait(&rt->driver, 0);
+		} else if (rt->inflight) {
+			rt->poller->wait(rt, 0);
 		}
 		rt->budget = rt->runq_len;
 	}
@@ -526,12 +526,7 @@ struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 	cio__waitq_init(&rt->shutdown_waiters);
 	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
 	thread_stack_bounds(rt);
-	*err = cio__driver_open(&rt->driver, cfg);
-	if (*err < 0) {
-		cio__stack_pool_fini(&rt->stacks);
-		free(rt);
-		return NULL;
-	}
+	*err = 0;
 	return rt;
 }
 
@@ -552,8 +547,8 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	 * -ESHUTDOWN); then nothing can reach this runtime any more.  Wakes
 	 * this runtime sent (replies, io_uring MSG_RINGs) must still leave. */
 	cio__inbox_close(rt);
-	while (cio__driver_busy(&rt->driver))
-		cio__driver_wait(&rt->driver, 0);
+	while (rt->inflight)
+		rt->poller->wait(rt, 0);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
 	if (rc == 0 && deadlocked)
@@ -563,42 +558,10 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 
 void cio__rt_destroy(struct cio__rt *rt)
 {
-	cio__pipes_fini(rt);
-	cio__driver_close(&rt->driver);
 	cio__tasks_fini(rt);
 	cio__timers_fini(rt);
 	cio__stack_pool_fini(&rt->stacks);
-	free(rt->listeners);
 	free(rt);
-}
-
-int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg)
-{
-	if (cio__rt_cur)
-		return -EBUSY;
-	int rc;
-	struct cio__rt *rt = cio__rt_create(cfg, &rc);
-	if (!rt)
-		return rc;
-	rc = cio__rt_run(rt, main, arg);
-	cio__rt_destroy(rt);
-	return rc;
-}
-
-int cio_run(cio_fn *main, void *arg)
-{
-	return cio_run_with(NULL, main, arg);
-}
-
-const char *cio_backend_name(void)
-{
-	return cio__rt_cur ? cio__rt_cur->driver.ops->name : NULL;
-}
-
-const char *cio_backend_reason(void)
-{
-	struct cio__rt *rt = cio__rt_cur;
-	return rt && rt->driver.reason[0] ? rt->driver.reason : NULL;
 }
 
 void cio_stats_get(cio_stats *st)

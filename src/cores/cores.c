@@ -4,7 +4,8 @@
  * Each core is a thread with its own runtime, pinned to one CPU.  All
  * cooperation goes through runtimes' inboxes (inbox.c): a message's
  * handler runs on the receiving core's thread, between its ticks. */
-#include "../core/rt.h"
+#include "runtime.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -304,8 +305,7 @@ static void *drain_task(void *arg)
 {
 	struct cio__rt *rt = cio__rt_cur;
 	(void)arg;
-	for (size_t i = 0; i < rt->nlisteners; i++)
-		shutdown(rt->listeners[i], SHUT_RDWR);
+	cio__io_shut_listeners(rt);
 	if (cio_sleep(rt->drain_timeout) == 0)
 		cancel_all(rt);
 	return NULL;
@@ -384,28 +384,6 @@ int cio_shutdown_wait(void)
 	return rt->shutdown ? 0 : rc;
 }
 
-void cio__listener_add(struct cio__rt *rt, int fd)
-{
-	if (rt->nlisteners == rt->caplisteners) {
-		size_t cap = rt->caplisteners ? 2 * rt->caplisteners : 4;
-		int *v = realloc(rt->listeners, cap * sizeof *v);
-		if (!v)
-			return; /* a drain will not close this one */
-		rt->listeners = v;
-		rt->caplisteners = cap;
-	}
-	rt->listeners[rt->nlisteners++] = fd;
-}
-
-void cio__listener_forget(struct cio__rt *rt, int fd)
-{
-	for (size_t i = 0; i < rt->nlisteners; i++)
-		if (rt->listeners[i] == fd) {
-			rt->listeners[i] = rt->listeners[--rt->nlisteners];
-			return;
-		}
-}
-
 /* --- signals ------------------------------------------------------------------- */
 
 int cio_signal_wait(const sigset_t *set)
@@ -477,7 +455,7 @@ static void *core_thread(void *p)
 	}
 	const cio_config *cfg = g->cfg->core ? &g->cfg->core[k] : &g->cfg->all;
 	int err = 0;
-	struct cio__rt *rt = cio__rt_create(cfg, &err);
+	struct cio__rt *rt = cio__runtime_new(cfg, &err);
 	if (rt) {
 		rt->group = g;
 		rt->core_id = k;
@@ -572,7 +550,7 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 		rc = atomic_load(&g.failed);
 	for (int k = 0; k < g.n; k++)
 		if (g.rts[k])
-			cio__rt_destroy(g.rts[k]);
+			cio__runtime_free(g.rts[k]);
 	pthread_cond_destroy(&g.ready);
 	pthread_mutex_destroy(&g.lock);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

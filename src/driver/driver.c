@@ -1,5 +1,7 @@
-/* driver.c - chooses the I/O backend at run time. */
+/* driver.c - chooses the I/O backend at run time, and is the driver
+ * layer's face to the scheduler (struct cio__poller). */
 #include "driver.h"
+#include "../core/rt.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -40,23 +42,43 @@ static void ignore_sigpipe(void)
 		sigaction(SIGPIPE, &ign, NULL);
 }
 
-int cio__driver_open(struct cio__driver *d, const cio_config *cfg)
+static int poller_wait(struct cio__rt *rt, int64_t timeout_ns)
+{
+	return rt->driver->ops->wait(rt->driver, timeout_ns);
+}
+
+static void driver_notify(struct cio__driver *from, struct cio__driver *to);
+
+static void poller_wake(struct cio__rt *from, struct cio__rt *to)
+{
+	driver_notify(from ? from->driver : NULL, to->driver);
+}
+
+static const struct cio__poller poller = {.wait = poller_wait, .wake = poller_wake};
+
+int cio__driver_open(struct cio__rt *rt, const cio_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, ignore_sigpipe);
-	memset(d, 0, sizeof *d);
-	d->ring_fd = -1;
+	struct cio__driver *d = calloc(1, sizeof *d);
+	if (!d)
+		return -ENOMEM;
+	d->rt = rt;
 	/* Every backend waits on this too, so that any thread can wake it. */
 	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (d->wake_fd < 0)
-		return -errno;
-	int rc = open_backend(d, cfg);
-	if (rc < 0)
-		close(d->wake_fd);
-	return rc;
+	int rc = d->wake_fd < 0 ? -errno : open_backend(d, cfg);
+	if (rc < 0) {
+		if (d->wake_fd >= 0)
+			close(d->wake_fd);
+		free(d);
+		return rc;
+	}
+	rt->driver = d;
+	rt->poller = &poller;
+	return 0;
 }
 
-void cio__driver_notify(struct cio__driver *from, struct cio__driver *to)
+static void driver_notify(struct cio__driver *from, struct cio__driver *to)
 {
 	if (from && from->ops->notify && from->ops->notify(from, to) == 0)
 		return;
@@ -93,13 +115,26 @@ static int open_backend(struct cio__driver *d, const cio_config *cfg)
 	return rc;
 }
 
-void cio__driver_close(struct cio__driver *d)
+void cio__driver_close(struct cio__rt *rt)
 {
-	if (d->ops)
-		d->ops->close(d);
-	d->ops = NULL;
+	struct cio__driver *d = rt->driver;
+	if (!d)
+		return;
+	d->ops->close(d);
 	close(d->wake_fd);
-	d->wake_fd = -1;
+	free(d);
+	rt->driver = NULL;
+}
+
+const char *cio_backend_name(void)
+{
+	return cio__rt_cur ? cio__rt_cur->driver->ops->name : NULL;
+}
+
+const char *cio_backend_reason(void)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	return rt && rt->driver->reason[0] ? rt->driver->reason : NULL;
 }
 
 int cio__splice_unready(const struct cio__io *io, int *fd)

@@ -14,6 +14,7 @@
 #include <sys/uio.h>
 
 struct cio__driver;
+struct cio__rt;
 struct cio__task;
 
 /* A blocking I/O request, backend-neutral.  The I/O layer fills one in on
@@ -125,17 +126,6 @@ ssize_t cio__io_sync(const struct cio__io *io);
  * abort outside a task.  src/driver/io.c */
 ssize_t cio__io(const char *call, struct cio__io *io);
 
-/* One operation the kernel holds.  It lives on the calling task's stack,
- * which stays put until the operation completes: no allocation per op. */
-struct cio__op {
-	struct cio__task *task; /* woken on completion */
-	int32_t res;            /* the kernel's result: >= 0 or -errno */
-	uint32_t flags;         /* io_uring CQE flags */
-	bool done;
-	int fd;                 /* the requests pending on one fd, listed */
-	struct cio__op *prev, *next;
-};
-
 struct cio__driver_ops {
 	const char *name;
 	/* Sets the backend up.  Returns 0 or a negated errno, and on failure
@@ -169,34 +159,20 @@ struct cio__driver_ops {
 struct cio__driver {
 	const struct cio__driver_ops *ops;
 	void *impl;        /* the backend's state */
-	size_t inflight;   /* operations the kernel holds */
+	struct cio__rt *rt; /* whose: rt->inflight counts what the kernel holds */
 	int wake_fd;       /* eventfd other threads write to wake this driver */
-	int ring_fd;       /* io_uring's fd, for MSG_RING; -1 on epoll */
 	char reason[128];  /* why not io_uring; "" when on io_uring */
 };
 
 extern const struct cio__driver_ops cio__uring_ops; /* uring.c */
 extern const struct cio__driver_ops cio__epoll_ops; /* epoll.c */
 
-/* Opens the backend the config (or COREIO_BACKEND) asks for; with AUTO,
- * io_uring when it works here, else epoll.  Returns 0 or a negated errno
- * when a forced backend cannot start. */
-int cio__driver_open(struct cio__driver *d, const cio_config *cfg);
-void cio__driver_close(struct cio__driver *d);
-
-/* Wakes the driver `to` from any thread; `from` is the calling thread's
- * driver, or NULL off a runtime. */
-void cio__driver_notify(struct cio__driver *from, struct cio__driver *to);
-
-/* Whether the kernel holds operations the scheduler must poll for. */
-static inline bool cio__driver_busy(const struct cio__driver *d)
-{
-	return d->inflight != 0;
-}
-
-static inline int cio__driver_wait(struct cio__driver *d, int64_t timeout_ns)
-{
-	return d->ops->wait(d, timeout_ns);
-}
+/* The driver layer's init and fini hooks for a runtime.  Opens the
+ * backend the config (or COREIO_BACKEND) asks for; with AUTO, io_uring
+ * when it works here, else epoll; sets rt->driver and rt->poller.  Returns
+ * 0 or a negated errno when a forced backend cannot start. */
+int cio__driver_open(struct cio__rt *rt, const cio_config *cfg);
+/* Closes it; rt->driver may be NULL (an open that failed). */
+void cio__driver_close(struct cio__rt *rt);
 
 #endif

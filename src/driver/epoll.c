@@ -201,9 +201,9 @@ static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int ev
 		cio__waitq_push(&f->rd, &rw);
 	if (events & POLLOUT)
 		cio__waitq_push(&f->wr, &ww);
-	d->inflight++;
+	d->rt->inflight++;
 	int rc = cio__park(self);
-	d->inflight--;
+	d->rt->inflight--;
 	if (cio__waiter_queued(&rw))
 		cio__waitq_remove(&rw);
 	if (cio__waiter_queued(&ww))

@@ -216,7 +216,7 @@ ssize_t cio__io(const char *call, struct cio__io *io)
 	 * would fail at once still honours cancel and deadline. */
 	ssize_t r = cio__interrupted(self);
 	if (r == 0)
-		r = run(call, &rt->driver, self, io);
+		r = run(call, rt->driver, self, io);
 	/* Charged for failures too: a loop of calls that fail at once must
 	 * still let timers, signals and other tasks run. */
 	cio__coop(rt);

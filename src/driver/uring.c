@@ -63,6 +63,17 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
  * with; its number is fixed by the kernel's ABI. */
 #define OP_FTRUNCATE 55
 
+/* One operation the kernel holds.  It lives on the calling task's stack,
+ * which stays put until the operation completes: no allocation per op. */
+struct cio__op {
+	struct cio__task *task; /* woken on completion */
+	int32_t res;            /* the kernel's result: >= 0 or -errno */
+	uint32_t flags;         /* io_uring CQE flags */
+	bool done;
+	int fd;                 /* the requests pending on one fd, listed */
+	struct cio__op *prev, *next;
+};
+
 struct uring_state {
 	struct io_uring ring;
 	unsigned flags;        /* the setup flags the kernel took */
@@ -259,7 +270,6 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 	/* Saves the fd lookup on every io_uring_enter(); optional. */
 	io_uring_register_ring_fd(&s->ring);
 	d->impl = s;
-	d->ring_fd = s->ring.ring_fd;
 	arm_wake(d, s);
 	return 0;
 }
@@ -286,7 +296,7 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		if (!op || op == WAKE_TAG)
 			continue; /* a cancel request's completion; a wake */
 		if (op == SENT_TAG) {
-			d->inflight--; /* a wake we sent has gone */
+			d->rt->inflight--; /* a wake we sent has gone */
 			continue;
 		}
 		if (op == &s->wake_op) {
@@ -298,7 +308,7 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		op->done = true;
 		if (op->fd >= 0)
 			untrack(s, op);
-		d->inflight--;
+		d->rt->inflight--;
 		cio__wake(op->task, 0);
 	}
 	io_uring_cq_advance(&s->ring, n);
@@ -332,17 +342,19 @@ static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s
 static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 {
 	struct uring_state *s = d->impl;
-	if (to->ring_fd < 0 || !s->has_msg_ring)
+	/* `to` is another thread's, but its ring's fd is fixed once open. */
+	if (to->ops != &cio__uring_ops || !s->has_msg_ring)
 		return -ENOTSUP;
+	int ring_fd = ((struct uring_state *)to->impl)->ring.ring_fd;
 	/* Posts a CQE straight into the other ring; it goes to the kernel
 	 * with this runtime's next io_uring_enter, with no syscall of its
 	 * own.  Counted in flight until its own completion comes back, so
 	 * that the scheduler keeps entering the kernel (a busy runtime would
 	 * otherwise hold the wake back, and one that ends would lose it). */
 	struct io_uring_sqe *sqe = sqe_get(d, s);
-	io_uring_prep_msg_ring(sqe, to->ring_fd, 0, (uint64_t)(uintptr_t)WAKE_TAG, 0);
+	io_uring_prep_msg_ring(sqe, ring_fd, 0, (uint64_t)(uintptr_t)WAKE_TAG, 0);
 	io_uring_sqe_set_data(sqe, SENT_TAG);
-	d->inflight++;
+	d->rt->inflight++;
 	return 0;
 }
 
@@ -528,7 +540,7 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	struct io_uring_sqe *sqe = sqe_get(d, s);
 	prep(sqe, io);
 	io_uring_sqe_set_data(sqe, &op);
-	d->inflight++;
+	d->rt->inflight++;
 	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    ++s->file_queued >= FILE_SUBMIT_BATCH) {
 		s->file_queued = 0;
@@ -572,7 +584,7 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	sqe = sqe_get(d, s);
 	io_uring_prep_close(sqe, fd);
 	io_uring_sqe_set_data(sqe, &op);
-	d->inflight++;
+	d->rt->inflight++;
 	while (!op.done)
 		cio__park_hard(self);
 	return op.res == -EINTR ? 0 : op.res;

@@ -2,7 +2,7 @@
  * sync, space, metadata and names, O_DIRECT alignment.  Each call describes
  * its request (struct cio__io) for the driver; a request the backend
  * declines runs on the blocking pool as the plain system call. */
-#include "../core/rt.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>

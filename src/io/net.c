@@ -1,33 +1,78 @@
 /* net.c - sockets, pipes and stream transfers for tasks.  Each blocking
  * call describes its request (struct cio__io) and hands it to the driver;
  * nothing here knows which backend runs. */
-#include "../core/rt.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #define EMFILE_PAUSE (10 * CIO_MS)
 #define MAX_PASSED_FDS 253 /* SCM_MAX_FD - 1: the kernel takes 253 */
 
-/* The calling task's driver; aborts naming `call` outside a task. */
-static struct cio__driver *drv(const char *call)
+/* --- the layer's per-runtime state --------------------------------------- */
+
+int cio__io_init(struct cio__rt *rt, const cio_config *cfg)
 {
-	cio__self_or_die(call);
-	return &cio__rt_cur->driver;
+	(void)cfg;
+	rt->io = calloc(1, sizeof *rt->io);
+	return rt->io ? 0 : -ENOMEM;
 }
+
+void cio__io_fini(struct cio__rt *rt)
+{
+	if (!rt->io)
+		return;
+	cio__pipes_fini(rt->io);
+	free(rt->io->listeners);
+	free(rt->io);
+	rt->io = NULL;
+}
+
+static void listener_add(struct cio__io_rt *io, int fd)
+{
+	if (io->nlisteners == io->caplisteners) {
+		size_t cap = io->caplisteners ? 2 * io->caplisteners : 4;
+		int *v = realloc(io->listeners, cap * sizeof *v);
+		if (!v)
+			return; /* a drain will not shut this one */
+		io->listeners = v;
+		io->caplisteners = cap;
+	}
+	io->listeners[io->nlisteners++] = fd;
+}
+
+static void listener_forget(struct cio__io_rt *io, int fd)
+{
+	for (size_t i = 0; i < io->nlisteners; i++)
+		if (io->listeners[i] == fd) {
+			io->listeners[i] = io->listeners[--io->nlisteners];
+			return;
+		}
+}
+
+void cio__io_shut_listeners(struct cio__rt *rt)
+{
+	struct cio__io_rt *io = rt->io;
+	io->listeners_shut = true;
+	for (size_t i = 0; i < io->nlisteners; i++)
+		shutdown(io->listeners[i], SHUT_RDWR);
+}
+
+/* --- sockets and pipes ---------------------------------------------------- */
 
 /* A new fd from the kernel: the driver must not trust what it knew of an
  * earlier file with this number. */
 static int fresh(int fd)
 {
 	struct cio__rt *rt = cio__rt_cur;
-	if (fd >= 0 && rt && rt->driver.ops->fd_new)
-		rt->driver.ops->fd_new(&rt->driver, fd);
+	if (fd >= 0 && rt && rt->driver->ops->fd_new)
+		rt->driver->ops->fd_new(rt->driver, fd);
 	return fd;
 }
 
@@ -66,11 +111,11 @@ int cio_close(int fd)
 	struct cio__rt *rt = cio__rt_cur;
 	if (fd < 0)
 		return -EBADF;
-	if (rt && rt->nlisteners)
-		cio__listener_forget(rt, fd);
+	if (rt && rt->io->nlisteners)
+		listener_forget(rt->io, fd);
 	if (!rt || !rt->current)
 		return close(fd) < 0 && errno != EINTR ? -errno : 0;
-	return rt->driver.ops->close_fd(&rt->driver, fd);
+	return rt->driver->ops->close_fd(rt->driver, fd);
 }
 
 static int setopt(int fd, int level, int name, int value)
@@ -102,7 +147,7 @@ int cio_listen(const char *text, const cio_listen_opts *opts)
 		goto fail;
 	}
 	if (type != SOCK_DGRAM && cio__rt_cur)
-		cio__listener_add(cio__rt_cur, fd); /* a drain closes it */
+		listener_add(cio__rt_cur->io, fd); /* a drain shuts it down */
 	return fd;
 fail:
 	close(fd);
@@ -125,7 +170,7 @@ int cio_accept(int fd, cio_addr *peer)
 	ssize_t rc = cio__io("cio_accept", &io);
 	if (rc >= 0)
 		return fresh((int)rc);
-	if (rc == -EINVAL && cio__rt_cur->shutdown)
+	if (rc == -EINVAL && cio__rt_cur->io->listeners_shut)
 		return -ESHUTDOWN; /* the drain shut the listener down */
 	if (rc == -EMFILE || rc == -ENFILE) {
 		/* The connection stays queued.  Pause, so that a loop that
@@ -161,7 +206,7 @@ int cio_connect_addr(int fd, const cio_addr *a)
 int cio_connect(const char *text, int type)
 {
 	cio_addr a;
-	drv("cio_connect");
+	cio__self_or_die("cio_connect");
 	int rc = cio_addr_parse(&a, text);
 	if (rc < 0)
 		return rc;

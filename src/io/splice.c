@@ -1,7 +1,7 @@
 /* splice.c - zero-copy transfers: splice, sendfile through a pipe, and a
  * two-way relay between streams, with the per-runtime pool of empty pipes
  * they borrow. */
-#include "../core/rt.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,10 +21,10 @@ struct pipe {
  * (the kernel may give less: /proc/sys/fs/pipe-max-size). */
 static int pipe_get(struct pipe *p, size_t want)
 {
-	struct cio__rt *rt = cio__rt_cur;
-	if (rt->npipes) {
-		unsigned i = --rt->npipes;
-		*p = (struct pipe){rt->pipes[i][0], rt->pipes[i][1], rt->pipe_cap[i]};
+	struct cio__io_rt *io = cio__rt_cur->io;
+	if (io->npipes) {
+		unsigned i = --io->npipes;
+		*p = (struct pipe){io->pipes[i][0], io->pipes[i][1], io->pipe_cap[i]};
 		return 0;
 	}
 	int fds[2];
@@ -42,24 +42,24 @@ static int pipe_get(struct pipe *p, size_t want)
  * pooled: its next user would receive them. */
 static void pipe_put(struct pipe *p, bool empty)
 {
-	struct cio__rt *rt = cio__rt_cur;
-	if (empty && rt->npipes < CIO__PIPE_POOL) {
-		unsigned i = rt->npipes++;
-		rt->pipes[i][0] = p->rd;
-		rt->pipes[i][1] = p->wr;
-		rt->pipe_cap[i] = p->cap;
+	struct cio__io_rt *io = cio__rt_cur->io;
+	if (empty && io->npipes < CIO__PIPE_POOL) {
+		unsigned i = io->npipes++;
+		io->pipes[i][0] = p->rd;
+		io->pipes[i][1] = p->wr;
+		io->pipe_cap[i] = p->cap;
 		return;
 	}
 	cio_close(p->rd);
 	cio_close(p->wr);
 }
 
-void cio__pipes_fini(struct cio__rt *rt)
+void cio__pipes_fini(struct cio__io_rt *io)
 {
-	while (rt->npipes) {
-		unsigned i = --rt->npipes;
-		close(rt->pipes[i][0]);
-		close(rt->pipes[i][1]);
+	while (io->npipes) {
+		unsigned i = --io->npipes;
+		close(io->pipes[i][0]);
+		close(io->pipes[i][1]);
 	}
 }
 

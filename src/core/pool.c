@@ -30,7 +30,7 @@
  * Threads start on demand, up to the maximum, when queued jobs outnumber
  * idle threads; a thread idle for 10 s exits.  They run with every signal
  * blocked, so that signals go to the runtimes' threads as users expect. */
-#include "../core/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <netdb.h>
