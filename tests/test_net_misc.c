@@ -854,6 +854,40 @@ static void test_readiness(void)
 	CHECK_EQ(test_count_fds(), fds);
 }
 
+static void *write_after_5ms(void *arg)
+{
+	CHECK_EQ(cio_sleep(5 * CIO_MS), 0);
+	CHECK_EQ(write((int)(intptr_t)arg, "x", 1), 1);
+	return NULL;
+}
+
+/* A foreign library's fds: made and closed with plain system calls, never
+ * shown to the runtime.  When one is closed and its number comes back
+ * with a new file, waiting on it must still work (epoll drops the old
+ * registration with the file, behind the runtime's back). */
+static void test_foreign_fd_reuse(void)
+{
+	int first = -1;
+	for (int round = 0; round < 3; round++) {
+		int sv[2];
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				    0, sv), 0);
+		if (round == 0)
+			first = sv[0];
+		CHECK_EQ(sv[0], first); /* the same number every round */
+		cio_task_t w = cio_spawn(write_after_5ms, (void *)(intptr_t)sv[1]);
+		int64_t tok = cio_timeout_push(5 * CIO_SEC);
+		int rc = cio_wait_readable(sv[0]);
+		cio_deadline_pop(tok);
+		CHECK(rc > 0 && (rc & POLLIN));
+		CHECK_EQ(join_rc(w), 0);
+		char c;
+		CHECK_EQ(read(sv[0], &c, 1), 1);
+		close(sv[0]);
+		close(sv[1]);
+	}
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -867,6 +901,7 @@ static void *test_main(void *arg)
 	test_fd_passing();
 	test_pipes();
 	test_readiness();
+	test_foreign_fd_reuse();
 	return NULL;
 }
 

@@ -82,6 +82,8 @@ static void driver_notify(struct cio__driver *from, struct cio__driver *to)
 {
 	if (from && from->ops->notify && from->ops->notify(from, to) == 0)
 		return;
+	if (to->ops->wake && to->ops->wake(to) == 0)
+		return;
 	uint64_t one = 1;
 	/* EAGAIN means the counter is saturated: a wake is pending anyway. */
 	while (write(to->wake_fd, &one, sizeof one) < 0 && errno == EINTR)

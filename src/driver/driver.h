@@ -154,6 +154,10 @@ struct cio__driver_ops {
 	 * own if it can.  Returns 0, or -ENOTSUP to have the caller write
 	 * to's eventfd instead.  May be NULL. */
 	int (*notify)(struct cio__driver *d, struct cio__driver *to);
+	/* Wakes d (another thread's) from any thread.  Returns 0, or
+	 * -ENOTSUP to have the caller write d's wake_fd instead.  May be
+	 * NULL. */
+	int (*wake)(struct cio__driver *d);
 };
 
 struct cio__driver {
@@ -166,6 +170,7 @@ struct cio__driver {
 
 extern const struct cio__driver_ops cio__uring_ops; /* uring.c */
 extern const struct cio__driver_ops cio__epoll_ops; /* epoll.c */
+extern const struct cio__driver_ops cio__kqueue_ops; /* kqueue.c */
 
 /* The driver layer's init and fini hooks for a runtime.  Opens the
  * backend the config (or COREIO_BACKEND) asks for; with AUTO, io_uring
