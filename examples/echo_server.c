@@ -15,7 +15,7 @@
  *                 for MS milliseconds (default 0: never)
  *   --drain-ms MS how long a drain lets connections finish before they
  *                 are cancelled (default 1000)
- *   COREIO_BACKEND=uring|epoll   forces a backend (default: io_uring when
+ *   COREIO_BACKEND=uring|epoll|kqueue forces a backend (default: io_uring when
  *                 the kernel allows it, else epoll)
  *
  * Prints "echo_server: listening on ADDR, backend B, N cores, pid P" once

@@ -12,7 +12,7 @@
  *                blocks rounded to the alignment cio_dio_align() reports;
  *                the last block is written whole (zero-padded) and the
  *                file then cut to its exact size with ftruncate
- *   COREIO_BACKEND=uring|epoll   forces a backend
+ *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Example:  file_copy --qd 16 --block 1024 big.img /mnt/other/big.img
  *

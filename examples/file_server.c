@@ -14,7 +14,7 @@
  *   --seconds S     drain after S seconds (default: until SIGINT/SIGTERM)
  *   --read-timeout-ms MS  time a client has to send its whole request
  *                   head (default 5000)
- *   COREIO_BACKEND=uring|epoll   forces a backend
+ *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Example:  file_server --root ./public --listen 127.0.0.1:8080
  *           curl -v http://127.0.0.1:8080/index.html

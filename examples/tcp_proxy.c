@@ -21,7 +21,7 @@
  *   --seconds S       drain after S seconds (default: until SIGINT/SIGTERM)
  *   --drain-ms MS     how long a drain lets relays finish before they are
  *                     cancelled (default 1000)
- *   COREIO_BACKEND=uring|epoll   forces a backend
+ *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Example:  tcp_proxy --listen 127.0.0.1:8080 --upstream 127.0.0.1:7000
  *

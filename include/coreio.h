@@ -77,14 +77,16 @@ typedef void *cio_fn(void *arg);
 
 /* Which I/O backend a runtime uses. */
 enum cio_backend {
-	CIO_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll */
+	CIO_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll, else
+	                       * kqueue (macOS, the BSDs) */
 	CIO_BACKEND_URING,
 	CIO_BACKEND_EPOLL,
+	CIO_BACKEND_KQUEUE,
 };
 
 /* Runtime settings.  Zero every field you do not set: zero means the
- * default.  The environment variable COREIO_BACKEND=uring|epoll overrides
- * a backend of CIO_BACKEND_AUTO. */
+ * default.  The environment variable COREIO_BACKEND=uring|epoll|kqueue
+ * overrides a backend of CIO_BACKEND_AUTO. */
 typedef struct cio_config {
 	enum cio_backend backend;
 	size_t stack_size;     /* default task stack, bytes; 0: 256 KiB */
@@ -117,8 +119,8 @@ CIO_API int cio_run(cio_fn *main, void *arg);
 /* cio_run() with settings; `cfg` may be NULL for the defaults. */
 CIO_API int cio_run_with(const cio_config *cfg, cio_fn *main, void *arg);
 
-/* Name of the backend the calling thread's runtime uses ("io_uring" or
- * "epoll"), or NULL outside a runtime. */
+/* Name of the backend the calling thread's runtime uses ("io_uring",
+ * "epoll" or "kqueue"), or NULL outside a runtime. */
 CIO_API const char *cio_backend_name(void);
 
 /* Why the runtime on this thread is not on io_uring (for instance

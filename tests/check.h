@@ -67,6 +67,8 @@ static inline cio_config test_backend_config(void)
 		cfg.backend = CIO_BACKEND_URING;
 	else if (want && strcmp(want, "epoll") == 0)
 		cfg.backend = CIO_BACKEND_EPOLL;
+	else if (want && strcmp(want, "kqueue") == 0)
+		cfg.backend = CIO_BACKEND_KQUEUE;
 	return cfg;
 }
 
@@ -88,6 +90,10 @@ static inline int test_backend_missing(void)
 		fprintf(stderr, "SKIP: io_uring unavailable here (%s)\n", cio_strerror(rc));
 		return 77;
 	}
+	if (rc == -ENOSYS && cfg.backend == CIO_BACKEND_KQUEUE) {
+		fprintf(stderr, "SKIP: kqueue not built here\n");
+		return 77;
+	}
 	CHECK_EQ(rc, 0);
 	return 0;
 }
@@ -106,6 +112,8 @@ static inline int test_run(cio_fn *fn, void *arg)
 		CHECK(strcmp(test_backend_, "io_uring") == 0);
 	if (want && strcmp(want, "epoll") == 0)
 		CHECK(strcmp(test_backend_, "epoll") == 0);
+	if (want && strcmp(want, "kqueue") == 0)
+		CHECK(strcmp(test_backend_, "kqueue") == 0);
 	int fds = test_count_fds();
 	rc = cio_run_with(&cfg, fn, arg);
 	CHECK_EQ(rc, 0);

@@ -1023,7 +1023,7 @@ static void *queued_op(void *arg)
 static void *queue_main(void *arg)
 {
 	(void)arg;
-	bool epoll = strcmp(cio_backend_name(), "epoll") == 0;
+	bool epoll = strcmp(cio_backend_name(), "io_uring") != 0; /* readiness */
 	cio_blocking_stats bs;
 	int fd = qfile = cio_open(P("q/file"), O_RDWR, 0);
 	CHECK(fd >= 0);

@@ -591,7 +591,7 @@ static void test_interrupted_transfers(void)
 	/* On epoll the receive parks until the cancel, which then wins
 	 * whenever no byte had arrived yet.  On io_uring the bytes reach the
 	 * ring before the cancel does, so it is data every time. */
-	if (strcmp(cio_backend_name(), "epoll") == 0)
+	if (strcmp(cio_backend_name(), "io_uring") != 0) /* readiness */
 		CHECK(as_cancel > 0);
 	char probe;
 	CHECK_EQ(recv(p[1], &probe, 1, MSG_DONTWAIT), -1); /* nothing doubled */

@@ -15,17 +15,39 @@
 
 static int open_backend(struct cio__driver *d, const cio_config *cfg);
 
+/* The backends in the order AUTO tries them; NULL where not built. */
+static const struct {
+	enum cio_backend which;
+	const char *env; /* its COREIO_BACKEND name */
+	const struct cio__driver_ops *ops;
+} backends[] = {
+	{CIO_BACKEND_URING, "uring", &cio__uring_ops},
+#ifdef COREIO_HAVE_EPOLL
+	{CIO_BACKEND_EPOLL, "epoll", &cio__epoll_ops},
+#else
+	{CIO_BACKEND_EPOLL, "epoll", NULL},
+#endif
+#ifdef COREIO_HAVE_KQUEUE
+	{CIO_BACKEND_KQUEUE, "kqueue", &cio__kqueue_ops},
+#else
+	{CIO_BACKEND_KQUEUE, "kqueue", NULL},
+#endif
+};
+
+#define NBACKENDS (sizeof backends / sizeof backends[0])
+
 static enum cio_backend from_env(enum cio_backend b)
 {
 	const char *e = getenv("COREIO_BACKEND");
 	if (b != CIO_BACKEND_AUTO || !e || !*e)
 		return b;
-	if (strcmp(e, "uring") == 0 || strcmp(e, "io_uring") == 0)
+	if (strcmp(e, "io_uring") == 0)
 		return CIO_BACKEND_URING;
-	if (strcmp(e, "epoll") == 0)
-		return CIO_BACKEND_EPOLL;
-	fprintf(stderr, "coreio: COREIO_BACKEND=%s is not uring or epoll; "
-			"choosing automatically\n", e);
+	for (size_t i = 0; i < NBACKENDS; i++)
+		if (strcmp(e, backends[i].env) == 0)
+			return backends[i].which;
+	fprintf(stderr, "coreio: COREIO_BACKEND=%s is not uring, epoll or "
+			"kqueue; choosing automatically\n", e);
 	return CIO_BACKEND_AUTO;
 }
 
@@ -90,30 +112,42 @@ static void driver_notify(struct cio__driver *from, struct cio__driver *to)
 		;
 }
 
+/* AUTO: the first backend that opens; the reason kept is why the first
+ * (io_uring) did not.  A forced one: that one, or its error. */
 static int open_backend(struct cio__driver *d, const cio_config *cfg)
 {
 	enum cio_backend want = from_env(cfg->backend);
-	int rc;
-	if (want != CIO_BACKEND_EPOLL) {
-		d->ops = &cio__uring_ops;
-		rc = d->ops->open(d, cfg);
-		if (rc == 0 || want == CIO_BACKEND_URING) {
-			if (rc < 0)
-				fprintf(stderr, "coreio: io_uring forced but "
-						"unavailable: %s\n", d->reason);
-			return rc;
+	char why[sizeof d->reason] = "";
+	int rc = -ENOSYS;
+	for (size_t i = 0; i < NBACKENDS; i++) {
+		if (want != CIO_BACKEND_AUTO && want != backends[i].which)
+			continue;
+		d->reason[0] = '\0';
+		if (!backends[i].ops) {
+			snprintf(d->reason, sizeof d->reason, "%s: not built on "
+				 "this platform", backends[i].env);
+			rc = -ENOSYS;
+		} else {
+			d->ops = backends[i].ops;
+			rc = d->ops->open(d, cfg);
 		}
-	} else {
-		snprintf(d->reason, sizeof d->reason, "epoll chosen by %s",
-			 cfg->backend == CIO_BACKEND_EPOLL ? "the runtime config"
-							   : "COREIO_BACKEND");
+		if (rc == 0) {
+			if (want != CIO_BACKEND_AUTO && want != CIO_BACKEND_URING)
+				snprintf(d->reason, sizeof d->reason, "%s chosen by %s",
+					 backends[i].env,
+					 cfg->backend != CIO_BACKEND_AUTO
+						 ? "the runtime config" : "COREIO_BACKEND");
+			else if (want == CIO_BACKEND_AUTO)
+				memcpy(d->reason, why, sizeof why);
+			return 0;
+		}
+		if (!why[0])
+			memcpy(why, d->reason, sizeof why);
+		d->ops = NULL;
 	}
-	char why[sizeof d->reason];
-	memcpy(why, d->reason, sizeof why);
-	d->ops = &cio__epoll_ops;
-	rc = d->ops->open(d, cfg);
-	if (rc == 0)
-		memcpy(d->reason, why, sizeof why);
+	if (want != CIO_BACKEND_AUTO)
+		fprintf(stderr, "coreio: backend forced but unavailable: %s\n",
+			d->reason);
 	return rc;
 }
 

@@ -362,5 +362,5 @@ int cio__ready_wait(struct cio__driver *d, int64_t timeout_ns)
 int cio__ready_wake(struct cio__driver *d)
 {
 	struct ready_state *s = d->impl;
-	return s->po->wake ? s->po->wake(d) : -ENOTSUP;
+	return s->po->wake ? s->po->wake(s->p) : -ENOTSUP;
 }

@@ -36,9 +36,10 @@ struct cio__poller_ops {
 	 * wake (another thread's cio__driver_notify).  Returns the events
 	 * seen, or a negated errno (EINTR counts as none). */
 	int (*wait)(void *p, struct cio__driver *d, int64_t timeout_ns);
-	/* Wakes d's wait from any thread; NULL: the caller writes d's
-	 * wake_fd, which open registered. */
-	int (*wake)(struct cio__driver *d);
+	/* Wakes the poller's wait from any thread.  Returns 0, or -ENOTSUP
+	 * (or NULL) to have the caller write the driver's wake_fd, which
+	 * open registered then. */
+	int (*wake)(void *p);
 };
 
 /* For a poller's wait: fd became ready for `what` (CIO__READY_*). */
