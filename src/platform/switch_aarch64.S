@@ -6,14 +6,31 @@
  *   0x90  x29 (frame pointer), x30 (link register: where to resume)
  *   0xa0  FPCR (rounding mode and trap enables), pad
  * FPSR holds only sticky status flags, which the ABI does not preserve.
+ *
+ * Built for ELF (Linux, the BSDs) and for Mach-O (Apple's arm64 ABI):
+ * see SYM and the __APPLE__ branches below.  Apple reserves x18 as the
+ * platform register; this code never touches it (nor needs it: x18 is
+ * not callee-saved in AAPCS64 either).
  */
+
+/* Mach-O prefixes C symbols with an underscore and knows neither .type
+ * nor .size; .private_extern is its .hidden. */
+#if defined(__APPLE__)
+#define SYM(name) _##name
+#else
+#define SYM(name) name
+#endif
 	.text
-	.globl	cio__ctx_switch
+	.globl	SYM(cio__ctx_switch)
+#if defined(__APPLE__)
+	.private_extern	SYM(cio__ctx_switch)
+#else
 	.hidden	cio__ctx_switch
 	.type	cio__ctx_switch, %function
+#endif
 	.p2align 4
 /* void cio__ctx_switch(void **save [x0], void *to [x1]) */
-cio__ctx_switch:
+SYM(cio__ctx_switch):
 	.cfi_startproc
 	sub	sp, sp, #0xb0
 	.cfi_adjust_cfa_offset 0xb0	/* as on x86-64: unwinding from in here works */
@@ -49,20 +66,31 @@ cio__ctx_switch:
 	.cfi_adjust_cfa_offset -0xb0
 	ret
 	.cfi_endproc
+#if !defined(__APPLE__)
 	.size	cio__ctx_switch, .-cio__ctx_switch
+#endif
 
 /* First code a new context runs: fn in x19, arg in x20 (see ctx_make). */
-	.globl	cio__ctx_entry
+	.globl	SYM(cio__ctx_entry)
+#if defined(__APPLE__)
+	.private_extern	SYM(cio__ctx_entry)
+#else
 	.hidden	cio__ctx_entry
 	.type	cio__ctx_entry, %function
+#endif
 	.p2align 4
-cio__ctx_entry:
+SYM(cio__ctx_entry):
 	.cfi_startproc
 	.cfi_undefined x30
 	mov	x0, x20
 	blr	x19
 	brk	#0		/* fn never returns */
 	.cfi_endproc
+#if !defined(__APPLE__)
 	.size	cio__ctx_entry, .-cio__ctx_entry
+#endif
 
+/* ELF only: this code needs no executable stack. */
+#if !defined(__APPLE__)
 	.section .note.GNU-stack, "", %progbits
+#endif

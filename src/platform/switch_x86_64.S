@@ -8,14 +8,29 @@
  * cio__ctx_switch() expects every other register to be clobbered anyway.
  * The status bits of MXCSR and the x87 status word are caller-saved and
  * left alone; the control bits (rounding, exception masks) are callee-saved.
+ *
+ * Built for ELF (Linux, the BSDs) and for Mach-O (macOS): see SYM and
+ * the __APPLE__ branches below.  The register use is the same on both.
  */
+
+/* Mach-O prefixes C symbols with an underscore and knows neither .type
+ * nor .size; .private_extern is its .hidden. */
+#if defined(__APPLE__)
+#define SYM(name) _##name
+#else
+#define SYM(name) name
+#endif
 	.text
-	.globl	cio__ctx_switch
+	.globl	SYM(cio__ctx_switch)
+#if defined(__APPLE__)
+	.private_extern	SYM(cio__ctx_switch)
+#else
 	.hidden	cio__ctx_switch
 	.type	cio__ctx_switch, @function
+#endif
 	.p2align 4
 /* void cio__ctx_switch(void **save [rdi], void *to [rsi]) */
-cio__ctx_switch:
+SYM(cio__ctx_switch):
 	.cfi_startproc
 	leaq	-0x38(%rsp), %rsp
 	.cfi_adjust_cfa_offset 0x38
@@ -59,21 +74,32 @@ cio__ctx_switch:
 	fldcw	4(%rsp)
 	jmp	1b
 	.cfi_endproc
+#if !defined(__APPLE__)
 	.size	cio__ctx_switch, .-cio__ctx_switch
+#endif
 
 /* First code a new context runs: cio__ctx_make() put fn in r12 and arg in
  * r13, and left rsp 16-byte aligned, as a call requires. */
-	.globl	cio__ctx_entry
+	.globl	SYM(cio__ctx_entry)
+#if defined(__APPLE__)
+	.private_extern	SYM(cio__ctx_entry)
+#else
 	.hidden	cio__ctx_entry
 	.type	cio__ctx_entry, @function
+#endif
 	.p2align 4
-cio__ctx_entry:
+SYM(cio__ctx_entry):
 	.cfi_startproc
 	.cfi_undefined rip	/* the outermost frame: debuggers stop here */
 	movq	%r13, %rdi
 	callq	*%r12
 	ud2			/* fn never returns */
 	.cfi_endproc
+#if !defined(__APPLE__)
 	.size	cio__ctx_entry, .-cio__ctx_entry
+#endif
 
+/* ELF only: this code needs no executable stack. */
+#if !defined(__APPLE__)
 	.section .note.GNU-stack, "", @progbits
+#endif
