@@ -2,13 +2,14 @@
 #   make demo    set up, build Release, run the demo and print its figures
 #   make check   set up, build, and run the whole suite: every test on every
 #                backend, with gcc and clang, under ASan+UBSan, with the
-#                ucontext switch, and on aarch64 under qemu-user
+#                ucontext switch, and on aarch64 under qemu-user; and the
+#                context switches assembled for macOS (Mach-O)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
-	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores \
+	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind bench-core bench-net bench-cores \
 	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
 all: build
@@ -25,7 +26,7 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-install check-valgrind
+check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -64,6 +65,11 @@ check-ucontext:
 
 check-aarch64:
 	scripts/check-aarch64.sh
+
+# The context switches assembled as Mach-O for arm64 and x86-64 macOS:
+# their symbols, and the same machine code as on ELF.  Nothing runs them.
+check-apple-asm:
+	scripts/check-apple-asm.sh
 
 # Task code under Valgrind (stacks are registered with it): memcheck with
 # leak checking.  On epoll only: Valgrind 3.19 does not follow io_uring
