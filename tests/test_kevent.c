@@ -3,7 +3,9 @@
  * page states them.  Plain C; no runtime. */
 #include "check.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -113,6 +115,30 @@ static void test_eof(void)
 	CHECK(ev[0].flags & EV_EOF);
 	CHECK_EQ(ev[0].data, 0);
 	close(p[0]);
+
+	/* A reset: EV_EOF with an error in fflags, and the error is left
+	 * for the next recv to return. */
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof a;
+	int l = socket(AF_INET, SOCK_STREAM, 0), c = socket(AF_INET, SOCK_STREAM, 0);
+	CHECK_EQ(bind(l, (struct sockaddr *)&a, sizeof a), 0);
+	CHECK_EQ(listen(l, 1), 0);
+	CHECK_EQ(getsockname(l, (struct sockaddr *)&a, &alen), 0);
+	CHECK_EQ(connect(c, (struct sockaddr *)&a, sizeof a), 0);
+	int s = accept(l, NULL, NULL);
+	CHECK(s >= 0);
+	add(kq, c, EVFILT_READ, EV_ADD | EV_CLEAR);
+	struct linger lg = {1, 0};
+	CHECK_EQ(setsockopt(s, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	close(s); /* sends a RST */
+	struct timespec sec = {5, 0};
+	CHECK_EQ(kevent(kq, NULL, 0, ev, 8, &sec), 1);
+	CHECK(ev[0].flags & EV_EOF);
+	CHECK(ev[0].fflags != 0);
+	CHECK_EQ(recv(c, buf, sizeof buf, 0), -1);
+	CHECK_EQ(errno, ECONNRESET);
+	close(c);
+	close(l);
 	close(kq);
 }
 
