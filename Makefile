@@ -2,14 +2,16 @@
 #   make demo    set up, build Release, run the demo and print its figures
 #   make check   set up, build, and run the whole suite: every test on every
 #                backend, with gcc and clang, under ASan+UBSan, with the
-#                ucontext switch, and on aarch64 under qemu-user; and the
-#                context switches assembled for macOS (Mach-O)
+#                ucontext switch, on kqueue over the kevent emulation, and
+#                on aarch64 under qemu-user; and the context switches
+#                assembled for macOS (Mach-O)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
-	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind bench-core bench-net bench-cores \
+	check-tsan check-ucontext check-kqueue check-aarch64 check-apple-asm check-install check-valgrind bench-core \
+	bench-net bench-cores \
 	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
 all: build
@@ -26,7 +28,8 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind
+check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-kqueue check-aarch64 \
+	check-apple-asm check-install check-valgrind
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -62,6 +65,16 @@ check-tsan:
 
 check-ucontext:
 	scripts/check-ucontext.sh
+
+# The kqueue backend on Linux, over the kevent emulation of tests/kevent,
+# under ASan+UBSan: every test on kqueue only, and test_kevent (the
+# emulation's own test).
+check-kqueue:
+	CC=gcc $(CMAKE_CFG) -B build-kqueue -DCMAKE_BUILD_TYPE=Debug \
+		-DCOREIO_KQUEUE_EMULATION=ON -DCOREIO_SANITIZE=address,undefined >/dev/null
+	cmake --build build-kqueue -j$(JOBS)
+	cd build-kqueue && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -R '\.kqueue$$'
 
 check-aarch64:
 	scripts/check-aarch64.sh
