@@ -613,8 +613,8 @@ typedef struct cio_cores_config {
  * process's affinity mask (n = 0: one per such CPU), runs `main(arg)` as
  * the first task of every one of them, and returns once all have ended.
  * Unless no_signals, SIGINT and SIGTERM are blocked in every thread and
- * the first of them starts a drain (cio_shutdown_request()); a second
- * cancels every task at once.
+ * the first of them starts a drain (cio_drain()); a second cancels
+ * every task at once.
  *
  * Returns 0, or a negated errno: -EINVAL (n < 0), -EBUSY (called from a
  * runtime), -EAGAIN (threads), or the error of a core that could not
@@ -657,18 +657,19 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
 /* Asks every core of the calling runtime's group (or the single runtime of
  * cio_run()) to drain: on each, listening sockets made by cio_listen() on
  * that core are shut down (new connections are refused; cio_accept()
- * returns -ESHUTDOWN; the fds stay open for their owners to close), waiters in
- * cio_shutdown_wait() wake, cio_shutdown_requested() turns true, and after
+ * returns -ESHUTDOWN; the fds stay open for their owners to close),
+ * waiters in cio_drain_wait() wake, cio_draining() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
- * may be called from any task.  Returns 0, or -EPERM off a runtime. */
-CIO_API int cio_shutdown_request(void);
+ * may be called from a task or from the thread's scheduler context (a
+ * message handler).  Returns 0, or -EPERM off a runtime. */
+CIO_API int cio_drain(void);
 
 /* Whether a drain was requested on the calling thread's core. */
-CIO_API bool cio_shutdown_requested(void);
+CIO_API bool cio_draining(void);
 
 /* Blocking.  Waits until a drain is requested.  Returns 0, -ECANCELED,
  * -ETIMEDOUT. */
-CIO_API int cio_shutdown_wait(void);
+CIO_API int cio_drain_wait(void);
 
 /* Blocking.  Waits for one of the signals in `set` and returns its number.
  * The signals must be blocked in every thread of the process (as
