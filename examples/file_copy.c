@@ -66,9 +66,10 @@ static size_t round_up(size_t n, size_t a)
 static void *worker(void *arg)
 {
 	(void)arg;
-	void *buf = cio_alloc_aligned(opt.block, cp.mem_align);
-	if (!buf) {
-		fail(-ENOMEM, "buffer", "allocate");
+	void *buf;
+	int rc = cio_alloc_aligned(&buf, opt.block, cp.mem_align);
+	if (rc < 0) {
+		fail(rc, "buffer", "allocate");
 		return NULL;
 	}
 	while (!cp.err && cp.next < cp.size) {

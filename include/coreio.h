@@ -537,9 +537,10 @@ CIO_API int cio_link(const char *oldpath, const char *newpath);
 CIO_API int cio_dio_align(int fd, size_t *mem_align, size_t *off_align);
 
 /* Memory for O_DIRECT transfers: size bytes aligned to align (0: the page
- * size, which suits every device), zero-filled.  Free with free().
- * Returns NULL with errno EINVAL (align not a power of two) or ENOMEM. */
-CIO_API void *cio_alloc_aligned(size_t size, size_t align);
+ * size, which suits every device), zero-filled, stored in *out.  Free with
+ * free().  Returns 0, or -EINVAL (align not a power of two) or -ENOMEM
+ * (*out is then NULL). */
+CIO_API int cio_alloc_aligned(void **out, size_t size, size_t align);
 
 /* --- zero-copy ------------------------------------------------------------ */
 
@@ -779,9 +780,10 @@ CIO_API int cio_gai_error(int err);
 typedef struct cio_xchan cio_xchan;
 
 /* Creates a channel of `capacity` (>= 1) elements of elem_size bytes,
- * its ring allocated here, once.  Returns it, or NULL when out of memory
- * or elem_size or capacity is 0 (errno is not used). */
-CIO_API cio_xchan *cio_xchan_new(size_t elem_size, size_t capacity);
+ * its ring allocated here, once, and stores it in *out.  Returns 0, or
+ * -EINVAL (elem_size or capacity is 0, or the ring would be larger than
+ * any object can be), -ENOMEM (*out is then NULL). */
+CIO_API int cio_xchan_new(cio_xchan **out, size_t elem_size, size_t capacity);
 
 /* Frees a channel (NULL is ignored).  No task may be in a call on it:
  * close it and let the callers return first; freeing one a task still
@@ -845,10 +847,11 @@ typedef struct cio_chan cio_chan;
 
 /* Creates a channel.  A bounded channel's buffer is allocated here, once,
  * so that sends and receives never allocate; an unbounded one's buffer
- * doubles as needed (and never shrinks).  Returns it, or NULL when out of
- * memory or elem_size is 0 (errno is not used).  Free with
+ * doubles as needed (and never shrinks).  Stores the channel in *out and
+ * returns 0, or -EINVAL (elem_size is 0, or a bounded buffer would be
+ * larger than any object can be), -ENOMEM (*out is then NULL).  Free with
  * cio_chan_free(). */
-CIO_API cio_chan *cio_chan_new(size_t elem_size, size_t capacity);
+CIO_API int cio_chan_new(cio_chan **out, size_t elem_size, size_t capacity);
 
 /* Frees a channel (NULL is ignored).  No task may be waiting on it: close
  * it first and let waiters leave; freeing one that a task still waits on

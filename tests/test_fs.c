@@ -516,7 +516,9 @@ static void test_direct(void)
 	CHECK_EQ(cio_dio_align(fd, NULL, NULL), 0);
 
 	size_t n = 256 * KiB;
-	uint8_t *w = cio_alloc_aligned(n + off, mem), *r = cio_alloc_aligned(n + off, 0);
+	uint8_t *w, *r;
+	CHECK_EQ(cio_alloc_aligned((void **)&w, n + off, mem), 0);
+	CHECK_EQ(cio_alloc_aligned((void **)&r, n + off, 0), 0);
 	CHECK(w && r);
 	CHECK_EQ((uintptr_t)w % mem, 0);
 	CHECK_EQ((uintptr_t)r % (size_t)sysconf(_SC_PAGESIZE), 0);
@@ -567,13 +569,16 @@ static void test_direct(void)
 	CHECK_EQ(cio_unlink(P("direct")), 0);
 
 	/* cio_alloc_aligned's own rules. */
-	errno = 0;
-	CHECK(cio_alloc_aligned(64, 3) == NULL);
-	CHECK_EQ(errno, EINVAL);
-	void *p = cio_alloc_aligned(0, 1);
+	void *p = &n;
+	CHECK_EQ(cio_alloc_aligned(&p, 64, 3), -EINVAL);
+	CHECK(p == NULL);
+	p = &n;
+	CHECK_EQ(cio_alloc_aligned(&p, (size_t)PTRDIFF_MAX + 1, 0), -ENOMEM);
+	CHECK(p == NULL);
+	CHECK_EQ(cio_alloc_aligned(&p, 0, 1), 0);
 	CHECK(p);
 	free(p);
-	p = cio_alloc_aligned(100, 1 << 16);
+	CHECK_EQ(cio_alloc_aligned(&p, 100, 1 << 16), 0);
 	CHECK(p && (uintptr_t)p % (1 << 16) == 0);
 	free(p);
 }

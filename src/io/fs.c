@@ -253,21 +253,21 @@ int cio_dio_align(int fd, size_t *mem_align, size_t *off_align)
 	return mem && off ? 0 : -EINVAL;
 }
 
-void *cio_alloc_aligned(size_t size, size_t align)
+int cio_alloc_aligned(void **out, size_t size, size_t align)
 {
+	*out = NULL;
 	if (!align)
 		align = (size_t)sysconf(_SC_PAGESIZE);
-	if (align & (align - 1)) {
-		errno = EINVAL;
-		return NULL;
-	}
+	if (align & (align - 1))
+		return -EINVAL;
+	if (size > PTRDIFF_MAX)
+		return -ENOMEM; /* as malloc: no object is that big */
 	if (align < sizeof(void *))
 		align = sizeof(void *); /* posix_memalign's minimum */
 	void *p;
 	int rc = posix_memalign(&p, align, size ? size : 1);
-	if (rc) {
-		errno = rc;
-		return NULL;
-	}
-	return memset(p, 0, size);
+	if (rc)
+		return -rc;
+	*out = memset(p, 0, size);
+	return 0;
 }
