@@ -79,7 +79,7 @@ static void *worker(void *arg)
 		/* With O_DIRECT, lengths are multiples of the alignment: the
 		 * last block is asked for whole, and comes back short. */
 		size_t want = opt.direct ? round_up(len, cp.off_align) : len;
-		ssize_t n = cio_read_all(cp.in, buf, want, off);
+		ssize_t n = cio_read_all(cp.in, buf, want, off, NULL);
 		if (n < 0) {
 			fail((int)n, opt.src, "read");
 			break;

@@ -18,6 +18,13 @@
  * When both hold at once, -ECANCELED wins.  An interrupted call returns only
  * after every resource it held (a queue slot, a kernel buffer) is released.
  *
+ * Calls that loop until a whole count has moved (cio_send_all(),
+ * cio_recv_exact(), cio_read_all(), cio_write_all(), cio_sendfile()) take
+ * a last argument `size_t *moved` (may be NULL).  They return the count
+ * (cio_read_all() and cio_sendfile() fewer when the file ended first), or
+ * a negated errno; either way *moved holds the bytes moved, so after an
+ * error it tells how far the transfer got.
+ *
  * The header uses POSIX types (ssize_t, sigset_t, struct sockaddr): compile
  * with gcc's default gnu dialect, or define _GNU_SOURCE or
  * _POSIX_C_SOURCE=200809L with a strict -std=c11.
@@ -366,15 +373,16 @@ CIO_API ssize_t cio_recv(int fd, void *buf, size_t len, int flags);
 CIO_API ssize_t cio_send(int fd, const void *buf, size_t len, int flags);
 
 /* Blocking.  Sends all len bytes, looping over short sends.  Returns len,
- * or -errno; on error, *sent (if not NULL) holds how many bytes went. */
+ * or -errno; *moved (if not NULL) holds how many bytes went either way
+ * (see the top of this header). */
 CIO_API ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags,
-			     size_t *sent);
+			     size_t *moved);
 
 /* Blocking.  Receives exactly len bytes.  Returns len, or -EPIPE when the
- * stream ended first, or another -errno; *got (if not NULL) holds how many
- * bytes arrived either way. */
+ * stream ended first, or another -errno; *moved (if not NULL) holds how
+ * many bytes arrived either way. */
 CIO_API ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags,
-			       size_t *got);
+			       size_t *moved);
 
 /* Blocking.  read(2), write(2), readv(2), writev(2) on any fd coreio can
  * wait on (sockets, pipes, terminals, eventfds).  Results as cio_recv. */
@@ -482,14 +490,16 @@ CIO_API ssize_t cio_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t
 
 /* Blocking.  Reads len bytes from offset off, looping over short reads.
  * Returns the bytes read, fewer than len only when the file ended, or
- * -errno (bytes read before an error are in buf but not counted). */
-CIO_API ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off);
+ * -errno; *moved (if not NULL) holds how many bytes were read into buf,
+ * from off on, either way. */
+CIO_API ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off,
+			     size_t *moved);
 
 /* Blocking.  Writes all len bytes at offset off, looping over short
- * writes.  Returns len, or -errno; on error *written (if not NULL) holds
- * how many bytes were written, from off on. */
+ * writes.  Returns len, or -errno; *moved (if not NULL) holds how many
+ * bytes were written, from off on, either way. */
 CIO_API ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
-			      size_t *written);
+			      size_t *moved);
 
 /* Blocking.  fsync(2) / fdatasync(2).  Returns 0 or -errno (-EIO). */
 CIO_API int cio_fsync(int fd);
@@ -556,10 +566,10 @@ CIO_API ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out,
 /* Blocking.  Sends len bytes of the regular file `file`, from offset off,
  * to the stream socket (or pipe) out, through a pooled pipe with splice:
  * the bytes never enter user space.  Returns the bytes sent: len, or fewer
- * when the file ended first; or -errno, with *sent (if not NULL) holding
- * how many bytes went before the error. */
+ * when the file ended first; or -errno; *moved (if not NULL) holds how
+ * many bytes went either way. */
 CIO_API ssize_t cio_sendfile(int out, int file, int64_t off, size_t len,
-			     size_t *sent);
+			     size_t *moved);
 
 typedef struct cio_relay_opts {
 	/* Ends the relay with -ETIMEDOUT once no byte has moved either way

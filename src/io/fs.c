@@ -76,22 +76,23 @@ ssize_t cio_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off)
 	return rwv("cio_pwritev", CIO__IO_WRITEV, fd, iov, iovcnt, off);
 }
 
-ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off)
+ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off, size_t *moved)
 {
 	size_t done = 0;
+	ssize_t r = 0;
 	while (done < len) {
-		ssize_t r = cio_pread(fd, (char *)buf + done, len - done, off + (int64_t)done);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break; /* end of file */
+		r = cio_pread(fd, (char *)buf + done, len - done, off + (int64_t)done);
+		if (r <= 0)
+			break; /* 0: end of file */
 		done += (size_t)r;
 	}
-	return (ssize_t)done;
+	if (moved)
+		*moved = done;
+	return r < 0 ? r : (ssize_t)done;
 }
 
 ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
-		      size_t *written)
+		      size_t *moved)
 {
 	size_t done = 0;
 	ssize_t r = 0;
@@ -103,8 +104,8 @@ ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
 			break;
 		done += (size_t)r;
 	}
-	if (written)
-		*written = done;
+	if (moved)
+		*moved = done;
 	return r < 0 ? r : (ssize_t)len;
 }
 

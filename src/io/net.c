@@ -237,7 +237,7 @@ ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
 	return cio__io("cio_send", &io);
 }
 
-ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sent)
+ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *moved)
 {
 	size_t done = 0;
 	ssize_t rc = 0;
@@ -247,12 +247,12 @@ ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sen
 			break;
 		done += (size_t)rc;
 	}
-	if (sent)
-		*sent = done;
+	if (moved)
+		*moved = done;
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
-ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *got)
+ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *moved)
 {
 	size_t done = 0;
 	ssize_t rc = 0;
@@ -264,8 +264,8 @@ ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *got)
 			break;
 		done += (size_t)rc;
 	}
-	if (got)
-		*got = done;
+	if (moved)
+		*moved = done;
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
