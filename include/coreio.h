@@ -478,9 +478,8 @@ CIO_API int cio_open(const char *path, int flags, mode_t mode);
  * is neither used nor moved).  Returns bytes moved, 0 from a read at or
  * past the end of the file, or -errno (-EINVAL for off < 0).  Either may
  * be short; see cio_read_all() and cio_write_all().  For seekable files:
- * on a pipe or socket epoll gives -ESPIPE, as pread(2) does, but io_uring
- * ignores off and transfers (checking would cost a system call per
- * transfer); use cio_read() / cio_write() on streams. */
+ * on a pipe, socket or terminal they return -ESPIPE, as pread(2) does, on
+ * every backend; use cio_read() / cio_write() on streams. */
 CIO_API ssize_t cio_pread(int fd, void *buf, size_t len, int64_t off);
 CIO_API ssize_t cio_pwrite(int fd, const void *buf, size_t len, int64_t off);
 

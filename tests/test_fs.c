@@ -715,6 +715,44 @@ static void test_partial(void)
 	CHECK_EQ(munmap(m, 2 * pg), 0);
 }
 
+/* Offsets on a stream: -ESPIPE on every backend, as pread(2).  What the
+ * runtime learnt of an fd number goes with it when it is closed. */
+static void test_espipe(void)
+{
+	int pfd[2], s[2];
+	char buf[8] = "abcdefg";
+	struct iovec iov = {buf, 4};
+	CHECK_EQ(cio_pipe(pfd), 0);
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, s), 0);
+	for (int k = 0; k < 2; k++) { /* again, from what is known */
+		CHECK_EQ(cio_pwrite(pfd[1], buf, 4, 0), -ESPIPE);
+		CHECK_EQ(cio_pread(pfd[0], buf, 4, 0), -ESPIPE);
+		CHECK_EQ(cio_pwritev(pfd[1], &iov, 1, 0), -ESPIPE);
+		CHECK_EQ(cio_preadv(pfd[0], &iov, 1, 0), -ESPIPE);
+		CHECK_EQ(cio_pwrite(s[0], buf, 4, 0), -ESPIPE);
+		CHECK_EQ(cio_pread(s[1], buf, 4, 0), -ESPIPE);
+	}
+	size_t moved = 99;
+	CHECK_EQ(cio_read_all(pfd[0], buf, 4, 0, &moved), -ESPIPE);
+	CHECK_EQ(moved, 0);
+	/* Nothing was written: the pipe is empty. */
+	CHECK_EQ(cio_write(pfd[1], "x", 1), 1);
+	CHECK_EQ(cio_read(pfd[0], buf, sizeof buf), 1);
+	CHECK_EQ(cio_close(s[0]), 0);
+	CHECK_EQ(cio_close(s[1]), 0);
+	CHECK_EQ(cio_close(pfd[1]), 0);
+	int was = pfd[0];
+	CHECK_EQ(cio_close(pfd[0]), 0);
+	/* The lowest free number: a file takes the pipe's place. */
+	int fd = cio_open(P("espipe"), O_CREAT | O_TRUNC | O_RDWR, 0644);
+	CHECK_EQ(fd, was);
+	CHECK_EQ(cio_pwrite(fd, "abcd", 4, 2), 4);
+	CHECK_EQ(cio_pread(fd, buf, 4, 2), 4);
+	CHECK(memcmp(buf, "abcd", 4) == 0);
+	CHECK_EQ(cio_close(fd), 0);
+	CHECK_EQ(cio_unlink(P("espipe")), 0);
+}
+
 static void test_deadline(void)
 {
 	int fd = cio_open(P("dl"), O_CREAT | O_RDWR | O_TRUNC, 0644);
@@ -858,6 +896,7 @@ static void *fs_main(void *arg)
 	test_many_reads();
 	test_fairness();
 	test_partial();
+	test_espipe();
 	test_deadline();
 	test_cancel_inflight();
 	CHECK_EQ(test_count_fds(), fds);
