@@ -8,7 +8,20 @@
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
  * "blocking" parks only the calling task and must be made from a task: made
- * anywhere else it aborts the process with a message naming the call.
+ * anywhere else it aborts the process with a message naming the call, even
+ * when its arguments are wrong or it would have nothing to do.  So do
+ * cio_deadline_push(), cio_timeout_push(), cio_deadline_pop() and
+ * cio_mutex_trylock(), which need a task to act on.
+ *
+ * Every other call never blocks and may be made outside a task: from the
+ * thread's scheduler context (a runtime's setup, a cross-core message
+ * handler) or, where its documentation says so, from any thread.  Those
+ * that need the calling thread's runtime (cio_spawn(), cio_core_post(),
+ * cio_drain()) return -EPERM off one; the queries (cio_self(),
+ * cio_draining(), cio_stats_get(), ...) answer for "no task" or "no
+ * runtime" as documented.  Local channels' try_* calls and close, and the
+ * other non-blocking calls of the local synchronisation objects, work
+ * from the scheduler context as well.
  *
  * Every blocking call obeys the same two rules:
  *   - it returns -ECANCELED once cio_cancel() was called on the task

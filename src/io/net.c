@@ -184,6 +184,7 @@ int cio_accept(int fd, cio_addr *peer)
 
 int cio_connect_addr(int fd, const cio_addr *a)
 {
+	cio__self_or_die("cio_connect_addr");
 	struct cio__io io = {
 		.kind = CIO__IO_CONNECT, .fd = fd,
 		.p.addr = (struct sockaddr *)&a->u.sa, .n.alen = a->len,
@@ -239,6 +240,7 @@ ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
 
 ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *moved)
 {
+	cio__self_or_die("cio_send_all");
 	size_t done = 0;
 	ssize_t rc = 0;
 	while (done < len) {
@@ -254,6 +256,7 @@ ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *mov
 
 ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *moved)
 {
+	cio__self_or_die("cio_recv_exact");
 	size_t done = 0;
 	ssize_t rc = 0;
 	while (done < len) {
@@ -320,6 +323,7 @@ ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_addr *to)
 {
+	cio__self_or_die("cio_sendto");
 	struct iovec iov = {(void *)buf, len};
 	struct msghdr m = {
 		.msg_name = to ? (void *)&to->u : NULL,
@@ -332,6 +336,7 @@ ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_add
 
 ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags, cio_addr *from)
 {
+	cio__self_or_die("cio_recvfrom");
 	struct iovec iov = {buf, len};
 	struct msghdr m = {
 		.msg_name = from ? &from->u : NULL,
@@ -347,6 +352,7 @@ ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags, cio_addr *from)
 
 ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
 {
+	cio__self_or_die("cio_send_fds");
 	union {
 		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
 		struct cmsghdr align;
@@ -371,6 +377,7 @@ ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t
 
 ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 {
+	cio__self_or_die("cio_recv_fds");
 	union {
 		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
 		struct cmsghdr align;
