@@ -65,8 +65,8 @@ static double cpu_s(void)
 static void *reader(void *arg)
 {
 	uint64_t seed = 0x9E3779B97F4A7C15ULL * ((uint64_t)(uintptr_t)arg + 1);
-	char *buf = cio_alloc_aligned(bs, 4096);
-	if (!buf)
+	char *buf;
+	if (cio_alloc_aligned((void **)&buf, bs, 4096) < 0)
 		abort();
 	while (!stop) {
 		/* Multiply-shift: an unbiased-enough block index without a

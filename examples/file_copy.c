@@ -66,9 +66,10 @@ static size_t round_up(size_t n, size_t a)
 static void *worker(void *arg)
 {
 	(void)arg;
-	void *buf = cio_alloc_aligned(opt.block, cp.mem_align);
-	if (!buf) {
-		fail(-ENOMEM, "buffer", "allocate");
+	void *buf;
+	int rc = cio_alloc_aligned(&buf, opt.block, cp.mem_align);
+	if (rc < 0) {
+		fail(rc, "buffer", "allocate");
 		return NULL;
 	}
 	while (!cp.err && cp.next < cp.size) {
@@ -78,7 +79,7 @@ static void *worker(void *arg)
 		/* With O_DIRECT, lengths are multiples of the alignment: the
 		 * last block is asked for whole, and comes back short. */
 		size_t want = opt.direct ? round_up(len, cp.off_align) : len;
-		ssize_t n = cio_read_all(cp.in, buf, want, off);
+		ssize_t n = cio_read_all(cp.in, buf, want, off, NULL);
 		if (n < 0) {
 			fail((int)n, opt.src, "read");
 			break;

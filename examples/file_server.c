@@ -469,7 +469,7 @@ static void accept_loop(struct server *s)
 		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) {
 			fprintf(stderr, "file_server: accept: %s; stopping\n", cio_strerror(fd));
 			atomic_store(&status, 1);
-			cio_shutdown_request();
+			cio_drain();
 			return;
 		}
 		if (fd < 0) {
@@ -506,7 +506,7 @@ static void *stop_later(void *arg)
 {
 	(void)arg;
 	if (cio_sleep(opt.run_ns) == 0)
-		cio_shutdown_request();
+		cio_drain();
 	return NULL;
 }
 
@@ -537,7 +537,7 @@ static void *core_main(void *arg)
 			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
 		bound_addr[0] = '\0';
 		atomic_store(&status, 1);
-		cio_shutdown_request();
+		cio_drain();
 		return NULL;
 	}
 	if (core == 0) {

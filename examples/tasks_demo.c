@@ -80,9 +80,14 @@ static void *ponger(void *arg)
 
 static int ping_pong(long rounds)
 {
-	struct pingpong p = {cio_chan_new(sizeof(long), 1), cio_chan_new(sizeof(long), 1), rounds};
-	if (!p.to || !p.from)
-		return -ENOMEM;
+	struct pingpong p = {.rounds = rounds};
+	int rc = cio_chan_new(&p.to, sizeof(long), 1);
+	if (rc == 0)
+		rc = cio_chan_new(&p.from, sizeof(long), 1);
+	if (rc < 0) {
+		cio_chan_free(p.to);
+		return rc;
+	}
 	cio_task_t t = cio_spawn(ponger, &p);
 	if (t < 0)
 		return (int)t;

@@ -198,7 +198,7 @@ static void accept_loop(struct server *s)
 		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
 			fprintf(stderr, "tcp_proxy: accept: %s; stopping\n", cio_strerror(fd));
 			atomic_store(&status, 1);
-			cio_shutdown_request();
+			cio_drain();
 			return;
 		}
 		/* -EMFILE (cio_accept() has paused), -ECONNABORTED, ... pass. */
@@ -219,7 +219,7 @@ static void *stop_later(void *arg)
 {
 	(void)arg;
 	if (cio_sleep(opt.run_ns) == 0)
-		cio_shutdown_request();
+		cio_drain();
 	return NULL;
 }
 
@@ -250,7 +250,7 @@ static void *core_main(void *arg)
 			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
 		bound_addr[0] = '\0';
 		atomic_store(&status, 1);
-		cio_shutdown_request();
+		cio_drain();
 		return NULL;
 	}
 	if (core == 0) {

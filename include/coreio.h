@@ -8,7 +8,20 @@
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
  * "blocking" parks only the calling task and must be made from a task: made
- * anywhere else it aborts the process with a message naming the call.
+ * anywhere else it aborts the process with a message naming the call, even
+ * when its arguments are wrong or it would have nothing to do.  So do
+ * cio_deadline_push(), cio_timeout_push(), cio_deadline_pop() and
+ * cio_mutex_trylock(), which need a task to act on.
+ *
+ * Every other call never blocks and may be made outside a task: from the
+ * thread's scheduler context (a runtime's setup, a cross-core message
+ * handler) or, where its documentation says so, from any thread.  Those
+ * that need the calling thread's runtime (cio_spawn(), cio_core_post(),
+ * cio_drain()) return -EPERM off one; the queries (cio_self(),
+ * cio_draining(), cio_stats_get(), ...) answer for "no task" or "no
+ * runtime" as documented.  Local channels' try_* calls and close, and the
+ * other non-blocking calls of the local synchronisation objects, work
+ * from the scheduler context as well.
  *
  * Every blocking call obeys the same two rules:
  *   - it returns -ECANCELED once cio_cancel() was called on the task
@@ -17,6 +30,13 @@
  *     (see cio_deadline_push()).
  * When both hold at once, -ECANCELED wins.  An interrupted call returns only
  * after every resource it held (a queue slot, a kernel buffer) is released.
+ *
+ * Calls that loop until a whole count has moved (cio_send_all(),
+ * cio_recv_exact(), cio_read_all(), cio_write_all(), cio_sendfile()) take
+ * a last argument `size_t *moved` (may be NULL).  They return the count
+ * (cio_read_all() and cio_sendfile() fewer when the file ended first), or
+ * a negated errno; either way *moved holds the bytes moved, so after an
+ * error it tells how far the transfer got.
  *
  * The header uses POSIX types (ssize_t, sigset_t, struct sockaddr): compile
  * with gcc's default gnu dialect, or define _GNU_SOURCE or
@@ -366,15 +386,16 @@ CIO_API ssize_t cio_recv(int fd, void *buf, size_t len, int flags);
 CIO_API ssize_t cio_send(int fd, const void *buf, size_t len, int flags);
 
 /* Blocking.  Sends all len bytes, looping over short sends.  Returns len,
- * or -errno; on error, *sent (if not NULL) holds how many bytes went. */
+ * or -errno; *moved (if not NULL) holds how many bytes went either way
+ * (see the top of this header). */
 CIO_API ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags,
-			     size_t *sent);
+			     size_t *moved);
 
 /* Blocking.  Receives exactly len bytes.  Returns len, or -EPIPE when the
- * stream ended first, or another -errno; *got (if not NULL) holds how many
- * bytes arrived either way. */
+ * stream ended first, or another -errno; *moved (if not NULL) holds how
+ * many bytes arrived either way. */
 CIO_API ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags,
-			       size_t *got);
+			       size_t *moved);
 
 /* Blocking.  read(2), write(2), readv(2), writev(2) on any fd coreio can
  * wait on (sockets, pipes, terminals, eventfds).  Results as cio_recv. */
@@ -470,9 +491,8 @@ CIO_API int cio_open(const char *path, int flags, mode_t mode);
  * is neither used nor moved).  Returns bytes moved, 0 from a read at or
  * past the end of the file, or -errno (-EINVAL for off < 0).  Either may
  * be short; see cio_read_all() and cio_write_all().  For seekable files:
- * on a pipe or socket epoll gives -ESPIPE, as pread(2) does, but io_uring
- * ignores off and transfers (checking would cost a system call per
- * transfer); use cio_read() / cio_write() on streams. */
+ * on a pipe, socket or terminal they return -ESPIPE, as pread(2) does, on
+ * every backend; use cio_read() / cio_write() on streams. */
 CIO_API ssize_t cio_pread(int fd, void *buf, size_t len, int64_t off);
 CIO_API ssize_t cio_pwrite(int fd, const void *buf, size_t len, int64_t off);
 
@@ -482,14 +502,16 @@ CIO_API ssize_t cio_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t
 
 /* Blocking.  Reads len bytes from offset off, looping over short reads.
  * Returns the bytes read, fewer than len only when the file ended, or
- * -errno (bytes read before an error are in buf but not counted). */
-CIO_API ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off);
+ * -errno; *moved (if not NULL) holds how many bytes were read into buf,
+ * from off on, either way. */
+CIO_API ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off,
+			     size_t *moved);
 
 /* Blocking.  Writes all len bytes at offset off, looping over short
- * writes.  Returns len, or -errno; on error *written (if not NULL) holds
- * how many bytes were written, from off on. */
+ * writes.  Returns len, or -errno; *moved (if not NULL) holds how many
+ * bytes were written, from off on, either way. */
 CIO_API ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
-			      size_t *written);
+			      size_t *moved);
 
 /* Blocking.  fsync(2) / fdatasync(2).  Returns 0 or -errno (-EIO). */
 CIO_API int cio_fsync(int fd);
@@ -537,9 +559,10 @@ CIO_API int cio_link(const char *oldpath, const char *newpath);
 CIO_API int cio_dio_align(int fd, size_t *mem_align, size_t *off_align);
 
 /* Memory for O_DIRECT transfers: size bytes aligned to align (0: the page
- * size, which suits every device), zero-filled.  Free with free().
- * Returns NULL with errno EINVAL (align not a power of two) or ENOMEM. */
-CIO_API void *cio_alloc_aligned(size_t size, size_t align);
+ * size, which suits every device), zero-filled, stored in *out.  Free with
+ * free().  Returns 0, or -EINVAL (align not a power of two) or -ENOMEM
+ * (*out is then NULL). */
+CIO_API int cio_alloc_aligned(void **out, size_t size, size_t align);
 
 /* --- zero-copy ------------------------------------------------------------ */
 
@@ -555,10 +578,10 @@ CIO_API ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out,
 /* Blocking.  Sends len bytes of the regular file `file`, from offset off,
  * to the stream socket (or pipe) out, through a pooled pipe with splice:
  * the bytes never enter user space.  Returns the bytes sent: len, or fewer
- * when the file ended first; or -errno, with *sent (if not NULL) holding
- * how many bytes went before the error. */
+ * when the file ended first; or -errno; *moved (if not NULL) holds how
+ * many bytes went either way. */
 CIO_API ssize_t cio_sendfile(int out, int file, int64_t off, size_t len,
-			     size_t *sent);
+			     size_t *moved);
 
 typedef struct cio_relay_opts {
 	/* Ends the relay with -ETIMEDOUT once no byte has moved either way
@@ -613,8 +636,8 @@ typedef struct cio_cores_config {
  * process's affinity mask (n = 0: one per such CPU), runs `main(arg)` as
  * the first task of every one of them, and returns once all have ended.
  * Unless no_signals, SIGINT and SIGTERM are blocked in every thread and
- * the first of them starts a drain (cio_shutdown_request()); a second
- * cancels every task at once.
+ * the first of them starts a drain (cio_drain()); a second cancels
+ * every task at once.
  *
  * Returns 0, or a negated errno: -EINVAL (n < 0), -EBUSY (called from a
  * runtime), -EAGAIN (threads), or the error of a core that could not
@@ -657,18 +680,19 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
 /* Asks every core of the calling runtime's group (or the single runtime of
  * cio_run()) to drain: on each, listening sockets made by cio_listen() on
  * that core are shut down (new connections are refused; cio_accept()
- * returns -ESHUTDOWN; the fds stay open for their owners to close), waiters in
- * cio_shutdown_wait() wake, cio_shutdown_requested() turns true, and after
+ * returns -ESHUTDOWN; the fds stay open for their owners to close),
+ * waiters in cio_drain_wait() wake, cio_draining() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
- * may be called from any task.  Returns 0, or -EPERM off a runtime. */
-CIO_API int cio_shutdown_request(void);
+ * may be called from a task or from the thread's scheduler context (a
+ * message handler).  Returns 0, or -EPERM off a runtime. */
+CIO_API int cio_drain(void);
 
 /* Whether a drain was requested on the calling thread's core. */
-CIO_API bool cio_shutdown_requested(void);
+CIO_API bool cio_draining(void);
 
 /* Blocking.  Waits until a drain is requested.  Returns 0, -ECANCELED,
  * -ETIMEDOUT. */
-CIO_API int cio_shutdown_wait(void);
+CIO_API int cio_drain_wait(void);
 
 /* Blocking.  Waits for one of the signals in `set` and returns its number.
  * The signals must be blocked in every thread of the process (as
@@ -778,9 +802,10 @@ CIO_API int cio_gai_error(int err);
 typedef struct cio_xchan cio_xchan;
 
 /* Creates a channel of `capacity` (>= 1) elements of elem_size bytes,
- * its ring allocated here, once.  Returns it, or NULL when out of memory
- * or elem_size or capacity is 0 (errno is not used). */
-CIO_API cio_xchan *cio_xchan_new(size_t elem_size, size_t capacity);
+ * its ring allocated here, once, and stores it in *out.  Returns 0, or
+ * -EINVAL (elem_size or capacity is 0, or the ring would be larger than
+ * any object can be), -ENOMEM (*out is then NULL). */
+CIO_API int cio_xchan_new(cio_xchan **out, size_t elem_size, size_t capacity);
 
 /* Frees a channel (NULL is ignored).  No task may be in a call on it:
  * close it and let the callers return first; freeing one a task still
@@ -844,10 +869,11 @@ typedef struct cio_chan cio_chan;
 
 /* Creates a channel.  A bounded channel's buffer is allocated here, once,
  * so that sends and receives never allocate; an unbounded one's buffer
- * doubles as needed (and never shrinks).  Returns it, or NULL when out of
- * memory or elem_size is 0 (errno is not used).  Free with
+ * doubles as needed (and never shrinks).  Stores the channel in *out and
+ * returns 0, or -EINVAL (elem_size is 0, or a bounded buffer would be
+ * larger than any object can be), -ENOMEM (*out is then NULL).  Free with
  * cio_chan_free(). */
-CIO_API cio_chan *cio_chan_new(size_t elem_size, size_t capacity);
+CIO_API int cio_chan_new(cio_chan **out, size_t elem_size, size_t capacity);
 
 /* Frees a channel (NULL is ignored).  No task may be waiting on it: close
  * it first and let waiters leave; freeing one that a task still waits on

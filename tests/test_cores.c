@@ -146,7 +146,7 @@ static void *poke_core1(void *arg)
 {
 	(void)arg;
 	atomic_fetch_add(&poked, 1);
-	cio_shutdown_request();
+	cio_drain();
 	return NULL;
 }
 
@@ -160,7 +160,7 @@ static void *post_and_go(void *arg)
 		CHECK_EQ(cio_core_post(1, poke_core1, NULL), 0);
 		return NULL;
 	}
-	CHECK_EQ(cio_shutdown_wait(), 0);
+	CHECK_EQ(cio_drain_wait(), 0);
 	return NULL;
 }
 
@@ -194,7 +194,7 @@ static void *drain_main(void *arg)
 	local_addr(lfd, addr, sizeof addr);
 	cio_spawn_with(&(cio_spawn_opts){.detached = true}, linger, NULL);
 	if (cio_core_id() == 0) {
-		CHECK(!cio_shutdown_requested());
+		CHECK(!cio_draining());
 		kill(getpid(), SIGTERM); /* blocked: goes to the watcher */
 	}
 	/* The accept loop ends when the drain shuts the listener down. */
@@ -202,8 +202,8 @@ static void *drain_main(void *arg)
 	CHECK_EQ(fd, -ESHUTDOWN);
 	CHECK_EQ(cio_close(lfd), 0);
 	atomic_fetch_add(&accepted_shutdown, 1);
-	CHECK(cio_shutdown_requested());
-	CHECK_EQ(cio_shutdown_wait(), 0); /* returns at once now */
+	CHECK(cio_draining());
+	CHECK_EQ(cio_drain_wait(), 0); /* returns at once now */
 	atomic_fetch_add(&drained, 1);
 	return NULL;
 }
@@ -238,7 +238,7 @@ static void *late_signal_main(void *arg)
 	CHECK_EQ(cio_sleep(50 * MS), 0);
 	kill(getpid(), SIGTERM);
 	int64_t tok = cio_timeout_push(5 * CIO_SEC);
-	CHECK_EQ(cio_shutdown_wait(), 0);
+	CHECK_EQ(cio_drain_wait(), 0);
 	cio_deadline_pop(tok);
 	atomic_fetch_add(&late_drained, 1);
 	return NULL;
@@ -277,7 +277,7 @@ static void *live_main(void *arg)
 {
 	(void)arg;
 	if (cio_core_id() == 1) {
-		CHECK_EQ(cio_shutdown_wait(), 0);
+		CHECK_EQ(cio_drain_wait(), 0);
 		atomic_store(&core1_saw_drain, 1);
 		return NULL;
 	}
@@ -352,7 +352,7 @@ static void *spread_main(void *arg)
 {
 	(void)arg;
 	if (cio_core_id() == 1) {
-		CHECK_EQ(cio_shutdown_wait(), 0);
+		CHECK_EQ(cio_drain_wait(), 0);
 		return NULL;
 	}
 	int lfd = cio_listen("127.0.0.1:0", NULL);
@@ -370,7 +370,7 @@ static void *spread_main(void *arg)
 		CHECK_EQ(cio_recv(fd, buf, 1, 0), 0); /* the server closed too */
 		cio_close(fd);
 	}
-	cio_shutdown_request();
+	cio_drain();
 	CHECK_EQ(cio_join(acc, NULL), 0);
 	return NULL;
 }

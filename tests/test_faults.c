@@ -2,6 +2,7 @@
  * blocking calls outside a task, deadlock, nested runtimes. */
 #include "check.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -121,6 +122,39 @@ static void join_outside(void)
 	cio_join(1, NULL);
 }
 
+/* Blocking calls that once returned before noticing there was no task
+ * (an argument check, a zero length), or crashed: each must abort and
+ * name itself. */
+static int outside_which;
+static void blocking_outside(void)
+{
+	char buf[4];
+	cio_addr a;
+	cio_chan *ch;
+	cio_addr_parse(&a, "127.0.0.1:9");
+	switch (outside_which) {
+	case 0: cio_recv(0, buf, sizeof buf, 0); break;
+	case 1: cio_send_all(1, buf, 0, 0, NULL); break;
+	case 2: cio_recv_exact(0, buf, 0, 0, NULL); break;
+	case 3: cio_pread(0, buf, sizeof buf, -1); break;
+	case 4: cio_read_all(0, buf, 0, 0, NULL); break;
+	case 5: cio_sendfile(1, 0, 0, 1, NULL); break;
+	case 6: cio_connect_addr(-1, &a); break;
+	case 7: cio_statx(AT_FDCWD, NULL, 0, 0, NULL); break;
+	case 8: cio_splice(0, -2, 1, -1, 1); break;
+	case 9: cio_drain_wait(); break;
+	case 10:
+		CHECK_EQ(cio_chan_new(&ch, 1, 1), 0);
+		cio_chan_recv(ch, buf);
+		break;
+	}
+}
+static const char *const outside_names[] = {
+	"cio_recv", "cio_send_all", "cio_recv_exact", "cio_pread",
+	"cio_read_all", "cio_sendfile", "cio_connect_addr", "cio_statx",
+	"cio_splice", "cio_drain_wait", "cio_chan_recv",
+};
+
 static void test_outside_task(void)
 {
 	char out[4096];
@@ -130,6 +164,17 @@ static void test_outside_task(void)
 	st = in_child(join_outside, out, sizeof out);
 	CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
 	CHECK(strstr(out, "cio_join() called outside a task") != NULL);
+	for (size_t i = 0; i < sizeof outside_names / sizeof *outside_names; i++) {
+		char want[64];
+		outside_which = (int)i;
+		st = in_child(blocking_outside, out, sizeof out);
+		snprintf(want, sizeof want, "%s() called outside a task", outside_names[i]);
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGABRT || !strstr(out, want))
+			fprintf(stderr, "%s outside a task: status %#x, said: %s\n",
+				outside_names[i], st, out);
+		CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT);
+		CHECK(strstr(out, want) != NULL);
+	}
 	/* Non-blocking calls outside a runtime just fail. */
 	CHECK_EQ(cio_spawn(NULL, NULL), -EPERM);
 	CHECK_EQ(cio_self(), 0);
@@ -137,6 +182,19 @@ static void test_outside_task(void)
 	CHECK_EQ(cio_detach(1), -ESRCH);
 	CHECK(!cio_cancelled());
 	CHECK_EQ(cio_deadline(), CIO_NEVER);
+	CHECK_EQ(cio_drain(), -EPERM);
+	CHECK(!cio_draining());
+	cio_chan *ch;
+	int v = 7;
+	CHECK_EQ(cio_chan_new(&ch, sizeof v, 1), 0);
+	CHECK_EQ(cio_chan_try_send(ch, &v), 0);
+	CHECK_EQ(cio_chan_try_send(ch, &v), -EAGAIN);
+	v = 0;
+	CHECK_EQ(cio_chan_try_recv(ch, &v), 0);
+	CHECK_EQ(v, 7);
+	cio_chan_close(ch);
+	CHECK_EQ(cio_chan_try_send(ch, &v), -EPIPE);
+	cio_chan_free(ch);
 }
 
 /* --- deadlock: every task parked, nothing left to wake one ------------ */

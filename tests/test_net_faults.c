@@ -105,6 +105,25 @@ static void *send_until_error(void *arg)
 	return NULL;
 }
 
+/* Reads `want` bytes, then closes with a RST. */
+struct read_reset {
+	int fd;
+	size_t want, got;
+};
+static void *read_then_reset(void *arg)
+{
+	struct read_reset *r = arg;
+	char buf[4096];
+	while (r->got < r->want) {
+		ssize_t n = cio_recv(r->fd, buf, sizeof buf, 0);
+		CHECK(n > 0);
+		r->got += (size_t)n;
+	}
+	linger0(r->fd);
+	CHECK_EQ(cio_close(r->fd), 0);
+	return NULL;
+}
+
 static void test_reset(void)
 {
 	int fds = test_count_fds();
@@ -173,6 +192,24 @@ static void test_reset(void)
 	CHECK_EQ(cio_sleep(5 * MS), 0);
 	ssize_t n = cio_send(p[0], "abc", 3, 0);
 	CHECK(n == -ECONNRESET || n == -EPIPE);
+	CHECK_EQ(cio_close(p[0]), 0);
+
+	/* cio_send_all() to a peer that reads some, then resets: the error,
+	 * and *moved at least what the peer read, less than asked. */
+	tcp_pair(p);
+	CHECK_EQ(cio_sock_buffers(p[1], 4096, 0), 0);
+	struct read_reset rr = {p[1], 100 * 1024, 0};
+	t = cio_spawn(read_then_reset, &rr);
+	size_t big = 32 << 20, moved = 0;
+	char *bulk = calloc(1, big);
+	CHECK(bulk);
+	n = cio_send_all(p[0], bulk, big, 0, &moved);
+	join_rc(t);
+	fprintf(stderr, "  send_all after peer reset: %zd (%s), %zu bytes went, %zu read\n",
+		n, cio_strerror((int)n), moved, rr.got);
+	CHECK(n == -ECONNRESET || n == -EPIPE);
+	CHECK(moved >= rr.got && moved < big);
+	free(bulk);
 	CHECK_EQ(cio_close(p[0]), 0);
 	CHECK_EQ(test_count_fds(), fds);
 }
@@ -529,7 +566,7 @@ static void test_interrupted_transfers(void)
 	CHECK_EQ(d.second, 14);
 	CHECK(memcmp(d.data, "after-deadline", 14) == 0);
 
-	/* cio_recv_exact() cut short by a deadline: -ETIMEDOUT, and *got
+	/* cio_recv_exact() cut short by a deadline: -ETIMEDOUT, and *moved
 	 * says what came; the rest follows. */
 	CHECK_EQ(cio_send(p[0], "01234", 5, 0), 5);
 	char ten[10];
@@ -597,7 +634,7 @@ static void test_interrupted_transfers(void)
 	CHECK_EQ(recv(p[1], &probe, 1, MSG_DONTWAIT), -1); /* nothing doubled */
 	CHECK_EQ(errno, EAGAIN);
 
-	/* A blocked send cancelled: *sent says exactly what went, and the
+	/* A blocked send cancelled: *moved says exactly what went, and the
 	 * rest can follow. */
 	size_t len = 4 << 20;
 	uint8_t *data = malloc(len), *back = malloc(len);

@@ -625,6 +625,43 @@ static void *pipe_writer(void *arg)
 	return NULL;
 }
 
+/* An error after some progress: *moved tells how much went. */
+static void test_partial(void)
+{
+	int s[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, s), 0);
+	CHECK_EQ(cio_sock_buffers(s[0], 0, 16 * 1024), 0);
+	size_t len = 4 << 20, moved = 0, got = 99;
+	char *big = calloc(1, len);
+	CHECK(big);
+
+	/* Nobody reads: the deadline ends the send part way. */
+	int64_t tok = cio_timeout_push(50 * CIO_MS);
+	CHECK_EQ(cio_send_all(s[0], big, len, 0, &moved), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	CHECK(moved > 0 && moved < len);
+	/* The peer gets exactly that much, then its deadline passes. */
+	tok = cio_timeout_push(50 * CIO_MS);
+	CHECK_EQ(cio_recv_exact(s[1], big, len, 0, &got), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	CHECK_EQ(got, moved);
+
+	/* The stream ends part way: -EPIPE and what came. */
+	CHECK_EQ(cio_send_all(s[0], "abc", 3, 0, &moved), 3);
+	CHECK_EQ(moved, 3);
+	CHECK_EQ(cio_shutdown(s[0], SHUT_WR), 0);
+	CHECK_EQ(cio_recv_exact(s[1], big, 10, 0, &got), -EPIPE);
+	CHECK_EQ(got, 3);
+
+	/* The peer is gone: -EPIPE, nothing went. */
+	CHECK_EQ(cio_close(s[1]), 0);
+	moved = 99;
+	CHECK_EQ(cio_send_all(s[0], big, 10, 0, &moved), -EPIPE);
+	CHECK_EQ(moved, 0);
+	CHECK_EQ(cio_close(s[0]), 0);
+	free(big);
+}
+
 static void test_pipes(void)
 {
 	int fds = test_count_fds();
@@ -899,6 +936,7 @@ static void *test_main(void *arg)
 	test_unix_seqpacket();
 	test_socketpair();
 	test_fd_passing();
+	test_partial();
 	test_pipes();
 	test_readiness();
 	test_foreign_fd_reuse();

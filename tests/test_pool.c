@@ -443,7 +443,7 @@ static void *drain_main(void *arg)
 	(void)arg;
 	cio_spawn_with(&(cio_spawn_opts){.detached = true}, stuck_waiter, NULL);
 	wait_inside(1);
-	CHECK_EQ(cio_shutdown_request(), 0);
+	CHECK_EQ(cio_drain(), 0);
 	return NULL;
 }
 

@@ -352,7 +352,7 @@ static void test_sendfile(void)
 	CHECK_EQ(sent, 0);
 	CHECK_EQ(cio_sendfile(-1, f, 0, 10, &sent), -EBADF);
 	CHECK_EQ(cio_sendfile(s[0], s[1], 0, 10, &sent), -EINVAL); /* not a file */
-	/* A deadline while nobody reads: -ETIMEDOUT, *sent what went. */
+	/* A deadline while nobody reads: -ETIMEDOUT, *moved what went. */
 	int64_t tok = cio_timeout_push(50 * MS);
 	ssize_t n = cio_sendfile(s[0], f, 0, size, &sent);
 	cio_deadline_pop(tok);
@@ -363,7 +363,7 @@ static void test_sendfile(void)
 	CHECK_EQ(cio_close(t[0]), 0);
 	CHECK_EQ(cio_close(t[1]), 0);
 
-	/* The receiver leaves early: EPIPE or ECONNRESET, *sent sane. */
+	/* The receiver leaves early: EPIPE or ECONNRESET, *moved sane. */
 	for (int k = 0; k < 3; k++) {
 		int pr[2];
 		if (k == 0)

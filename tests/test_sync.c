@@ -9,6 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A channel the test cannot do without. */
+static cio_chan *chan_make(size_t elem_size, size_t capacity)
+{
+	cio_chan *ch;
+	CHECK_EQ(cio_chan_new(&ch, elem_size, capacity), 0);
+	return ch;
+}
+
 #define MS 1000000LL
 
 /* Lets every runnable task run until it blocks (a few rounds suffice). */
@@ -74,7 +82,7 @@ static void test_chan_fifo(void)
 {
 	const size_t caps[] = {1, 4, 0, CIO_CHAN_UNBOUNDED};
 	for (size_t k = 0; k < sizeof caps / sizeof caps[0]; k++) {
-		cio_chan *ch = cio_chan_new(sizeof(int), caps[k]);
+		cio_chan *ch = chan_make(sizeof(int), caps[k]);
 		CHECK(ch);
 		struct chan_job j = {.ch = ch, .from = 100, .count = 200, .close = true};
 		cio_task_t t = cio_spawn(sender, &j);
@@ -90,7 +98,7 @@ static void test_chan_fifo(void)
 	}
 
 	/* Unbounded: sends never block; the ring grows, also while wrapped. */
-	cio_chan *ch = cio_chan_new(sizeof(int), CIO_CHAN_UNBOUNDED);
+	cio_chan *ch = chan_make(sizeof(int), CIO_CHAN_UNBOUNDED);
 	int v, next_in = 0, next_out = 0;
 	for (int round = 0; round < 6; round++) {
 		for (int i = 0; i < 10 + round * 40; i++) {
@@ -111,7 +119,7 @@ static void test_chan_fifo(void)
 
 	/* Elements of any size are copied whole. */
 	struct big { char s[40]; int n; } b = {"hello", 7}, out;
-	ch = cio_chan_new(sizeof b, 2);
+	ch = chan_make(sizeof b, 2);
 	CHECK_EQ(cio_chan_send(ch, &b), 0);
 	b.n = 8;
 	CHECK_EQ(cio_chan_send(ch, &b), 0);
@@ -121,8 +129,13 @@ static void test_chan_fifo(void)
 	CHECK_EQ(out.n, 8);
 	cio_chan_free(ch);
 
-	CHECK(cio_chan_new(0, 4) == NULL);
-	CHECK(cio_chan_new(SIZE_MAX / 2, 4) == NULL);
+	cio_chan *bad = (cio_chan *)&out;
+	CHECK_EQ(cio_chan_new(&bad, 0, 4), -EINVAL);
+	CHECK(bad == NULL);
+	CHECK_EQ(cio_chan_new(&bad, SIZE_MAX / 2, 4), -EINVAL); /* overflows */
+	CHECK_EQ(cio_chan_new(&bad, 1, SIZE_MAX - 1), -EINVAL); /* > PTRDIFF_MAX */
+	CHECK_EQ(cio_chan_new(&bad, 0, CIO_CHAN_UNBOUNDED), -EINVAL);
+	CHECK(bad == NULL);
 	cio_chan_free(NULL);
 }
 
@@ -131,7 +144,7 @@ static void test_chan_receivers_fifo(void)
 {
 	const size_t caps[] = {3, 0, CIO_CHAN_UNBOUNDED};
 	for (size_t k = 0; k < 3; k++) {
-		cio_chan *ch = cio_chan_new(sizeof(int), caps[k]);
+		cio_chan *ch = chan_make(sizeof(int), caps[k]);
 		struct chan_job r[4];
 		cio_task_t t[4];
 		for (int i = 0; i < 4; i++) {
@@ -156,7 +169,7 @@ static void test_chan_receivers_fifo(void)
  * exactly one more element in. */
 static void test_chan_backpressure(void)
 {
-	cio_chan *ch = cio_chan_new(sizeof(int), 2);
+	cio_chan *ch = chan_make(sizeof(int), 2);
 	struct chan_job j = {.ch = ch, .from = 0, .count = 5};
 	cio_task_t t = cio_spawn(sender, &j);
 	settle();
@@ -185,7 +198,7 @@ static void test_chan_backpressure(void)
 /* Rendezvous: a send completes only when a receiver takes the element. */
 static void test_chan_rendezvous(void)
 {
-	cio_chan *ch = cio_chan_new(sizeof(int), 0);
+	cio_chan *ch = chan_make(sizeof(int), 0);
 	int v = 5;
 	CHECK_EQ(cio_chan_try_send(ch, &v), -EAGAIN); /* nobody receiving */
 	CHECK_EQ(cio_chan_try_recv(ch, &v), -EAGAIN); /* nobody sending */
@@ -216,7 +229,7 @@ static void test_chan_rendezvous(void)
 static void test_chan_close(void)
 {
 	/* Full bounded channel, two senders waiting. */
-	cio_chan *ch = cio_chan_new(sizeof(int), 2);
+	cio_chan *ch = chan_make(sizeof(int), 2);
 	int v = 1;
 	CHECK_EQ(cio_chan_send(ch, &v), 0);
 	v = 2;
@@ -244,7 +257,7 @@ static void test_chan_close(void)
 	/* Empty channels of every kind, receivers waiting. */
 	const size_t caps[] = {2, 0, CIO_CHAN_UNBOUNDED};
 	for (size_t k = 0; k < 3; k++) {
-		ch = cio_chan_new(sizeof(int), caps[k]);
+		ch = chan_make(sizeof(int), caps[k]);
 		struct chan_job r[3];
 		cio_task_t t[3];
 		for (int i = 0; i < 3; i++) {
@@ -263,7 +276,7 @@ static void test_chan_close(void)
 	}
 
 	/* Rendezvous with a sender waiting. */
-	ch = cio_chan_new(sizeof(int), 0);
+	ch = chan_make(sizeof(int), 0);
 	s1 = (struct chan_job){.ch = ch, .value = 9};
 	t1 = cio_spawn(send_one, &s1);
 	settle();
@@ -273,7 +286,7 @@ static void test_chan_close(void)
 	cio_chan_free(ch);
 
 	/* Unbounded, closed with elements in: they drain. */
-	ch = cio_chan_new(sizeof(int), CIO_CHAN_UNBOUNDED);
+	ch = chan_make(sizeof(int), CIO_CHAN_UNBOUNDED);
 	for (int i = 0; i < 20; i++)
 		CHECK_EQ(cio_chan_send(ch, &i), 0);
 	cio_chan_close(ch);
@@ -287,7 +300,7 @@ static void test_chan_close(void)
 
 static void test_chan_try(void)
 {
-	cio_chan *ch = cio_chan_new(sizeof(int), 1);
+	cio_chan *ch = chan_make(sizeof(int), 1);
 	int v = 3;
 	CHECK_EQ(cio_chan_try_recv(ch, &v), -EAGAIN);
 	CHECK_EQ(v, 3);
@@ -306,7 +319,7 @@ static void test_chan_cancel(void)
 	 * afterwards stays for the next receiver. */
 	const size_t caps[] = {2, 0, CIO_CHAN_UNBOUNDED};
 	for (size_t k = 0; k < 3; k++) {
-		cio_chan *ch = cio_chan_new(sizeof(int), caps[k]);
+		cio_chan *ch = chan_make(sizeof(int), caps[k]);
 		struct chan_job r = {.ch = ch, .value = -1};
 		cio_task_t t = cio_spawn(recv_one, &r);
 		settle();
@@ -329,7 +342,7 @@ static void test_chan_cancel(void)
 	/* Cancelled and then, in the same tick, offered an element: the
 	 * receiver is no longer parked, so the element must be buffered, not
 	 * handed to a task that is about to return -ECANCELED. */
-	cio_chan *ch = cio_chan_new(sizeof(int), 4);
+	cio_chan *ch = chan_make(sizeof(int), 4);
 	struct chan_job r1 = {.ch = ch, .value = -1}, r2 = {.ch = ch, .value = -1};
 	cio_task_t t1 = cio_spawn(recv_one, &r1), t2 = cio_spawn(recv_one, &r2);
 	settle();
@@ -354,7 +367,7 @@ static void test_chan_cancel(void)
 	cio_chan_close(ch);
 	CHECK_EQ(join_rc(t1), -ECANCELED);
 	cio_chan_free(ch);
-	ch = cio_chan_new(sizeof(int), 4);
+	ch = chan_make(sizeof(int), 4);
 
 	/* Handed an element, then cancelled in the same tick: the receive
 	 * completed first and keeps its element. */
@@ -370,7 +383,7 @@ static void test_chan_cancel(void)
 	cio_chan_free(ch);
 
 	/* A sender cancelled while the channel is full delivers nothing. */
-	ch = cio_chan_new(sizeof(int), 1);
+	ch = chan_make(sizeof(int), 1);
 	v = 1;
 	CHECK_EQ(cio_chan_send(ch, &v), 0);
 	struct chan_job s = {.ch = ch, .value = 2};
@@ -386,7 +399,7 @@ static void test_chan_cancel(void)
 	cio_chan_free(ch);
 
 	/* Rendezvous sender cancelled: no receiver gets its element. */
-	ch = cio_chan_new(sizeof(int), 0);
+	ch = chan_make(sizeof(int), 0);
 	s = (struct chan_job){.ch = ch, .value = 2};
 	t = cio_spawn(send_one, &s);
 	settle();
@@ -398,7 +411,7 @@ static void test_chan_cancel(void)
 
 	/* A cancel already standing fails the call even when it could
 	 * complete, and takes nothing. */
-	ch = cio_chan_new(sizeof(int), 2);
+	ch = chan_make(sizeof(int), 2);
 	v = 5;
 	CHECK_EQ(cio_chan_send(ch, &v), 0);
 	CHECK_EQ(cio_cancel(cio_self()), 0);
@@ -419,7 +432,7 @@ static void test_chan_deadline(void)
 	/* recv on an empty channel, of each kind */
 	const size_t caps[] = {2, 0, CIO_CHAN_UNBOUNDED};
 	for (size_t k = 0; k < 3; k++) {
-		cio_chan *ch = cio_chan_new(sizeof(int), caps[k]);
+		cio_chan *ch = chan_make(sizeof(int), caps[k]);
 		v = -1;
 		int64_t t0 = cio_now();
 		int64_t tok = cio_timeout_push(want);
@@ -433,7 +446,7 @@ static void test_chan_deadline(void)
 	}
 	/* send on a full bounded channel and on a rendezvous channel */
 	for (size_t k = 0; k < 2; k++) {
-		cio_chan *ch = cio_chan_new(sizeof(int), caps[k]);
+		cio_chan *ch = chan_make(sizeof(int), caps[k]);
 		for (size_t i = 0; i < caps[k]; i++)
 			CHECK_EQ(cio_chan_send(ch, &(int){(int)i}), 0);
 		int64_t t0 = cio_now();
@@ -452,7 +465,7 @@ static void test_chan_deadline(void)
 		cio_chan_free(ch);
 	}
 	/* A deadline already passed fails even a call that would not wait. */
-	cio_chan *ch = cio_chan_new(sizeof(int), 2);
+	cio_chan *ch = chan_make(sizeof(int), 2);
 	CHECK_EQ(cio_chan_send(ch, &(int){4}), 0);
 	int64_t tok = cio_deadline_push(cio_now() - 1);
 	CHECK_EQ(cio_chan_recv(ch, &v), -ETIMEDOUT);
@@ -977,7 +990,7 @@ static cio_select_case timer_case(int64_t at)
 
 static void test_select_ready(void)
 {
-	cio_chan *a = cio_chan_new(sizeof(int), 4), *b = cio_chan_new(sizeof(int), 4);
+	cio_chan *a = chan_make(sizeof(int), 4), *b = chan_make(sizeof(int), 4);
 	int x = -1, y = -1, v;
 
 	/* Both ready: the first case wins, the other channel is untouched. */
@@ -1020,7 +1033,7 @@ static void test_select_ready(void)
 	CHECK_EQ(y, 61);
 
 	/* Closed channels complete at once with -EPIPE. */
-	cio_chan *c = cio_chan_new(sizeof(int), 1);
+	cio_chan *c = chan_make(sizeof(int), 1);
 	cio_chan_close(c);
 	cio_select_case cs5[] = {recv_case(b, &y), recv_case(c, &y)};
 	CHECK_EQ(cio_select(cs5, 2), 1);
@@ -1047,7 +1060,7 @@ static void test_select_ready(void)
 
 static void test_select_wait(void)
 {
-	cio_chan *a = cio_chan_new(sizeof(int), 4), *b = cio_chan_new(sizeof(int), 4);
+	cio_chan *a = chan_make(sizeof(int), 4), *b = chan_make(sizeof(int), 4);
 	int x = -1, y = -1, v;
 
 	/* Woken by the second channel; the first keeps what comes later. */
@@ -1086,7 +1099,7 @@ static void test_select_wait(void)
 	CHECK_EQ(join_rc(t), 1);
 	CHECK_EQ(cs[1].result, -EPIPE);
 	cio_chan_free(b);
-	b = cio_chan_new(sizeof(int), 1);
+	b = chan_make(sizeof(int), 1);
 
 	/* A waiting send case completes when a receiver makes room; the
 	 * other (send) case's channel does not get its element. */
@@ -1112,7 +1125,7 @@ static void test_select_wait(void)
 	}
 
 	/* Rendezvous send case, taken by a receiver. */
-	cio_chan *r = cio_chan_new(sizeof(int), 0);
+	cio_chan *r = chan_make(sizeof(int), 0);
 	int sr = 55;
 	cio_select_case cs3[] = {recv_case(a, &x), send_case(r, &sr)};
 	struct sel_job j3 = {cs3, 2, 0};
@@ -1137,7 +1150,7 @@ static void test_select_wait(void)
 	cio_select_case mc[20];
 	int mv[20];
 	for (int i = 0; i < 20; i++) {
-		many[i] = cio_chan_new(sizeof(int), 1);
+		many[i] = chan_make(sizeof(int), 1);
 		mv[i] = -1;
 		mc[i] = recv_case(many[i], &mv[i]);
 	}
@@ -1161,7 +1174,7 @@ static void test_select_wait(void)
 
 static void test_select_timers(void)
 {
-	cio_chan *a = cio_chan_new(sizeof(int), 1);
+	cio_chan *a = chan_make(sizeof(int), 1);
 	int x = -1;
 
 	/* The timer fires; the channel is left as it was. */
@@ -1229,7 +1242,7 @@ static void test_select_timers(void)
  * channels, sends nothing, and leaves no waiter behind. */
 static void test_select_cancel(void)
 {
-	cio_chan *a = cio_chan_new(sizeof(int), 2), *b = cio_chan_new(sizeof(int), 1);
+	cio_chan *a = chan_make(sizeof(int), 2), *b = chan_make(sizeof(int), 1);
 	int x = -1, sb = 77, v;
 	CHECK_EQ(cio_chan_send(b, &(int){1}), 0); /* b full */
 	cio_select_case cs[] = {recv_case(a, &x), send_case(b, &sb),
@@ -1301,7 +1314,7 @@ static void wg_underflow(void)
 
 static void recv_outside(void)
 {
-	cio_chan *ch = cio_chan_new(sizeof(int), 1);
+	cio_chan *ch = chan_make(sizeof(int), 1);
 	int v;
 	cio_chan_recv(ch, &v);
 }

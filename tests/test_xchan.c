@@ -10,6 +10,14 @@
 #include <stdint.h>
 #include <unistd.h>
 
+/* A channel the test cannot do without. */
+static cio_xchan *xchan_make(size_t elem_size, size_t capacity)
+{
+	cio_xchan *ch;
+	CHECK_EQ(cio_xchan_new(&ch, elem_size, capacity), 0);
+	return ch;
+}
+
 #define MS CIO_MS
 
 static int run_cores(int n, cio_fn *fn)
@@ -42,11 +50,16 @@ static void *receiver_cancelled(void *arg)
 static void *basics(void *arg)
 {
 	(void)arg;
-	CHECK(cio_xchan_new(0, 4) == NULL);
-	CHECK(cio_xchan_new(4, 0) == NULL);
+	cio_xchan *bad = (cio_xchan *)&arg;
+	CHECK_EQ(cio_xchan_new(&bad, 0, 4), -EINVAL);
+	CHECK(bad == NULL);
+	CHECK_EQ(cio_xchan_new(&bad, 4, 0), -EINVAL);
+	CHECK_EQ(cio_xchan_new(&bad, SIZE_MAX - 8, 4), -EINVAL); /* overflows */
+	CHECK_EQ(cio_xchan_new(&bad, 1 << 20, SIZE_MAX / 8), -EINVAL);
+	CHECK(bad == NULL);
 	cio_xchan_free(NULL);
 
-	cio_xchan *ch = cio_xchan_new(sizeof(int), 4);
+	cio_xchan *ch = xchan_make(sizeof(int), 4);
 	CHECK(ch);
 	int v = -1;
 	CHECK_EQ(cio_xchan_try_recv(ch, &v), -EAGAIN);
@@ -113,7 +126,7 @@ static void *basics(void *arg)
 	cio_xchan_free(ch);
 
 	/* Odd sizes: an element of 3 bytes, a capacity of 3. */
-	ch = cio_xchan_new(3, 3);
+	ch = xchan_make(3, 3);
 	CHECK(ch);
 	for (int lap = 0; lap < 5; lap++) {
 		for (int i = 0; i < 3; i++)
@@ -128,7 +141,7 @@ static void *basics(void *arg)
 	cio_xchan_free(ch);
 
 	/* A capacity of one: each slot's sequence number takes every turn. */
-	ch = cio_xchan_new(sizeof(int), 1);
+	ch = xchan_make(sizeof(int), 1);
 	CHECK(ch);
 	atomic_store(&sent_count, 0);
 	s = cio_spawn(sender_of_ten, ch);
@@ -161,7 +174,7 @@ static void *plain_thread_sender(void *arg)
 static void *from_thread(void *arg)
 {
 	(void)arg;
-	cio_xchan *ch = cio_xchan_new(sizeof(int), 16);
+	cio_xchan *ch = xchan_make(sizeof(int), 16);
 	CHECK(ch);
 	pthread_t th;
 	CHECK_EQ(pthread_create(&th, NULL, plain_thread_sender, ch), 0);
@@ -203,7 +216,7 @@ static void *one_to_one(void *arg)
 
 static void test_million(void)
 {
-	xc = cio_xchan_new(sizeof(uint64_t), 1024);
+	xc = xchan_make(sizeof(uint64_t), 1024);
 	CHECK(xc);
 	int64_t t0 = cio_now();
 	CHECK_EQ(run_cores(2, one_to_one), 0);
@@ -270,7 +283,7 @@ static void *many_to_one(void *arg)
 
 static void test_many_senders(void)
 {
-	xc = cio_xchan_new(sizeof(struct tagged), 64);
+	xc = xchan_make(sizeof(struct tagged), 64);
 	CHECK(xc);
 	atomic_store(&senders_left, NSENDERS);
 	atomic_store(&received, 0);
@@ -326,7 +339,7 @@ static void *backpressure(void *arg)
 
 static void test_backpressure(void)
 {
-	xc = cio_xchan_new(sizeof(int), 4);
+	xc = xchan_make(sizeof(int), 4);
 	CHECK(xc);
 	CHECK_EQ(run_cores(2, backpressure), 0);
 	cio_xchan_free(xc);
@@ -380,8 +393,8 @@ static void *close_both(void *arg)
 
 static void test_close_waiting(void)
 {
-	full = cio_xchan_new(sizeof(int), 2);
-	empty = cio_xchan_new(sizeof(int), 2);
+	full = xchan_make(sizeof(int), 2);
+	empty = xchan_make(sizeof(int), 2);
 	CHECK(full && empty);
 	for (int i = 0; i < 2; i++)
 		CHECK_EQ(cio_xchan_try_send(full, &i), 0);
@@ -480,7 +493,7 @@ static void *chaos(void *arg)
 
 static void test_chaos(void)
 {
-	xc = cio_xchan_new(sizeof(uint32_t), 8);
+	xc = xchan_make(sizeof(uint32_t), 8);
 	CHECK(xc);
 	atomic_store(&chaos_senders_left, CHAOS_SENDERS);
 	atomic_store(&chaos_receivers_left, CHAOS_RECEIVERS);
@@ -539,7 +552,7 @@ static void *leave_n(void *arg)
 static void *station_leave_race(void *arg)
 {
 	(void)arg;
-	leave_ch = cio_xchan_new(sizeof(int), 1);
+	leave_ch = xchan_make(sizeof(int), 1);
 	CHECK(leave_ch);
 	cio_task_t l = cio_spawn(leave_l, NULL), m = cio_spawn(leave_m, NULL),
 		   n = cio_spawn(leave_n, NULL);

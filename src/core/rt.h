@@ -151,10 +151,10 @@ struct cio__rt {
 	struct cio__inbox inbox;
 	struct cio__group *group;   /* NULL for cio_run() */
 	int core_id, core_count;
-	bool shutdown;              /* a drain was requested */
+	bool draining;              /* a drain was requested */
 	int64_t drain_timeout;      /* ns from the drain to cancelling all */
 	int64_t idle_poll_ns;       /* how long to watch for work before sleeping */
-	cio_waitq shutdown_waiters;
+	cio_waitq drain_waiters;
 
 	cio_stats stats;
 	uint64_t coop_at;           /* stats.switches when coop was last reset */

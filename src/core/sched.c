@@ -523,7 +523,7 @@ struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 	rt->idle_poll_ns = cfg->idle_poll_ns > 0 ? cfg->idle_poll_ns : 0;
 	rt->core_count = 1;
 	rt->drain_timeout = 5 * CIO_SEC;
-	cio__waitq_init(&rt->shutdown_waiters);
+	cio__waitq_init(&rt->drain_waiters);
 	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
 	thread_stack_bounds(rt);
 	*err = 0;

@@ -319,11 +319,11 @@ static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 		cancel_all(rt);
 		return;
 	}
-	if (rt->shutdown)
+	if (rt->draining)
 		return;
-	rt->shutdown = true;
+	rt->draining = true;
 	struct cio__waiter *w;
-	while ((w = cio__waitq_first(&rt->shutdown_waiters))) {
+	while ((w = cio__waitq_first(&rt->drain_waiters))) {
 		cio__waitq_remove(w);
 		cio__wake(w->task, 0);
 	}
@@ -351,27 +351,27 @@ static int request_stop(struct cio__rt *rt, bool force)
 	return 0;
 }
 
-int cio_shutdown_request(void)
+int cio_drain(void)
 {
 	struct cio__rt *rt = cio__rt_cur;
 	return rt ? request_stop(rt, false) : -EPERM;
 }
 
-bool cio_shutdown_requested(void)
+bool cio_draining(void)
 {
-	return cio__rt_cur && cio__rt_cur->shutdown;
+	return cio__rt_cur && cio__rt_cur->draining;
 }
 
-int cio_shutdown_wait(void)
+int cio_drain_wait(void)
 {
-	struct cio__task *self = cio__self_or_die("cio_shutdown_wait");
+	struct cio__task *self = cio__self_or_die("cio_drain_wait");
 	struct cio__rt *rt = cio__rt_cur;
 	int rc = cio__interrupted(self);
-	if (rc < 0 || rt->shutdown)
+	if (rc < 0 || rt->draining)
 		return rc;
 	struct cio__waiter w;
 	cio__waiter_init(&w, self);
-	cio__waitq_push(&rt->shutdown_waiters, &w);
+	cio__waitq_push(&rt->drain_waiters, &w);
 	/* In a group a signal or another core may end the wait; under
 	 * cio_run() only a task of this runtime can, so a lone waiter is a
 	 * deadlock that the scheduler reports. */
@@ -381,7 +381,7 @@ int cio_shutdown_wait(void)
 	rt->remote_waits -= remote;
 	if (cio__waiter_queued(&w))
 		cio__waitq_remove(&w);
-	return rt->shutdown ? 0 : rc;
+	return rt->draining ? 0 : rc;
 }
 
 /* --- signals ------------------------------------------------------------------- */

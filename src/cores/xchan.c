@@ -94,21 +94,22 @@ static inline struct slot *slot_at(cio_xchan *ch, size_t pos)
 	return (struct slot *)(ch->slots + i * ch->stride);
 }
 
-cio_xchan *cio_xchan_new(size_t elem_size, size_t capacity)
+int cio_xchan_new(cio_xchan **out, size_t elem_size, size_t capacity)
 {
-	if (elem_size == 0 || capacity == 0 || capacity >= CLOSED / 4)
-		return NULL;
+	*out = NULL;
+	if (elem_size == 0 || elem_size > PTRDIFF_MAX || capacity == 0 ||
+	    capacity >= CLOSED / 4)
+		return -EINVAL;
 	size_t stride = sizeof(struct slot) + elem_size;
-	if (stride < elem_size)
-		return NULL;
 	stride = (stride + alignof(struct slot) - 1) & ~(alignof(struct slot) - 1);
 	size_t head = (sizeof(cio_xchan) + CACHELINE - 1) & ~(size_t)(CACHELINE - 1);
-	if (capacity > (SIZE_MAX - head - CACHELINE) / stride)
-		return NULL;
+	/* No object may pass PTRDIFF_MAX bytes. */
+	if (capacity > (PTRDIFF_MAX - head - CACHELINE) / stride)
+		return -EINVAL;
 	size_t bytes = (head + capacity * stride + CACHELINE - 1) & ~(size_t)(CACHELINE - 1);
 	cio_xchan *ch = aligned_alloc(CACHELINE, bytes);
 	if (!ch)
-		return NULL;
+		return -ENOMEM;
 	memset(ch, 0, sizeof *ch);
 	atomic_init(&ch->enq, 0);
 	atomic_init(&ch->deq, 0);
@@ -123,7 +124,8 @@ cio_xchan *cio_xchan_new(size_t elem_size, size_t capacity)
 	ch->slots = (unsigned char *)ch + head;
 	for (size_t i = 0; i < capacity; i++)
 		atomic_init(&slot_at(ch, i)->seq, 2 * i);
-	return ch;
+	*out = ch;
+	return 0;
 }
 
 void cio_xchan_free(cio_xchan *ch)

@@ -44,6 +44,10 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	(void)d, (void)fd;
 	return -ENOSYS;
 }
+static void ur_fd_new(struct cio__driver *d, int fd)
+{
+	(void)d, (void)fd;
+}
 static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 {
 	(void)d, (void)to;
@@ -89,7 +93,49 @@ struct uring_state {
 	 * IORING_ASYNC_CANCEL_FD matches by file). */
 	struct cio__op **byfd;
 	size_t nbyfd;
+	/* Per fd number, whether it takes file offsets (SEEKS_*), so that a
+	 * transfer at an offset on a pipe or socket fails with -ESPIPE as
+	 * pread(2) does, where io_uring would ignore the offset. */
+	uint8_t *seeks;
+	size_t nseeks;
 };
+
+enum { SEEKS_UNKNOWN = 0, SEEKS_YES, SEEKS_NO };
+
+/* Whether fd takes file offsets: one lseek(2) on its first transfer at an
+ * offset, then known until the number is closed or made anew. */
+static bool takes_offsets(struct uring_state *s, int fd)
+{
+	if ((size_t)fd >= s->nseeks) {
+		size_t n = s->nseeks ? s->nseeks : 1024;
+		while (n <= (size_t)fd)
+			n *= 2;
+		uint8_t *v = realloc(s->seeks, n);
+		if (v) {
+			memset(v + s->nseeks, SEEKS_UNKNOWN, n - s->nseeks);
+			s->seeks = v;
+			s->nseeks = n;
+		}
+	}
+	uint8_t k = (size_t)fd < s->nseeks ? s->seeks[fd] : SEEKS_UNKNOWN;
+	if (k == SEEKS_UNKNOWN) {
+		if (lseek(fd, 0, SEEK_CUR) >= 0)
+			k = SEEKS_YES;
+		else if (errno == ESPIPE)
+			k = SEEKS_NO;
+		else
+			return true; /* EBADF...: the kernel will say */
+		if ((size_t)fd < s->nseeks)
+			s->seeks[fd] = k;
+	}
+	return k == SEEKS_YES;
+}
+
+static void seeks_forget(struct uring_state *s, int fd)
+{
+	if (fd >= 0 && (size_t)fd < s->nseeks)
+		s->seeks[fd] = SEEKS_UNKNOWN;
+}
 
 static int track(struct uring_state *s, struct cio__op *op, int fd)
 {
@@ -281,6 +327,7 @@ static void ur_close(struct cio__driver *d)
 		return;
 	io_uring_queue_exit(&s->ring);
 	free(s->byfd);
+	free(s->seeks);
 	free(s);
 	d->impl = NULL;
 }
@@ -524,6 +571,9 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	if ((cio__io_has(io->kind, CIO__IO_FILE) || io->kind == CIO__IO_SPLICE) &&
 	    !s->has_file_op[io->kind])
 		return CIO__DECLINED;
+	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
+	    !takes_offsets(s, io->fd))
+		return -ESPIPE;
 	ssize_t r = submit_wait(d, s, cio__rt_cur->current, io);
 	mark_filled(io, r);
 	return r;
@@ -568,6 +618,7 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 {
 	struct uring_state *s = d->impl;
 	struct cio__task *self = cio__rt_cur ? cio__rt_cur->current : NULL;
+	seeks_forget(s, fd);
 	if (!self)
 		return close(fd) < 0 ? -errno : 0;
 	/* Cancel each request pending on this fd number, then close it.
@@ -590,6 +641,11 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	return op.res == -EINTR ? 0 : op.res;
 }
 
+static void ur_fd_new(struct cio__driver *d, int fd)
+{
+	seeks_forget(d->impl, fd);
+}
+
 #endif
 
 const struct cio__driver_ops cio__uring_ops = {
@@ -599,5 +655,6 @@ const struct cio__driver_ops cio__uring_ops = {
 	.wait = ur_wait,
 	.io = ur_io,
 	.close_fd = ur_close_fd,
+	.fd_new = ur_fd_new,
 	.notify = ur_notify,
 };

@@ -17,6 +17,7 @@
 
 int cio_openat(int dirfd, const char *path, int flags, mode_t mode)
 {
+	cio__self_or_die("cio_openat");
 	struct cio__io io = {
 		.kind = CIO__IO_OPENAT, .fd = dirfd, .path = path, .flags = flags,
 		.mode = mode,
@@ -40,6 +41,7 @@ static ssize_t rw(const char *call, enum cio__io_kind kind, int fd, void *buf,
 		  size_t len, int64_t off)
 {
 	struct cio__io io = {.kind = kind, .fd = fd, .p.buf = buf, .n.len = len, .off = off};
+	cio__self_or_die(call);
 	if (off < 0)
 		return -EINVAL;
 	return cio__io(call, &io);
@@ -61,6 +63,7 @@ static ssize_t rwv(const char *call, enum cio__io_kind kind, int fd,
 	struct cio__io io = {
 		.kind = kind, .fd = fd, .p.iov = iov, .n.iovcnt = iovcnt, .off = off,
 	};
+	cio__self_or_die(call);
 	if (off < 0 || iovcnt < 0)
 		return -EINVAL;
 	return cio__io(call, &io);
@@ -76,23 +79,26 @@ ssize_t cio_pwritev(int fd, const struct iovec *iov, int iovcnt, int64_t off)
 	return rwv("cio_pwritev", CIO__IO_WRITEV, fd, iov, iovcnt, off);
 }
 
-ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off)
+ssize_t cio_read_all(int fd, void *buf, size_t len, int64_t off, size_t *moved)
 {
+	cio__self_or_die("cio_read_all");
 	size_t done = 0;
+	ssize_t r = 0;
 	while (done < len) {
-		ssize_t r = cio_pread(fd, (char *)buf + done, len - done, off + (int64_t)done);
-		if (r < 0)
-			return r;
-		if (r == 0)
-			break; /* end of file */
+		r = cio_pread(fd, (char *)buf + done, len - done, off + (int64_t)done);
+		if (r <= 0)
+			break; /* 0: end of file */
 		done += (size_t)r;
 	}
-	return (ssize_t)done;
+	if (moved)
+		*moved = done;
+	return r < 0 ? r : (ssize_t)done;
 }
 
 ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
-		      size_t *written)
+		      size_t *moved)
 {
+	cio__self_or_die("cio_write_all");
 	size_t done = 0;
 	ssize_t r = 0;
 	while (done < len) {
@@ -103,8 +109,8 @@ ssize_t cio_write_all(int fd, const void *buf, size_t len, int64_t off,
 			break;
 		done += (size_t)r;
 	}
-	if (written)
-		*written = done;
+	if (moved)
+		*moved = done;
 	return r < 0 ? r : (ssize_t)len;
 }
 
@@ -128,6 +134,7 @@ int cio_fdatasync(int fd)
 
 int cio_fallocate(int fd, int mode, int64_t off, int64_t len)
 {
+	cio__self_or_die("cio_fallocate");
 	if (off < 0 || len <= 0)
 		return -EINVAL;
 	return fd_op("cio_fallocate", &(struct cio__io){
@@ -137,6 +144,7 @@ int cio_fallocate(int fd, int mode, int64_t off, int64_t len)
 
 int cio_ftruncate(int fd, int64_t len)
 {
+	cio__self_or_die("cio_ftruncate");
 	if (len < 0)
 		return -EINVAL;
 	return fd_op("cio_ftruncate", &(struct cio__io){
@@ -147,6 +155,7 @@ int cio_ftruncate(int fd, int64_t len)
 
 int cio_statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *st)
 {
+	cio__self_or_die("cio_statx");
 	if (!path || !st)
 		return -EFAULT;
 	return fd_op("cio_statx", &(struct cio__io){
@@ -157,6 +166,7 @@ int cio_statx(int dirfd, const char *path, int flags, unsigned mask, struct stat
 int cio_renameat(int olddirfd, const char *oldpath, int newdirfd,
 		 const char *newpath, unsigned flags)
 {
+	cio__self_or_die("cio_renameat");
 	if (!oldpath || !newpath)
 		return -EFAULT;
 	return fd_op("cio_renameat", &(struct cio__io){
@@ -166,6 +176,7 @@ int cio_renameat(int olddirfd, const char *oldpath, int newdirfd,
 
 int cio_unlinkat(int dirfd, const char *path, int flags)
 {
+	cio__self_or_die("cio_unlinkat");
 	if (!path)
 		return -EFAULT;
 	return fd_op("cio_unlinkat", &(struct cio__io){
@@ -174,6 +185,7 @@ int cio_unlinkat(int dirfd, const char *path, int flags)
 
 int cio_mkdirat(int dirfd, const char *path, mode_t mode)
 {
+	cio__self_or_die("cio_mkdirat");
 	if (!path)
 		return -EFAULT;
 	return fd_op("cio_mkdirat", &(struct cio__io){
@@ -182,6 +194,7 @@ int cio_mkdirat(int dirfd, const char *path, mode_t mode)
 
 int cio_symlinkat(const char *target, int newdirfd, const char *linkpath)
 {
+	cio__self_or_die("cio_symlinkat");
 	if (!target || !linkpath)
 		return -EFAULT;
 	return fd_op("cio_symlinkat", &(struct cio__io){
@@ -192,6 +205,7 @@ int cio_symlinkat(const char *target, int newdirfd, const char *linkpath)
 int cio_linkat(int olddirfd, const char *oldpath, int newdirfd,
 	       const char *newpath, int flags)
 {
+	cio__self_or_die("cio_linkat");
 	if (!oldpath || !newpath)
 		return -EFAULT;
 	return fd_op("cio_linkat", &(struct cio__io){
@@ -253,21 +267,21 @@ int cio_dio_align(int fd, size_t *mem_align, size_t *off_align)
 	return mem && off ? 0 : -EINVAL;
 }
 
-void *cio_alloc_aligned(size_t size, size_t align)
+int cio_alloc_aligned(void **out, size_t size, size_t align)
 {
+	*out = NULL;
 	if (!align)
 		align = (size_t)sysconf(_SC_PAGESIZE);
-	if (align & (align - 1)) {
-		errno = EINVAL;
-		return NULL;
-	}
+	if (align & (align - 1))
+		return -EINVAL;
+	if (size > PTRDIFF_MAX)
+		return -ENOMEM; /* as malloc: no object is that big */
 	if (align < sizeof(void *))
 		align = sizeof(void *); /* posix_memalign's minimum */
 	void *p;
 	int rc = posix_memalign(&p, align, size ? size : 1);
-	if (rc) {
-		errno = rc;
-		return NULL;
-	}
-	return memset(p, 0, size);
+	if (rc)
+		return -rc;
+	*out = memset(p, 0, size);
+	return 0;
 }

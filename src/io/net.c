@@ -184,6 +184,7 @@ int cio_accept(int fd, cio_addr *peer)
 
 int cio_connect_addr(int fd, const cio_addr *a)
 {
+	cio__self_or_die("cio_connect_addr");
 	struct cio__io io = {
 		.kind = CIO__IO_CONNECT, .fd = fd,
 		.p.addr = (struct sockaddr *)&a->u.sa, .n.alen = a->len,
@@ -237,8 +238,9 @@ ssize_t cio_send(int fd, const void *buf, size_t len, int flags)
 	return cio__io("cio_send", &io);
 }
 
-ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sent)
+ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *moved)
 {
+	cio__self_or_die("cio_send_all");
 	size_t done = 0;
 	ssize_t rc = 0;
 	while (done < len) {
@@ -247,13 +249,14 @@ ssize_t cio_send_all(int fd, const void *buf, size_t len, int flags, size_t *sen
 			break;
 		done += (size_t)rc;
 	}
-	if (sent)
-		*sent = done;
+	if (moved)
+		*moved = done;
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
-ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *got)
+ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *moved)
 {
+	cio__self_or_die("cio_recv_exact");
 	size_t done = 0;
 	ssize_t rc = 0;
 	while (done < len) {
@@ -264,8 +267,8 @@ ssize_t cio_recv_exact(int fd, void *buf, size_t len, int flags, size_t *got)
 			break;
 		done += (size_t)rc;
 	}
-	if (got)
-		*got = done;
+	if (moved)
+		*moved = done;
 	return rc < 0 ? rc : (ssize_t)len;
 }
 
@@ -320,6 +323,7 @@ ssize_t cio_sendmsg(int fd, const struct msghdr *msg, int flags)
 
 ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_addr *to)
 {
+	cio__self_or_die("cio_sendto");
 	struct iovec iov = {(void *)buf, len};
 	struct msghdr m = {
 		.msg_name = to ? (void *)&to->u : NULL,
@@ -332,6 +336,7 @@ ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags, const cio_add
 
 ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags, cio_addr *from)
 {
+	cio__self_or_die("cio_recvfrom");
 	struct iovec iov = {buf, len};
 	struct msghdr m = {
 		.msg_name = from ? &from->u : NULL,
@@ -347,6 +352,7 @@ ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags, cio_addr *from)
 
 ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t nfds)
 {
+	cio__self_or_die("cio_send_fds");
 	union {
 		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
 		struct cmsghdr align;
@@ -371,6 +377,7 @@ ssize_t cio_send_fds(int fd, const void *buf, size_t len, const int *fds, size_t
 
 ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 {
+	cio__self_or_die("cio_recv_fds");
 	union {
 		char buf[CMSG_SPACE(MAX_PASSED_FDS * sizeof(int))];
 		struct cmsghdr align;

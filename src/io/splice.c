@@ -67,6 +67,7 @@ void cio__pipes_fini(struct cio__io_rt *io)
 
 ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out, size_t len)
 {
+	cio__self_or_die("cio_splice");
 	struct cio__io io = {
 		.kind = CIO__IO_SPLICE, .fd = in, .off = off_in, .fd2 = out,
 		.off2 = off_out, .n.len = len,
@@ -98,6 +99,7 @@ static ssize_t stream_splice(int in, int out, size_t len, int hints)
 
 ssize_t cio_sendfile(int out, int file, int64_t off, size_t len, size_t *sent)
 {
+	cio__self_or_die("cio_sendfile");
 	struct pipe p;
 	size_t done = 0;
 	ssize_t rc = off < 0 ? -EINVAL : pipe_get(&p, DEFAULT_CHUNK);

@@ -59,22 +59,24 @@ static int ring_grow(cio_chan *ch)
 	return 0;
 }
 
-cio_chan *cio_chan_new(size_t elem_size, size_t capacity)
+int cio_chan_new(cio_chan **out, size_t elem_size, size_t capacity)
 {
-	if (elem_size == 0)
-		return NULL;
+	*out = NULL;
+	if (elem_size == 0 || elem_size > PTRDIFF_MAX)
+		return -EINVAL;
 	bool bounded = capacity != CIO_CHAN_UNBOUNDED;
 	size_t bytes = 0;
 	if (bounded) {
-		if (capacity > (SIZE_MAX - sizeof(cio_chan)) / elem_size)
-			return NULL;
+		/* No object may pass PTRDIFF_MAX bytes. */
+		if (capacity > (PTRDIFF_MAX - sizeof(cio_chan)) / elem_size)
+			return -EINVAL;
 		bytes = capacity * elem_size;
 	}
 	/* A bounded ring shares the channel's allocation: no pointer chase
 	 * and no second malloc. */
 	cio_chan *ch = malloc(sizeof *ch + bytes);
 	if (!ch)
-		return NULL;
+		return -ENOMEM;
 	cio__waitq_init(&ch->sendq);
 	cio__waitq_init(&ch->recvq);
 	ch->elem_size = elem_size;
@@ -83,7 +85,8 @@ cio_chan *cio_chan_new(size_t elem_size, size_t capacity)
 	ch->buf = bounded ? (unsigned char *)(ch + 1) : NULL;
 	ch->head = ch->len = 0;
 	ch->closed = false;
-	return ch;
+	*out = ch;
+	return 0;
 }
 
 void cio_chan_free(cio_chan *ch)
