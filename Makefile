@@ -2,13 +2,14 @@
 #   make demo    set up, build Release, run the demo and print its figures
 #   make check   set up, build, and run the whole suite: every test on every
 #                backend, with gcc and clang, under ASan+UBSan, with the
-#                ucontext switch, and on aarch64 under qemu-user
+#                ucontext switch, on aarch64 under qemu-user, and with the
+#                POSIX paths of the platform shims (check-portable)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
-	check-tsan check-ucontext check-aarch64 check-install check-valgrind bench-core bench-net bench-cores \
+	check-tsan check-ucontext check-aarch64 check-install check-valgrind check-portable bench-core bench-net bench-cores \
 	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
 all: build
@@ -25,7 +26,7 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-install check-valgrind
+check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 check-install check-valgrind check-portable
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -61,6 +62,23 @@ check-tsan:
 
 check-ucontext:
 	scripts/check-ucontext.sh
+
+# The POSIX paths of src/platform/ (what macOS and the BSDs run) built on
+# Linux with COREIO_PORTABLE, under ASan+UBSan: the whole suite on each
+# backend of PORTABLE_BACKENDS, and the layering check.  No io_uring in
+# that build.  Once the kevent emulation can carry it, add
+#   PORTABLE_CFG += -DCOREIO_KQUEUE_EMULATION=ON  and  kqueue  to the list.
+PORTABLE_BACKENDS ?= epoll
+PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_SANITIZE=address,undefined
+empty :=
+space := $(empty) $(empty)
+check-portable:
+	CC=gcc $(CMAKE_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
+	cmake --build build-portable -j$(JOBS)
+	scripts/check-layers.sh build-portable
+	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(CTEST) -R '\.($(subst $(space),|,$(strip $(PORTABLE_BACKENDS))))$$'
 
 check-aarch64:
 	scripts/check-aarch64.sh
