@@ -519,7 +519,9 @@ CIO_API int cio_fdatasync(int fd);
 
 /* Blocking.  fallocate(2): mode 0 reserves [off, off + len) and grows the
  * file; FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE... as the file system
- * allows.  Returns 0 or -errno (-ENOSPC, -EOPNOTSUPP). */
+ * allows.  Returns 0 or -errno (-ENOSPC, -EOPNOTSUPP).  Off Linux (and
+ * in a COREIO_PORTABLE build) mode 0 is posix_fallocate(3) and any other
+ * mode -EOPNOTSUPP. */
 CIO_API int cio_fallocate(int fd, int mode, int64_t off, int64_t len);
 
 /* Blocking.  ftruncate(2) to len bytes.  Returns 0 or -errno. */
@@ -527,12 +529,17 @@ CIO_API int cio_ftruncate(int fd, int64_t len);
 
 /* Blocking.  statx(2): dirfd and path as for openat (AT_EMPTY_PATH in
  * flags with path "" for dirfd itself), mask the STATX_* fields wanted.
- * Returns 0 and fills *st, or -errno. */
+ * Returns 0 and fills *st, or -errno.  Off Linux (and in a
+ * COREIO_PORTABLE build) it is fstatat(2), and stx_mask says that only
+ * STATX_BASIC_STATS were filled, whatever was asked (no birth time, no
+ * STATX_DIOALIGN). */
 CIO_API int cio_statx(int dirfd, const char *path, int flags, unsigned mask,
 		      struct statx *st);
 
 /* Blocking.  renameat2(2), unlinkat(2) (AT_REMOVEDIR in flags removes a
- * directory), mkdirat(2), symlinkat(2), linkat(2).  Return 0 or -errno. */
+ * directory), mkdirat(2), symlinkat(2), linkat(2).  Return 0 or -errno.
+ * Off Linux (and in a COREIO_PORTABLE build) cio_renameat() is
+ * renameat(2): flags (RENAME_NOREPLACE, RENAME_EXCHANGE) give -EINVAL. */
 CIO_API int cio_renameat(int olddirfd, const char *oldpath, int newdirfd,
 			 const char *newpath, unsigned flags);
 CIO_API int cio_unlinkat(int dirfd, const char *path, int flags);
@@ -555,7 +562,11 @@ CIO_API int cio_link(const char *oldpath, const char *newpath);
  * offsets and lengths (*off_align), from statx's STATX_DIOALIGN (Linux
  * 6.1), else the page size (which suits every device).  Either pointer
  * may be NULL.  Returns 0, -EBADF, or -EINVAL when the file system takes
- * no O_DIRECT (both set to 0).  Not a blocking call: it never parks. */
+ * no O_DIRECT (both set to 0).  Not a blocking call: it never parks.
+ * Where the system has no O_DIRECT (macOS) it is always -EINVAL.  Off
+ * Linux (and in a COREIO_PORTABLE build) O_DIRECT reads and writes go to
+ * the blocking pool like any file call on epoll or kqueue; files are never
+ * tried without it first (there is no RWF_NOWAIT). */
 CIO_API int cio_dio_align(int fd, size_t *mem_align, size_t *off_align);
 
 /* Memory for O_DIRECT transfers: size bytes aligned to align (0: the page
@@ -571,7 +582,16 @@ CIO_API int cio_alloc_aligned(void **out, size_t size, size_t align);
  * offsets for a regular file, or -1 (a pipe or socket; a file's position).
  * Returns bytes moved, 0 when in is at its end, or -errno (-EINVAL when
  * neither is a pipe, -EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT).  A
- * call interrupted after moving bytes returns them, as a transfer does. */
+ * call interrupted after moving bytes returns them, as a transfer does.
+ *
+ * Where the system has no splice(2) (off Linux, and in a COREIO_PORTABLE
+ * build) it copies instead: one read of up to 16 KiB (a buffer on the
+ * task's stack) at off_in, then writes until all of it is at out (at
+ * off_out), parking on readiness or running on the blocking pool for a
+ * file.  Any two fds will do, neither need be a pipe; an offset on a
+ * stream is -ESPIPE.  A short write loses nothing, but an error or an
+ * interruption after the read and before the last write loses the bytes
+ * read and not written (the call returns those written, else the error). */
 CIO_API ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out,
 			   size_t len);
 
@@ -579,7 +599,10 @@ CIO_API ssize_t cio_splice(int in, int64_t off_in, int out, int64_t off_out,
  * to the stream socket (or pipe) out, through a pooled pipe with splice:
  * the bytes never enter user space.  Returns the bytes sent: len, or fewer
  * when the file ended first; or -errno; *moved (if not NULL) holds how
- * many bytes went either way. */
+ * many bytes went either way.  -EINVAL when `file` is not a file.  Where
+ * the system has no splice(2) (off Linux, and in a COREIO_PORTABLE build)
+ * the bytes go through user space: a loop of cio_splice() copies, each
+ * read on the blocking pool, then written. */
 CIO_API ssize_t cio_sendfile(int out, int file, int64_t off, size_t len,
 			     size_t *moved);
 
@@ -601,7 +624,9 @@ typedef struct cio_relay_stats {
  * copying through a 16 KiB buffer; once a read fills it (a bulk flow) it
  * turns to splice through a pipe taken from a per-core pool, so that bulk
  * bytes never enter user space, and back to copying after small splices
- * (for a few hundred bytes a copy costs less than two splices).  At most
+ * (for a few hundred bytes a copy costs less than two splices); where
+ * the system has no splice(2) (off Linux, and in a COREIO_PORTABLE build)
+ * it always copies, and `chunk` is unused.  At most
  * one buffer or one pipe of bytes is in flight each way, so a slow reader
  * slows its writer instead of filling memory.  When one side ends its
  * stream, the other side's writing half is shut down (half-close is
@@ -698,7 +723,13 @@ CIO_API int cio_drain_wait(void);
  * The signals must be blocked in every thread of the process (as
  * cio_run_cores() does for SIGINT and SIGTERM), or they may be delivered
  * elsewhere.  Returns the signal number, or -EINVAL, -EMFILE, -ECANCELED,
- * -ETIMEDOUT. */
+ * -ETIMEDOUT.  On Linux it reads a signalfd.  Elsewhere (and in a
+ * COREIO_PORTABLE build) one helper thread per process, alive while any
+ * task waits, takes the waited signals with sigwait() and hands each to
+ * one waiter through a pipe; a signal it took that no waiter wants yet
+ * is kept for the next one, and raised again when the last waiter goes,
+ * so the process sees the same pending signals either way.  No signal
+ * handler is installed. */
 CIO_API int cio_signal_wait(const sigset_t *set);
 
 /* --- the blocking pool ------------------------------------------------------- */

@@ -1,5 +1,5 @@
 /* test_cores.c - thread-per-core: the launcher, calls and posts between
- * cores, errors, and the drain on a signal. */
+ * cores, errors, the drain on a signal, and signal waits. */
 #include "net_util.h"
 
 #include <pthread.h>
@@ -386,6 +386,81 @@ static void test_accept_spread(void)
 	CHECK_EQ(test_count_fds(), fds);
 }
 
+/* --- signal waits ---------------------------------------------------------- */
+
+static atomic_int signals_checked;
+
+static void *wait_for(void *sig)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, (int)(intptr_t)sig);
+	return (void *)(intptr_t)cio_signal_wait(&set);
+}
+
+static bool is_pending(int sig)
+{
+	sigset_t pend;
+	CHECK_EQ(sigpending(&pend), 0);
+	return sigismember(&pend, sig) == 1;
+}
+
+#define U1 ((void *)(intptr_t)SIGUSR1)
+#define U2 ((void *)(intptr_t)SIGUSR2)
+
+/* Each waiter gets the signal it waits for, whatever the order they
+ * come in; one that no waiter wants, or whose waiter was cancelled,
+ * stays pending for the process (signalfd, or the POSIX helper thread
+ * giving back what it took). */
+static void *signals_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() != 0)
+		return NULL;
+	cio_task_t a = cio_spawn(wait_for, U1), b = cio_spawn(wait_for, U2);
+	CHECK_EQ(cio_sleep(5 * MS), 0); /* both wait */
+	CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+	CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+	CHECK_EQ(join_rc(a), SIGUSR1);
+	CHECK_EQ(join_rc(b), SIGUSR2);
+	CHECK(!is_pending(SIGUSR1) && !is_pending(SIGUSR2));
+
+	/* SIGUSR2 while only a SIGUSR1 waiter waits. */
+	a = cio_spawn(wait_for, U1);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	CHECK_EQ(kill(getpid(), SIGUSR2), 0);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+	CHECK_EQ(join_rc(a), SIGUSR1);
+	CHECK(is_pending(SIGUSR2));
+	CHECK_EQ((intptr_t)wait_for(U2), SIGUSR2); /* at once */
+	CHECK(!is_pending(SIGUSR2));
+
+	/* A cancelled waiter takes nothing. */
+	a = cio_spawn(wait_for, U1);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	CHECK_EQ(cio_cancel(a), 0);
+	CHECK_EQ(join_rc(a), -ECANCELED);
+	CHECK_EQ(kill(getpid(), SIGUSR1), 0);
+	CHECK(is_pending(SIGUSR1));
+	CHECK_EQ((intptr_t)wait_for(U1), SIGUSR1);
+	atomic_store(&signals_checked, 1);
+	return NULL;
+}
+
+static void test_signal_waits(void)
+{
+	sigset_t set, old;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	CHECK_EQ(pthread_sigmask(SIG_BLOCK, &set, &old), 0); /* cores inherit it */
+	cio_cores_config cc = {.no_signals = true};
+	CHECK_EQ(cio_run_cores_with(&cc, 2, signals_main, NULL), 0);
+	CHECK_EQ(atomic_load(&signals_checked), 1);
+	CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
 static void *nothing(void *arg)
 {
 	return arg;
@@ -407,6 +482,7 @@ int main(void)
 	test_late_signal();
 	test_drain_live();
 	test_accept_spread();
+	test_signal_waits();
 	fprintf(stderr, "ok\n");
 	return 0;
 }

@@ -6,15 +6,15 @@
  * handler runs on the receiving core's thread, between its ticks. */
 #include "runtime.h"
 #include "../io/io.h"
+#include "../platform/cpu.h"
+#include "../platform/sigfd.h"
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -391,16 +391,17 @@ int cio_signal_wait(const sigset_t *set)
 	cio__self_or_die("cio_signal_wait");
 	if (!set)
 		return -EINVAL;
-	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+	int fd = cio__sigfd_open(set);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	cio_fd_adopt(fd);
-	struct signalfd_siginfo si;
-	ssize_t rc = cio_read(fd, &si, sizeof si);
+	int rc;
+	/* -EAGAIN: another waiter (another core's) took the signal first. */
+	while ((rc = cio_wait_readable(fd)) >= 0 && (rc = cio__sigfd_take(fd)) == -EAGAIN)
+		;
+	cio__sigfd_release(fd);
 	cio_close(fd);
-	if (rc < 0)
-		return (int)rc;
-	return rc == sizeof si ? (int)si.ssi_signo : -EIO;
+	return rc;
 }
 
 /* A daemon on every core, so that signals are heard while any core runs
@@ -448,10 +449,7 @@ static void *core_thread(void *p)
 	struct cio__group *g = st->g;
 	int k = st->k;
 	if (!g->cfg->no_pin && g->ncpus > 0) {
-		cpu_set_t one;
-		CPU_ZERO(&one);
-		CPU_SET(g->cpus[k % g->ncpus], &one);
-		pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+		cio__cpu_pin(g->cpus[k % g->ncpus]);
 	}
 	const cio_config *cfg = g->cfg->core ? &g->cfg->core[k] : &g->cfg->all;
 	int err = 0;
@@ -482,15 +480,14 @@ static void *core_thread(void *p)
 
 static int affinity_cpus(struct cio__group *g)
 {
-	cpu_set_t set;
-	if (sched_getaffinity(0, sizeof set, &set) < 0)
-		return -errno;
-	g->cpus = malloc(sizeof(int) * CPU_SETSIZE);
+	int room = cio__cpus_max();
+	g->cpus = malloc(sizeof(int) * (size_t)room);
 	if (!g->cpus)
 		return -ENOMEM;
-	for (int c = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &set))
-			g->cpus[g->ncpus++] = c;
+	int n = cio__cpus_allowed(g->cpus, room);
+	if (n < 0)
+		return n;
+	g->ncpus = n;
 	return 0;
 }
 
@@ -522,7 +519,7 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 		sigaddset(&sigs, SIGTERM);
 	}
 	/* Threads inherit the mask: the signals stay pending for the
-	 * signalfd of core 0's watcher instead of killing the process. */
+	 * cores' watchers (cio_signal_wait) instead of killing the process. */
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	pthread_mutex_init(&g.lock, NULL);
 	pthread_cond_init(&g.ready, NULL);

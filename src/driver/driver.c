@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 static int open_backend(struct cio__driver *d, const cio_config *cfg);
@@ -52,8 +51,8 @@ static enum cio_backend from_env(enum cio_backend b)
 }
 
 /* A peer that goes away must never kill the process: sends use
- * MSG_NOSIGNAL, and write() to a broken pipe gets -EPIPE with SIGPIPE
- * ignored.  A handler the program installed is left alone. */
+ * MSG_NOSIGNAL (SO_NOSIGPIPE where it is missing: platform/sock.h), and
+ * write() to a broken pipe gets -EPIPE with SIGPIPE ignored.  A handler the program installed is left alone. */
 static void ignore_sigpipe(void)
 {
 	struct sigaction old, ign;
@@ -87,11 +86,10 @@ int cio__driver_open(struct cio__rt *rt, const cio_config *cfg)
 		return -ENOMEM;
 	d->rt = rt;
 	/* Every backend waits on this too, so that any thread can wake it. */
-	d->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	int rc = d->wake_fd < 0 ? -errno : open_backend(d, cfg);
+	int rc = cio__wakefd_open(&d->wake);
+	if (rc == 0 && (rc = open_backend(d, cfg)) < 0)
+		cio__wakefd_close(&d->wake);
 	if (rc < 0) {
-		if (d->wake_fd >= 0)
-			close(d->wake_fd);
 		free(d);
 		return rc;
 	}
@@ -106,10 +104,7 @@ static void driver_notify(struct cio__driver *from, struct cio__driver *to)
 		return;
 	if (to->ops->wake && to->ops->wake(to) == 0)
 		return;
-	uint64_t one = 1;
-	/* EAGAIN means the counter is saturated: a wake is pending anyway. */
-	while (write(to->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-		;
+	cio__wakefd_signal(&to->wake);
 }
 
 /* AUTO: the first backend that opens; the reason kept is why the first
@@ -157,7 +152,7 @@ void cio__driver_close(struct cio__rt *rt)
 	if (!d)
 		return;
 	d->ops->close(d);
-	close(d->wake_fd);
+	cio__wakefd_close(&d->wake);
 	free(d);
 	rt->driver = NULL;
 }

@@ -5,6 +5,7 @@
 #define CIO_DRIVER_DRIVER_H
 
 #include "coreio.h"
+#include "../platform/wake.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -75,6 +76,11 @@ static inline bool cio__io_has(enum cio__io_kind k, unsigned prop)
  * not ready. */
 #define CIO__SPLICE_WAIT_IN 1
 #define CIO__SPLICE_WAIT_OUT 2
+
+/* The buffer a splice copies through where the system has no splice(2)
+ * (src/driver/io.c), on the calling task's stack: the most one such
+ * cio_splice() moves. */
+#define CIO__SPLICE_COPY (16u << 10)
 
 /* What io() returns for a request its backend does not make: the caller
  * runs it on the blocking pool (cio__io_sync()).  Outside errno's range. */
@@ -151,11 +157,11 @@ struct cio__driver_ops {
 	void (*fd_new)(struct cio__driver *d, int fd);
 	/* Wakes `to` (another runtime's driver, maybe of the other backend)
 	 * from `d`, the calling thread's own, without a system call of its
-	 * own if it can.  Returns 0, or -ENOTSUP to have the caller write
-	 * to's eventfd instead.  May be NULL. */
+	 * own if it can.  Returns 0, or -ENOTSUP to have the caller signal
+	 * to's wake fd instead.  May be NULL. */
 	int (*notify)(struct cio__driver *d, struct cio__driver *to);
 	/* Wakes d (another thread's) from any thread.  Returns 0, or
-	 * -ENOTSUP to have the caller write d's wake_fd instead.  May be
+	 * -ENOTSUP to have the caller signal d's wake fd instead.  May be
 	 * NULL. */
 	int (*wake)(struct cio__driver *d);
 };
@@ -164,7 +170,7 @@ struct cio__driver {
 	const struct cio__driver_ops *ops;
 	void *impl;        /* the backend's state */
 	struct cio__rt *rt; /* whose: rt->inflight counts what the kernel holds */
-	int wake_fd;       /* eventfd other threads write to wake this driver */
+	struct cio__wakefd wake; /* other threads signal it to wake this driver */
 	char reason[128];  /* why not io_uring; "" when on io_uring */
 };
 

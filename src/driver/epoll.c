@@ -4,8 +4,8 @@
  * Each fd is registered once, edge-triggered, for both directions and
  * for the peer's hang-up.  Waits use epoll_pwait2() for microsecond timer
  * precision (Linux 5.11); on older kernels epoll_wait(), rounding up to
- * whole milliseconds.  Other threads wake it through the driver's eventfd,
- * registered like any fd. */
+ * whole milliseconds.  Other threads wake it through the driver's wake
+ * fd, registered like any fd. */
 #include "ready.h"
 
 #include <errno.h>
@@ -20,7 +20,7 @@
 
 struct epoll_poller {
 	int epfd;
-	int wake_fd;    /* the driver's, drained when it fires */
+	const struct cio__wakefd *wake; /* the driver's, drained when it fires */
 	bool no_pwait2; /* kernel before 5.11 */
 	struct epoll_event ev[MAX_EVENTS];
 };
@@ -30,10 +30,10 @@ static int ep_open(struct cio__driver *d, void **pp)
 	struct epoll_poller *p = calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	p->wake_fd = d->wake_fd;
+	p->wake = &d->wake;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = d->wake_fd};
-	if (p->epfd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, d->wake_fd, &ev) < 0) {
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = d->wake.rd};
+	if (p->epfd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, d->wake.rd, &ev) < 0) {
 		int err = errno;
 		snprintf(d->reason, sizeof d->reason, "epoll: %s", strerror(err));
 		if (p->epfd >= 0)
@@ -108,10 +108,8 @@ static int ep_wait(void *pp, struct cio__driver *d, int64_t timeout_ns)
 	for (int i = 0; i < n; i++) {
 		uint32_t e = p->ev[i].events;
 		int fd = p->ev[i].data.fd;
-		if (fd == p->wake_fd) {
-			uint64_t v;
-			ssize_t r = read(fd, &v, sizeof v); /* reset it */
-			(void)r;
+		if (fd == p->wake->rd) {
+			cio__wakefd_drain(p->wake);
 			continue;
 		}
 		/* EPOLLHUP: both ways are shut; a writer's try fails, so

@@ -5,12 +5,13 @@
  * pool, and the cooperative budget charged on every call. */
 #include "driver.h"
 #include "../core/rt.h"
+#include "../platform/file.h"
+#include "../platform/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdint.h>
-#include <stdio.h> /* renameat2 */
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -42,7 +43,7 @@ const unsigned char cio__io_props[CIO__IO_NKINDS] = {
 ssize_t cio__io_sync(const struct cio__io *io)
 {
 	ssize_t r;
-	loff_t off = io->off, off2 = io->off2;
+	int64_t off = io->off, off2 = io->off2;
 	switch (io->kind) {
 	case CIO__IO_READ:
 		r = io->off < 0 ? read(io->fd, io->p.buf, io->n.len)
@@ -64,17 +65,16 @@ ssize_t cio__io_sync(const struct cio__io *io)
 		r = recv(io->fd, io->p.buf, io->n.len, io->flags);
 		break;
 	case CIO__IO_SEND:
-		r = send(io->fd, io->p.cbuf, io->n.len, io->flags | MSG_NOSIGNAL);
+		r = send(io->fd, io->p.cbuf, io->n.len, io->flags | CIO__MSG_NOSIGNAL);
 		break;
 	case CIO__IO_RECVMSG:
 		r = recvmsg(io->fd, io->p.msg, io->flags);
 		break;
 	case CIO__IO_SENDMSG:
-		r = sendmsg(io->fd, io->p.msg, io->flags | MSG_NOSIGNAL);
+		r = sendmsg(io->fd, io->p.msg, io->flags | CIO__MSG_NOSIGNAL);
 		break;
 	case CIO__IO_ACCEPT:
-		r = accept4(io->fd, io->p.addr, io->n.addrlen,
-			    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		r = cio__accept_nb(io->fd, io->p.addr, io->n.addrlen);
 		break;
 	case CIO__IO_CONNECT:
 		r = connect(io->fd, io->p.addr, io->n.alen);
@@ -93,17 +93,15 @@ ssize_t cio__io_sync(const struct cio__io *io)
 		r = io->flags & CIO__FSYNC_DATA ? fdatasync(io->fd) : fsync(io->fd);
 		break;
 	case CIO__IO_FALLOCATE:
-		r = fallocate(io->fd, (int)io->mode, io->off, (off_t)io->n.len);
-		break;
+		return cio__fallocate(io->fd, (int)io->mode, io->off, (int64_t)io->n.len);
 	case CIO__IO_FTRUNCATE:
 		r = ftruncate(io->fd, io->off);
 		break;
 	case CIO__IO_STATX:
-		r = statx(io->fd, io->path, io->flags, io->mode, io->p.stx);
-		break;
+		return cio__statx(io->fd, io->path, io->flags, io->mode, io->p.stx);
 	case CIO__IO_RENAMEAT:
-		r = renameat2(io->fd, io->path, io->fd2, io->path2, (unsigned)io->flags);
-		break;
+		return cio__renameat2(io->fd, io->path, io->fd2, io->path2,
+				      (unsigned)io->flags);
 	case CIO__IO_UNLINKAT:
 		r = unlinkat(io->fd, io->path, io->flags);
 		break;
@@ -117,9 +115,8 @@ ssize_t cio__io_sync(const struct cio__io *io)
 		r = linkat(io->fd, io->path, io->fd2, io->path2, io->flags);
 		break;
 	case CIO__IO_SPLICE:
-		r = splice(io->fd, io->off < 0 ? NULL : &off, io->fd2,
-			   io->off2 < 0 ? NULL : &off2, io->n.len, SPLICE_F_MOVE);
-		break;
+		return cio__splice(io->fd, io->off < 0 ? NULL : &off, io->fd2,
+				   io->off2 < 0 ? NULL : &off2, io->n.len, false);
 	default:
 		errno = EINVAL;
 		r = -1;
@@ -160,11 +157,10 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			      const struct cio__io *io)
 {
 	for (;;) {
-		ssize_t r = splice(io->fd, NULL, io->fd2, NULL, io->n.len,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		ssize_t r = cio__splice(io->fd, NULL, io->fd2, NULL, io->n.len, true);
 		if (r >= 0)
 			return r;
-		int err = errno, rc = cio__interrupted(self);
+		int err = (int)-r, rc = cio__interrupted(self);
 		if (err != EAGAIN && err != EINTR)
 			return -err;
 		if (rc < 0)
@@ -181,6 +177,59 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 }
 
 static ssize_t run(const char *call, struct cio__driver *d,
+		   struct cio__task *self, struct cio__io *io);
+
+/* A splice where the system has none (CIO__SPLICE is 0): one read into a
+ * buffer on the task's stack, then writes until all of it is out, each a
+ * request of its own (parking on readiness, or on the blocking pool for
+ * a file).  Either side may be any fd; an offset works as pread(2) and
+ * pwrite(2) do.  Nothing read is dropped on a short write; but an error
+ * or an interruption between the read and the last write loses the bytes
+ * read and not written (a file source can be read again; a stream's are
+ * gone), and the call returns what was written if any, else the error. */
+static ssize_t splice_copy(const char *call, struct cio__driver *d,
+			   struct cio__task *self, const struct cio__io *io)
+{
+	/* As splice(2), judge out before taking anything from in: a read
+	 * that parked, or consumed bytes, for an fd that cannot take them
+	 * would wait for nothing or lose them. */
+	int fl = fcntl(io->fd2, F_GETFL);
+	if (fl < 0)
+		return -errno;
+	if ((fl & O_ACCMODE) == O_RDONLY)
+		return -EBADF;
+	char buf[CIO__SPLICE_COPY];
+	struct cio__io rd = {
+		.kind = CIO__IO_READ, .fd = io->fd, .p.buf = buf, .off = io->off,
+		.n.len = io->n.len < sizeof buf ? io->n.len : sizeof buf,
+	};
+	ssize_t n = run(call, d, self, &rd);
+	if (n <= 0)
+		return n;
+	/* A socket is sent to (MSG_NOSIGNAL); a pipe or file written. */
+	bool sock = io->off2 < 0;
+	size_t done = 0;
+	while (done < (size_t)n) {
+		struct cio__io wr = {
+			.kind = sock ? CIO__IO_SEND : CIO__IO_WRITE, .fd = io->fd2,
+			.p.cbuf = buf + done, .n.len = (size_t)n - done,
+			.off = io->off2 < 0 ? -1 : io->off2 + (int64_t)done,
+		};
+		ssize_t w = run(call, d, self, &wr);
+		if (w == -ENOTSOCK && sock) {
+			sock = false;
+			continue;
+		}
+		if (w == 0)
+			w = -EIO; /* no progress: do not spin */
+		if (w < 0)
+			return done ? (ssize_t)done : w;
+		done += (size_t)w;
+	}
+	return (ssize_t)done;
+}
+
+static ssize_t run(const char *call, struct cio__driver *d,
 		   struct cio__task *self, struct cio__io *io)
 {
 	unsigned props = cio__io_props[io->kind];
@@ -191,6 +240,8 @@ static ssize_t run(const char *call, struct cio__driver *d,
 		return -EBADF;
 	if ((props & CIO__IO_BYTES) && io->n.len > CIO__IO_MAX)
 		io->n.len = CIO__IO_MAX; /* transfers may be short anyway */
+	if (io->kind == CIO__IO_SPLICE && !CIO__SPLICE)
+		return splice_copy(call, d, self, io);
 	if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0)
 		return splice_streams(d, self, io);
 	for (;;) {

@@ -10,6 +10,8 @@
  * our back, dropping the registration. */
 #include "ready.h"
 #include "../core/rt.h"
+#include "../platform/file.h"
+#include "../platform/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -128,12 +130,12 @@ static int wait_fd(struct cio__driver *d, struct cio__task *self, int fd, int ev
 static bool is_stream(struct fdstate *f, int fd)
 {
 	if (!f->kind) {
-		int type = 0, domain = AF_UNIX;
-		socklen_t len = sizeof type, dlen = sizeof domain;
+		int type = 0, domain;
+		socklen_t len = sizeof type;
 		struct stat st;
 		if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0)
 			f->kind = type == SOCK_STREAM &&
-						  getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) == 0 &&
+						  (domain = cio__sock_domain(fd)) >= 0 &&
 						  domain != AF_UNIX
 					  ? STREAM : OTHER;
 		else
@@ -157,16 +159,16 @@ static ssize_t attempt(const struct cio__io *io)
 		break;
 	case CIO__IO_SEND:
 		r = send(io->fd, io->p.cbuf, io->n.len,
-			 io->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+			 io->flags | MSG_DONTWAIT | CIO__MSG_NOSIGNAL);
 		break;
 	case CIO__IO_RECVMSG:
 		r = recvmsg(io->fd, io->p.msg, io->flags | MSG_DONTWAIT);
 		break;
 	case CIO__IO_SENDMSG:
-		r = sendmsg(io->fd, io->p.msg, io->flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = sendmsg(io->fd, io->p.msg, io->flags | MSG_DONTWAIT | CIO__MSG_NOSIGNAL);
 		break;
 	case CIO__IO_ACCEPT:
-		r = accept4(io->fd, io->p.addr, io->n.addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		r = cio__accept_nb(io->fd, io->p.addr, io->n.addrlen);
 		break;
 	default:
 		return -EINVAL;
@@ -193,15 +195,18 @@ static int connect_fd(struct cio__driver *d, struct cio__task *self,
 
 /* A read or write at a file offset, made here only if it cannot block
  * (RWF_NOWAIT: the page cache has the data, or room for it); else it is
- * declined, for the blocking pool. */
+ * declined, for the blocking pool.  Where the system has no such try
+ * (CIO__FILE_TRY is 0), always declined. */
 static ssize_t file_nowait(struct ready_state *s, const struct cio__io *io)
 {
+	if (!CIO__FILE_TRY)
+		return CIO__DECLINED;
 	/* RWF_NOWAIT keeps an O_DIRECT transfer off locks, not off the
 	 * device: it would wait for the disk here.  Looked up once per fd. */
 	struct fdstate *f = fd_state(s, io->fd, true);
 	if (f && !f->direct) {
 		int fl = fcntl(io->fd, F_GETFL);
-		f->direct = fl >= 0 && (fl & O_DIRECT) ? 2 : 1;
+		f->direct = fl >= 0 && (fl & CIO__O_DIRECT) ? 2 : 1;
 	}
 	if (!f || f->direct == 2)
 		return CIO__DECLINED;
@@ -209,10 +214,8 @@ static ssize_t file_nowait(struct ready_state *s, const struct cio__io *io)
 	bool vec = io->kind == CIO__IO_READV || io->kind == CIO__IO_WRITEV;
 	const struct iovec *iov = vec ? io->p.iov : &one;
 	int n = vec ? io->n.iovcnt : 1;
-	ssize_t r = io->kind == CIO__IO_READ || io->kind == CIO__IO_READV
-			    ? preadv2(io->fd, iov, n, io->off, RWF_NOWAIT)
-			    : pwritev2(io->fd, iov, n, io->off, RWF_NOWAIT);
 	bool rd = io->kind == CIO__IO_READ || io->kind == CIO__IO_READV;
+	ssize_t r = cio__file_try(io->fd, iov, n, io->off, !rd);
 	size_t want = 0;
 	for (int i = 0; rd && r > 0 && i < n; i++)
 		want += iov[i].iov_len;

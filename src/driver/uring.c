@@ -181,6 +181,9 @@ static void untrack(struct uring_state *s, struct cio__op *op)
 #define WAKE_TAG ((void *)1)
 #define SENT_TAG ((void *)2)
 
+_Static_assert(CIO__WAKEFD_EVENTFD, "the ring reads the wake fd as an eventfd: "
+	       "the io_uring backend takes the Linux paths of src/platform");
+
 /* Keeps a read of the eventfd in the ring, so that any thread can end
  * our wait by writing to it. */
 static void arm_wake(struct cio__driver *d, struct uring_state *s)
@@ -188,7 +191,7 @@ static void arm_wake(struct cio__driver *d, struct uring_state *s)
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
 	if (!sqe)
 		return; /* the SQ is full: try again after the next wait */
-	io_uring_prep_read(sqe, d->wake_fd, &s->wake_buf, sizeof s->wake_buf, 0);
+	io_uring_prep_read(sqe, d->wake.rd, &s->wake_buf, sizeof s->wake_buf, 0);
 	s->wake_op.fd = -1; /* not one of the per-fd requests */
 	io_uring_sqe_set_data(sqe, &s->wake_op);
 	s->wake_armed = true;

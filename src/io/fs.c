@@ -3,11 +3,11 @@
  * its request (struct cio__io) for the driver; a request the backend
  * declines runs on the blocking pool as the plain system call. */
 #include "io.h"
+#include "../platform/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <stdio.h> /* renameat2 */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -249,11 +249,14 @@ int cio_dio_align(int fd, size_t *mem_align, size_t *off_align)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), mem = page, off = page;
 	struct statx st;
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st) < 0) {
-		if (errno == EBADF)
+	int rc = cio__statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st);
+	if (rc < 0) {
+		if (rc == -EBADF)
 			return -EBADF;
+	} else if (!CIO__O_DIRECT) {
+		mem = off = 0; /* the system has no O_DIRECT at all */
 	} else if ((st.stx_mask & STATX_DIOALIGN) &&
-		   (st.stx_dio_mem_align || !(fcntl(fd, F_GETFL) & O_DIRECT))) {
+		   (st.stx_dio_mem_align || !(fcntl(fd, F_GETFL) & CIO__O_DIRECT))) {
 		/* The file system told: 0 means it takes no O_DIRECT.  But an
 		 * fd opened O_DIRECT proves it does (emulators such as
 		 * qemu-user pass the mask on and zero the fields). */

@@ -2,6 +2,7 @@
  * call describes its request (struct cio__io) and hands it to the driver;
  * nothing here knows which backend runs. */
 #include "io.h"
+#include "../platform/sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -84,14 +85,15 @@ int cio_fd_adopt(int fd)
 
 int cio_socket(int domain, int type, int protocol)
 {
-	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
-	return fd < 0 ? -errno : fresh(fd);
+	int fd = cio__socket_open(domain, type, protocol);
+	return fd < 0 ? fd : fresh(fd);
 }
 
 int cio_socketpair(int type, int fds[2])
 {
-	if (socketpair(AF_UNIX, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
-		return -errno;
+	int rc = cio__socketpair_open(AF_UNIX, type, fds);
+	if (rc < 0)
+		return rc;
 	fresh(fds[0]);
 	fresh(fds[1]);
 	return 0;
@@ -99,8 +101,9 @@ int cio_socketpair(int type, int fds[2])
 
 int cio_pipe(int fds[2])
 {
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0)
-		return -errno;
+	int rc = cio__pipe_open(fds, true);
+	if (rc < 0)
+		return rc;
 	fresh(fds[0]);
 	fresh(fds[1]);
 	return 0;
@@ -394,7 +397,7 @@ ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 		.msg_controllen = sizeof ctl.buf,
 	};
 	*nfds = 0;
-	ssize_t rc = cio_recvmsg(fd, &m, MSG_CMSG_CLOEXEC);
+	ssize_t rc = cio_recvmsg(fd, &m, CIO__MSG_CMSG_CLOEXEC);
 	if (rc < 0)
 		return rc;
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -406,7 +409,7 @@ ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 			int got;
 			memcpy(&got, data + i * sizeof got, sizeof got);
 			if (*nfds < room)
-				fds[(*nfds)++] = fresh(got);
+				fds[(*nfds)++] = fresh((cio__fd_received(got), got));
 			else
 				close(got); /* no room: never leak it */
 		}
@@ -448,7 +451,7 @@ int cio_tcp_keepalive(int fd, int idle_s, int interval_s, int count)
 	int rc;
 	if (idle_s <= 0)
 		return setopt(fd, SOL_SOCKET, SO_KEEPALIVE, 0);
-	if ((rc = setopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, idle_s)) < 0 ||
+	if ((rc = setopt(fd, IPPROTO_TCP, CIO__TCP_KEEPIDLE, idle_s)) < 0 ||
 	    (interval_s > 0 && (rc = setopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, interval_s)) < 0) ||
 	    (count > 0 && (rc = setopt(fd, IPPROTO_TCP, TCP_KEEPCNT, count)) < 0))
 		return rc;

@@ -1,7 +1,10 @@
 /* splice.c - zero-copy transfers: splice, sendfile through a pipe, and a
  * two-way relay between streams, with the per-runtime pool of empty pipes
- * they borrow. */
+ * they borrow.  Where the system has no splice(2) (CIO__SPLICE is 0),
+ * cio_splice() copies through a buffer (src/driver/io.c), sendfile is a
+ * loop of such copies, and the relay always copies. */
 #include "io.h"
+#include "../platform/file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +34,7 @@ static int pipe_get(struct pipe *p, size_t want)
 	int rc = cio_pipe(fds);
 	if (rc < 0)
 		return rc;
-	if (want > DEFAULT_CHUNK)
-		fcntl(fds[1], F_SETPIPE_SZ, (int)(want < (1u << 30) ? want : 1u << 30));
-	int cap = fcntl(fds[1], F_GETPIPE_SZ);
+	int cap = cio__pipe_size(fds[1], want > DEFAULT_CHUNK ? want : 0);
 	*p = (struct pipe){fds[0], fds[1], cap > 0 ? (size_t)cap : DEFAULT_CHUNK};
 	return 0;
 }
@@ -97,9 +98,30 @@ static ssize_t stream_splice(int in, int out, size_t len, int hints)
 	return cio__io("cio_splice", &io);
 }
 
+/* Without splice(2): file to out through cio_splice()'s copy, a buffer
+ * at a time; each copy writes all it read before the next. */
+static ssize_t sendfile_copy(int out, int file, int64_t off, size_t len, size_t *sent)
+{
+	size_t done = 0;
+	ssize_t rc = 0;
+	while (done < len) {
+		rc = cio_splice(file, off + (int64_t)done, out, -1, len - done);
+		if (rc == -ESPIPE && done == 0)
+			rc = -EINVAL; /* not a file, as sendfile(2) says */
+		if (rc <= 0)
+			break; /* 0: the file ended */
+		done += (size_t)rc;
+	}
+	if (sent)
+		*sent = done;
+	return rc < 0 ? rc : (ssize_t)done;
+}
+
 ssize_t cio_sendfile(int out, int file, int64_t off, size_t len, size_t *sent)
 {
 	cio__self_or_die("cio_sendfile");
+	if (!CIO__SPLICE && off >= 0)
+		return sendfile_copy(out, file, off, len, sent);
 	struct pipe p;
 	size_t done = 0;
 	ssize_t rc = off < 0 ? -EINVAL : pipe_get(&p, DEFAULT_CHUNK);
@@ -255,8 +277,9 @@ static int pump(struct direction *d)
 			n = step(d, &(struct xfer){.kind = READ, .buf = buf, .len = sizeof buf});
 			if (n > 0 && (rc = deliver(d, NULL, buf, (size_t)n)) < 0)
 				break;
-			/* A full buffer: a bulk flow, worth a pipe. */
-			if (n == (ssize_t)sizeof buf &&
+			/* A full buffer: a bulk flow, worth a pipe (where
+			 * pages move without a copy). */
+			if (n == (ssize_t)sizeof buf && CIO__SPLICE &&
 			    (p.rd >= 0 || pipe_get(&p, r->chunk) == 0))
 				bulk = true;
 		} else {

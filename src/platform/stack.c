@@ -15,6 +15,7 @@
  * unmapped.
  */
 #include "stack.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,6 +34,9 @@
 
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13; older headers lack it */
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0 /* FreeBSD: no overcommit accounting to skip */
 #endif
 
 #define ARENA_BYTES ((size_t)8 << 20)
@@ -63,8 +67,8 @@ struct cio__stack_class {
 static bool guard_probe(size_t page)
 {
 	const char *force = getenv("COREIO_STACK_GUARD");
-	if (force && strcmp(force, "mprotect") == 0)
-		return false;
+	if (!CIO__LINUX || (force && strcmp(force, "mprotect") == 0))
+		return false; /* guard markers are Linux's (6.13) */
 	void *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
@@ -74,7 +78,7 @@ static bool guard_probe(size_t page)
 		/* Some emulators (qemu-user) accept the advice and do nothing:
 		 * make sure the kernel refuses to read the guard page. */
 		int fds[2];
-		if (pipe2(fds, O_CLOEXEC) == 0) {
+		if (cio__pipe_open(fds, false) == 0) {
 			ok = write(fds[1], m, 1) < 0 && errno == EFAULT;
 			close(fds[0]);
 			close(fds[1]);

@@ -1,0 +1,21 @@
+/* cpu.h - which CPUs the process may run on, and pinning a thread to one.
+ *
+ * Linux: sched_getaffinity(2) and pthread_setaffinity_np().  POSIX: every
+ * online CPU (sysconf), and no pinning (-ENOTSUP): macOS has no affinity
+ * call; FreeBSD's cpuset_setaffinity() would go here. */
+#ifndef CIO_PLATFORM_CPU_H
+#define CIO_PLATFORM_CPU_H
+
+#include "os.h"
+
+/* Fills cpus (room for `room`) with the numbers of the CPUs the process
+ * may use, in order.  Returns how many, or -errno. */
+int cio__cpus_allowed(int *cpus, int room);
+
+/* The most CPU numbers cio__cpus_allowed() may report. */
+int cio__cpus_max(void);
+
+/* Pins the calling thread to CPU cpu.  Returns 0 or -errno. */
+int cio__cpu_pin(int cpu);
+
+#endif
