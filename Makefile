@@ -2,16 +2,16 @@
 #   make demo    set up, build Release, run the demo and print its figures
 #   make check   set up, build, and run the whole suite: every test on every
 #                backend, with gcc and clang, under ASan+UBSan, with the
-#                ucontext switch, on kqueue over the kevent emulation, on
-#                aarch64 under qemu-user, and with the POSIX paths of the
-#                platform shims (check-portable); and the context switches
-#                assembled for macOS (Mach-O)
+#                ucontext switch, on aarch64 under qemu-user, and as macOS
+#                and the BSDs run it (POSIX paths of the platform shims,
+#                kqueue over the kevent emulation); and the context
+#                switches assembled for macOS (Mach-O)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
-	check-tsan check-ucontext check-kqueue check-aarch64 check-apple-asm check-install check-valgrind \
+	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable bench-core bench-net bench-cores \
 	bench bench-quick bench-net-build bench-files bench-proxy install clean
 
@@ -29,7 +29,7 @@ build: deps
 demo: build
 	scripts/demo.sh build
 
-check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-kqueue check-aarch64 \
+check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 \
 	check-apple-asm check-install check-valgrind check-portable
 	@echo "make check: all suites passed"
 
@@ -67,23 +67,14 @@ check-tsan:
 check-ucontext:
 	scripts/check-ucontext.sh
 
-# The kqueue backend on Linux, over the kevent emulation of tests/kevent,
-# under ASan+UBSan: every test on kqueue only, and test_kevent (the
-# emulation's own test).
-check-kqueue:
-	CC=gcc $(CMAKE_CFG) -B build-kqueue -DCMAKE_BUILD_TYPE=Debug \
-		-DCOREIO_KQUEUE_EMULATION=ON -DCOREIO_SANITIZE=address,undefined >/dev/null
-	cmake --build build-kqueue -j$(JOBS)
-	cd build-kqueue && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -R '\.kqueue$$'
-
-# The POSIX paths of src/platform/ (what macOS and the BSDs run) built on
-# Linux with COREIO_PORTABLE, under ASan+UBSan: the whole suite on each
-# backend of PORTABLE_BACKENDS, and the layering check.  No io_uring in
-# that build.  Once the kevent emulation can carry it, add
-#   PORTABLE_CFG += -DCOREIO_KQUEUE_EMULATION=ON  and  kqueue  to the list.
-PORTABLE_BACKENDS ?= epoll
-PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_SANITIZE=address,undefined
+# What macOS and the BSDs run, built on Linux: the POSIX paths of
+# src/platform/ (COREIO_PORTABLE, no io_uring) and the kqueue backend over
+# the kevent emulation of tests/kevent, under ASan+UBSan.  Runs the whole
+# suite on each backend of PORTABLE_BACKENDS (epoll there has the POSIX
+# paths too), test_kevent (the emulation's own test) and the layering check.
+PORTABLE_BACKENDS ?= epoll kqueue
+PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_KQUEUE_EMULATION=ON \
+	-DCOREIO_SANITIZE=address,undefined
 empty :=
 space := $(empty) $(empty)
 check-portable:
