@@ -38,6 +38,21 @@ int cio__socket_open(int domain, int type, int protocol)
 #endif
 }
 
+#if !CIO__LINUX
+/* cio__fd_setup() on both ends of a new pair; on failure closes both. */
+static int pair_setup(int fds[2], bool nonblock, bool sock)
+{
+	int rc = cio__fd_setup(fds[0], nonblock, sock);
+	if (rc == 0)
+		rc = cio__fd_setup(fds[1], nonblock, sock);
+	if (rc < 0) {
+		close(fds[0]);
+		close(fds[1]);
+	}
+	return rc;
+}
+#endif
+
 int cio__socketpair_open(int domain, int type, int fds[2])
 {
 #if CIO__LINUX
@@ -45,14 +60,7 @@ int cio__socketpair_open(int domain, int type, int fds[2])
 #else
 	if (socketpair(domain, type, 0, fds) < 0)
 		return -errno;
-	int rc = cio__fd_setup(fds[0], true, true);
-	if (rc == 0)
-		rc = cio__fd_setup(fds[1], true, true);
-	if (rc < 0) {
-		close(fds[0]);
-		close(fds[1]);
-	}
-	return rc;
+	return pair_setup(fds, true, true);
 #endif
 }
 
@@ -63,14 +71,7 @@ int cio__pipe_open(int fds[2], bool nonblock)
 #else
 	if (pipe(fds) < 0)
 		return -errno;
-	int rc = cio__fd_setup(fds[0], nonblock, false);
-	if (rc == 0)
-		rc = cio__fd_setup(fds[1], nonblock, false);
-	if (rc < 0) {
-		close(fds[0]);
-		close(fds[1]);
-	}
-	return rc;
+	return pair_setup(fds, nonblock, false);
 #endif
 }
 

@@ -79,6 +79,26 @@ static struct kq **reg; /* by kqueue number */
 static size_t nreg;
 static int wake_efd = -1;
 
+/* Grows the array *arr of *cap elements of `size` bytes so that index
+ * `need` fits, doubling, the new elements zeroed.  ENOMEM or 0. */
+static int grow(void *arr, size_t *cap, size_t need, size_t size, size_t first)
+{
+	if (need < *cap)
+		return 0;
+	size_t n = *cap ? *cap : first;
+	while (n <= need)
+		n *= 2;
+	char *v; /* through memcpy: *arr is a pointer of another type */
+	memcpy(&v, arr, sizeof v);
+	v = realloc(v, n * size);
+	if (!v)
+		return ENOMEM;
+	memset(v + *cap * size, 0, (n - *cap) * size);
+	memcpy(arr, &v, sizeof v);
+	*cap = n;
+	return 0;
+}
+
 static void kq_reset(struct kq *s)
 {
 	free(s->fds);
@@ -106,19 +126,9 @@ int kqueue(void)
 		err = errno;
 		goto out;
 	}
-	if ((size_t)epfd >= nreg) {
-		size_t n = nreg ? nreg : 16;
-		while (n <= (size_t)epfd)
-			n *= 2;
-		struct kq **v = realloc(reg, n * sizeof *v);
-		if (!v) {
-			err = ENOMEM;
-			goto out;
-		}
-		memset(v + nreg, 0, (n - nreg) * sizeof *v);
-		reg = v;
-		nreg = n;
-	}
+	err = grow(&reg, &nreg, (size_t)epfd, sizeof *reg, 16);
+	if (err)
+		goto out;
 	if (!reg[epfd]) {
 		struct kq *s = calloc(1, sizeof *s);
 		if (!s) {
@@ -154,19 +164,9 @@ static struct kq *kq_find(int kq)
 
 static struct fdnotes *fd_notes(struct kq *s, int fd, bool create)
 {
-	if ((size_t)fd >= s->nfds) {
-		if (!create)
-			return NULL;
-		size_t n = s->nfds ? s->nfds : 64;
-		while (n <= (size_t)fd)
-			n *= 2;
-		struct fdnotes *v = realloc(s->fds, n * sizeof *v);
-		if (!v)
-			return NULL;
-		memset(v + s->nfds, 0, (n - s->nfds) * sizeof *v);
-		s->fds = v;
-		s->nfds = n;
-	}
+	if ((size_t)fd >= s->nfds &&
+	    (!create || grow(&s->fds, &s->nfds, (size_t)fd, sizeof *s->fds, 64)))
+		return NULL;
 	return &s->fds[fd];
 }
 
@@ -305,14 +305,8 @@ static int change_user(struct kq *s, const struct kevent *c)
 	if (!u && !(c->flags & EV_ADD))
 		return ENOENT;
 	if (!u) {
-		if (s->nusers == s->capusers) {
-			size_t n = s->capusers ? 2 * s->capusers : 4;
-			struct unote *v = realloc(s->users, n * sizeof *v);
-			if (!v)
-				return ENOMEM;
-			s->users = v;
-			s->capusers = n;
-		}
+		if (grow(&s->users, &s->capusers, s->nusers, sizeof *s->users, 4))
+			return ENOMEM;
 		u = &s->users[s->nusers++];
 		memset(u, 0, sizeof *u);
 		u->ident = c->ident;
@@ -351,14 +345,8 @@ static int apply(struct kq *s, const struct kevent *c)
 
 static int queue(struct kq *s, const struct kevent *e)
 {
-	if (s->npending == s->cappending) {
-		size_t n = s->cappending ? 2 * s->cappending : 64;
-		struct kevent *v = realloc(s->pending, n * sizeof *v);
-		if (!v)
-			return ENOMEM;
-		s->pending = v;
-		s->cappending = n;
-	}
+	if (grow(&s->pending, &s->cappending, s->npending, sizeof *s->pending, 64))
+		return ENOMEM;
 	s->pending[s->npending++] = *e;
 	return 0;
 }
