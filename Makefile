@@ -13,7 +13,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable bench-core bench-net bench-cores \
-	bench bench-quick bench-net-build bench-files bench-proxy install clean
+	bench bench-quick bench-seam bench-net-build bench-files bench-proxy install clean
 
 all: build
 
@@ -148,6 +148,12 @@ bench-net-build: deps
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target echo_server bench_net_tools
 	bench/build-tokio.sh $(BENCH_BUILD) >/dev/null
+
+# The driver's cost: echo_server of this tree on each backend (kqueue over
+# its emulation) against an older commit's and the raw epoll server;
+# rewrites the Driver section of docs/benchmarks.md (SEAM_*: see there).
+bench-seam: bench-net-build
+	bench/seam.sh $(BENCH_BUILD)
 
 # The whole suite of peer comparisons: the network matrix and its
 # profile, then file reads against fio and the proxy against HAProxy.

@@ -33,6 +33,10 @@
 #   NET_COMMAND [make bench]         the command the section quotes
 #   NET_REPORT [unset]               a CSV this script wrote: no runs, only
 #                                    the charts and the section from it
+#   NET_REGISTRY [bench/servers.txt] the servers, in that file's format
+#   NET_SECTION [1]                  0: only the CSV, no charts and no
+#                                    section (for scripts that report a
+#                                    run their own way, as seam.sh does)
 #
 # Each measured run starts a fresh server, drives it, and stops it with
 # SIGTERM; at each point the servers take turns in an order that rotates
@@ -48,7 +52,8 @@ build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 loadgen=$build/bench/loadgen
 doc=$root/docs/benchmarks.md
-registry=$root/bench/servers.txt
+registry=${NET_REGISTRY:-$root/bench/servers.txt}
+want_section=${NET_SECTION:-1}
 
 [ -x "$loadgen" ] || {
 	echo "net.sh: $loadgen missing; run make bench" >&2
@@ -313,6 +318,11 @@ if [ -n "$report_only" ]; then
 	elapsed=
 	repeats=$(awk -F, 'NR > 1 && $4 == "measure" && $5 > r { r = $5 } END { print r + 0 }' "$csv")
 	stamp="$day (figures of $csvrel)"
+fi
+
+if [ "$want_section" = 0 ]; then
+	echo "net.sh: $elapsed s; raw figures in $csv" >&2
+	exit 0
 fi
 
 # ---- versions of everything measured --------------------------------------

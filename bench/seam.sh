@@ -1,0 +1,157 @@
+#!/bin/sh
+# seam.sh - what the driver's structure costs: examples/echo_server of
+# this tree on io_uring, epoll and kqueue (over the kevent emulation of
+# tests/kevent), against the same program built from an older commit
+# (SEAM_BASE) on io_uring and epoll, and against the raw epoll server, all
+# in one bench/net.sh run.  Rewrites the "Driver" section of
+# docs/benchmarks.md with the ratios of the medians.
+#
+#   make bench-net-build && bench/seam.sh [BUILD_DIR]   default build-bench
+#
+# Environment (defaults in brackets):
+#   SEAM_BASE [1d39c29]     the commit to compare with (a git revision)
+#   SEAM_SIZES [100]  SEAM_CONNS ["16 64 256"]  SEAM_REPEATS [5]
+# and bench/net.sh's NET_* settings for the rest.
+set -eu
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build-bench}
+case $build in /*) ;; *) build=$root/$build ;; esac
+base=${SEAM_BASE:-1d39c29}
+sizes=${SEAM_SIZES:-100}
+conns=${SEAM_CONNS:-16 64 256}
+repeats=${SEAM_REPEATS:-5}
+doc=$root/docs/benchmarks.md
+jobs=$(nproc)
+
+[ -x "$build/bench/epoll_echo" ] || {
+	echo "seam.sh: $build/bench/epoll_echo missing; run make bench-net-build" >&2
+	exit 1
+}
+base_sha=$(cd "$root" && git rev-parse --short "$base^{commit}")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
+# Release builds with the bench build's flags: the older tree from git,
+# this one over the kevent emulation.
+release() {
+	src=$1 out=$2
+	shift 2
+	cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release \
+		"-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
+		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=ON "$@" >/dev/null
+	cmake --build "$out" -j"$jobs" --target echo_server >/dev/null
+}
+mkdir -p "$work/base-src"
+(cd "$root" && git archive "$base_sha") | tar -x -C "$work/base-src"
+release "$work/base-src" "$build/seam-base"
+release "$root" "$build/seam-kqueue" -DCOREIO_KQUEUE_EMULATION=ON
+
+registry=$work/servers.txt
+cat >"$registry" <<EOF
+coreio-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
+before-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
+coreio-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
+before-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
+epoll          epoll     @BUILD@/bench/epoll_echo @PORT@ 127.0.0.1
+kqueue-emul    kqueue    env COREIO_BACKEND=kqueue @BUILD@/seam-kqueue/examples/echo_server --cores 1 127.0.0.1:@PORT@
+EOF
+
+day=$(date -u '+%Y-%m-%d')
+NET_REGISTRY=$registry NET_SECTION=0 NET_NAME=seam NET_SIZES=$sizes \
+	NET_CONNS=$conns NET_REPEATS=$repeats "$root/bench/net.sh" "$build"
+csvrel=bench/results/$day-seam.csv
+
+# What a system call costs here (page-table isolation or not), for the
+# reader comparing machines.
+cat >"$work/getppid.c" <<'EOF'
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+int main(void)
+{
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (int i = 0; i < 1000000; i++)
+		syscall(SYS_getppid);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("%.0f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e6);
+	return 0;
+}
+EOF
+getppid_ns=
+cc -O2 -o "$work/getppid" "$work/getppid.c" && getppid_ns=$(taskset -c 0 "$work/getppid")
+section=$work/section
+awk -F, -v base="$base_sha" -v csvname="$csvrel" -v getppid="$getppid_ns" '
+function median(list,    n, v, i, j, t) {
+	n = split(list, v, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	if (n == 0) return ""
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+function r(a, b,    x, y) {
+	x = median(cpu[a SUBSEP key]); y = median(cpu[b SUBSEP key])
+	return (x == "" || y == "" || y <= 0) ? "" : x / y
+}
+function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
+function verdict(v, lim) { return v == "" ? "n/a" : (v <= lim ? "yes" : "**no**") }
+NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+$col["pass"] == "measure" {
+	k = $col["size"] SUBSEP $col["conns"]
+	if (!(k in seen)) { seen[k]; order[++nk] = k }
+	s = $col["server"]
+	cpu[s SUBSEP k] = cpu[s SUBSEP k] " " $col["server_cpu_us_per_req"]
+	rps[s SUBSEP k] = rps[s SUBSEP k] " " $col["req_s"]
+	reps = $col["rep"] > reps ? $col["rep"] : reps
+	if (!day) { day = $col["date"]; commit = $col["commit"]; kernel = $col["kernel"] }
+}
+END {
+	print "## Driver"
+	print ""
+	printf "Measured %s, commit %s against %s (before the readiness engine, the\n", day, commit, base
+	printf "per-kind entry point and the platform shims), Linux %s, %d runs of\n", kernel, reps
+	print "each server at each point, interleaved (bench/net.sh, `bench/loadgen`"
+	print "epoll client on CPU 1, server on CPU 0). `before-*` is examples/echo_server"
+	print "built from the older commit, `kqueue-emul` this tree'"'"'s built with"
+	print "`-DCOREIO_KQUEUE_EMULATION=ON`: kqueue over the test emulation, which"
+	print "is itself written over epoll, so its cost is the emulation'"'"'s as much as"
+	print "the backend'"'"'s and says nothing of a real kqueue."
+	if (getppid != "") printf "A getppid system call took %s ns on this machine.\n", getppid
+	print ""
+	print "Server CPU-µs per request, medians:"
+	print ""
+	print "| Size | Conns | coreio-uring | before-uring | coreio-epoll | before-epoll | raw epoll | kqueue-emul |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- |"
+	split("coreio-uring before-uring coreio-epoll before-epoll epoll kqueue-emul", sv, " ")
+	for (i = 1; i <= nk; i++) {
+		key = order[i]; split(key, p, SUBSEP)
+		row = "| " p[1] " B | " p[2] " |"
+		for (j = 1; j <= 6; j++) {
+			m = median(cpu[sv[j] SUBSEP key])
+			row = row " " (m == "" ? "n/a" : sprintf("%.2f", m)) " |"
+		}
+		print row
+	}
+	print ""
+	print "| Size | Conns | coreio-epoll / raw epoll (<= 0.92x) | coreio-uring / before (<= 1.07x) | coreio-epoll / before | kqueue-emul / coreio-epoll | coreio-uring req/s / before |"
+	print "| --- | --- | --- | --- | --- | --- | --- |"
+	for (i = 1; i <= nk; i++) {
+		key = order[i]; split(key, p, SUBSEP)
+		e = r("coreio-epoll", "epoll"); u = r("coreio-uring", "before-uring")
+		x = median(rps["coreio-uring" SUBSEP key]); y = median(rps["before-uring" SUBSEP key])
+		printf "| %s B | %s | %s (%s) | %s (%s) | %s | %s | %s |\n", p[1], p[2],
+			fx(e), verdict(e, 0.92), fx(u), verdict(u, 1.07),
+			fx(r("coreio-epoll", "before-epoll")), fx(r("kqueue-emul", "coreio-epoll")),
+			fx(y > 0 ? x / y : "")
+	}
+	print ""
+	print "Raw figures, one line per run: [" csvname "](../" csvname ")."
+}' "$root/$csvrel" >"$section"
+
+"$root/bench/doc-section.sh" driver "bench/seam.sh" "$section" "$doc"
+cat "$section"
