@@ -11,6 +11,8 @@
 # Environment (defaults in brackets):
 #   SEAM_BASE [1d39c29]     the commit to compare with (a git revision)
 #   SEAM_SIZES [100]  SEAM_CONNS ["16 64 256"]  SEAM_REPEATS [5]
+#   SEAM_REPORT [unset]     a CSV this script made: no builds and no runs,
+#                           only the section from it
 # and bench/net.sh's NET_* settings for the rest.
 set -eu
 
@@ -24,7 +26,7 @@ repeats=${SEAM_REPEATS:-5}
 doc=$root/docs/benchmarks.md
 jobs=$(nproc)
 
-[ -x "$build/bench/epoll_echo" ] || {
+[ -n "${SEAM_REPORT:-}" ] || [ -x "$build/bench/epoll_echo" ] || {
 	echo "seam.sh: $build/bench/epoll_echo missing; run make bench-net-build" >&2
 	exit 1
 }
@@ -33,35 +35,39 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-# Release builds with the bench build's flags: the older tree from git,
-# this one over the kevent emulation.
-release() {
-	src=$1 out=$2
-	shift 2
-	cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release \
-		"-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
-		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=ON "$@" >/dev/null
-	cmake --build "$out" -j"$jobs" --target echo_server >/dev/null
-}
-mkdir -p "$work/base-src"
-(cd "$root" && git archive "$base_sha") | tar -x -C "$work/base-src"
-release "$work/base-src" "$build/seam-base"
-release "$root" "$build/seam-kqueue" -DCOREIO_KQUEUE_EMULATION=ON
+if [ -n "${SEAM_REPORT:-}" ]; then
+	csvrel=${SEAM_REPORT#"$root"/}
+else
+	# Release builds with the bench build's flags: the older tree from git,
+	# this one over the kevent emulation.
+	release() {
+		src=$1 out=$2
+		shift 2
+		cmake -S "$src" -B "$out" -DCMAKE_BUILD_TYPE=Release \
+			"-DCMAKE_C_FLAGS_RELEASE=-O2 -DNDEBUG" \
+			-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=ON "$@" >/dev/null
+		cmake --build "$out" -j"$jobs" --target echo_server >/dev/null
+	}
+	mkdir -p "$work/base-src"
+	(cd "$root" && git archive "$base_sha") | tar -x -C "$work/base-src"
+	release "$work/base-src" "$build/seam-base"
+	release "$root" "$build/seam-kqueue" -DCOREIO_KQUEUE_EMULATION=ON
 
-registry=$work/servers.txt
-cat >"$registry" <<EOF
-coreio-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
-before-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
-coreio-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
-before-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
-epoll          epoll     @BUILD@/bench/epoll_echo @PORT@ 127.0.0.1
-kqueue-emul    kqueue    env COREIO_BACKEND=kqueue @BUILD@/seam-kqueue/examples/echo_server --cores 1 127.0.0.1:@PORT@
-EOF
+	registry=$work/servers.txt
+	cat >"$registry" <<-EOF
+	coreio-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
+	before-uring   io_uring  env COREIO_BACKEND=uring @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
+	coreio-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@
+	before-epoll   epoll     env COREIO_BACKEND=epoll @BUILD@/seam-base/examples/echo_server --cores 1 127.0.0.1:@PORT@
+	epoll          epoll     @BUILD@/bench/epoll_echo @PORT@ 127.0.0.1
+	kqueue-emul    kqueue    env COREIO_BACKEND=kqueue @BUILD@/seam-kqueue/examples/echo_server --cores 1 127.0.0.1:@PORT@
+	EOF
 
-day=$(date -u '+%Y-%m-%d')
-NET_REGISTRY=$registry NET_SECTION=0 NET_NAME=seam NET_SIZES=$sizes \
-	NET_CONNS=$conns NET_REPEATS=$repeats "$root/bench/net.sh" "$build"
-csvrel=bench/results/$day-seam.csv
+	day=$(date -u '+%Y-%m-%d')
+	NET_REGISTRY=$registry NET_SECTION=0 NET_NAME=seam NET_SIZES=$sizes \
+		NET_CONNS=$conns NET_REPEATS=$repeats "$root/bench/net.sh" "$build"
+	csvrel=bench/results/$day-seam.csv
+fi
 
 # What a system call costs here (page-table isolation or not), for the
 # reader comparing machines.
@@ -120,7 +126,8 @@ END {
 	print "built from the older commit, `kqueue-emul` this tree'"'"'s built with"
 	print "`-DCOREIO_KQUEUE_EMULATION=ON`: kqueue over the test emulation, which"
 	print "is itself written over epoll, so its cost is the emulation'"'"'s as much as"
-	print "the backend'"'"'s and says nothing of a real kqueue."
+	print "the backend'"'"'s and says nothing of a real kqueue. Reproduce with"
+	print "`make bench-seam`."
 	if (getppid != "") printf "A getppid system call took %s ns on this machine.\n", getppid
 	print ""
 	print "Server CPU-µs per request, medians:"
@@ -153,5 +160,6 @@ END {
 	print "Raw figures, one line per run: [" csvname "](../" csvname ")."
 }' "$root/$csvrel" >"$section"
 
-"$root/bench/doc-section.sh" driver "bench/seam.sh" "$section" "$doc"
+"$root/bench/doc-section.sh" driver "bench/seam.sh (make bench-seam)" "$section" "$doc" \
+	"$root/bench/seam-notes.md"
 cat "$section"
