@@ -48,9 +48,11 @@ else
 			-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=ON "$@" >/dev/null
 		cmake --build "$out" -j"$jobs" --target echo_server >/dev/null
 	}
-	mkdir -p "$work/base-src"
-	(cd "$root" && git archive "$base_sha") | tar -x -C "$work/base-src"
-	release "$work/base-src" "$build/seam-base"
+	# The older tree where its build cache expects it, fresh each run.
+	rm -rf "$build/seam-base-src"
+	mkdir -p "$build/seam-base-src"
+	(cd "$root" && git archive "$base_sha") | tar -x -C "$build/seam-base-src"
+	release "$build/seam-base-src" "$build/seam-base"
 	release "$root" "$build/seam-kqueue" -DCOREIO_KQUEUE_EMULATION=ON
 
 	registry=$work/servers.txt
