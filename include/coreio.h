@@ -478,7 +478,51 @@ CIO_API int cio_sock_buffers(int fd, int rcvbuf, int sndbuf);
  * bound for the blocking pool finds its queue full (a queue limit set
  * with cio_blocking_config()).  Close files with cio_close(). */
 
-struct statx;
+#ifdef __linux__
+struct statx; /* <sys/stat.h> with _GNU_SOURCE (glibc 2.28, musl 1.2.5) */
+#else
+/* Linux's struct statx, for cio_statx() where the C library has none: the
+ * kernel's layout, and the STATX_* bits of the fields that cio_statx()
+ * can fill there (the basic stats). */
+struct statx_timestamp {
+	int64_t tv_sec;
+	uint32_t tv_nsec;
+	int32_t cio_reserved_;
+};
+struct statx {
+	uint32_t stx_mask;
+	uint32_t stx_blksize;
+	uint64_t stx_attributes;
+	uint32_t stx_nlink;
+	uint32_t stx_uid;
+	uint32_t stx_gid;
+	uint16_t stx_mode;
+	uint16_t cio_spare0_;
+	uint64_t stx_ino;
+	uint64_t stx_size;
+	uint64_t stx_blocks;
+	uint64_t stx_attributes_mask;
+	struct statx_timestamp stx_atime, stx_btime, stx_ctime, stx_mtime;
+	uint32_t stx_rdev_major, stx_rdev_minor;
+	uint32_t stx_dev_major, stx_dev_minor;
+	uint64_t stx_mnt_id;
+	uint32_t stx_dio_mem_align, stx_dio_offset_align;
+	uint64_t cio_spare3_[12];
+};
+#define STATX_TYPE 0x0001U
+#define STATX_MODE 0x0002U
+#define STATX_NLINK 0x0004U
+#define STATX_UID 0x0008U
+#define STATX_GID 0x0010U
+#define STATX_ATIME 0x0020U
+#define STATX_MTIME 0x0040U
+#define STATX_CTIME 0x0080U
+#define STATX_INO 0x0100U
+#define STATX_SIZE 0x0200U
+#define STATX_BLOCKS 0x0400U
+#define STATX_BASIC_STATS 0x07ffU
+#define STATX_DIOALIGN 0x2000U /* never filled there */
+#endif
 
 /* Blocking.  openat(2) relative to dirfd (AT_FDCWD: the working
  * directory); O_CLOEXEC is always added.  Returns the new fd or -errno. */

@@ -498,11 +498,9 @@ static bool sched_loop(struct cio__rt *rt)
 
 static void thread_stack_bounds(struct cio__rt *rt)
 {
-	pthread_attr_t attr;
-	if (pthread_getattr_np(pthread_self(), &attr) == 0) {
-		pthread_attr_getstack(&attr, &rt->sched_stack_bottom,
-				      &rt->sched_stack_size);
-		pthread_attr_destroy(&attr);
+	if (cio__thread_stack(&rt->sched_stack_bottom, &rt->sched_stack_size) < 0) {
+		rt->sched_stack_bottom = NULL;
+		rt->sched_stack_size = 0;
 	}
 }
 

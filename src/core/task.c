@@ -8,6 +8,7 @@
 #include "rt.h"
 #include "../platform/context.h"
 #include "../platform/fiber.h"
+#include "../platform/os.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -262,7 +263,7 @@ void cio__tasks_fini(struct cio__rt *rt)
 
 const char *cio_strerror(int err)
 {
-	const char *s = strerrordesc_np(err < 0 ? -err : err);
+	const char *s = cio__errno_text(err < 0 ? -err : err);
 	return s ? s : "Unknown error";
 }
 

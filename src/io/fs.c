@@ -249,7 +249,7 @@ int cio_dio_align(int fd, size_t *mem_align, size_t *off_align)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), mem = page, off = page;
 	struct statx st;
-	int rc = cio__statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &st);
+	int rc = cio__fstatx(fd, STATX_DIOALIGN, &st);
 	if (rc < 0) {
 		if (rc == -EBADF)
 			return -EBADF;

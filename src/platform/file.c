@@ -26,8 +26,12 @@ static void to_statx(const struct stat *st, struct statx *x)
 	x->stx_ino = st->st_ino;
 	x->stx_size = (uint64_t)st->st_size;
 	x->stx_blocks = (uint64_t)st->st_blocks;
-	/* st_atim and friends: POSIX 2008 (macOS spells them
-	 * st_atimespec). */
+	/* st_atim and friends: POSIX 2008, which macOS spells its own way. */
+#ifdef __APPLE__
+#define st_atim st_atimespec
+#define st_mtim st_mtimespec
+#define st_ctim st_ctimespec
+#endif
 	x->stx_atime = (struct statx_timestamp){st->st_atim.tv_sec, (uint32_t)st->st_atim.tv_nsec, 0};
 	x->stx_mtime = (struct statx_timestamp){st->st_mtim.tv_sec, (uint32_t)st->st_mtim.tv_nsec, 0};
 	x->stx_ctime = (struct statx_timestamp){st->st_ctim.tv_sec, (uint32_t)st->st_ctim.tv_nsec, 0};
@@ -66,6 +70,20 @@ int cio__statx(int dirfd, const char *path, int flags, unsigned mask, struct sta
 #endif
 }
 
+int cio__fstatx(int fd, unsigned mask, struct statx *stx)
+{
+#if CIO__LINUX
+	return cio__statx(fd, "", AT_EMPTY_PATH, mask, stx);
+#else
+	(void)mask;
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	to_statx(&st, stx);
+	return 0;
+#endif
+}
+
 int cio__fallocate(int fd, int mode, int64_t off, int64_t len)
 {
 #if CIO__LINUX
@@ -73,7 +91,12 @@ int cio__fallocate(int fd, int mode, int64_t off, int64_t len)
 #else
 	/* posix_fallocate() reports its error directly, not in errno.  It
 	 * has no mode: keeping the size, punching holes are Linux's. */
+#ifdef __APPLE__
+	(void)fd, (void)off, (void)len;
+	return -EOPNOTSUPP; /* macOS has no posix_fallocate(3) */
+#else
 	return mode ? -EOPNOTSUPP : -posix_fallocate(fd, (off_t)off, (off_t)len);
+#endif
 #endif
 }
 

@@ -3,7 +3,8 @@
  *
  *   statx(2)           fstatat(2) (fstat(2) for AT_EMPTY_PATH), its
  *                      fields copied into a struct statx
- *   fallocate(2)       mode 0: posix_fallocate(3); other modes -EOPNOTSUPP
+ *   fallocate(2)       mode 0: posix_fallocate(3) (none on macOS:
+ *                      -EOPNOTSUPP); other modes -EOPNOTSUPP
  *   renameat2(2)       flags 0: renameat(2); other flags -EINVAL
  *   RWF_NOWAIT tries   none (-EOPNOTSUPP): every file read or write of a
  *                      readiness backend goes to the blocking pool
@@ -12,10 +13,8 @@
  *   sizes              buffer instead (CIO__SPLICE says which)
  *
  * struct statx comes from the C library on Linux (glibc 2.28, musl 1.2.5)
- * and so also in the COREIO_PORTABLE build there.  A system without one
- * (the BSDs, macOS) would need the public header to declare it: the
- * kernel's layout and STATX_* mask bits, under the same names, which only
- * the fields fstatat() fills (the basic stats) make true. */
+ * and so also in the COREIO_PORTABLE build there; elsewhere coreio.h
+ * declares it, with the kernel's layout and STATX_* bits. */
 #ifndef CIO_PLATFORM_FILE_H
 #define CIO_PLATFORM_FILE_H
 
@@ -47,6 +46,8 @@ struct statx;
 
 /* Each returns the system call's result (>= 0) or -errno. */
 int cio__statx(int dirfd, const char *path, int flags, unsigned mask, struct statx *stx);
+/* cio__statx() of fd itself (AT_EMPTY_PATH, which macOS lacks). */
+int cio__fstatx(int fd, unsigned mask, struct statx *stx);
 int cio__fallocate(int fd, int mode, int64_t off, int64_t len);
 int cio__renameat2(int olddirfd, const char *oldpath, int newdirfd,
 		   const char *newpath, unsigned flags);

@@ -15,4 +15,18 @@
 #define CIO__LINUX 0
 #endif
 
+#include <string.h>
+
+/* The text of errno e: glibc's strerrordesc_np() (2.32) is thread-safe
+ * and never translated; elsewhere strerror(), whose text for a known
+ * errno is static on the BSDs and macOS. */
+static inline const char *cio__errno_text(int e)
+{
+#if CIO__LINUX
+	return strerrordesc_np(e);
+#else
+	return strerror(e);
+#endif
+}
+
 #endif

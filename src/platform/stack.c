@@ -19,11 +19,15 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#if defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+#include <pthread_np.h> /* pthread_attr_get_np() */
+#endif
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -319,4 +323,31 @@ void cio__stack_pool_fini(struct cio__stack_pool *p)
 	}
 	free(p->classes);
 	memset(p, 0, sizeof *p);
+}
+
+int cio__thread_stack(void **bottom, size_t *size)
+{
+#if defined(__APPLE__)
+	/* macOS gives the top (the highest address) and the size. */
+	pthread_t self = pthread_self();
+	*size = pthread_get_stacksize_np(self);
+	*bottom = (char *)pthread_get_stackaddr_np(self) - *size;
+	return 0;
+#else
+	pthread_attr_t attr;
+	int rc = pthread_attr_init(&attr);
+	if (rc)
+		return -rc;
+#if defined(__linux__)
+	rc = pthread_getattr_np(pthread_self(), &attr);
+#elif defined(__FreeBSD__) || defined(__OpenBSD__) || defined(__DragonFly__)
+	rc = pthread_attr_get_np(pthread_self(), &attr);
+#else
+	rc = ENOSYS;
+#endif
+	if (rc == 0)
+		rc = pthread_attr_getstack(&attr, bottom, size);
+	pthread_attr_destroy(&attr);
+	return -rc;
+#endif
 }

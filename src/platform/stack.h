@@ -60,6 +60,10 @@ void cio__stack_put(struct cio__stack_pool *p, void *base, size_t size,
  * cache_max afterwards (0: no need to trim again). */
 size_t cio__stack_trim(struct cio__stack_pool *p);
 
+/* The calling thread's own stack: its lowest address and size.  Returns 0,
+ * or -errno when the system cannot tell (the caller then knows less). */
+int cio__thread_stack(void **bottom, size_t *size);
+
 /* Whether `addr` lies in the guard page of stack `s`. */
 bool cio__stack_in_guard(const struct cio__stack_pool *p,
 			 const struct cio__stack *s, const void *addr);
