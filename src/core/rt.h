@@ -6,9 +6,11 @@
 #define CIO_CORE_RT_H
 
 #include "coreio.h"
+#include "../platform/clock.h"
 #include "../platform/fiber.h"
 #include "../platform/stack.h"
 
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -195,8 +197,18 @@ extern __thread struct cio__rt *cio__rt_cur;
  * touched after it returns.  src/core/pool.c */
 int cio__blocking_hold(const char *call, cio_fn *fn, void *arg, void **result);
 
-/* The calling task; aborts naming `call` when not called from a task. */
-struct cio__task *cio__self_or_die(const char *call);
+/* Aborts: `call` was made outside a task. */
+_Noreturn void cio__outside_task(const char *call) __attribute__((cold));
+
+/* The calling task; aborts naming `call` when not called from a task.
+ * Inline: every blocking call asks it first. */
+static inline struct cio__task *cio__self_or_die(const char *call)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	if (__builtin_expect(!rt || !rt->current, 0))
+		cio__outside_task(call);
+	return rt->current;
+}
 
 /* Parks the calling task until cio__wake().  The caller has made itself
  * findable first (queued itself on a wait queue, armed a timer, started an
@@ -210,7 +222,14 @@ int cio__park(struct cio__task *self);
  * without blocking; else 0.  (cio__park() checks this itself.)  Every
  * blocking call asks it even when it could complete at once, so that a
  * task looping on a call that never blocks still notices. */
-int cio__interrupted(struct cio__task *self);
+static inline int cio__interrupted(struct cio__task *self)
+{
+	if (self->cancel)
+		return -ECANCELED;
+	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
+		return -ETIMEDOUT;
+	return 0;
+}
 
 /* Parks without heeding cancel or deadline: for the wait that must follow
  * an interrupted I/O op until the kernel lets go of its buffer. */

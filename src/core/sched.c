@@ -24,15 +24,11 @@
 
 __thread struct cio__rt *cio__rt_cur;
 
-struct cio__task *cio__self_or_die(const char *call)
+void cio__outside_task(const char *call)
 {
-	struct cio__rt *rt = cio__rt_cur;
-	if (!rt || !rt->current) {
-		fprintf(stderr, "coreio: %s() called outside a task; "
-				"blocking calls must run inside cio_run()\n", call);
-		abort();
-	}
-	return rt->current;
+	fprintf(stderr, "coreio: %s() called outside a task; "
+			"blocking calls must run inside cio_run()\n", call);
+	abort();
 }
 
 int64_t cio_now(void)
@@ -185,15 +181,6 @@ void cio__wake(struct cio__task *t, int code)
 void cio__deadline_fire(struct cio__timer *tm)
 {
 	cio__wake(tm->task, -ETIMEDOUT);
-}
-
-int cio__interrupted(struct cio__task *self)
-{
-	if (self->cancel)
-		return -ECANCELED;
-	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
-		return -ETIMEDOUT;
-	return 0;
 }
 
 int cio__park(struct cio__task *self)
