@@ -723,12 +723,32 @@ CIO_API int cio_core_id(void);
  * 0 off any runtime. */
 CIO_API int cio_core_count(void);
 
+/* Frees what an abandoned call or job owned: its argument (when the
+ * call handed it over) and, when fn ran, the result fn returned (NULL when
+ * fn never ran).  cio_core_call_drop(), cio_blocking_drop(). */
+typedef void cio_drop_fn(void *arg, void *result);
+
 /* Blocking.  Runs fn(arg) as a new task on core `core` (the caller's own
  * core works too) and waits for it; stores its result in *result (if not
  * NULL).  Returns 0, or -EINVAL (no such core), -ESHUTDOWN (that core has
- * stopped), -ENOMEM, -ECANCELED, -ETIMEDOUT.  When the wait is interrupted
- * the remote task still runs to its end; its result is dropped. */
+ * stopped), -ENOMEM, -ECANCELED, -ETIMEDOUT.
+ *
+ * An interruption (cancel or deadline) while fn runs cancels fn's task
+ * (cio_cancel() on its core) and waits, deaf to further interruptions,
+ * until fn has returned: only then does the call return -ECANCELED or
+ * -ETIMEDOUT, so `arg` may point into the caller's stack.  fn's result is
+ * then dropped (cio_core_call_drop() frees it).  When fn returns just as
+ * the call is interrupted, before the cancel was sent, the call returns 0
+ * with the result, and the interruption shows on the next blocking call.
+ * A caller already interrupted sends nothing: fn never runs. */
 CIO_API int cio_core_call(int core, cio_fn *fn, void *arg, void **result);
+
+/* cio_core_call() for calls whose result owns memory: when (and only
+ * when) the call returns -ECANCELED or -ETIMEDOUT after fn ran,
+ * drop(arg, r) runs once on the caller's core before the call returns (r:
+ * fn's result).  When fn never ran, drop is not called. */
+CIO_API int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop,
+			       void **result);
 
 /* Starts fn(arg) as a new task on core `core` without waiting.  Never
  * blocks.  Returns 0, or -EINVAL, -ESHUTDOWN, -ENOMEM. */
@@ -795,9 +815,6 @@ CIO_API int cio_signal_wait(const sigset_t *set);
  * thread busy for good; its caller can still be cancelled (a drain does
  * that at its deadline), so runtimes end, and the process can exit. */
 
-/* Frees what an abandoned job owned: its argument and, when fn ran, the
- * result fn returned (NULL when fn never ran). */
-typedef void cio_drop_fn(void *arg, void *result);
 
 /* Sizes the pool: at most max_threads threads (0: 16), and at most
  * max_queue jobs waiting for a thread (0: no limit).  Only before the

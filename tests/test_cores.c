@@ -94,6 +94,140 @@ static void test_calls(int64_t idle_poll)
 		CALLS, secs, secs * 1e9 / CALLS, (long long)idle_poll);
 }
 
+/* --- interrupted calls ------------------------------------------------------ */
+
+/* The remote side: sleeps (a cancel cuts it short), then writes through
+ * the caller's pointer, as a function that still uses its argument. */
+struct slot {
+	int value;
+	int slept; /* what the remote's sleep returned */
+};
+
+static void *slow_write(void *arg)
+{
+	struct slot *s = arg;
+	s->slept = cio_sleep(100 * MS);
+	s->value = 42;
+	return NULL;
+}
+
+/* Ignores cancellation: blocks its core's thread outright. */
+static void *stubborn(void *arg)
+{
+	usleep(50000);
+	((struct slot *)arg)->value = 7;
+	return malloc(16);
+}
+
+static atomic_long results_made, results_dropped;
+
+static void *make_result(void *arg)
+{
+	int64_t us = (int64_t)(intptr_t)arg;
+	if (us)
+		cio_sleep(us * CIO_US);
+	atomic_fetch_add(&results_made, 1);
+	return malloc(32);
+}
+
+static void drop_result(void *arg, void *result)
+{
+	(void)arg;
+	CHECK(result);
+	free(result);
+	atomic_fetch_add(&results_dropped, 1);
+}
+
+static atomic_int never_ran;
+static void *must_not_run(void *arg)
+{
+	(void)arg;
+	atomic_store(&never_ran, 1);
+	return NULL;
+}
+
+#ifndef RANDOM_CALLS
+#define RANDOM_CALLS 20000
+#endif
+
+static atomic_int interrupted_done;
+
+static void *interrupted_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 1) {
+		while (!atomic_load(&interrupted_done))
+			cio_sleep(MS);
+		return NULL;
+	}
+	/* A stack argument and a deadline shorter than the remote's work:
+	 * the call returns only once the remote is done with the slot
+	 * (ASan would see a write to a dead frame otherwise), and the
+	 * remote saw the cancel. */
+	{
+		struct slot s = {0, 1};
+		int64_t t0 = cio_now();
+		int64_t tok = cio_timeout_push(20 * MS);
+		CHECK_EQ(cio_core_call(1, slow_write, &s, NULL), -ETIMEDOUT);
+		cio_deadline_pop(tok);
+		CHECK_EQ(s.value, 42);
+		CHECK_EQ(s.slept, -ECANCELED);
+		CHECK(cio_now() - t0 < 90 * MS); /* the sleep was cut short */
+	}
+	/* A remote that ignores the cancel is waited for all the same, and
+	 * its result dropped exactly once. */
+	{
+		struct slot s = {0, 0};
+		int64_t t0 = cio_now();
+		int64_t tok = cio_timeout_push(5 * MS);
+		void *r = (void *)1;
+		atomic_store(&results_dropped, 0);
+		CHECK_EQ(cio_core_call_drop(1, stubborn, &s, drop_result, &r), -ETIMEDOUT);
+		cio_deadline_pop(tok);
+		CHECK_EQ(s.value, 7);
+		CHECK(cio_now() - t0 >= 45 * MS);
+		CHECK_EQ(atomic_load(&results_dropped), 1);
+		CHECK(r == (void *)1); /* *result untouched on failure */
+	}
+	/* Already cancelled: nothing is sent. */
+	CHECK_EQ(cio_cancel(cio_self()), 0);
+	CHECK_EQ(cio_core_call(1, must_not_run, NULL, NULL), -ECANCELED);
+	CHECK(cio_cancel_clear());
+	/* Many calls with random deadlines around the remote's random work:
+	 * every result is either handed over or dropped, once. */
+	atomic_store(&results_made, 0);
+	atomic_store(&results_dropped, 0);
+	long handed = 0;
+	unsigned seed = 7;
+	for (int i = 0; i < RANDOM_CALLS; i++) {
+		int64_t work = rand_r(&seed) % 3 ? 0 : rand_r(&seed) % 200;
+		int64_t tok = cio_timeout_push((rand_r(&seed) % 200) * CIO_US);
+		void *r = NULL;
+		int rc = cio_core_call_drop(1, make_result, (void *)(intptr_t)work,
+					    drop_result, &r);
+		cio_deadline_pop(tok);
+		if (rc == 0) {
+			CHECK(r);
+			free(r);
+			handed++;
+		} else {
+			CHECK(rc == -ETIMEDOUT);
+		}
+	}
+	CHECK_EQ(atomic_load(&results_made), handed + atomic_load(&results_dropped));
+	fprintf(stderr, "%d calls with random deadlines: %ld results handed over, %ld dropped\n",
+		RANDOM_CALLS, handed, (long)atomic_load(&results_dropped));
+	CHECK_EQ(atomic_load(&never_ran), 0);
+	atomic_store(&interrupted_done, 1);
+	return NULL;
+}
+
+static void test_interrupted_calls(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	CHECK_EQ(cio_run_cores_with(&cc, 2, interrupted_main, NULL), 0);
+}
+
 /* --- posts, and a core that has stopped ------------------------------------- */
 
 static atomic_int posted_ran;
@@ -476,6 +610,7 @@ int main(void)
 	CHECK_EQ(cio_core_count(), 0);
 	test_calls(0);
 	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
+	test_interrupted_calls();
 	test_posts();
 	test_post_then_end();
 	test_drain();

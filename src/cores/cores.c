@@ -53,49 +53,65 @@ int cio_core_count(void)
 
 /* --- calls and posts ------------------------------------------------------- */
 
+/* A call's lifetime: the caller's core pushes `m` (run) to the callee,
+ * whose reply comes back in the same `m`.  An interrupted caller pushes
+ * `cm` (cancel) too, whose acknowledgement comes back in `cm`; it frees
+ * the call once both have come back, so the callee never touches freed
+ * memory and fn never outlives the caller's arguments. */
 struct call {
 	struct cio__msg m;
+	struct cio__msg cm;
 	cio_fn *fn;
 	void *arg;
 	void *result;
 	int err;
-	bool done;               /* the reply has come back */
+	cio_task_t task;          /* the callee's core: the task running fn */
+	bool ended;               /* the callee's core: fn has returned */
+	bool done;                /* the caller's core: the reply came */
+	bool acked;               /* the caller's core: the cancel came back */
 	struct cio__rt *from;
-	struct cio__task *waiter; /* NULL once the caller gave up */
+	struct cio__task *waiter;
 };
 
-/* On the caller's core: the reply. */
+/* On the caller's core: the reply, or the cancel's acknowledgement. */
 static void call_reply(struct cio__rt *rt, struct cio__msg *m)
 {
 	struct call *c = (struct call *)m;
 	(void)rt;
-	if (!c->waiter) {
-		free(c); /* the caller was interrupted and left */
-		return;
-	}
 	c->done = true;
 	cio__wake(c->waiter, 0);
 }
 
-static void call_reply_reject(struct cio__msg *m)
+static void call_ack(struct cio__rt *rt, struct cio__msg *m)
 {
-	/* The caller's core stopped, so the caller left long ago. */
-	free(m);
+	struct call *c = (struct call *)((char *)m - offsetof(struct call, cm));
+	(void)rt;
+	c->acked = true;
+	cio__wake(c->waiter, 0);
 }
 
-static void send_reply(struct call *c)
+static void reply_reject(struct cio__msg *m)
 {
-	c->m.handle = call_reply;
-	c->m.reject = call_reply_reject;
-	if (cio__inbox_push(c->from, &c->m) < 0)
-		free(c);
+	(void)m;
+	abort(); /* cannot be: the caller waits, so its core runs */
+}
+
+/* Sends m back to the caller with `handle`. */
+static void send_back(struct call *c, struct cio__msg *m,
+		      void (*handle)(struct cio__rt *, struct cio__msg *))
+{
+	m->handle = handle;
+	m->reject = reply_reject;
+	if (cio__inbox_push(c->from, m) < 0)
+		abort(); /* cannot be: the caller waits, so its core runs */
 }
 
 static void *call_task(void *arg)
 {
 	struct call *c = arg;
 	c->result = c->fn(c->arg);
-	send_reply(c);
+	c->ended = true;
+	send_back(c, &c->m, call_reply);
 	return NULL;
 }
 
@@ -108,28 +124,49 @@ static void call_run(struct cio__rt *rt, struct cio__msg *m)
 				      call_task, c);
 	if (t < 0) {
 		c->err = (int)t;
-		send_reply(c);
+		c->ended = true;
+		send_back(c, &c->m, call_reply);
+		return;
 	}
+	c->task = t;
 }
 
 static void call_reject(struct cio__msg *m)
 {
 	struct call *c = (struct call *)m;
 	c->err = -ESHUTDOWN;
-	send_reply(c);
+	c->ended = true;
+	send_back(c, &c->m, call_reply);
 }
 
-int cio_core_call(int core, cio_fn *fn, void *arg, void **result)
+/* On the callee's core: the caller was interrupted; so is fn's task, if
+ * it still runs (the run message came first: one inbox, in order). */
+static void call_cancel(struct cio__rt *rt, struct cio__msg *m)
+{
+	struct call *c = (struct call *)((char *)m - offsetof(struct call, cm));
+	(void)rt;
+	if (!c->ended)
+		cio_cancel(c->task);
+	send_back(c, &c->cm, call_ack);
+}
+
+static void cancel_reject(struct cio__msg *m)
+{
+	/* The callee's core stopped: no task of it runs any more. */
+	struct call *c = (struct call *)((char *)m - offsetof(struct call, cm));
+	send_back(c, &c->cm, call_ack);
+}
+
+int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void **result)
 {
 	struct cio__task *self = cio__self_or_die("cio_core_call");
 	struct cio__rt *rt = cio__rt_cur;
 	if (core < 0 || core >= rt->core_count || !fn)
 		return -EINVAL;
+	/* Already interrupted: nothing is sent. */
 	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
-	/* On the heap, not the stack: an interrupted caller may leave
-	 * before the reply comes back. */
 	struct call *c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
@@ -139,23 +176,45 @@ int cio_core_call(int core, cio_fn *fn, void *arg, void **result)
 	c->arg = arg;
 	c->from = rt;
 	c->waiter = self;
-	if ((rc = cio__inbox_push(core_rt(rt, core), &c->m)) < 0) {
+	struct cio__rt *to = core_rt(rt, core);
+	if ((rc = cio__inbox_push(to, &c->m)) < 0) {
 		free(c);
 		return rc;
 	}
 	rt->remote_waits++;
 	rc = cio__park(self);
-	rt->remote_waits--;
-	if (!c->done) {
-		c->waiter = NULL; /* call_reply frees it */
-		return rc;
+	bool acking = false;
+	if (!c->done && rc < 0) {
+		/* Interrupted: cancel fn's task, then wait, deaf to further
+		 * interruptions, until it has ended and the cancel came back. */
+		c->cm.handle = call_cancel;
+		c->cm.reject = cancel_reject;
+		acking = cio__inbox_push(to, &c->cm) == 0;
 	}
-	/* Replied, even if interrupted at the same moment: keep the result. */
+	int interrupted = rc;
+	while (!c->done || (acking && !c->acked))
+		cio__park_hard(self);
+	rt->remote_waits--;
+	if (interrupted < 0 && c->err == 0 && !acking) {
+		/* The reply came with the interruption: keep the result,
+		 * the interruption shows on the next blocking call. */
+		interrupted = 0;
+	}
 	rc = c->err;
-	if (rc == 0 && result)
+	if (rc == 0 && interrupted < 0) {
+		rc = interrupted;
+		if (drop)
+			drop(arg, c->result);
+	} else if (rc == 0 && result) {
 		*result = c->result;
+	}
 	free(c);
 	return rc;
+}
+
+int cio_core_call(int core, cio_fn *fn, void *arg, void **result)
+{
+	return cio_core_call_drop(core, fn, arg, NULL, result);
 }
 
 struct post {
