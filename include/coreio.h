@@ -256,16 +256,54 @@ CIO_API int64_t cio_interval_wait(cio_interval *iv);
  * reaches `deadline` (absolute, cio_now() clock).  Scopes nest: an inner
  * scope can shorten the deadline, never extend it.  The rule covers every
  * blocking call the task makes, including those made inside third-party
- * code it calls.
+ * code it calls.  CIO_WITH_DEADLINE() below cannot be left unpopped.
  *
- * Returns a token to give to cio_deadline_pop().  Outside a task, aborts. */
+ * Returns a token, unique within the task, to give to cio_deadline_pop().
+ * Outside a task, aborts. */
 CIO_API int64_t cio_deadline_push(int64_t deadline);
 
 /* As cio_deadline_push(cio_now() + timeout). */
 CIO_API int64_t cio_timeout_push(int64_t timeout_ns);
 
-/* Leaves the innermost deadline scope; `token` is what its push returned. */
-CIO_API void cio_deadline_pop(int64_t token);
+/* Leaves the deadline scope `token` opened, which must be the innermost.
+ * Returns 0.  Misuse is caught: a debug build of the library (NDEBUG not
+ * defined) aborts with a message naming the task; otherwise the call
+ * returns -EINVAL, having left the scope and every scope inside it when
+ * `token` was an outer one (so no inner, shorter deadline stays in force),
+ * or changed nothing when `token` is not pushed.  A task that ends with a
+ * scope still pushed is caught the same way (a debug build aborts). */
+CIO_API int cio_deadline_pop(int64_t token);
+
+/* Whether the deadline in force inside scope `token` (still pushed) has
+ * passed: after a call returned -ETIMEDOUT, tells that scope's deadline
+ * apart from an outer one's and from the kernel's own timeouts (a TCP
+ * connection that timed out is -ETIMEDOUT too). */
+CIO_API bool cio_deadline_expired(int64_t token);
+
+/* Runs the statement or block that follows in a deadline scope, popped
+ * however the block is left (its end, break, return, goto): it cannot
+ * leak.  For gcc and clang (the cleanup attribute).
+ *
+ *   CIO_WITH_TIMEOUT(2 * CIO_SEC) {
+ *           n = cio_recv(fd, buf, sizeof buf, 0);
+ *   }
+ */
+#define CIO_WITH_DEADLINE(deadline) CIO_SCOPE_(cio_deadline_push(deadline), __LINE__)
+#define CIO_WITH_TIMEOUT(timeout_ns) CIO_SCOPE_(cio_timeout_push(timeout_ns), __LINE__)
+
+typedef struct cio_scope_ {
+	int64_t token;
+	int once;
+} cio_scope_;
+static inline void cio_scope_end_(cio_scope_ *s)
+{
+	cio_deadline_pop(s->token);
+}
+#define CIO_CAT_(a, b) a##b
+#define CIO_SCOPE_(push, line) CIO_SCOPE2_(push, CIO_CAT_(cio_scope_at_, line))
+#define CIO_SCOPE2_(push, v)                                                   \
+	for (cio_scope_ v __attribute__((cleanup(cio_scope_end_))) = {(push), 1}; \
+	     v.once; v.once = 0)
 
 /* The calling task's effective deadline, or CIO_NEVER. */
 CIO_API int64_t cio_deadline(void);

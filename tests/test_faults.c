@@ -197,6 +197,129 @@ static void test_outside_task(void)
 	cio_chan_free(ch);
 }
 
+/* --- deadline scopes misused --------------------------------------------- */
+
+/* Each case misuses a scope.  A debug build of the library aborts naming
+ * the mistake; a release build returns -EINVAL and leaves no stale
+ * deadline, which the child checks before it prints "scopes: released". */
+static int scope_case;
+
+static void *leaves_scope(void *arg)
+{
+	(void)arg;
+	cio_timeout_push(10 * CIO_MS);
+	return NULL; /* a return between push and pop */
+}
+
+static void *scope_misuse(void *arg)
+{
+	(void)arg;
+	int64_t o = cio_timeout_push(1000 * CIO_MS);
+	int64_t i = cio_timeout_push(10 * CIO_MS);
+	switch (scope_case) {
+	case 0: /* the outer scope popped first */
+		CHECK_EQ(cio_deadline_pop(o), -EINVAL);
+		CHECK_EQ(cio_deadline(), CIO_NEVER); /* both left */
+		CHECK_EQ(cio_deadline_pop(i), -EINVAL);
+		CHECK_EQ(cio_sleep(30 * CIO_MS), 0);
+		break;
+	case 1: /* a token never pushed */
+		CHECK_EQ(cio_deadline_pop(i + 100), -EINVAL);
+		CHECK_EQ(cio_deadline_pop(i), 0);
+		CHECK_EQ(cio_deadline_pop(o), 0);
+		break;
+	case 2: /* a task that ends inside a scope */
+		CHECK_EQ(cio_deadline_pop(i), 0);
+		CHECK_EQ(cio_deadline_pop(o), 0);
+		CHECK_EQ(cio_join(cio_spawn(leaves_scope, NULL), NULL), 0);
+		break;
+	}
+	fprintf(stderr, "scopes: released\n");
+	return NULL;
+}
+
+static void run_scope_misuse(void)
+{
+	CHECK_EQ(cio_run(scope_misuse, NULL), 0);
+}
+
+static void test_scope_misuse(void)
+{
+	static const char *const said[] = {
+		"cio_deadline_pop() out of order",
+		"cio_deadline_pop() of a scope not pushed",
+		"ended with a deadline scope still pushed",
+	};
+	char out[4096];
+	for (scope_case = 0; scope_case < 3; scope_case++) {
+		int st = in_child(run_scope_misuse, out, sizeof out);
+		bool aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(out, said[scope_case]);
+		bool released = WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(out, "scopes: released");
+		if (!aborted && !released)
+			fprintf(stderr, "scope misuse %d: status %#x, said: %s\n", scope_case, st, out);
+		CHECK(aborted || released);
+	}
+}
+
+/* Scopes that cannot leak, and telling which one fired. */
+static int scope_exits;
+static void *scoped_blocks(void *arg)
+{
+	(void)arg;
+	/* Left by break, by its end, and by return from a nested function:
+	 * each pops. */
+	for (int k = 0; k < 3; k++) {
+		CIO_WITH_TIMEOUT(5 * CIO_MS) {
+			CHECK(cio_deadline() != CIO_NEVER);
+			if (k == 0)
+				break;
+			CHECK_EQ(cio_sleep(1000 * CIO_MS), -ETIMEDOUT);
+		}
+		CHECK_EQ(cio_deadline(), CIO_NEVER);
+		scope_exits++;
+	}
+	/* Nested: the inner fires first, then the outer. */
+	int64_t t0 = cio_now();
+	int64_t outer = cio_timeout_push(40 * CIO_MS);
+	int64_t inner = cio_timeout_push(10 * CIO_MS);
+	CHECK_EQ(cio_sleep(1000 * CIO_MS), -ETIMEDOUT);
+	CHECK(cio_deadline_expired(inner));
+	CHECK(!cio_deadline_expired(outer));
+	CHECK_EQ(cio_deadline_pop(inner), 0);
+	CHECK(!cio_deadline_expired(inner)); /* popped: not a scope now */
+	CHECK_EQ(cio_sleep(1000 * CIO_MS), -ETIMEDOUT);
+	CHECK(cio_deadline_expired(outer));
+	CHECK(cio_now() - t0 >= 40 * CIO_MS);
+	CHECK_EQ(cio_deadline_pop(outer), 0);
+	/* Deeper than the scopes a task keeps inline. */
+	int64_t tok[40];
+	for (int k = 0; k < 40; k++)
+		tok[k] = cio_timeout_push((100 - k) * CIO_MS);
+	CHECK(cio_deadline() > cio_now() && cio_deadline() <= cio_now() + 61 * CIO_MS);
+	for (int k = 39; k >= 0; k--)
+		CHECK_EQ(cio_deadline_pop(tok[k]), 0);
+	CHECK_EQ(cio_deadline(), CIO_NEVER);
+	return NULL;
+}
+
+static int64_t scoped_return(void)
+{
+	CIO_WITH_TIMEOUT(CIO_SEC) {
+		return cio_deadline();
+	}
+	return 0;
+}
+
+static void *scoped_main(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(cio_join(cio_spawn(scoped_blocks, NULL), NULL), 0);
+	CHECK_EQ(scope_exits, 3);
+	CHECK(scoped_return() != CIO_NEVER);
+	CHECK_EQ(cio_deadline(), CIO_NEVER); /* the return popped it */
+	return NULL;
+}
+
 /* --- deadlock: every task parked, nothing left to wake one ------------ */
 
 static void *sleeper_forever(void *arg)
@@ -251,6 +374,8 @@ int main(void)
 	test_overflow("mprotect");
 	test_other_fault();
 	test_outside_task();
+	test_scope_misuse();
+	CHECK_EQ(cio_run(scoped_main, NULL), 0);
 	test_true_deadlock();
 	int rc = 0;
 	CHECK_EQ(cio_run(run_nested, &rc), 0);

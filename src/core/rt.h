@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #define CIO__NAME_MAX 24
+#define CIO__SCOPES_INLINE 4
 
 /* --- timers: a 4-ary min-heap of records the waiters own ------------- */
 
@@ -44,6 +45,12 @@ enum cio__task_state {
 };
 
 /* A task's record lives at the top of its own stack. */
+/* A deadline scope a task pushed (cio_deadline_push()). */
+struct cio__scope {
+	int64_t saved; /* the deadline before the push */
+	int64_t token; /* what the push returned */
+};
+
 struct cio__task {
 	void *sp;                  /* saved stack pointer while switched out */
 	struct cio__task *next;    /* run queue link */
@@ -55,6 +62,12 @@ struct cio__task {
 	int wake;                  /* why the last park ended */
 	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
 	struct cio__timer dl_timer; /* armed only while parked with a deadline */
+	/* Deadline scopes pushed and not yet popped, innermost last: in
+	 * scope_inline, or on the heap beyond CIO__SCOPES_INLINE. */
+	struct cio__scope *scopes;
+	uint32_t nscopes, capscopes;
+	int64_t scope_serial;      /* tokens handed out so far */
+	struct cio__scope scope_inline[CIO__SCOPES_INLINE];
 	struct cio__stack stack;
 	bool daemon;               /* the runtime's own: does not keep it alive */
 	char name[CIO__NAME_MAX];
@@ -230,6 +243,10 @@ static inline int cio__interrupted(struct cio__task *self)
 		return -ETIMEDOUT;
 	return 0;
 }
+
+/* At a task's end: checks that no deadline scope is left pushed (a
+ * debug build aborts naming the task), and frees the scope stack. */
+void cio__scopes_end(struct cio__task *self);
 
 /* Parks without heeding cancel or deadline: for the wait that must follow
  * an interrupted I/O op until the kernel lets go of its buffer. */

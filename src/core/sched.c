@@ -271,29 +271,100 @@ int64_t cio_interval_wait(cio_interval *iv)
 
 /* --- deadlines and cancellation ------------------------------------------ */
 
-int64_t cio_deadline_push(int64_t deadline)
+/* A misused scope: in a debug build of the library, stop at once, where
+ * the bug is; otherwise the call reports -EINVAL. */
+static int scope_misuse(struct cio__task *self, const char *what)
 {
-	struct cio__task *self = cio__self_or_die("cio_deadline_push");
-	int64_t token = self->deadline;
+#ifndef NDEBUG
+	fprintf(stderr, "coreio: task %s: %s\n", self->name[0] ? self->name : "(unnamed)",
+		what);
+	abort();
+#else
+	(void)self, (void)what;
+	return -EINVAL;
+#endif
+}
+
+static int64_t scope_push(struct cio__task *self, int64_t deadline)
+{
+	if (self->nscopes == self->capscopes) {
+		uint32_t n = 2 * self->capscopes;
+		struct cio__scope *v = self->scopes == self->scope_inline ? NULL : self->scopes;
+		v = realloc(v, n * sizeof *v);
+		if (!v) {
+			fprintf(stderr, "coreio: out of memory for %u deadline scopes\n", n);
+			abort();
+		}
+		if (self->scopes == self->scope_inline)
+			memcpy(v, self->scope_inline, sizeof self->scope_inline);
+		self->scopes = v;
+		self->capscopes = n;
+	}
+	struct cio__scope *sc = &self->scopes[self->nscopes++];
+	sc->saved = self->deadline;
+	sc->token = ++self->scope_serial;
 	if (deadline < self->deadline)
 		self->deadline = deadline;
-	return token;
+	return sc->token;
+}
+
+int64_t cio_deadline_push(int64_t deadline)
+{
+	return scope_push(cio__self_or_die("cio_deadline_push"), deadline);
 }
 
 int64_t cio_timeout_push(int64_t timeout_ns)
 {
 	int64_t now = cio__clock_ns();
 	int64_t at = timeout_ns > CIO_NEVER - now ? CIO_NEVER : now + timeout_ns;
-	struct cio__task *self = cio__self_or_die("cio_timeout_push");
-	int64_t token = self->deadline;
-	if (at < self->deadline)
-		self->deadline = at;
-	return token;
+	return scope_push(cio__self_or_die("cio_timeout_push"), at);
 }
 
-void cio_deadline_pop(int64_t token)
+/* The index of the scope `token` opened, or -1. */
+static int scope_find(const struct cio__task *self, int64_t token)
 {
-	cio__self_or_die("cio_deadline_pop")->deadline = token;
+	for (uint32_t i = self->nscopes; i-- > 0;)
+		if (self->scopes[i].token == token)
+			return (int)i;
+	return -1;
+}
+
+int cio_deadline_pop(int64_t token)
+{
+	struct cio__task *self = cio__self_or_die("cio_deadline_pop");
+	int i = scope_find(self, token);
+	if (i < 0)
+		return scope_misuse(self, "cio_deadline_pop() of a scope not pushed, or popped already");
+	/* Leaves the scope and every one inside it, so that no stale,
+	 * shorter deadline stays in force. */
+	self->deadline = self->scopes[i].saved;
+	bool inner = (uint32_t)i + 1 != self->nscopes;
+	self->nscopes = (uint32_t)i;
+	return inner ? scope_misuse(self, "cio_deadline_pop() out of order: an inner scope is still pushed")
+		     : 0;
+}
+
+bool cio_deadline_expired(int64_t token)
+{
+	struct cio__task *self = cio__self_or_die("cio_deadline_expired");
+	int i = scope_find(self, token);
+	if (i < 0)
+		return false;
+	/* The deadline the scope set is what the next scope saved, or the
+	 * task's own when it is the innermost. */
+	int64_t at = (uint32_t)i + 1 < self->nscopes ? self->scopes[i + 1].saved : self->deadline;
+	return at != CIO_NEVER && cio__clock_ns() >= at;
+}
+
+void cio__scopes_end(struct cio__task *self)
+{
+	if (self->nscopes)
+		scope_misuse(self, "ended with a deadline scope still pushed "
+				   "(a return between cio_deadline_push() and cio_deadline_pop()?)");
+	if (self->scopes != self->scope_inline)
+		free(self->scopes);
+	self->scopes = self->scope_inline;
+	self->nscopes = 0;
 }
 
 int64_t cio_deadline(void)

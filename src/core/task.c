@@ -83,6 +83,7 @@ static void task_main(void *p)
 	cio__fiber_enter(NULL);
 	void *result = t->fn(t->arg);
 	struct cio__rt *rt = cio__rt_cur;
+	cio__scopes_end(t);
 	cio__task_finish(rt, t, result);
 	cio__task_exit(rt, t);
 }
@@ -148,6 +149,10 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->slot = idx;
 	t->state = CIO__RUNNABLE;
 	t->deadline = CIO_NEVER;
+	t->scopes = t->scope_inline;
+	t->nscopes = 0;
+	t->capscopes = CIO__SCOPES_INLINE;
+	t->scope_serial = 0;
 	t->dl_timer.slot = CIO__TIMER_IDLE;
 	t->dl_timer.task = t;
 	t->dl_timer.fire = cio__deadline_fire;
