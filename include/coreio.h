@@ -81,8 +81,11 @@ extern "C" {
 #define CIO_MS ((int64_t)1000000)
 #define CIO_SEC ((int64_t)1000000000)
 
-/* Text for a result code: "Connection timed out" for -ETIMEDOUT and so on.
- * Accepts either sign.  Never returns NULL; the text is static. */
+/* Text for a result code: "Connection refused" for -ECONNREFUSED and so
+ * on.  Accepts either sign.  Never returns NULL; the text is static.
+ * -ETIMEDOUT reads "Deadline passed" in a task whose last blocking call
+ * failed because a deadline scope's time ran out, and "Connection timed
+ * out" otherwise (a timeout of the kernel's, such as TCP's). */
 CIO_API const char *cio_strerror(int err);
 
 /* The library version as "major.minor.patch". */

@@ -124,9 +124,21 @@ static void test_nested_scopes(void)
 	CHECK_EQ(cio_deadline(), t0 + 40 * MS);
 	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
 	CHECK(cio_now() - t0 >= 40 * MS);
+	CHECK_EQ(strcmp(cio_strerror(-ETIMEDOUT), "Deadline passed"), 0);
 	cio_deadline_pop(inner);
 	cio_deadline_pop(outer);
 	CHECK_EQ(cio_deadline(), CIO_NEVER);
+	/* The next blocking call clears it: a kernel's -ETIMEDOUT then reads
+	 * as the kernel's. */
+	CHECK_EQ(cio_sleep(0), 0);
+	CHECK(strcmp(cio_strerror(-ETIMEDOUT), "Deadline passed") != 0);
+	/* A deadline met while parked (the timer, not the entry check). */
+	int64_t tok = cio_timeout_push(2 * MS);
+	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	CHECK_EQ(strcmp(cio_strerror(ETIMEDOUT), "Deadline passed"), 0);
+	CHECK_EQ(cio_yield(), 0);
+	CHECK(strcmp(cio_strerror(ETIMEDOUT), "Deadline passed") != 0);
 }
 
 /* A task inside nested scopes, cancelled: -ECANCELED, not -ETIMEDOUT. */

@@ -59,6 +59,7 @@ struct cio__task {
 	uint32_t slot;             /* index in the id table */
 	uint8_t state;
 	bool cancel;               /* cancellation requested */
+	bool deadline_hit;         /* the last blocking call met the deadline */
 	int wake;                  /* why the last park ended */
 	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
 	struct cio__timer dl_timer; /* armed only while parked with a deadline */
@@ -239,9 +240,8 @@ static inline int cio__interrupted(struct cio__task *self)
 {
 	if (self->cancel)
 		return -ECANCELED;
-	if (self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline)
-		return -ETIMEDOUT;
-	return 0;
+	self->deadline_hit = self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline;
+	return self->deadline_hit ? -ETIMEDOUT : 0;
 }
 
 /* At a task's end: checks that no deadline scope is left pushed (a

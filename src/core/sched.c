@@ -180,6 +180,7 @@ void cio__wake(struct cio__task *t, int code)
 
 void cio__deadline_fire(struct cio__timer *tm)
 {
+	tm->task->deadline_hit = true; /* for cio_strerror() */
 	cio__wake(tm->task, -ETIMEDOUT);
 }
 

@@ -142,6 +142,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->next = NULL;
 	t->daemon = false;
 	t->cancel = false;
+	t->deadline_hit = false;
 	t->wake = 0;
 	t->name[0] = '\0';
 	t->fn = fn;
@@ -268,7 +269,11 @@ void cio__tasks_fini(struct cio__rt *rt)
 
 const char *cio_strerror(int err)
 {
-	const char *s = cio__errno_text(err < 0 ? -err : err);
+	int e = err < 0 ? -err : err;
+	struct cio__rt *rt = cio__rt_cur;
+	if (e == ETIMEDOUT && rt && rt->current && rt->current->deadline_hit)
+		return "Deadline passed";
+	const char *s = cio__errno_text(e);
 	return s ? s : "Unknown error";
 }
 
