@@ -866,10 +866,13 @@ CIO_API int cio_blocking_config(size_t max_threads, size_t max_queue);
  * *result (if not NULL).  Returns 0, or:
  *   -EINVAL     fn is NULL;
  *   -ENOMEM     no memory for the job;
- *   -EAGAIN     the queue holds max_queue jobs already (only with a limit
- *               set; without one, a caller waits, parked, for a thread to
- *               free up: use a deadline to bound that wait), or no thread
- *               could be started and none runs;
+ *   -EBUSY      the pool cannot take the job: its queue holds max_queue
+ *               jobs already (only with a limit set; without one, a
+ *               caller waits, parked, for a thread to free up: use a
+ *               deadline to bound that wait), or no thread could be
+ *               started and none runs.  Every call that uses the pool
+ *               (file calls on a readiness backend, cio_getaddrinfo())
+ *               reports it the same way;
  *   -ECANCELED, -ETIMEDOUT: the job was abandoned, as described above.
  * When the job finishes just as the call is interrupted, the call returns
  * 0 with the result (the interruption shows on the next blocking call). */
@@ -882,6 +885,14 @@ CIO_API int cio_blocking(cio_fn *fn, void *arg, void **result);
  * arg is the caller's again. */
 CIO_API int cio_blocking_drop(cio_fn *fn, void *arg, cio_drop_fn *drop,
 			      void **result);
+
+/* From a job's fn, on its pool thread: whether the call that queued it
+ * returned -ECANCELED or -ETIMEDOUT, so that nobody waits for the result
+ * (which is dropped): a long job can check it and stop early.  False
+ * anywhere else, and for the pool jobs of file calls, which are always
+ * waited for.  The answer lives in the pool's record of the job, not in
+ * arg, which the job may no longer own once abandoned. */
+CIO_API bool cio_blocking_abandoned(void);
 
 /* The pool's state now: for monitoring and tests. */
 typedef struct cio_blocking_stats {
@@ -905,7 +916,7 @@ struct addrinfo;
  *   EAI_FAMILY -EAFNOSUPPORT  EAI_SOCKTYPE -ESOCKTNOSUPPORT
  *   EAI_SERVICE -EPROTONOSUPPORT  EAI_BADFLAGS -EINVAL  EAI_OVERFLOW -EOVERFLOW
  *   EAI_SYSTEM: the negated errno it left; any other EAI code: -EIO;
- * or -EINVAL (res is NULL), -ENOMEM, -EAGAIN, -ECANCELED, -ETIMEDOUT as
+ * or -EINVAL (res is NULL), -ENOMEM, -EBUSY, -ECANCELED, -ETIMEDOUT as
  * cio_blocking().  An interrupted lookup's result is freed when it ends. */
 CIO_API int cio_getaddrinfo(const char *host, const char *service,
 			    const struct addrinfo *hints, struct addrinfo **res);

@@ -174,7 +174,7 @@ static void test_queue_limit(void)
 	CHECK_EQ(stats().threads, THREADS);
 	/* Full: refused at once, nothing queued. */
 	int64_t t0 = cio_now();
-	CHECK_EQ(cio_blocking(add_one, NULL, NULL), -EAGAIN);
+	CHECK_EQ(cio_blocking(add_one, NULL, NULL), -EBUSY);
 	CHECK(cio_now() - t0 < 100 * MS);
 	CHECK_EQ(stats().queued, QUEUE);
 	CHECK_EQ(atomic_load(&queued_done), 0);
@@ -393,6 +393,47 @@ static void test_getaddrinfo_cancel(void)
 		CHECK_EQ(cio_sleep(MS), 0);
 }
 
+/* --- a job that learns it was abandoned --------------------------------------- */
+
+static atomic_int saw_abandoned, saw_kept;
+
+/* Works in slices until its caller gives up, or 5 s pass. */
+static void *until_abandoned(void *arg)
+{
+	atomic_int *seen = arg;
+	for (int i = 0; i < 5000; i++) {
+		if (cio_blocking_abandoned()) {
+			atomic_store(seen, 1);
+			return NULL;
+		}
+		usleep(1000);
+	}
+	atomic_store(seen, 2); /* never told */
+	return NULL;
+}
+
+static void *asks_once(void *arg)
+{
+	(void)arg;
+	atomic_store(&saw_kept, cio_blocking_abandoned() ? 2 : 1);
+	return NULL;
+}
+
+static void test_abandoned(void)
+{
+	CHECK(!cio_blocking_abandoned()); /* not a job */
+	CHECK_EQ(cio_blocking(asks_once, NULL, NULL), 0);
+	CHECK_EQ(atomic_load(&saw_kept), 1);
+	int64_t t0 = cio_now();
+	int64_t tok = cio_timeout_push(20 * MS);
+	CHECK_EQ(cio_blocking(until_abandoned, &saw_abandoned, NULL), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	while (!atomic_load(&saw_abandoned) && cio_now() - t0 < 10 * CIO_SEC)
+		CHECK_EQ(cio_sleep(MS), 0);
+	CHECK_EQ(atomic_load(&saw_abandoned), 1);
+	CHECK(cio_now() - t0 < 2 * CIO_SEC); /* told, not timed out */
+}
+
 static void *main_task(void *arg)
 {
 	(void)arg;
@@ -401,6 +442,7 @@ static void *main_task(void *arg)
 	test_cancel();
 	test_getaddrinfo();
 	test_getaddrinfo_cancel();
+	test_abandoned();
 	return NULL;
 }
 

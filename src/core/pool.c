@@ -171,9 +171,20 @@ static void queue_unlink(struct job *j)
 
 /* --- pool threads ---------------------------------------------------------- */
 
+/* The job this pool thread runs, for cio_blocking_abandoned(). */
+static __thread struct job *current_job;
+
+bool cio_blocking_abandoned(void)
+{
+	struct job *j = current_job;
+	return j && atomic_load_explicit(&j->state, memory_order_acquire) == ABANDONED;
+}
+
 static void run_job(struct job *j)
 {
+	current_job = j;
 	void *r = j->fn(j->arg);
+	current_job = NULL;
 	j->result = r;
 	int expect = RUNNING;
 	if (atomic_compare_exchange_strong_explicit(&j->state, &expect, DONE,
@@ -256,7 +267,7 @@ static int submit(struct job *j)
 	pool.used = true;
 	if (pool.max_queue && pool.queued >= pool.max_queue) {
 		pthread_mutex_unlock(&pool.lock);
-		return -EAGAIN;
+		return -EBUSY;
 	}
 	queue_push(j);
 	if (pool.idle < pool.queued && pool.threads < pool.max_threads &&
@@ -264,7 +275,7 @@ static int submit(struct job *j)
 		/* No thread could start and none exists to run it. */
 		queue_unlink(j);
 		pthread_mutex_unlock(&pool.lock);
-		return -EAGAIN;
+		return -EBUSY;
 	}
 	pthread_cond_signal(&pool.work);
 	pthread_mutex_unlock(&pool.lock);

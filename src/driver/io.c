@@ -136,8 +136,6 @@ static ssize_t on_pool(const char *call, struct cio__io *io)
 {
 	void *res;
 	int rc = cio__blocking_hold(call, sync_job, io, &res);
-	if (rc == -EAGAIN)
-		return -EBUSY; /* the pool's queue is full: not the file's EAGAIN */
 	return rc < 0 ? rc : (ssize_t)(intptr_t)res;
 }
 
