@@ -756,6 +756,13 @@ CIO_API int cio_run_cores(int n, cio_fn *main, void *arg);
 CIO_API int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main,
 			       void *arg);
 
+/* How many cores cio_run_cores(0, ...) would start: the CPUs of the
+ * process's affinity mask (every online CPU where the system has none).
+ * Callable anywhere, before a run too, to size per-core arrays; on a
+ * core of cio_run_cores(), the mask the run started with.  Returns at
+ * least 1, or -ENOMEM. */
+CIO_API int cio_cores_available(void);
+
 /* Index of the calling thread's core, 0 to cio_core_count() - 1; 0 in a
  * cio_run() runtime; -1 off any runtime. */
 CIO_API int cio_core_id(void);

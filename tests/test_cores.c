@@ -600,6 +600,23 @@ static void *nothing(void *arg)
 	return arg;
 }
 
+static atomic_int counted;
+static void *count_core(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(cio_cores_available(), cio_core_count());
+	atomic_fetch_add(&counted, 1);
+	return NULL;
+}
+
+/* cio_run_cores(0, ...) starts as many cores as cio_cores_available(). */
+static void test_count_cores(int avail)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	CHECK_EQ(cio_run_cores_with(&cc, 0, count_core, NULL), 0);
+	CHECK_EQ(atomic_load(&counted), avail);
+}
+
 int main(void)
 {
 	int skip = test_backend_missing();
@@ -608,6 +625,12 @@ int main(void)
 	CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
 	CHECK_EQ(cio_core_id(), -1);
 	CHECK_EQ(cio_core_count(), 0);
+	/* Known before the run: what a run of 0 cores starts. */
+	int avail = cio_cores_available();
+	cpu_set_t set;
+	CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+	CHECK_EQ(avail, POSIX_PATHS ? (int)sysconf(_SC_NPROCESSORS_ONLN) : CPU_COUNT(&set));
+	test_count_cores(avail);
 	test_calls(0);
 	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
 	test_interrupted_calls();

@@ -550,6 +550,17 @@ static int affinity_cpus(struct cio__group *g)
 	return 0;
 }
 
+int cio_cores_available(void)
+{
+	/* A core's thread is pinned to one CPU: the group asked before. */
+	if (cio__rt_cur && cio__rt_cur->group)
+		return cio__rt_cur->group->ncpus;
+	struct cio__group g = {0};
+	int rc = affinity_cpus(&g);
+	free(g.cpus);
+	return rc < 0 ? rc : g.ncpus;
+}
+
 int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *arg)
 {
 	static const cio_cores_config defaults;
