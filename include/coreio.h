@@ -985,6 +985,35 @@ CIO_API int cio_xchan_try_recv(cio_xchan *ch, void *elem);
  * Closing twice is harmless. */
 CIO_API void cio_xchan_close(cio_xchan *ch);
 
+/* A wait group between cores: a count that any thread moves, and tasks on
+ * any core that wait for it to reach zero.  It is how the cores of a
+ * sharded server end together: each core's main does cio_xwg_done() once
+ * its own work is over, then cio_xwg_wait(), so that no core's main
+ * returns (and its core refuse calls with -ESHUTDOWN) while another core
+ * may still call it.  Make it before the cores start, with the count of
+ * cores (cio_cores_available()). */
+typedef struct cio_xwg cio_xwg;
+
+/* Creates a wait group whose count starts at n, into *out.  Returns 0 or
+ * -ENOMEM (*out is then NULL). */
+CIO_API int cio_xwg_new(cio_xwg **out, size_t n);
+
+/* Frees it (NULL is ignored); no task may wait on it (aborts). */
+CIO_API void cio_xwg_free(cio_xwg *wg);
+
+/* Adds n to the count.  Any thread. */
+CIO_API void cio_xwg_add(cio_xwg *wg, size_t n);
+
+/* Takes one from the count; at zero, wakes every waiting task, on every
+ * core.  Any thread.  More dones than counted abort (a bug). */
+CIO_API void cio_xwg_done(cio_xwg *wg);
+
+/* Blocking.  Waits until the count is zero.  Returns 0, or -ECANCELED /
+ * -ETIMEDOUT (the count was not zero yet; the group is unchanged).  A
+ * task waiting here is not counted as deadlocked: another thread may
+ * wake it. */
+CIO_API int cio_xwg_wait(cio_xwg *wg);
+
 /* ===================================================================== */
 /*  Local synchronisation (one runtime, no locks)                         */
 /* ===================================================================== */

@@ -228,6 +228,100 @@ static void test_interrupted_calls(void)
 	CHECK_EQ(cio_run_cores_with(&cc, 2, interrupted_main, NULL), 0);
 }
 
+/* --- a wait group between cores ------------------------------------------- */
+
+static cio_xwg *together;
+static atomic_int late_call_ok, xwg_woken;
+
+static void *waits_on(void *wg)
+{
+	CHECK_EQ(cio_xwg_wait(wg), 0);
+	atomic_fetch_add(&xwg_woken, 1);
+	return NULL;
+}
+
+static void *release_from_thread(void *wg)
+{
+	usleep(20000);
+	cio_xwg_done(wg);
+	return NULL;
+}
+
+static void *done_later(void *arg)
+{
+	cio_xwg **wg = arg;
+	cio_sleep((int64_t)(rand() % 200) * CIO_US);
+	cio_xwg_done(*wg);
+	return NULL;
+}
+
+#define XWG_ROUNDS 2000
+#define XWG_WAITERS 50
+
+static void *xwg_main(void *arg)
+{
+	(void)arg;
+	int me = cio_core_id();
+	if (me == 0) {
+		/* A wait group counted down from a plain thread wakes tasks on
+		 * both cores; an interrupted wait leaves it as it was. */
+		cio_xwg *wg;
+		CHECK_EQ(cio_xwg_new(&wg, 1), 0);
+		int64_t tok = cio_timeout_push(5 * MS);
+		CHECK_EQ(cio_xwg_wait(wg), -ETIMEDOUT);
+		cio_deadline_pop(tok);
+		cio_task_t t[XWG_WAITERS];
+		for (int i = 0; i < XWG_WAITERS; i++)
+			t[i] = cio_spawn(waits_on, wg);
+		for (int i = 0; i < XWG_WAITERS; i++)
+			CHECK_EQ(cio_core_post(1, waits_on, wg), 0);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, release_from_thread, wg), 0);
+		for (int i = 0; i < XWG_WAITERS; i++)
+			CHECK_EQ(cio_join(t[i], NULL), 0);
+		CHECK_EQ(pthread_join(th, NULL), 0);
+		while (atomic_load(&xwg_woken) < 2 * XWG_WAITERS)
+			CHECK_EQ(cio_sleep(MS), 0);
+		CHECK_EQ(cio_xwg_wait(wg), 0); /* zero: at once */
+		cio_xwg_free(wg);
+		/* Waits with random deadlines racing the done on the other
+		 * core: each returns 0 or -ETIMEDOUT, and nothing is lost. */
+		int timeouts = 0;
+		for (int i = 0; i < XWG_ROUNDS; i++) {
+			CHECK_EQ(cio_xwg_new(&wg, 1), 0);
+			CHECK_EQ(cio_core_post(1, done_later, &wg), 0);
+			tok = cio_timeout_push((int64_t)(rand() % 200) * CIO_US);
+			int rc = cio_xwg_wait(wg);
+			cio_deadline_pop(tok);
+			CHECK(rc == 0 || rc == -ETIMEDOUT);
+			timeouts += rc != 0;
+			CHECK_EQ(cio_xwg_wait(wg), 0);
+			/* done_later may still be inside cio_xwg_done(): let it
+			 * leave before the free. */
+			CHECK_EQ(cio_core_call(1, where, NULL, NULL), 0);
+			cio_xwg_free(wg);
+		}
+		fprintf(stderr, "%d wait-group rounds, %d waits timed out first\n",
+			XWG_ROUNDS, timeouts);
+		/* Core 1 is still there to call, because it waits for us. */
+		cio_sleep(20 * MS);
+		CHECK_EQ(cio_core_call(1, where, NULL, NULL), 0);
+		atomic_store(&late_call_ok, 1);
+	}
+	cio_xwg_done(together);
+	CHECK_EQ(cio_xwg_wait(together), 0);
+	return NULL;
+}
+
+static void test_xwg(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	CHECK_EQ(cio_xwg_new(&together, 2), 0);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, xwg_main, NULL), 0);
+	CHECK_EQ(atomic_load(&late_call_ok), 1);
+	cio_xwg_free(together);
+}
+
 /* --- posts, and a core that has stopped ------------------------------------- */
 
 static atomic_int posted_ran;
@@ -634,6 +728,7 @@ int main(void)
 	test_calls(0);
 	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
 	test_interrupted_calls();
+	test_xwg();
 	test_posts();
 	test_post_then_end();
 	test_drain();
