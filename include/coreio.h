@@ -277,13 +277,23 @@ CIO_API int64_t cio_timeout_push(int64_t timeout_ns);
  * scope still pushed is caught the same way (a debug build aborts). */
 CIO_API int cio_deadline_pop(int64_t token);
 
+/* Enters a shield scope, for cleanup that must run to completion
+ * (closing a TLS session, flushing a log): until the matching
+ * cio_deadline_pop(), a cancellation does not interrupt the task's
+ * blocking calls (one that comes is kept, and interrupts the first
+ * blocking call after the pop), and the deadline is cio_now() + timeout_ns,
+ * in place of any outer one, so the cleanup is bounded by its own time.
+ * Returns a token for cio_deadline_pop(), with the rules of the deadline
+ * scopes; CIO_SHIELDED() below cannot leak. */
+CIO_API int64_t cio_shield_push(int64_t timeout_ns);
+
 /* Whether the deadline in force inside scope `token` (still pushed) has
  * passed: after a call returned -ETIMEDOUT, tells that scope's deadline
  * apart from an outer one's and from the kernel's own timeouts (a TCP
  * connection that timed out is -ETIMEDOUT too). */
 CIO_API bool cio_deadline_expired(int64_t token);
 
-/* Runs the statement or block that follows in a deadline scope, popped
+/* Runs the statement or block that follows in a deadline (or shield) scope, popped
  * however the block is left (its end, break, return, goto): it cannot
  * leak.  For gcc and clang (the cleanup attribute).
  *
@@ -293,6 +303,7 @@ CIO_API bool cio_deadline_expired(int64_t token);
  */
 #define CIO_WITH_DEADLINE(deadline) CIO_SCOPE_(cio_deadline_push(deadline), __LINE__)
 #define CIO_WITH_TIMEOUT(timeout_ns) CIO_SCOPE_(cio_timeout_push(timeout_ns), __LINE__)
+#define CIO_SHIELDED(timeout_ns) CIO_SCOPE_(cio_shield_push(timeout_ns), __LINE__)
 
 typedef struct cio_scope_ {
 	int64_t token;
@@ -1017,6 +1028,7 @@ CIO_API int cio_xwg_wait(cio_xwg *wg);
 /* ===================================================================== */
 /*  Local synchronisation (one runtime, no locks)                         */
 /* ===================================================================== */
+
 /* These objects belong to the runtime (thread) that first uses them; they
  * must not be shared across threads.  Their fields are private.
  *
@@ -1235,6 +1247,58 @@ typedef struct cio_select_case {
  * waiters), -ECANCELED, -ETIMEDOUT (task deadline; a TIMER case returns
  * its index instead). */
 CIO_API int cio_select(cio_select_case *cases, size_t n);
+
+/* --- task groups ---------------------------------------------------- */
+
+/* Task groups.  A group is a scope for tasks: its members are spawned into
+ * it, and cio_group_wait() returns only once every member has ended.
+ * Members inherit, at spawn, the spawning task's deadline and a
+ * cancellation standing against it or the group.  An interruption of the
+ * waiting task (cancel or deadline) cancels every member; the wait still
+ * lasts until they have all ended, then returns -ECANCELED / -ETIMEDOUT,
+ * so members may use the waiting task's stack.  With fail_fast, the first
+ * member to return an error cancels the others.  A group belongs to the
+ * runtime that made it: calls from another core's task are refused with
+ * -EPERM.  Unlike a group's members, a task of cio_spawn() inherits
+ * neither deadline nor cancellation. */
+typedef struct cio_group cio_group;
+
+/* A member: returns 0 or a negated errno (its status). */
+typedef int cio_group_fn(void *arg);
+
+typedef struct cio_group_opts {
+	bool fail_fast; /* the first member error cancels the other members */
+} cio_group_opts;
+
+/* Makes a group on the calling thread's runtime, into *out (opts may be
+ * NULL).  Returns 0, -ENOMEM, or -EPERM off a runtime. */
+CIO_API int cio_group_new(cio_group **out, const cio_group_opts *opts);
+
+/* Starts fn(arg) as a member.  Returns its index in the group (0, 1, ...
+ * in spawn order), or -EPIPE (the group was waited for: closed), -EPERM
+ * (another runtime's group), -EINVAL (fn is NULL), -ENOMEM. */
+CIO_API int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg);
+
+/* Cancels every member, running or spawned later.  Never blocks. */
+CIO_API void cio_group_cancel(cio_group *g);
+
+/* Blocking.  Waits until every member has ended, then closes the group.
+ * Returns the first error a member returned (first in time), or 0; or
+ * -ECANCELED / -ETIMEDOUT when the wait was interrupted (after the members
+ * were cancelled and have ended); -EBUSY when another task waits already,
+ * -EPERM from another runtime. */
+CIO_API int cio_group_wait(cio_group *g);
+
+/* Member `i`'s status: what its fn returned, -EINPROGRESS while it runs,
+ * -EINVAL for no such member. */
+CIO_API int cio_group_status(const cio_group *g, size_t i);
+
+/* How many members were spawned. */
+CIO_API size_t cio_group_size(const cio_group *g);
+
+/* Frees a group (NULL is ignored) once no member runs (else aborts):
+ * after cio_group_wait(). */
+CIO_API void cio_group_free(cio_group *g);
 
 #ifdef __cplusplus
 }

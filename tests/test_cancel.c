@@ -243,6 +243,59 @@ static void test_timer_order(void)
 		CHECK(fired[k - 1] < fired[k]);
 }
 
+/* Shield scopes: a cancel is held off until the pop; the shield's own
+ * deadline replaces an outer one, and bounds the cleanup. */
+static int shield_rc[4];
+static void *shielded_cleanup(void *arg)
+{
+	(void)arg;
+	int64_t tok = cio_shield_push(200 * MS);
+	shield_rc[0] = cio_sleep(30 * MS);  /* cancelled meanwhile: held off */
+	shield_rc[1] = cio_cancelled();      /* it stands, though */
+	cio_deadline_pop(tok);
+	shield_rc[2] = cio_sleep(1000 * MS); /* now it interrupts */
+	return NULL;
+}
+
+static void test_shield(void)
+{
+	cio_task_t t = cio_spawn(shielded_cleanup, NULL);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_cancel(t), 0);
+	CHECK_EQ(cio_join(t, NULL), 0);
+	CHECK_EQ(shield_rc[0], 0);
+	CHECK_EQ(shield_rc[1], 1);
+	CHECK_EQ(shield_rc[2], -ECANCELED);
+	CHECK(cio_now() - t0 >= 20 * MS);
+
+	/* In place of the outer deadline, not within it. */
+	t0 = cio_now();
+	int64_t outer = cio_timeout_push(5 * MS);
+	CIO_SHIELDED(100 * MS) {
+		CHECK_EQ(cio_sleep(20 * MS), 0);
+		CHECK(cio_deadline() > t0 + 50 * MS);
+	}
+	CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT); /* the outer one again */
+	CHECK_EQ(cio_deadline_pop(outer), 0);
+
+	/* Bounded by its own deadline. */
+	t0 = cio_now();
+	CIO_SHIELDED(10 * MS) {
+		CHECK_EQ(cio_sleep(1000 * MS), -ETIMEDOUT);
+	}
+	CHECK(cio_now() - t0 < 500 * MS);
+	CHECK_EQ(cio_deadline(), CIO_NEVER);
+
+	/* A self-cancel inside: held off, then seen. */
+	CIO_SHIELDED(100 * MS) {
+		CHECK_EQ(cio_cancel(cio_self()), 0);
+		CHECK_EQ(cio_yield(), 0);
+	}
+	CHECK_EQ(cio_yield(), -ECANCELED);
+	CHECK(cio_cancel_clear());
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -256,6 +309,7 @@ static void *test_main(void *arg)
 	test_self_cancel();
 	test_interval();
 	test_timer_order();
+	test_shield();
 	return NULL;
 }
 

@@ -49,6 +49,7 @@ enum cio__task_state {
 struct cio__scope {
 	int64_t saved; /* the deadline before the push */
 	int64_t token; /* what the push returned */
+	bool shield;   /* cio_shield_push(): cancellation held off */
 };
 
 struct cio__task {
@@ -60,6 +61,7 @@ struct cio__task {
 	uint8_t state;
 	bool cancel;               /* cancellation requested */
 	bool deadline_hit;         /* the last blocking call met the deadline */
+	uint32_t shielded;         /* shield scopes pushed: cancel held off */
 	int wake;                  /* why the last park ended */
 	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
 	struct cio__timer dl_timer; /* armed only while parked with a deadline */
@@ -238,7 +240,7 @@ int cio__park(struct cio__task *self);
  * task looping on a call that never blocks still notices. */
 static inline int cio__interrupted(struct cio__task *self)
 {
-	if (self->cancel)
+	if (self->cancel && !self->shielded)
 		return -ECANCELED;
 	self->deadline_hit = self->deadline != CIO_NEVER && cio__clock_ns() >= self->deadline;
 	return self->deadline_hit ? -ETIMEDOUT : 0;
@@ -255,6 +257,15 @@ int cio__park_hard(struct cio__task *self);
 /* Makes a parked task runnable; cio__park() returns `code`.  Does nothing
  * if t is not parked (already woken by something else). */
 void cio__wake(struct cio__task *t, int code);
+
+/* Requests cancellation of t (cio_cancel()): wakes it if it is parked,
+ * unless a shield scope holds the cancel off until it is popped. */
+static inline void cio__cancel_task(struct cio__task *t)
+{
+	t->cancel = true;
+	if (t->state == CIO__PARKED && !t->shielded)
+		cio__wake(t, -ECANCELED);
+}
 
 static inline bool cio__parked(const struct cio__task *t)
 {

@@ -198,7 +198,7 @@ int cio__park(struct cio__task *self)
 	if (timed)
 		cio__timer_disarm(rt, &self->dl_timer);
 	/* A cancel beats a deadline that fired in the same tick. */
-	if (self->wake == -ETIMEDOUT && self->cancel)
+	if (self->wake == -ETIMEDOUT && self->cancel && !self->shielded)
 		return -ECANCELED;
 	return self->wake;
 }
@@ -286,7 +286,7 @@ static int scope_misuse(struct cio__task *self, const char *what)
 #endif
 }
 
-static int64_t scope_push(struct cio__task *self, int64_t deadline)
+static int64_t scope_push(struct cio__task *self, int64_t deadline, bool shield)
 {
 	if (self->nscopes == self->capscopes) {
 		uint32_t n = 2 * self->capscopes;
@@ -304,21 +304,34 @@ static int64_t scope_push(struct cio__task *self, int64_t deadline)
 	struct cio__scope *sc = &self->scopes[self->nscopes++];
 	sc->saved = self->deadline;
 	sc->token = ++self->scope_serial;
-	if (deadline < self->deadline)
+	sc->shield = shield;
+	if (shield) {
+		/* Its own deadline, in place of (not within) the outer one. */
 		self->deadline = deadline;
+		self->shielded++;
+	} else if (deadline < self->deadline) {
+		self->deadline = deadline;
+	}
 	return sc->token;
 }
 
 int64_t cio_deadline_push(int64_t deadline)
 {
-	return scope_push(cio__self_or_die("cio_deadline_push"), deadline);
+	return scope_push(cio__self_or_die("cio_deadline_push"), deadline, false);
 }
 
 int64_t cio_timeout_push(int64_t timeout_ns)
 {
 	int64_t now = cio__clock_ns();
 	int64_t at = timeout_ns > CIO_NEVER - now ? CIO_NEVER : now + timeout_ns;
-	return scope_push(cio__self_or_die("cio_timeout_push"), at);
+	return scope_push(cio__self_or_die("cio_timeout_push"), at, false);
+}
+
+int64_t cio_shield_push(int64_t timeout_ns)
+{
+	int64_t now = cio__clock_ns();
+	int64_t at = timeout_ns > CIO_NEVER - now ? CIO_NEVER : now + timeout_ns;
+	return scope_push(cio__self_or_die("cio_shield_push"), at, true);
 }
 
 /* The index of the scope `token` opened, or -1. */
@@ -340,6 +353,8 @@ int cio_deadline_pop(int64_t token)
 	 * shorter deadline stays in force. */
 	self->deadline = self->scopes[i].saved;
 	bool inner = (uint32_t)i + 1 != self->nscopes;
+	for (uint32_t k = (uint32_t)i; k < self->nscopes; k++)
+		self->shielded -= self->scopes[k].shield;
 	self->nscopes = (uint32_t)i;
 	return inner ? scope_misuse(self, "cio_deadline_pop() out of order: an inner scope is still pushed")
 		     : 0;
@@ -380,9 +395,7 @@ int cio_cancel(cio_task_t id)
 	struct cio__task *t = rt ? cio__slot_task(rt, id) : NULL;
 	if (!t)
 		return -ESRCH;
-	t->cancel = true;
-	if (t->state == CIO__PARKED)
-		cio__wake(t, -ECANCELED);
+	cio__cancel_task(t);
 	return 0;
 }
 
@@ -435,11 +448,8 @@ static void cancel_daemons(struct cio__rt *rt)
 	rt->daemons_cancelled = true;
 	for (uint32_t i = 0; i < rt->nslots; i++) {
 		struct cio__slot *s = &rt->slots[i];
-		if (s->kind == CIO__SLOT_LIVE && s->u.task->daemon) {
-			s->u.task->cancel = true;
-			if (s->u.task->state == CIO__PARKED)
-				cio__wake(s->u.task, -ECANCELED);
-		}
+		if (s->kind == CIO__SLOT_LIVE && s->u.task->daemon)
+			cio__cancel_task(s->u.task);
 	}
 }
 

@@ -143,6 +143,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->daemon = false;
 	t->cancel = false;
 	t->deadline_hit = false;
+	t->shielded = 0;
 	t->wake = 0;
 	t->name[0] = '\0';
 	t->fn = fn;

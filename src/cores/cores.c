@@ -345,11 +345,8 @@ static void cancel_all(struct cio__rt *rt)
 {
 	for (uint32_t i = 0; i < rt->nslots; i++) {
 		struct cio__slot *s = &rt->slots[i];
-		if (s->kind == CIO__SLOT_LIVE && !s->u.task->daemon) {
-			s->u.task->cancel = true;
-			if (s->u.task->state == CIO__PARKED)
-				cio__wake(s->u.task, -ECANCELED);
-		}
+		if (s->kind == CIO__SLOT_LIVE && !s->u.task->daemon)
+			cio__cancel_task(s->u.task);
 	}
 }
 
