@@ -16,28 +16,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Members live where they never move, so that a member's task can hold
+ * a pointer to its entry while the table grows: the first few in the
+ * group itself, the rest in chunks. */
+#define FIRST 8
+#define CHUNK 256
+
 struct member {
+	cio_group *g;
+	cio_group_fn *fn;
+	void *arg;
 	cio_task_t task;
 	int status;    /* its fn's result; -EINPROGRESS while it runs */
 };
 
 struct cio_group {
 	struct cio__rt *rt;          /* members run here, and only here */
-	struct member *m;
-	size_t n, cap;
+	struct member **chunks;
+	size_t n, nchunks;
 	size_t running;
 	int first_error;             /* the first failure, in time */
 	bool fail_fast, cancelled, closed;
 	struct cio__task *waiter;    /* in cio_group_wait() */
+	struct member first[FIRST];
 };
 
-struct start {
-	cio_group *g;
-	size_t i;
-	cio_group_fn *fn;
-	void *arg;
-	int64_t deadline;
-};
+static struct member *member_at(cio_group *g, size_t i)
+{
+	return i < FIRST ? &g->first[i] : &g->chunks[(i - FIRST) / CHUNK][(i - FIRST) % CHUNK];
+}
 
 int cio_group_new(cio_group **out, const cio_group_opts *opts)
 {
@@ -45,9 +52,15 @@ int cio_group_new(cio_group **out, const cio_group_opts *opts)
 	struct cio__rt *rt = cio__rt_cur;
 	if (!rt)
 		return -EPERM;
-	cio_group *g = calloc(1, sizeof *g);
+	cio_group *g = malloc(sizeof *g);
 	if (!g)
 		return -ENOMEM;
+	/* Field by field: the member entries need no zeroing. */
+	g->chunks = NULL;
+	g->n = g->nchunks = g->running = 0;
+	g->first_error = 0;
+	g->cancelled = g->closed = false;
+	g->waiter = NULL;
 	g->rt = rt;
 	g->fail_fast = opts && opts->fail_fast;
 	*out = g;
@@ -57,9 +70,11 @@ int cio_group_new(cio_group **out, const cio_group_opts *opts)
 static void cancel_members(cio_group *g)
 {
 	g->cancelled = true;
-	for (size_t i = 0; i < g->n; i++)
-		if (g->m[i].status == -EINPROGRESS)
-			cio_cancel(g->m[i].task);
+	for (size_t i = 0; i < g->n; i++) {
+		struct member *m = member_at(g, i);
+		if (m->status == -EINPROGRESS)
+			cio_cancel(m->task);
+	}
 }
 
 void cio_group_cancel(cio_group *g)
@@ -70,13 +85,10 @@ void cio_group_cancel(cio_group *g)
 
 static void *member_main(void *p)
 {
-	struct start s = *(struct start *)p;
-	free(p);
-	int64_t tok = cio_deadline_push(s.deadline);
-	int status = s.fn(s.arg);
-	cio_deadline_pop(tok);
-	cio_group *g = s.g;
-	g->m[s.i].status = status;
+	struct member *m = p;
+	int status = m->fn(m->arg);
+	cio_group *g = m->g;
+	m->status = status;
 	if (status < 0 && g->first_error == 0) {
 		g->first_error = status;
 		if (g->fail_fast)
@@ -96,27 +108,28 @@ int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg)
 		return -EINVAL;
 	if (g->closed)
 		return -EPIPE;
-	if (g->n == g->cap) {
-		size_t cap = g->cap ? 2 * g->cap : 8;
-		struct member *m = realloc(g->m, cap * sizeof *m);
-		if (!m)
+	if (g->n == FIRST + g->nchunks * CHUNK) {
+		struct member **c = realloc(g->chunks, (g->nchunks + 1) * sizeof *c);
+		if (!c)
 			return -ENOMEM;
-		g->m = m;
-		g->cap = cap;
+		g->chunks = c;
+		if (!(c[g->nchunks] = malloc(CHUNK * sizeof **c)))
+			return -ENOMEM;
+		g->nchunks++;
 	}
-	struct start *s = malloc(sizeof *s);
-	if (!s)
-		return -ENOMEM;
-	struct cio__task *self = rt->current;
-	*s = (struct start){g, g->n, fn, arg, self ? self->deadline : CIO_NEVER};
+	struct member *m = member_at(g, g->n);
+	*m = (struct member){g, fn, arg, 0, -EINPROGRESS};
 	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "group-member", .detached = true},
-				      member_main, s);
-	if (t < 0) {
-		free(s);
+				      member_main, m);
+	if (t < 0)
 		return (int)t;
-	}
-	g->m[g->n] = (struct member){t, -EINPROGRESS};
+	m->task = t;
 	g->running++;
+	/* Inherited: the spawner's deadline, as the member's own base, and
+	 * a cancel standing against the spawner or the group. */
+	struct cio__task *self = rt->current;
+	if (self)
+		cio__slot_task(rt, t)->deadline = self->deadline;
 	if (g->cancelled || (self && self->cancel))
 		cio_cancel(t);
 	return (int)g->n++;
@@ -155,7 +168,7 @@ int cio_group_wait(cio_group *g)
 
 int cio_group_status(const cio_group *g, size_t member)
 {
-	return member < g->n ? g->m[member].status : -EINVAL;
+	return member < g->n ? member_at((cio_group *)g, member)->status : -EINVAL;
 }
 
 size_t cio_group_size(const cio_group *g)
@@ -171,6 +184,8 @@ void cio_group_free(cio_group *g)
 		fprintf(stderr, "coreio: cio_group_free() while %zu member(s) run\n", g->running);
 		abort();
 	}
-	free(g->m);
+	for (size_t i = 0; i < g->nchunks; i++)
+		free(g->chunks[i]);
+	free(g->chunks);
 	free(g);
 }
