@@ -20,8 +20,9 @@
  *
  * Prints "echo_server: listening on ADDR, backend B, N cores, pid P" once
  * every core accepts, and on exit what it served.  SIGINT, SIGTERM or
- * --seconds start the runtime's drain: listeners close, then connections
- * still open after --drain-ms are cancelled and close; exit status 0.
+ * --seconds start the runtime's drain: listeners close, idle connections
+ * (waiting for their next message) close at once, and those still echoing
+ * after --drain-ms are cancelled and close; exit status 0.
  * Exit status 1: could not listen or run; 2: bad arguments; 3: the runtime
  * could not start (most often: the backend COREIO_BACKEND forces cannot run
  * here). */
@@ -104,7 +105,11 @@ static void *serve_conn(void *arg)
 		/* The idle timeout covers one exchange: a peer that stays
 		 * silent, or stops taking its echo, for that long is gone. */
 		int64_t tok = opt.idle_ns ? cio_timeout_push(opt.idle_ns) : 0;
+		/* Between messages a drain may end the connection at once;
+		 * with bytes in hand, it lets their echo go out first. */
+		cio_drain_idle(true);
 		n = cio_recv(c.fd, buf, sizeof buf, 0);
+		cio_drain_idle(false);
 		if (n > 0)
 			n = cio_send_all(c.fd, buf, (size_t)n, 0, NULL);
 		if (opt.idle_ns)
@@ -189,6 +194,7 @@ static void *wait_bound(void *arg)
 static void *stop_later(void *arg)
 {
 	(void)arg;
+	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
 	if (cio_sleep(opt.run_ns) == 0)
 		cio_drain();
 	return NULL;

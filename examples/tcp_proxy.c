@@ -218,6 +218,7 @@ static void *wait_bound(void *arg)
 static void *stop_later(void *arg)
 {
 	(void)arg;
+	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
 	if (cio_sleep(opt.run_ns) == 0)
 		cio_drain();
 	return NULL;

@@ -835,6 +835,15 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
  * message handler).  Returns 0, or -EPERM off a runtime. */
 CIO_API int cio_drain(void);
 
+/* Marks the calling task idle (true) or busy (false) for the drain: a
+ * connection's task marks itself idle while it waits for the next request
+ * and busy once a byte of one has come.  When a drain starts, idle tasks
+ * are cancelled at once (their pending call returns -ECANCELED), while
+ * busy ones get the drain timeout to finish; a task that marks itself
+ * idle during a drain is cancelled then.  Tasks start busy.  Does nothing
+ * outside a task. */
+CIO_API void cio_drain_idle(bool idle);
+
 /* Whether a drain was requested on the calling thread's core. */
 CIO_API bool cio_draining(void);
 

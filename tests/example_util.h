@@ -169,7 +169,9 @@ static inline int ex_wait(struct child *c, int timeout_ms)
 		if (ex_now_ms() > end) {
 			kill(c->pid, SIGKILL);
 			waitpid(c->pid, &st, 0);
-			fprintf(stderr, "child %d hung; killed\n", (int)c->pid);
+			ex_read_until(c, NULL, 100);
+			fprintf(stderr, "child %d hung; killed.  It said:\n%s\n", (int)c->pid,
+				c->text);
 			CHECK(!"child hung");
 		}
 		usleep(5000);

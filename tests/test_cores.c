@@ -403,13 +403,27 @@ static void test_post_then_end(void)
 /* --- drain on SIGTERM ----------------------------------------------------------- */
 
 static atomic_int drained, accepted_shutdown, lingered_cancelled;
+static atomic_int idle_gone[2], linger_gone[2]; /* by core */
 
 static void *linger(void *arg)
 {
 	(void)arg;
-	int rc = cio_sleep(100000 * MS); /* ignores the drain: cancelled */
-	if (rc == -ECANCELED)
+	int rc = cio_sleep(100000 * MS); /* busy: cancelled after the timeout */
+	if (rc == -ECANCELED) {
 		atomic_fetch_add(&lingered_cancelled, 1);
+		atomic_store(&linger_gone[cio_core_id()], 1);
+	}
+	return NULL;
+}
+
+/* Waits for a request that never comes: idle, so the drain ends it at
+ * once, before the drain timeout. */
+static void *idle_conn(void *arg)
+{
+	(void)arg;
+	cio_drain_idle(true);
+	if (cio_sleep(100000 * MS) == -ECANCELED)
+		atomic_store(&idle_gone[cio_core_id()], 1);
 	return NULL;
 }
 
@@ -421,6 +435,7 @@ static void *drain_main(void *arg)
 	CHECK(lfd >= 0);
 	local_addr(lfd, addr, sizeof addr);
 	cio_spawn_with(&(cio_spawn_opts){.detached = true}, linger, NULL);
+	cio_spawn_with(&(cio_spawn_opts){.detached = true}, idle_conn, NULL);
 	if (cio_core_id() == 0) {
 		CHECK(!cio_draining());
 		kill(getpid(), SIGTERM); /* blocked: goes to the watcher */
@@ -432,6 +447,11 @@ static void *drain_main(void *arg)
 	atomic_fetch_add(&accepted_shutdown, 1);
 	CHECK(cio_draining());
 	CHECK_EQ(cio_drain_wait(), 0); /* returns at once now */
+	/* This core's idle task went when the drain began; its busy one
+	 * lingers until the timeout. */
+	CHECK_EQ(cio_yield(), 0);
+	CHECK_EQ(atomic_load(&idle_gone[cio_core_id()]), 1);
+	CHECK_EQ(atomic_load(&linger_gone[cio_core_id()]), 0);
 	atomic_fetch_add(&drained, 1);
 	return NULL;
 }

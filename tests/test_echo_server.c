@@ -3,8 +3,8 @@
  * sockets in plain threads.  Many connections exchange random-sized
  * messages byte for byte; one streams both ways at once; one half-closes
  * and still gets every byte back; rude peers reset mid-stream; then
- * SIGTERM stops the server cleanly, and its summary counts every
- * connection. */
+ * SIGTERM stops the server cleanly, closing idle connections at once,
+ * and its summary counts every connection. */
 #include "check.h"
 #include "example_util.h"
 
@@ -153,7 +153,8 @@ static void rude_peer(void)
 static int run(void)
 {
 	struct child srv;
-	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "127.0.0.1:0", NULL};
+	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "--drain-ms", "20000",
+			"127.0.0.1:0", NULL};
 	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
 	const char *want = getenv("COREIO_BACKEND");
@@ -175,9 +176,23 @@ static int run(void)
 	/* Still serving after the resets. */
 	pingpong((void *)(uintptr_t)1000);
 
+	/* Idle connections (waiting for their next message) close as soon
+	 * as the drain starts, not after --drain-ms. */
+	int idle[4];
+	for (int i = 0; i < 4; i++)
+		idle[i] = dial();
+	uint8_t one = 1, back;
+	send_all(idle[0], &one, 1); /* echoed once, then idle too */
+	recv_exact(idle[0], &back, 1);
+	int64_t t0 = ex_now_ms();
 	CHECK_EQ(ex_stop(&srv, SIGTERM, 20000), 0);
+	CHECK(ex_now_ms() - t0 < 10000);
+	for (int i = 0; i < 4; i++) {
+		expect_eof(idle[i]);
+		close(idle[i]);
+	}
 	char line[64];
-	snprintf(line, sizeof line, ": %d connections,", CONNS + 1 + RESETS + 1);
+	snprintf(line, sizeof line, ": %d connections,", CONNS + 1 + RESETS + 1 + 4);
 	if (!strstr(srv.text, line) || !strstr(srv.text, " 0 accept errors")) {
 		fprintf(stderr, "unexpected summary:\n%s\n", srv.text);
 		CHECK(!"summary");

@@ -62,6 +62,7 @@ struct cio__task {
 	bool cancel;               /* cancellation requested */
 	bool deadline_hit;         /* the last blocking call met the deadline */
 	uint32_t shielded;         /* shield scopes pushed: cancel held off */
+	bool drain_idle;           /* cio_drain_idle(true): a drain ends it at once */
 	int wake;                  /* why the last park ended */
 	int64_t deadline;          /* effective deadline, CIO_NEVER if none */
 	struct cio__timer dl_timer; /* armed only while parked with a deadline */

@@ -144,6 +144,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	t->cancel = false;
 	t->deadline_hit = false;
 	t->shielded = 0;
+	t->drain_idle = false;
 	t->wake = 0;
 	t->name[0] = '\0';
 	t->fn = fn;

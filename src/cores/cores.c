@@ -341,11 +341,14 @@ struct stop {
 	bool force; /* cancel everything now */
 };
 
-static void cancel_all(struct cio__rt *rt)
+/* Cancels every task but the runtime's own (idle_only: those that said
+ * they are idle, cio_drain_idle()). */
+static void cancel_all(struct cio__rt *rt, bool idle_only)
 {
 	for (uint32_t i = 0; i < rt->nslots; i++) {
 		struct cio__slot *s = &rt->slots[i];
-		if (s->kind == CIO__SLOT_LIVE && !s->u.task->daemon)
+		if (s->kind == CIO__SLOT_LIVE && !s->u.task->daemon &&
+		    (!idle_only || s->u.task->drain_idle))
 			cio__cancel_task(s->u.task);
 	}
 }
@@ -363,7 +366,7 @@ static void *drain_task(void *arg)
 	(void)arg;
 	cio__io_shut_listeners(rt);
 	if (cio_sleep(rt->drain_timeout) == 0)
-		cancel_all(rt);
+		cancel_all(rt, false);
 	return NULL;
 }
 
@@ -372,7 +375,7 @@ static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 	bool force = ((struct stop *)m)->force;
 	free(m);
 	if (force) {
-		cancel_all(rt);
+		cancel_all(rt, false);
 		return;
 	}
 	if (rt->draining)
@@ -383,8 +386,9 @@ static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 		cio__waitq_remove(w);
 		cio__wake(w->task, 0);
 	}
+	cancel_all(rt, true); /* idle: nothing to finish */
 	if (cio__spawn_daemon("drain", drain_task, NULL) < 0)
-		cancel_all(rt); /* no stack for an orderly drain */
+		cancel_all(rt, false); /* no stack for an orderly drain */
 }
 
 static void stop_reject(struct cio__msg *m)
@@ -411,6 +415,17 @@ int cio_drain(void)
 {
 	struct cio__rt *rt = cio__rt_cur;
 	return rt ? request_stop(rt, false) : -EPERM;
+}
+
+void cio_drain_idle(bool idle)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	struct cio__task *self = rt ? rt->current : NULL;
+	if (!self)
+		return;
+	self->drain_idle = idle;
+	if (idle && rt->draining && !self->daemon)
+		cio__cancel_task(self);
 }
 
 bool cio_draining(void)
