@@ -121,6 +121,9 @@ END {
 	m = "spawn" SUBSEP "coreio-join" SUBSEP "spawn_run_exit"
 	if (m in med)
 		printf "| spawn + run + exit, spawn then join | %s ns | <= 50 ns | %s |\n", med[m], verdict(med[m] + 0 <= 50)
+	r = "spawn" SUBSEP "coreio-group/coreio-join"
+	if (r in ratio_med)
+		printf "| group member (spawn + wait, groups of 1000) vs spawn + join | %.2fx (%.2fx) | <= 1.2x | %s |\n", ratio_med[r], ratio_min[r], verdict(ratio_med[r] + 0 <= 1.2)
 	m = "sleepers" SUBSEP "coreio" SUBSEP "rss_per_task"
 	if (m in med)
 		printf "| memory per sleeping task (%s tasks, %s KiB stacks) | %s KiB | <= 8 KiB | %s |\n", count[m], stack, med[m], verdict(med[m] + 0 <= 8)
@@ -154,7 +157,8 @@ END {
 	print "  predictor holds the other stack'"'"'s addresses), which the bare ping-pong"
 	print "  never executes. `ucontext`: `swapcontext()`."
 	print "- spawn `coreio-batch`: spawn 1000 detached empty tasks, yield until"
-	print "  they ran, repeat; `coreio-join`: spawn one and join it, repeat. Stacks"
+	print "  they ran, repeat; `coreio-join`: spawn one and join it, repeat;"
+	print "  `coreio-group`: a task group of 1000 empty members, waited for. Stacks"
 	print "  (256 KiB) come warm from the pool. `boost`: `make_fcontext()` on a"
 	print "  reused stack, jump in and straight back: the floor, with no scheduler."
 	printf "- sleepers: tasks with %s KiB stacks all in `cio_sleep()`; memory is\n", stack

@@ -6,6 +6,9 @@
  *                 have run; the shape of a server spawning per request.
  *   coreio-join   spawn one task and cio_join() it, in a loop; the shape
  *                 of a fork-join helper, paying the park and wake too.
+ *   coreio-group  a task group of 1000 empty members, spawned and waited
+ *                 for, in a loop: the cost a member adds over coreio-join,
+ *                 its inheritance of deadline and cancel included.
  *   boost         make_fcontext() on a reused stack, jump in, jump back:
  *                 no scheduler, no id, no stack pool; the floor.
  *
@@ -77,6 +80,37 @@ static void *join_main(void *arg)
 	return NULL;
 }
 
+static int empty_member(void *arg)
+{
+	(void)arg;
+	ran++;
+	return 0;
+}
+
+static void *group_main(void *arg)
+{
+	struct spawn_round *r = arg;
+	spawn_batch(BATCH);
+	long rounds = r->tasks / BATCH;
+	int64_t t0 = bench_now_ns();
+	for (long k = 0; k < rounds; k++) {
+		cio_group *g;
+		if (cio_group_new(&g, NULL) < 0)
+			exit(1);
+		for (int i = 0; i < BATCH; i++)
+			if (cio_group_spawn(g, empty_member, NULL) < 0) {
+				fprintf(stderr, "spawn: cio_group_spawn failed\n");
+				exit(1);
+			}
+		if (cio_group_wait(g) < 0)
+			exit(1);
+		cio_group_free(g);
+	}
+	r->ns = bench_now_ns() - t0;
+	r->tasks = rounds * BATCH;
+	return NULL;
+}
+
 static const char *coreio_backend = "?";
 
 static double run_coreio(cio_fn *fn, long tasks)
@@ -92,14 +126,15 @@ static double run_coreio(cio_fn *fn, long tasks)
 	return (double)r.ns / (double)r.tasks;
 }
 
-enum { BATCHED, JOINED, BOOST, NIMPL };
-static const char *const names[NIMPL] = {"coreio-batch", "coreio-join", "boost"};
+enum { BATCHED, JOINED, GROUPED, BOOST, NIMPL };
+static const char *const names[NIMPL] = {"coreio-batch", "coreio-join", "coreio-group", "boost"};
 
 static double run_one(int impl, long n)
 {
 	switch (impl) {
 	case BATCHED: return run_coreio(batch_main, n);
 	case JOINED: return run_coreio(join_main, n);
+	case GROUPED: return run_coreio(group_main, n);
 	default: return (double)peer_boost_spawn_ns(n) / (double)n;
 	}
 }
@@ -130,11 +165,12 @@ int main(int argc, char **argv)
 			snprintf(extra, sizeof extra, "n=%ld", n);
 		else
 			snprintf(extra, sizeof extra, "n=%ld stack_kib=256 backend=%s",
-				 i == BATCHED ? n / BATCH * BATCH : n, coreio_backend);
+				 i == JOINED ? n : n / BATCH * BATCH, coreio_backend);
 		bench_report("spawn", names[i], "spawn_run_exit", "ns",
 				    v[i], repeats, extra);
 	}
 	bench_ratio("spawn", "coreio-batch", "boost", v[BATCHED], v[BOOST], repeats);
 	bench_ratio("spawn", "coreio-join", "boost", v[JOINED], v[BOOST], repeats);
+	bench_ratio("spawn", "coreio-group", "coreio-join", v[GROUPED], v[JOINED], repeats);
 	return 0;
 }
