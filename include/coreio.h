@@ -884,9 +884,13 @@ CIO_API int cio_signal_wait(const sigset_t *set);
  * that at its deadline), so runtimes end, and the process can exit. */
 
 
-/* Sizes the pool: at most max_threads threads (0: 16), and at most
- * max_queue jobs waiting for a thread (0: no limit).  Only before the
- * pool's first use: returns 0, or -EBUSY once a job was submitted. */
+/* Sizes the pool.  It runs two classes of job, each on at most
+ * max_threads threads at once (0: 16) with at most max_queue of them
+ * waiting (0: no limit): the users' (cio_blocking()) and the runtime's
+ * own (file calls a backend hands to the pool, cio_getaddrinfo()), which
+ * are taken first; so neither waits behind the other, and the pool has
+ * at most 2 * max_threads threads.  Only before the pool's first use:
+ * returns 0, or -EBUSY once a job was submitted. */
 CIO_API int cio_blocking_config(size_t max_threads, size_t max_queue);
 
 /* Blocking.  Runs fn(arg) on a pool thread and stores its return value in
@@ -925,8 +929,8 @@ CIO_API bool cio_blocking_abandoned(void);
 typedef struct cio_blocking_stats {
 	size_t threads;     /* pool threads alive */
 	size_t idle;        /* of them, waiting for a job */
-	size_t running;     /* jobs running (abandoned ones included) */
-	size_t queued;      /* jobs waiting for a thread */
+	size_t running;     /* jobs running (abandoned ones included), both classes */
+	size_t queued;      /* jobs waiting for a thread, both classes */
 	size_t max_threads, max_queue; /* the configuration (0: no limit) */
 } cio_blocking_stats;
 CIO_API void cio_blocking_stats_get(cio_blocking_stats *st);

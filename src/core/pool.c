@@ -27,8 +27,12 @@
  * at most one write(2) long, and the reply's trip through the scheduler
  * almost always covers it.
  *
- * Threads start on demand, up to the maximum, when queued jobs outnumber
- * idle threads; a thread idle for 10 s exits.  They run with every signal
+ * Two classes of job share the threads, each with a budget of
+ * max_threads running at once: the runtime's own (file calls a backend
+ * declined, name lookups), taken first, and the users' (cio_blocking()).
+ * So an open or a lookup never waits behind CPU-heavy jobs, nor they
+ * behind it.  Threads start on demand when takeable jobs outnumber idle
+ * (and starting) threads; a thread idle for 10 s exits.  They run with every signal
  * blocked, so that signals go to the runtimes' threads as users expect. */
 #include "rt.h"
 
@@ -58,18 +62,27 @@ struct job {
 	cio_drop_fn *drop;
 	void *result;
 	atomic_int state;
+	bool io;                  /* the runtime's own class: first, own room */
 	/* The caller's, touched on its runtime's thread only: */
 	struct cio__rt *rt;
 	struct cio__task *waiter;
 	bool replied;             /* the reply was handled */
 };
 
+enum { USER, IO };
+
+struct queue {
+	struct job *head, *tail;  /* FIFO */
+	size_t queued;
+};
+
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work;      /* on CLOCK_MONOTONIC, for the idle wait */
-	struct job *head, *tail;  /* FIFO */
-	size_t queued, threads, idle, running;
-	size_t max_threads, max_queue; /* max_queue 0: unbounded */
+	struct queue q[2];        /* by class: USER, IO */
+	size_t threads, starting, idle, running;
+	size_t running_class[2];
+	size_t max_threads, max_queue; /* max_queue 0: unbounded, per class */
 	bool used;                /* the configuration is fixed */
 } pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -105,8 +118,9 @@ static void work_init(void)
 static void fork_child(void)
 {
 	work_init(); /* a condition with no waiters: the parent's are not here */
-	pool.head = pool.tail = NULL;
-	pool.queued = pool.threads = pool.idle = pool.running = 0;
+	memset(pool.q, 0, sizeof pool.q);
+	pool.threads = pool.starting = pool.idle = pool.running = 0;
+	pool.running_class[USER] = pool.running_class[IO] = 0;
 	pthread_mutex_unlock(&pool.lock);
 }
 
@@ -135,7 +149,7 @@ void cio_blocking_stats_get(cio_blocking_stats *st)
 	pthread_mutex_lock(&pool.lock);
 	st->threads = pool.threads;
 	st->idle = pool.idle;
-	st->queued = pool.queued;
+	st->queued = pool.q[USER].queued + pool.q[IO].queued;
 	st->running = pool.running;
 	st->max_threads = pool.max_threads;
 	st->max_queue = pool.max_queue;
@@ -146,27 +160,55 @@ void cio_blocking_stats_get(cio_blocking_stats *st)
 
 static void queue_push(struct job *j)
 {
+	struct queue *q = &pool.q[j->io];
 	j->next = NULL;
-	j->prev = pool.tail;
-	if (pool.tail)
-		pool.tail->next = j;
+	j->prev = q->tail;
+	if (q->tail)
+		q->tail->next = j;
 	else
-		pool.head = j;
-	pool.tail = j;
-	pool.queued++;
+		q->head = j;
+	q->tail = j;
+	q->queued++;
 }
 
 static void queue_unlink(struct job *j)
 {
+	struct queue *q = &pool.q[j->io];
 	if (j->prev)
 		j->prev->next = j->next;
 	else
-		pool.head = j->next;
+		q->head = j->next;
 	if (j->next)
 		j->next->prev = j->prev;
 	else
-		pool.tail = j->prev;
-	pool.queued--;
+		q->tail = j->prev;
+	q->queued--;
+}
+
+/* Queued jobs of class c that a thread could take now. */
+static size_t takeable_of(int c)
+{
+	size_t room = pool.max_threads - pool.running_class[c];
+	return pool.q[c].queued < room ? pool.q[c].queued : room;
+}
+
+static size_t takeable(void)
+{
+	return takeable_of(IO) + takeable_of(USER);
+}
+
+/* The next job a thread may take, the runtime's own first, each class
+ * while fewer than max_threads of it run.  NULL: none. */
+static struct job *queue_take(void)
+{
+	struct job *j = takeable_of(IO) ? pool.q[IO].head : NULL;
+	if (!j && takeable_of(USER))
+		j = pool.q[USER].head;
+	if (j) {
+		queue_unlink(j);
+		pool.running_class[j->io]++;
+	}
+	return j;
 }
 
 /* --- pool threads ---------------------------------------------------------- */
@@ -209,8 +251,10 @@ static void *pool_thread(void *unused)
 {
 	(void)unused;
 	pthread_mutex_lock(&pool.lock);
+	pool.starting--;
 	for (;;) {
-		while (!pool.head) {
+		struct job *j;
+		while (!(j = queue_take())) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
 			int64_t at = (int64_t)ts.tv_sec * CIO_SEC + ts.tv_nsec +
@@ -220,22 +264,22 @@ static void *pool_thread(void *unused)
 			pool.idle++;
 			int rc = pthread_cond_timedwait(&pool.work, &pool.lock, &ts);
 			pool.idle--;
-			if (rc == ETIMEDOUT && !pool.head) {
+			if (rc == ETIMEDOUT && !takeable()) {
 				pool.threads--;
 				pthread_mutex_unlock(&pool.lock);
 				return NULL;
 			}
 		}
-		struct job *j = pool.head;
-		queue_unlink(j);
 		/* Under the lock: an interrupted caller looks for QUEUED under
 		 * it too, so it either unlinks the job or sees it RUNNING. */
 		atomic_store_explicit(&j->state, RUNNING, memory_order_relaxed);
 		pool.running++;
 		pthread_mutex_unlock(&pool.lock);
+		int c = j->io; /* j may be freed by run_job() */
 		run_job(j);
 		pthread_mutex_lock(&pool.lock);
 		pool.running--;
+		pool.running_class[c]--;
 	}
 }
 
@@ -256,6 +300,7 @@ static int start_thread(void)
 	if (rc)
 		return -rc;
 	pool.threads++;
+	pool.starting++;
 	return 0;
 }
 
@@ -265,12 +310,12 @@ static int submit(struct job *j)
 	pthread_once(&pool_once, pool_init);
 	pthread_mutex_lock(&pool.lock);
 	pool.used = true;
-	if (pool.max_queue && pool.queued >= pool.max_queue) {
+	if (pool.max_queue && pool.q[j->io].queued >= pool.max_queue) {
 		pthread_mutex_unlock(&pool.lock);
 		return -EBUSY;
 	}
 	queue_push(j);
-	if (pool.idle < pool.queued && pool.threads < pool.max_threads &&
+	if (pool.idle + pool.starting < takeable() && pool.threads < 2 * pool.max_threads &&
 	    start_thread() < 0 && pool.threads == 0) {
 		/* No thread could start and none exists to run it. */
 		queue_unlink(j);
@@ -327,7 +372,7 @@ static bool abandon(struct job *j, bool hold)
 }
 
 static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
-		    bool hold, void **result)
+		    bool hold, bool io, void **result)
 {
 	struct cio__task *self = cio__self_or_die(call);
 	struct cio__rt *rt = cio__rt_cur;
@@ -349,6 +394,7 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 	j->drop = drop;
 	j->result = NULL;
 	atomic_init(&j->state, QUEUED);
+	j->io = io;
 	j->rt = rt;
 	j->waiter = self;
 	j->replied = false;
@@ -388,17 +434,17 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 
 int cio_blocking(cio_fn *fn, void *arg, void **result)
 {
-	return blocking("cio_blocking", fn, arg, NULL, false, result);
+	return blocking("cio_blocking", fn, arg, NULL, false, false, result);
 }
 
 int cio_blocking_drop(cio_fn *fn, void *arg, cio_drop_fn *drop, void **result)
 {
-	return blocking("cio_blocking_drop", fn, arg, drop, false, result);
+	return blocking("cio_blocking_drop", fn, arg, drop, false, false, result);
 }
 
 int cio__blocking_hold(const char *call, cio_fn *fn, void *arg, void **result)
 {
-	return blocking(call, fn, arg, NULL, true, result);
+	return blocking(call, fn, arg, NULL, true, true, result);
 }
 
 /* --- getaddrinfo ------------------------------------------------------------ */
@@ -519,7 +565,7 @@ int cio_getaddrinfo(const char *host, const char *service,
 		g->service = memcpy(p, service, sl);
 	g->hints = h;
 	g->has_hints = hints != NULL;
-	rc = blocking("cio_getaddrinfo", gai_run, g, gai_drop, false, NULL);
+	rc = blocking("cio_getaddrinfo", gai_run, g, gai_drop, false, true, NULL);
 	if (rc == -ECANCELED || rc == -ETIMEDOUT)
 		return rc; /* gai_drop owns g now */
 	if (rc == 0)
