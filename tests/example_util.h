@@ -12,8 +12,11 @@
 
 #include "check.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -231,6 +235,47 @@ static inline long ex_rss_kib(pid_t pid)
 			break;
 	fclose(f);
 	return kib;
+}
+
+/* --- a plain-socket client, sharing nothing with coreio -------------------- */
+
+/* A blocking TCP connection to 127.0.0.1:port, with 20 s send and receive
+ * timeouts so that a hung server fails the test rather than hanging it. */
+static inline int ex_dial(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	CHECK(fd >= 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	struct timeval tv = {.tv_sec = 20};
+	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
+	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
+	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	return fd;
+}
+
+/* Sends all n bytes, through EINTR. */
+static inline void ex_send_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		CHECK(w > 0);
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+/* The peer's end of stream comes next (not data, not a reset). */
+static inline void ex_expect_eof(int fd)
+{
+	char c;
+	ssize_t r;
+	while ((r = recv(fd, &c, 1, 0)) < 0 && errno == EINTR)
+		;
+	CHECK_EQ(r, 0);
 }
 
 #endif

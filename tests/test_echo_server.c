@@ -28,27 +28,12 @@ static uint8_t pat(size_t i, unsigned seed)
 
 static int dial(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	struct timeval tv = {.tv_sec = 20};
-	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
-	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-	return fd;
+	return ex_dial(port);
 }
 
 static void send_all(int fd, const uint8_t *p, size_t n)
 {
-	while (n) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		CHECK(w > 0);
-		p += w;
-		n -= (size_t)w;
-	}
+	ex_send_all(fd, p, n);
 }
 
 /* Reads exactly n bytes (a timeout or an early end fails the test). */
@@ -66,11 +51,7 @@ static void recv_exact(int fd, uint8_t *p, size_t n)
 
 static void expect_eof(int fd)
 {
-	uint8_t b;
-	ssize_t r;
-	while ((r = recv(fd, &b, 1, 0)) < 0 && errno == EINTR)
-		;
-	CHECK_EQ(r, 0);
+	ex_expect_eof(fd);
 }
 
 /* Ping-pong: a message of random size out, the same bytes back. */

@@ -16,27 +16,12 @@ static int port;
 
 static int dial(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	struct timeval tv = {.tv_sec = 20};
-	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
-	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-	return fd;
+	return ex_dial(port);
 }
 
 static void put(int fd, const char *s)
 {
-	size_t n = strlen(s);
-	while (n) {
-		ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		CHECK(w > 0);
-		s += w;
-		n -= (size_t)w;
-	}
+	ex_send_all(fd, s, strlen(s));
 }
 
 /* Reads one reply line (without its newline) into buf; "" at EOF. */
@@ -72,11 +57,7 @@ static void expect(int fd, const char *req, const char *want)
 
 static void expect_eof(int fd)
 {
-	char c;
-	ssize_t r;
-	while ((r = recv(fd, &c, 1, 0)) < 0 && errno == EINTR)
-		;
-	CHECK_EQ(r, 0);
+	ex_expect_eof(fd);
 }
 
 int main(void)
