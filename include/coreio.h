@@ -1292,7 +1292,8 @@ CIO_API int cio_group_new(cio_group **out, const cio_group_opts *opts);
  * (another runtime's group), -EINVAL (fn is NULL), -ENOMEM. */
 CIO_API int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg);
 
-/* Cancels every member, running or spawned later.  Never blocks. */
+/* Cancels every member, running or spawned later.  Never blocks; from
+ * another runtime it does nothing (a group is its runtime's). */
 CIO_API void cio_group_cancel(cio_group *g);
 
 /* Blocking.  Waits until every member has ended, then closes the group.
@@ -1310,7 +1311,9 @@ CIO_API int cio_group_status(const cio_group *g, size_t i);
 CIO_API size_t cio_group_size(const cio_group *g);
 
 /* Frees a group (NULL is ignored) once no member runs (else aborts):
- * after cio_group_wait(). */
+ * after cio_group_wait().  A group keeps each member's status until then
+ * (16 bytes or so a member): it suits work that ends, not an accept loop's
+ * unbounded stream of connections. */
 CIO_API void cio_group_free(cio_group *g);
 
 #ifdef __cplusplus
