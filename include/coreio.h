@@ -1312,7 +1312,7 @@ CIO_API size_t cio_group_size(const cio_group *g);
 
 /* Frees a group (NULL is ignored) once no member runs (else aborts):
  * after cio_group_wait().  A group keeps each member's status until then
- * (16 bytes or so a member): it suits work that ends, not an accept loop's
+ * (40 bytes a member): it suits work that ends, not an accept loop's
  * unbounded stream of connections. */
 CIO_API void cio_group_free(cio_group *g);
 
