@@ -1253,8 +1253,9 @@ typedef struct cio_select_case {
  * received from or sent on them).  A case on a closed channel completes at
  * once with .result = -EPIPE (a RECV case: once the channel is also
  * empty); a SEND on an unbounded channel that cannot grow completes with
- * .result = -ENOMEM.  Among cases ready together, the first in the array
- * wins.  RECV and SEND cases need .chan and .elem; a TIMER case with
+ * .result = -ENOMEM.  Cases ready together take turns: each select of
+ * the runtime starts looking one case further on than the one before
+ * (round the array), so none starves; position gives no priority.  RECV and SEND cases need .chan and .elem; a TIMER case with
  * .deadline = CIO_NEVER never fires.  Returns the index, or -EINVAL (n == 0
  * or a bad case), -ENOMEM (more than 16 cases and no memory for their
  * waiters), -ECANCELED, -ETIMEDOUT (task deadline; a TIMER case returns

@@ -993,18 +993,21 @@ static void test_select_ready(void)
 	cio_chan *a = chan_make(sizeof(int), 4), *b = chan_make(sizeof(int), 4);
 	int x = -1, y = -1, v;
 
-	/* Both ready: the first case wins, the other channel is untouched. */
+	/* Both ready: one case completes, alone; the other channel is
+	 * untouched, and the next select takes it. */
 	CHECK_EQ(cio_chan_send(a, &(int){1}), 0);
 	CHECK_EQ(cio_chan_send(b, &(int){2}), 0);
 	cio_select_case cs[] = {recv_case(a, &x), recv_case(b, &y)};
-	CHECK_EQ(cio_select(cs, 2), 0);
-	CHECK_EQ(cs[0].result, 0);
+	int first = cio_select(cs, 2);
+	CHECK(first == 0 || first == 1);
+	CHECK_EQ(cs[first].result, 0);
+	CHECK_EQ(first == 0 ? x : y, first == 0 ? 1 : 2);
+	CHECK_EQ(first == 0 ? y : x, -1);
+	CHECK_EQ(cio_chan_len(first == 0 ? b : a), 1);
+	CHECK_EQ(cio_select(cs, 2), 1 - first); /* the other is the only one now */
 	CHECK_EQ(x, 1);
-	CHECK_EQ(y, -1);
-	CHECK_EQ(cio_chan_len(b), 1);
-	CHECK_EQ(cio_select(cs, 2), 1); /* a is empty now */
 	CHECK_EQ(y, 2);
-	CHECK_EQ(cs[1].result, 0);
+	CHECK_EQ(cs[1 - first].result, 0);
 
 	/* A send case ready while the recv case is not. */
 	for (int i = 0; i < 4; i++)
@@ -1024,13 +1027,46 @@ static void test_select_ready(void)
 	CHECK_EQ(y, 60);
 	CHECK_EQ(cio_chan_len(a), 4);
 
-	/* Timer already due; a timer behind a ready channel loses. */
+	/* Timer already due; beside a ready channel, they take turns, and
+	 * the channel's element waits for its turn. */
 	cio_select_case cs4[] = {recv_case(b, &y), timer_case(cio_now() - 1)};
 	CHECK_EQ(cio_select(cs4, 2), 1);
 	CHECK_EQ(cs4[1].result, 0);
 	CHECK_EQ(cio_chan_send(b, &(int){61}), 0);
-	CHECK_EQ(cio_select(cs4, 2), 0);
-	CHECK_EQ(y, 61);
+	int got = 0;
+	for (int i = 0; i < 2; i++) {
+		int w = cio_select(cs4, 2);
+		CHECK(w == 0 || w == 1);
+		got |= 1 << w;
+		CHECK_EQ(cio_chan_len(b), w == 0 ? 0 : 1); /* the timer took nothing */
+		if (w == 0)
+			CHECK_EQ(y, 61);
+		if (w == 0)
+			CHECK_EQ(cio_chan_send(b, &(int){61}), 0);
+	}
+	CHECK_EQ(got, 3); /* each won once in two turns */
+	CHECK_EQ(cio_chan_try_recv(b, &y), 0);
+
+	/* Ready cases take turns: over 1000 selects, each of three always
+	 * ready wins a third. */
+	cio_chan *r3[3];
+	int v3[3], wins[3] = {0, 0, 0};
+	for (int i = 0; i < 3; i++)
+		r3[i] = chan_make(sizeof(int), 4);
+	cio_select_case cs7[] = {recv_case(r3[0], &v3[0]), recv_case(r3[1], &v3[1]),
+				 recv_case(r3[2], &v3[2])};
+	for (int i = 0; i < 3; i++)
+		CHECK_EQ(cio_chan_send(r3[i], &i), 0);
+	for (int k = 0; k < 999; k++) {
+		int w = cio_select(cs7, 3);
+		CHECK(w >= 0 && w < 3);
+		wins[w]++;
+		CHECK_EQ(cio_chan_send(r3[w], &w), 0); /* ready again */
+	}
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(wins[i], 333);
+		cio_chan_free(r3[i]);
+	}
 
 	/* Closed channels complete at once with -EPIPE. */
 	cio_chan *c = chan_make(sizeof(int), 1);

@@ -177,6 +177,7 @@ struct cio__rt {
 
 	cio_stats stats;
 	uint64_t coop_at;           /* stats.switches when coop was last reset */
+	uint32_t select_turn;       /* where the next cio_select() starts looking */
 	unsigned coop;              /* operations done without parking since */
 #ifdef CIO_TSAN
 	void *tsan_fiber;           /* the scheduler's: the thread's own */

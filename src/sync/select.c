@@ -1,7 +1,8 @@
 /* select.c - waiting on several channel operations and timers at once.
  *
- * First every case is tried in array order without waiting; the first
- * that can complete does, alone.  Otherwise the task queues one waiter per
+ * First every case is tried without waiting, from a starting case that
+ * moves on by one at each call (so that cases ready together take turns,
+ * and none starves); the first that can complete does, alone.  Otherwise the task queues one waiter per
  * channel case, on that channel's send or receive queue, arms one timer
  * for the earliest TIMER case, and parks.  Channels hand over to a waiter
  * only while its task is parked, so the first case to fire wakes the task
@@ -37,13 +38,15 @@ static bool case_valid(const cio_select_case *c)
 	return false;
 }
 
-/* Completes the first case that can complete now; returns its index, or
- * -1 with *earliest set to the earliest TIMER deadline (CIO_NEVER if none). */
-static int select_poll(cio_select_case *cases, size_t n, int64_t *earliest)
+/* Completes the first case, from `start` on round the array, that can
+ * complete now; returns its index, or -1 with *earliest set to the
+ * earliest TIMER deadline (CIO_NEVER if none). */
+static int select_poll(cio_select_case *cases, size_t n, size_t start, int64_t *earliest)
 {
 	int64_t now = 0;
 	*earliest = CIO_NEVER;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t k = 0; k < n; k++) {
+		size_t i = start + k < n ? start + k : start + k - n;
 		cio_select_case *c = &cases[i];
 		int rc;
 		switch (c->op) {
@@ -81,8 +84,9 @@ int cio_select(cio_select_case *cases, size_t n)
 	if (rc < 0)
 		return rc;
 
+	struct cio__rt *rt = cio__rt_cur;
 	int64_t earliest;
-	int idx = select_poll(cases, n, &earliest);
+	int idx = select_poll(cases, n, rt->select_turn++ % n, &earliest);
 	if (idx >= 0)
 		return idx;
 
@@ -104,7 +108,6 @@ int cio_select(cio_select_case *cases, size_t n)
 	}
 	/* One timer for all TIMER cases: the task's deadline timer and this
 	 * one are the two that spawn reserved room for. */
-	struct cio__rt *rt = cio__rt_cur;
 	struct cio__timer tm = {.slot = CIO__TIMER_IDLE, .fire = select_timer_fire, .task = self};
 	if (earliest != CIO_NEVER)
 		cio__timer_arm(rt, &tm, earliest);
