@@ -5,7 +5,7 @@
 #
 #   bench/core.sh [BUILD_DIR]        default build-bench
 #
-# SWITCH_ARGS, SPAWN_ARGS, SLEEPERS_ARGS pass arguments to one program
+# SWITCH_ARGS, SPAWN_ARGS, SLEEPERS_ARGS, SELECT_ARGS pass arguments to one program
 # (e.g. SLEEPERS_ARGS="100000 3" for a quick run); the section then shows
 # them beside the command, as the figures depend on them.
 set -eu
@@ -17,7 +17,7 @@ bin=$build/bench
 doc=$root/docs/benchmarks.md
 raw=$build/bench-core.txt
 
-for p in switch spawn sleepers; do
+for p in switch spawn sleepers select; do
 	[ -x "$bin/$p" ] || {
 		echo "core.sh: $bin/$p missing; run make bench-core" >&2
 		exit 1
@@ -29,7 +29,7 @@ done
 : >"$raw"
 # shellcheck disable=SC2086
 for run in "switch ${SWITCH_ARGS:-}" "spawn ${SPAWN_ARGS:-}" \
-	"sleepers ${SLEEPERS_ARGS:-}"; do
+	"sleepers ${SLEEPERS_ARGS:-}" "select ${SELECT_ARGS:-}"; do
 	set -- $run
 	prog=$1
 	shift
@@ -38,7 +38,7 @@ for run in "switch ${SWITCH_ARGS:-}" "spawn ${SPAWN_ARGS:-}" \
 done
 
 cmd="make bench-core"
-for v in SWITCH_ARGS SPAWN_ARGS SLEEPERS_ARGS; do
+for v in SWITCH_ARGS SPAWN_ARGS SLEEPERS_ARGS SELECT_ARGS; do
 	eval "val=\${$v:-}"
 	[ -n "$val" ] && cmd="$v=\"$val\" $cmd"
 done
@@ -124,6 +124,9 @@ END {
 	r = "spawn" SUBSEP "coreio-group/coreio-join"
 	if (r in ratio_med)
 		printf "| group member (spawn + wait, groups of 1000) vs spawn + join | %.2fx (%.2fx) | <= 1.2x | %s |\n", ratio_med[r], ratio_min[r], verdict(ratio_med[r] + 0 <= 1.2)
+	r = "select" SUBSEP "coreio-select4/coreio-recv"
+	if (r in ratio_med)
+		printf "| select over 4 ready channels vs one channel receive | %.2fx (%.2fx) | <= 2.0x | %s |\n", ratio_med[r], ratio_min[r], verdict(ratio_med[r] + 0 <= 2.0)
 	m = "sleepers" SUBSEP "coreio" SUBSEP "rss_per_task"
 	if (m in med)
 		printf "| memory per sleeping task (%s tasks, %s KiB stacks) | %s KiB | <= 8 KiB | %s |\n", count[m], stack, med[m], verdict(med[m] + 0 <= 8)
@@ -161,6 +164,9 @@ END {
 	print "  `coreio-group`: a task group of 1000 empty members, waited for. Stacks"
 	print "  (256 KiB) come warm from the pool. `boost`: `make_fcontext()` on a"
 	print "  reused stack, jump in and straight back: the floor, with no scheduler."
+	print "- select `coreio-select4`: `cio_select()` over four channels that each"
+	print "  hold an element, the taken one sent back; `coreio-recv`: receive from"
+	print "  one channel and send back. One send a round in both."
 	printf "- sleepers: tasks with %s KiB stacks all in `cio_sleep()`; memory is\n", stack
 	print "  the growth of the resident set from before the first spawn to when"
 	print "  all sleep. `spawn` is the `cio_spawn_with()` calls alone,"
