@@ -313,6 +313,62 @@ static void *xwg_main(void *arg)
 	return NULL;
 }
 
+/* A done() from a plain thread, racing the end of the waiter's runtime:
+ * the runtime must not go while the push that woke it is still inside. */
+static void *xwg_done_thread(void *wg)
+{
+	cio_xwg_done(wg);
+	return NULL;
+}
+
+static void *xwg_wait_and_end(void *wg)
+{
+	CHECK_EQ(cio_xwg_wait(wg), 0);
+	return NULL;
+}
+
+static void test_xwg_runtime_end(void)
+{
+	for (int i = 0; i < 300; i++) {
+		cio_xwg *wg;
+		CHECK_EQ(cio_xwg_new(&wg, 1), 0);
+		pthread_t th;
+		CHECK_EQ(pthread_create(&th, NULL, xwg_done_thread, wg), 0);
+		cio_config cfg = test_backend_config();
+		cfg.idle_poll_ns = (i % 2) * 20 * CIO_US; /* awake, or asleep */
+		CHECK_EQ(cio_run_with(&cfg, xwg_wait_and_end, wg), 0);
+		CHECK_EQ(pthread_join(th, NULL), 0);
+		cio_xwg_free(wg);
+	}
+}
+
+/* A call to one's own core whose function can never return, under
+ * cio_run(): a deadlock like any other, reported. */
+static cio_chan *nobody_sends;
+static void *blocks_for_ever(void *arg)
+{
+	(void)arg;
+	int v;
+	return (void *)(intptr_t)cio_chan_recv(nobody_sends, &v);
+}
+
+static void *calls_itself(void *arg)
+{
+	int *rc = arg;
+	*rc = cio_core_call(0, blocks_for_ever, NULL, NULL);
+	return NULL;
+}
+
+static void test_self_call_deadlock(void)
+{
+	CHECK_EQ(cio_chan_new(&nobody_sends, sizeof(int), 1), 0);
+	int rc = 1;
+	cio_config cfg = test_backend_config();
+	CHECK_EQ(cio_run_with(&cfg, calls_itself, &rc), -EDEADLK);
+	CHECK_EQ(rc, -ECANCELED);
+	cio_chan_free(nobody_sends);
+}
+
 static void test_xwg(void)
 {
 	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
@@ -749,6 +805,8 @@ int main(void)
 	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
 	test_interrupted_calls();
 	test_xwg();
+	test_xwg_runtime_end();
+	test_self_call_deadlock();
 	test_posts();
 	test_post_then_end();
 	test_drain();

@@ -291,6 +291,15 @@ static void *scoped_blocks(void *arg)
 	CHECK(cio_deadline_expired(outer));
 	CHECK(cio_now() - t0 >= 40 * CIO_MS);
 	CHECK_EQ(cio_deadline_pop(outer), 0);
+	/* An inner scope asking for more than the outer allows: when the
+	 * outer deadline passes, it is the outer one that expired. */
+	outer = cio_timeout_push(10 * CIO_MS);
+	inner = cio_timeout_push(5000 * CIO_MS);
+	CHECK_EQ(cio_sleep(1000 * CIO_MS), -ETIMEDOUT);
+	CHECK(!cio_deadline_expired(inner));
+	CHECK(cio_deadline_expired(outer));
+	CHECK_EQ(cio_deadline_pop(inner), 0);
+	CHECK_EQ(cio_deadline_pop(outer), 0);
 	/* Deeper than the scopes a task keeps inline. */
 	int64_t tok[40];
 	for (int k = 0; k < 40; k++)

@@ -215,6 +215,36 @@ static int shielded_member(void *arg)
 	return 0;
 }
 
+/* A cancelled task's cleanup in a shield may use a group: its members
+ * are not born cancelled. */
+static int cleanup_members(void *arg)
+{
+	(void)arg;
+	return cio_sleep(5 * MS);
+}
+
+static void *cancelled_cleanup(void *arg)
+{
+	int *rc = arg;
+	CHECK_EQ(cio_cancel(cio_self()), 0);
+	CIO_SHIELDED(1000 * MS) {
+		cio_group *g;
+		CHECK_EQ(cio_group_new(&g, NULL), 0);
+		for (int i = 0; i < 3; i++)
+			CHECK_EQ(cio_group_spawn(g, cleanup_members, NULL), i);
+		*rc = cio_group_wait(g);
+		cio_group_free(g);
+	}
+	return NULL;
+}
+
+static void test_shielded_spawn(void)
+{
+	int rc = 1;
+	CHECK_EQ(cio_join(cio_spawn(cancelled_cleanup, &rc), NULL), 0);
+	CHECK_EQ(rc, 0);
+}
+
 static void test_ignores_cancel(void)
 {
 	int shield_rc = 1;
@@ -276,6 +306,7 @@ static void *test_main(void *arg)
 	test_inheritance();
 	test_nested_cancel();
 	test_ignores_cancel();
+	test_shielded_spawn();
 	test_many();
 	return NULL;
 }

@@ -48,6 +48,7 @@ enum cio__task_state {
 /* A deadline scope a task pushed (cio_deadline_push()). */
 struct cio__scope {
 	int64_t saved; /* the deadline before the push */
+	int64_t asked; /* the deadline the push asked for */
 	int64_t token; /* what the push returned */
 	bool shield;   /* cio_shield_push(): cancellation held off */
 };

@@ -303,6 +303,7 @@ static int64_t scope_push(struct cio__task *self, int64_t deadline, bool shield)
 	}
 	struct cio__scope *sc = &self->scopes[self->nscopes++];
 	sc->saved = self->deadline;
+	sc->asked = deadline;
 	sc->token = ++self->scope_serial;
 	sc->shield = shield;
 	if (shield) {
@@ -366,9 +367,9 @@ bool cio_deadline_expired(int64_t token)
 	int i = scope_find(self, token);
 	if (i < 0)
 		return false;
-	/* The deadline the scope set is what the next scope saved, or the
-	 * task's own when it is the innermost. */
-	int64_t at = (uint32_t)i + 1 < self->nscopes ? self->scopes[i + 1].saved : self->deadline;
+	/* Its own deadline, not the effective one: a shorter outer deadline
+	 * that passed is the outer scope's. */
+	int64_t at = self->scopes[i].asked;
 	return at != CIO_NEVER && cio__clock_ns() >= at;
 }
 

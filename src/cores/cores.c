@@ -181,7 +181,10 @@ int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void 
 		free(c);
 		return rc;
 	}
-	rt->remote_waits++;
+	/* Another core will wake us; a call to our own core is this
+	 * runtime's to finish, and a deadlock there is one to report. */
+	size_t remote = to != rt;
+	rt->remote_waits += remote;
 	rc = cio__park(self);
 	bool acking = false;
 	if (!c->done && rc < 0) {
@@ -194,7 +197,7 @@ int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void 
 	int interrupted = rc;
 	while (!c->done || (acking && !c->acked))
 		cio__park_hard(self);
-	rt->remote_waits--;
+	rt->remote_waits -= remote;
 	if (interrupted < 0 && c->err == 0 && !acking) {
 		/* The reply came with the interruption: keep the result,
 		 * the interruption shows on the next blocking call. */

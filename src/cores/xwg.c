@@ -11,7 +11,13 @@
  * whose record was taken waits, deaf to interruptions, for the message
  * already on its way, and returns 0: the count did reach zero.  So the
  * record never outlives its frame, and no message reaches a runtime that
- * has no task waiting for it. */
+ * has no task waiting for it.
+ *
+ * A push keeps touching the receiving runtime (its wake flag, its wake
+ * fd) after the message is visible, and done() may run on any thread.
+ * So done() pushes with the mutex held, and a woken waiter takes the
+ * mutex once before it returns: by then every push has finished, and the
+ * waiter's runtime may end. */
 #include "../core/rt.h"
 
 #include <errno.h>
@@ -87,21 +93,20 @@ void cio_xwg_done(cio_xwg *wg)
 		fprintf(stderr, "coreio: cio_xwg_done() more often than counted\n");
 		abort();
 	}
-	struct xwaiter *w = NULL;
 	if (--wg->count == 0) {
-		w = wg->waiters;
+		struct xwaiter *w = wg->waiters;
 		wg->waiters = NULL;
-		for (struct xwaiter *x = w; x; x = x->next)
-			x->listed = false;
+		while (w) {
+			/* Read before the push: once handled, the record's
+			 * frame may be left (not before our unlock, though). */
+			struct xwaiter *next = w->next;
+			w->listed = false;
+			if (cio__inbox_push(w->rt, &w->msg) < 0)
+				abort();
+			w = next;
+		}
 	}
 	pthread_mutex_unlock(&wg->lock);
-	while (w) {
-		/* Read before the push: once handled, the record may be gone. */
-		struct xwaiter *next = w->next;
-		if (cio__inbox_push(w->rt, &w->msg) < 0)
-			abort();
-		w = next;
-	}
 }
 
 int cio_xwg_wait(cio_xwg *wg)
@@ -145,5 +150,8 @@ int cio_xwg_wait(cio_xwg *wg)
 	while (!w.woken)
 		cio__park_hard(self);
 	rt->remote_waits--;
+	/* The done() that pushed it may still be inside the push. */
+	pthread_mutex_lock(&wg->lock);
+	pthread_mutex_unlock(&wg->lock);
 	return 0;
 }

@@ -130,8 +130,8 @@ int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg)
 	struct cio__task *self = rt->current;
 	if (self)
 		cio__slot_task(rt, t)->deadline = self->deadline;
-	if (g->cancelled || (self && self->cancel))
-		cio_cancel(t);
+	if (g->cancelled || (self && self->cancel && !self->shielded))
+		cio_cancel(t); /* a shield's cleanup may use members */
 	return (int)g->n++;
 }
 
