@@ -1238,6 +1238,7 @@ enum cio_select_op {
 	CIO_SELECT_RECV = 1, /* receive from .chan into .elem */
 	CIO_SELECT_SEND,     /* send .elem on .chan */
 	CIO_SELECT_TIMER,    /* fires at .deadline (cio_now() clock) */
+	CIO_SELECT_DRAIN,    /* completes once a drain is requested (cio_drain()) */
 };
 
 typedef struct cio_select_case {
@@ -1253,13 +1254,16 @@ typedef struct cio_select_case {
  * received from or sent on them).  A case on a closed channel completes at
  * once with .result = -EPIPE (a RECV case: once the channel is also
  * empty); a SEND on an unbounded channel that cannot grow completes with
- * .result = -ENOMEM.  Cases ready together take turns: each select of
- * the runtime starts looking one case further on than the one before
- * (round the array), so none starves; position gives no priority.  RECV and SEND cases need .chan and .elem; a TIMER case with
- * .deadline = CIO_NEVER never fires.  Returns the index, or -EINVAL (n == 0
- * or a bad case), -ENOMEM (more than 16 cases and no memory for their
- * waiters), -ECANCELED, -ETIMEDOUT (task deadline; a TIMER case returns
- * its index instead). */
+ * .result = -ENOMEM.  Cases ready together take turns: each select of the
+ * runtime starts looking one case further on than the one before (round
+ * the array), so none starves; position gives no priority, except that a
+ * channel hand-off is never undone for a DRAIN case.  RECV and SEND cases
+ * need .chan and .elem; a TIMER case with .deadline = CIO_NEVER never
+ * fires; a DRAIN case needs nothing and completes once the runtime drains
+ * (cio_drain()), and at once in every select after that.  Returns the
+ * index, or -EINVAL (n == 0 or a bad case), -ENOMEM (more than 16 cases
+ * and no memory for their waiters), -ECANCELED, -ETIMEDOUT (task deadline;
+ * a TIMER case returns its index instead). */
 CIO_API int cio_select(cio_select_case *cases, size_t n);
 
 /* --- task groups ---------------------------------------------------- */

@@ -1404,11 +1404,54 @@ static void *test_main(void *arg)
 	return NULL;
 }
 
+/* A select that waits for a channel or the drain, whichever first. */
+static int drain_sel_rc[3];
+static void *waits_for_drain(void *arg)
+{
+	cio_chan *ch = arg;
+	int v;
+	cio_select_case cs[] = {
+		{.op = CIO_SELECT_RECV, .chan = ch, .elem = &v},
+		{.op = CIO_SELECT_DRAIN},
+	};
+	drain_sel_rc[0] = cio_select(cs, 2);
+	drain_sel_rc[1] = cs[1].result;
+	drain_sel_rc[2] = cio_select(cs, 2); /* it lasts: at once again */
+	return NULL;
+}
+
+static void *drain_select_main(void *arg)
+{
+	(void)arg;
+	cio_chan *ch = chan_make(sizeof(int), 1);
+	/* Before a drain, the channel case wins. */
+	int v = 7, got = 0;
+	cio_select_case cs[] = {
+		{.op = CIO_SELECT_RECV, .chan = ch, .elem = &got},
+		{.op = CIO_SELECT_DRAIN},
+	};
+	CHECK_EQ(cio_chan_send(ch, &v), 0);
+	CHECK_EQ(cio_select(cs, 2), 0);
+	CHECK_EQ(got, 7);
+	cio_task_t t = cio_spawn(waits_for_drain, ch);
+	CHECK_EQ(cio_sleep(10 * MS), 0);
+	CHECK_EQ(drain_sel_rc[0], 0); /* still waiting: nothing happened */
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(cio_join(t, NULL), 0);
+	CHECK_EQ(drain_sel_rc[0], 1);
+	CHECK_EQ(drain_sel_rc[1], 0);
+	CHECK_EQ(drain_sel_rc[2], 1);
+	cio_chan_free(ch);
+	return NULL;
+}
+
 int main(void)
 {
 	int rc = test_run(test_main, NULL);
 	if (rc != 0)
 		return rc;
 	test_aborts();
+	cio_config cfg = test_backend_config();
+	CHECK_EQ(cio_run_with(&cfg, drain_select_main, NULL), 0);
 	return 0;
 }

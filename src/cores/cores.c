@@ -386,6 +386,7 @@ static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 	rt->draining = true;
 	struct cio__waiter *w;
 	while ((w = cio__waitq_first(&rt->drain_waiters))) {
+		w->result = 0; /* for a select: this case completed */
 		cio__waitq_remove(w);
 		cio__wake(w->task, 0);
 	}

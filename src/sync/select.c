@@ -33,6 +33,7 @@ static bool case_valid(const cio_select_case *c)
 	case CIO_SELECT_SEND:
 		return c->chan && c->elem;
 	case CIO_SELECT_TIMER:
+	case CIO_SELECT_DRAIN:
 		return true;
 	}
 	return false;
@@ -55,6 +56,9 @@ static int select_poll(cio_select_case *cases, size_t n, size_t start, int64_t *
 			break;
 		case CIO_SELECT_SEND:
 			rc = cio__chan_poll_send(c->chan, c->elem);
+			break;
+		case CIO_SELECT_DRAIN:
+			rc = cio__rt_cur->draining ? 0 : -EAGAIN;
 			break;
 		default: /* TIMER */
 			if (!now)
@@ -90,6 +94,7 @@ int cio_select(cio_select_case *cases, size_t n)
 	if (idx >= 0)
 		return idx;
 
+	size_t remote = 0;
 	struct cio__waiter stack_ws[SELECT_STACK_CASES];
 	struct cio__waiter *ws = stack_ws;
 	if (n > SELECT_STACK_CASES && !(ws = malloc(n * sizeof *ws)))
@@ -105,6 +110,11 @@ int cio_select(cio_select_case *cases, size_t n)
 			cio__waitq_push(&c->chan->recvq, w);
 		else if (c->op == CIO_SELECT_SEND)
 			cio__waitq_push(&c->chan->sendq, w);
+		else if (c->op == CIO_SELECT_DRAIN) {
+			cio__waitq_push(&rt->drain_waiters, w);
+			/* In a group a signal or another core may start it. */
+			remote += rt->group != NULL;
+		}
 	}
 	/* One timer for all TIMER cases: the task's deadline timer and this
 	 * one are the two that spawn reserved room for. */
@@ -112,10 +122,15 @@ int cio_select(cio_select_case *cases, size_t n)
 	if (earliest != CIO_NEVER)
 		cio__timer_arm(rt, &tm, earliest);
 
+	rt->remote_waits += remote ? 1 : 0;
 	idx = -1;
 	for (;;) {
 		rc = cio__park(self);
-		/* A hand-off is checked first: it cannot be undone. */
+		/* A hand-off is checked first: it cannot be undone; the
+		 * drain, a state that lasts, can wait for the next select. */
+		for (size_t i = 0; i < n && idx < 0; i++)
+			if (ws[i].result != CIO__PENDING && cases[i].op != CIO_SELECT_DRAIN)
+				idx = (int)i;
 		for (size_t i = 0; i < n && idx < 0; i++)
 			if (ws[i].result != CIO__PENDING)
 				idx = (int)i;
@@ -123,6 +138,7 @@ int cio_select(cio_select_case *cases, size_t n)
 			break;
 		/* Woken for nothing: every waiter is still queued. */
 	}
+	rt->remote_waits -= remote ? 1 : 0;
 	cio__timer_disarm(rt, &tm);
 	for (size_t i = 0; i < n; i++)
 		if (cio__waiter_queued(&ws[i]))
