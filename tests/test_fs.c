@@ -773,6 +773,18 @@ static void test_espipe(void)
 	CHECK_EQ(cio_pread(fd, buf, 4, 2), 4);
 	CHECK(memcmp(buf, "abcd", 4) == 0);
 	CHECK_EQ(cio_close(fd), 0);
+	/* A pipe closed behind the runtime's back (plain close()): a file
+	 * that takes its number still reads at offsets. */
+	CHECK_EQ(cio_pipe(pfd), 0);
+	CHECK_EQ(cio_pread(pfd[0], buf, 4, 0), -ESPIPE);
+	was = pfd[0];
+	CHECK_EQ(close(pfd[0]), 0);
+	fd = open(P("espipe"), O_RDONLY | O_CLOEXEC);
+	CHECK_EQ(fd, was);
+	CHECK_EQ(cio_pread(fd, buf, 4, 2), 4);
+	CHECK(memcmp(buf, "abcd", 4) == 0);
+	CHECK_EQ(close(fd), 0);
+	CHECK_EQ(cio_close(pfd[1]), 0);
 	CHECK_EQ(cio_unlink(P("espipe")), 0);
 }
 

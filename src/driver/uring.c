@@ -93,48 +93,44 @@ struct uring_state {
 	 * IORING_ASYNC_CANCEL_FD matches by file). */
 	struct cio__op **byfd;
 	size_t nbyfd;
-	/* Per fd number, whether it takes file offsets (SEEKS_*), so that a
+	/* Per fd number, 1 once it is known to take file offsets, so that a
 	 * transfer at an offset on a pipe or socket fails with -ESPIPE as
 	 * pread(2) does, where io_uring would ignore the offset. */
 	uint8_t *seeks;
 	size_t nseeks;
 };
 
-enum { SEEKS_UNKNOWN = 0, SEEKS_YES, SEEKS_NO };
-
 /* Whether fd takes file offsets: one lseek(2) on its first transfer at an
- * offset, then known until the number is closed or made anew. */
+ * offset.  Only "yes" is kept, until the number is closed or made anew: a
+ * number can be closed behind our back (plain close()) and come back as a
+ * file, and a stale "no" would fail its reads; a "no" is an error case, so
+ * asking again each time costs nothing that matters. */
 static bool takes_offsets(struct uring_state *s, int fd)
 {
+	if ((size_t)fd < s->nseeks && s->seeks[fd])
+		return true;
+	if (lseek(fd, 0, SEEK_CUR) < 0 && errno == ESPIPE)
+		return false;
+	/* Seekable (or EBADF and the like: the kernel will say). */
 	if ((size_t)fd >= s->nseeks) {
 		size_t n = s->nseeks ? s->nseeks : 1024;
 		while (n <= (size_t)fd)
 			n *= 2;
 		uint8_t *v = realloc(s->seeks, n);
-		if (v) {
-			memset(v + s->nseeks, SEEKS_UNKNOWN, n - s->nseeks);
-			s->seeks = v;
-			s->nseeks = n;
-		}
+		if (!v)
+			return true; /* not remembered: asked again next time */
+		memset(v + s->nseeks, 0, n - s->nseeks);
+		s->seeks = v;
+		s->nseeks = n;
 	}
-	uint8_t k = (size_t)fd < s->nseeks ? s->seeks[fd] : SEEKS_UNKNOWN;
-	if (k == SEEKS_UNKNOWN) {
-		if (lseek(fd, 0, SEEK_CUR) >= 0)
-			k = SEEKS_YES;
-		else if (errno == ESPIPE)
-			k = SEEKS_NO;
-		else
-			return true; /* EBADF...: the kernel will say */
-		if ((size_t)fd < s->nseeks)
-			s->seeks[fd] = k;
-	}
-	return k == SEEKS_YES;
+	s->seeks[fd] = 1;
+	return true;
 }
 
 static void seeks_forget(struct uring_state *s, int fd)
 {
 	if (fd >= 0 && (size_t)fd < s->nseeks)
-		s->seeks[fd] = SEEKS_UNKNOWN;
+		s->seeks[fd] = 0;
 }
 
 static int track(struct uring_state *s, struct cio__op *op, int fd)
