@@ -1,5 +1,19 @@
 # lib.sh - shell functions the bench scripts share; sourced, not run.
 
+# An awk function, median(list): the median of a space-separated list of
+# numbers, "" for an empty one.  Put it before an awk program:
+#   awk "$awk_median"'{ ... median(x) ... }'
+awk_median='function median(list,    n, v, i, j, t) {
+	n = split(list, v, " ")
+	for (i = 2; i <= n; i++)
+		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
+			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+		}
+	if (n == 0) return ""
+	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+}
+'
+
 # rotate N WORD...: the words, starting from the (N mod count)-th, so that
 # repeats of a benchmark take turns in an order that changes each time and
 # no one always goes first.

@@ -345,16 +345,8 @@ charts=
 if command -v gnuplot >/dev/null 2>&1; then
 	for sz in $sizes; do
 		dat=$work/chart-$sz.dat
-		awk -F, -v sz="$sz" -v servers="$servers" -v conns_list="$conns_list" '
-		function median(list,    n, v, i, j, t) {
-			n = split(list, v, " ")
-			for (i = 2; i <= n; i++)
-				for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
-					t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-				}
-			if (n == 0) return "?"
-			return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-		}
+		awk -F, -v sz="$sz" -v servers="$servers" -v conns_list="$conns_list" "$awk_median"'
+		function cell(list,    m) { m = median(list); return m == "" ? "?" : m }
 		NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 		$col["pass"] == "measure" && $col["size"] == sz {
 			k = $col["server"] SUBSEP $col["conns"]
@@ -367,7 +359,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 				row = cv[j]
 				for (i = 1; i <= ns; i++) {
 					k = sv[i] SUBSEP cv[j]
-					row = row " " median(rps[k]) " " median(cpu[k])
+					row = row " " cell(rps[k]) " " cell(cpu[k])
 				}
 				print row
 			}
@@ -425,16 +417,7 @@ awk -F, -v cmd="$command" -v cpu_model="$cpu_model" -v ncpu="$(nproc)" \
 	-v unavailable="$unavailable" -v missing="$missing" -v maxo="$max_other" -v ntries="$tries" \
 	-v client="$client" -v elapsed="$elapsed" -v registry="$(grep -v '^#' "$registry")" \
 	-v gcc_v="$gcc_v" -v liburing_v="$liburing_v" -v libuv_v="$libuv_v" \
-	-v tokio_v="$tokio_v" -v rustc_v="$rustc_v" -v cargo_v="$cargo_v" -v perf_v="$perf_v" '
-function median(list,    n, v, i, j, t) {
-	n = split(list, v, " ")
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
-			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-		}
-	if (n == 0) return ""
-	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+	-v tokio_v="$tokio_v" -v rustc_v="$rustc_v" -v cargo_v="$cargo_v" -v perf_v="$perf_v" "$awk_median"'
 function extreme(list, want_max,    n, v, i, r) {
 	n = split(list, v, " ")
 	r = v[1]

@@ -17,6 +17,7 @@
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/bench/lib.sh"
 build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 base=${SEAM_BASE:-1d39c29}
@@ -92,16 +93,7 @@ EOF
 getppid_ns=
 cc -O2 -o "$work/getppid" "$work/getppid.c" && getppid_ns=$(taskset -c 0 "$work/getppid")
 section=$work/section
-awk -F, -v base="$base_sha" -v csvname="$csvrel" -v getppid="$getppid_ns" '
-function median(list,    n, v, i, j, t) {
-	n = split(list, v, " ")
-	for (i = 2; i <= n; i++)
-		for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) {
-			t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
-		}
-	if (n == 0) return ""
-	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-}
+awk -F, -v base="$base_sha" -v csvname="$csvrel" -v getppid="$getppid_ns" "$awk_median"'
 function r(a, b,    x, y) {
 	x = median(cpu[a SUBSEP key]); y = median(cpu[b SUBSEP key])
 	return (x == "" || y == "" || y <= 0) ? "" : x / y
