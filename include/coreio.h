@@ -261,8 +261,10 @@ CIO_API int64_t cio_interval_wait(cio_interval *iv);
  * blocking call the task makes, including those made inside third-party
  * code it calls.  CIO_WITH_DEADLINE() below cannot be left unpopped.
  *
- * Returns a token, unique within the task, to give to cio_deadline_pop().
- * Outside a task, aborts. */
+ * Returns a token (> 0), unique within the task, to give to
+ * cio_deadline_pop(); or -ENOMEM when a scope nested deeper than four
+ * found no memory: then no scope was entered, and popping the negative
+ * token does nothing.  Outside a task, aborts. */
 CIO_API int64_t cio_deadline_push(int64_t deadline);
 
 /* As cio_deadline_push(cio_now() + timeout). */

@@ -292,10 +292,8 @@ static int64_t scope_push(struct cio__task *self, int64_t deadline, bool shield)
 		uint32_t n = 2 * self->capscopes;
 		struct cio__scope *v = self->scopes == self->scope_inline ? NULL : self->scopes;
 		v = realloc(v, n * sizeof *v);
-		if (!v) {
-			fprintf(stderr, "coreio: out of memory for %u deadline scopes\n", n);
-			abort();
-		}
+		if (!v)
+			return -ENOMEM; /* nothing entered; popping it does nothing */
 		if (self->scopes == self->scope_inline)
 			memcpy(v, self->scope_inline, sizeof self->scope_inline);
 		self->scopes = v;
@@ -347,6 +345,8 @@ static int scope_find(const struct cio__task *self, int64_t token)
 int cio_deadline_pop(int64_t token)
 {
 	struct cio__task *self = cio__self_or_die("cio_deadline_pop");
+	if (token < 0)
+		return 0; /* a push that failed entered nothing */
 	int i = scope_find(self, token);
 	if (i < 0)
 		return scope_misuse(self, "cio_deadline_pop() of a scope not pushed, or popped already");
