@@ -1323,6 +1323,156 @@ CIO_API size_t cio_group_size(const cio_group *g);
  * unbounded stream of connections. */
 CIO_API void cio_group_free(cio_group *g);
 
+/* ===================================================================== */
+/*  Streams: buffered I/O over a connection, plain or TLS                 */
+/* ===================================================================== */
+/* A stream owns a connected stream fd (TCP, Unix, a pipe pair's end) and a
+ * read buffer and a write buffer of fixed sizes, set when it is made: what
+ * a peer sends never grows them.  The same calls serve a plain stream and
+ * a TLS session (cio_stream_tls_accept(), cio_stream_tls_connect()).
+ *
+ * Every call that moves bytes is blocking, with the rules at the top of
+ * this header.  An interrupted read loses nothing: bytes that arrived stay
+ * in the read buffer for the next call.  One task may read while another
+ * writes the same stream (a proxy's two directions); two tasks must not
+ * read (or write) one stream at the same time.
+ *
+ * A call that fails on the connection (-ECONNRESET, -EPIPE, -EPROTO...)
+ * keeps its error: later writes return it again.  cio_stream_error() tells
+ * the detail a bare errno cannot (a TLS alert, "certificate has expired"). */
+
+typedef struct cio_stream cio_stream;
+
+typedef struct cio_stream_opts {
+	size_t read_buf;  /* read buffer, the longest line or frame; 0: 16 KiB */
+	size_t write_buf; /* write buffer, 0: 16 KiB */
+} cio_stream_opts;
+
+/* Makes a stream over the connected fd, which it owns from then on (even
+ * on failure, when fd is closed).  opts may be NULL.  Returns 0 and sets
+ * *out, or -EINVAL (fd < 0, a buffer under 64 bytes or over 64 MiB),
+ * -ENOMEM. */
+CIO_API int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts);
+
+/* Blocking.  Flushes buffered writes (unless an error came before) and
+ * ends a TLS session with close_notify, then closes the fd and frees s,
+ * whatever happened.  Returns 0, or the error of the flush.  NULL is
+ * ignored.  A cancelled or timed-out task closes at once, without
+ * flushing. */
+CIO_API int cio_stream_close(cio_stream *s);
+
+/* The stream's fd, for socket options and addresses.  Reading or writing
+ * it directly would pass the buffers (and TLS) by: don't. */
+CIO_API int cio_stream_fd(const cio_stream *s);
+
+/* Why the last failed call failed, in words: the TLS alert or
+ * certificate verification result when there was one ("certificate has
+ * expired", "hostname mismatch"), else cio_strerror() of its result; ""
+ * when no call failed.  Valid until the next call on s. */
+CIO_API const char *cio_stream_error(const cio_stream *s);
+
+/* --- reading --------------------------------------------------------------- */
+
+/* Blocking.  Reads up to len bytes: from the buffer if it holds any, else
+ * from the connection (straight into buf when len is at least the buffer's
+ * size).  Returns the bytes read (> 0), 0 at the end of the stream, or
+ * -errno. */
+CIO_API ssize_t cio_stream_read(cio_stream *s, void *buf, size_t len);
+
+/* Blocking.  Reads exactly len bytes.  Returns len, or -EPIPE when the
+ * stream ended first, or another -errno; *moved (if not NULL) holds how
+ * many bytes were read either way. */
+CIO_API ssize_t cio_stream_read_exact(cio_stream *s, void *buf, size_t len,
+				      size_t *moved);
+
+/* Blocking.  Reads until the byte delim, and sets *data to the bytes read,
+ * delim included, which stay in the read buffer until the next call on s
+ * that reads.  Returns their count; 0 at the end of the stream with
+ * nothing buffered.  limit caps the count (0: the read buffer's size).
+ * Errors:
+ *   -EMSGSIZE: limit bytes came without delim.  Nothing is consumed: the
+ *              bytes stay buffered, for cio_stream_read() or peek/consume;
+ *   -EPIPE:    the stream ended after some bytes but before delim; they
+ *              stay buffered;
+ *   -EINVAL:   limit exceeds the read buffer;
+ *   or the connection's -errno. */
+CIO_API ssize_t cio_stream_read_until(cio_stream *s, int delim, size_t limit,
+				      const char **data);
+
+/* Blocking.  cio_stream_read_until() for '\n', with the line's end ("\n" or
+ * "\r\n") cut off and replaced by a NUL in the buffer, so *line is a C
+ * string (which may also hold NULs of the peer's).  Returns the line's
+ * length without its end; errors as cio_stream_read_until(). */
+CIO_API ssize_t cio_stream_read_line(cio_stream *s, size_t limit,
+				     const char **line);
+
+/* Blocking.  Reads until at least min bytes are buffered (min 0: at least
+ * one; never more than the buffer holds).  Returns the bytes buffered
+ * (>= min, or fewer when the stream ended: 0 at its end with nothing
+ * buffered), -EINVAL when min exceeds the read buffer, or -errno. */
+CIO_API ssize_t cio_stream_fill(cio_stream *s, size_t min);
+
+/* The buffered bytes, without reading: sets *len and returns them (NULL
+ * when none).  Never blocks. */
+CIO_API const void *cio_stream_peek(const cio_stream *s, size_t *len);
+
+/* Drops the first n buffered bytes (at most all of them).  Never blocks. */
+CIO_API void cio_stream_consume(cio_stream *s, size_t n);
+
+/* --- writing --------------------------------------------------------------- */
+
+/* Appends len bytes to the write buffer; when it fills, sends it (and
+ * sends data that cannot fit straight through).  Blocking only then.
+ * Bytes may wait in the buffer until cio_stream_flush().  Returns len or
+ * -errno. */
+CIO_API ssize_t cio_stream_put(cio_stream *s, const void *buf, size_t len);
+
+/* Blocking.  Sends what the write buffer holds, then as much of buf as
+ * one write of the connection takes.  Returns the bytes of buf sent
+ * (> 0; maybe fewer than len) or -errno. */
+CIO_API ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len);
+
+/* Blocking.  Sends the write buffer, then all of buf (or all the iovecs,
+ * coalesced into few writes).  Returns the bytes of buf (or of the
+ * iovecs) sent, or -errno; *moved (if not NULL) holds how many of those
+ * were sent either way. */
+CIO_API ssize_t cio_stream_write_all(cio_stream *s, const void *buf, size_t len,
+				     size_t *moved);
+CIO_API ssize_t cio_stream_writev_all(cio_stream *s, const struct iovec *iov,
+				      int iovcnt, size_t *moved);
+
+/* Blocking.  Sends what the write buffer holds.  Returns 0 or -errno. */
+CIO_API int cio_stream_flush(cio_stream *s);
+
+/* Blocking.  Flushes, then ends the writing half: shutdown(SHUT_WR) on a
+ * plain stream, close_notify on TLS.  Reading goes on until the peer ends
+ * too.  Returns 0 or -errno. */
+CIO_API int cio_stream_shutdown(cio_stream *s);
+
+/* --- zero-copy paths --------------------------------------------------------- */
+
+/* Blocking.  cio_sendfile() on a stream: flushes the write buffer, then
+ * sends len bytes of `file` from off, by splice on a plain stream and
+ * through the write buffer on TLS.  Returns and *moved as cio_sendfile(). */
+CIO_API ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off,
+				    size_t len, size_t *moved);
+
+/* Blocking.  cio_relay() between two streams: first delivers what each
+ * read buffer holds to the other side and flushes both write buffers,
+ * then relays both ways, with cio_relay() (splice) when both are plain
+ * and by copying otherwise.  Results as cio_relay(); at the end of one
+ * direction the other stream's writing half is shut down
+ * (cio_stream_shutdown()).  Neither stream is closed. */
+CIO_API int cio_stream_relay(cio_stream *a, cio_stream *b,
+			     const cio_relay_opts *opts, cio_relay_stats *st);
+
+/* --- addresses --------------------------------------------------------------- */
+
+/* The local / remote address of socket fd (getsockname / getpeername).
+ * Returns 0, or -EBADF, -ENOTSOCK, -ENOTCONN. */
+CIO_API int cio_local_addr(int fd, cio_addr *a);
+CIO_API int cio_peer_addr(int fd, cio_addr *a);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,43 @@
+/* stream.h - the inside of a cio_stream: its buffers and the transport
+ * (plain socket calls, or a TLS session) that moves its bytes. */
+#ifndef COREIO_EXT_STREAM_H
+#define COREIO_EXT_STREAM_H
+
+#include "coreio.h"
+
+/* What carries a stream's bytes.  Each call is blocking in the sense of
+ * coreio.h, and one task may be in read while another is in write. */
+struct cio__stream_ops {
+	/* Up to len bytes: > 0, 0 at the end of the stream, or -errno. */
+	ssize_t (*read)(cio_stream *s, void *buf, size_t len);
+	/* At least one byte of len (> 0), or -errno. */
+	ssize_t (*write)(cio_stream *s, const void *buf, size_t len);
+	/* Ends the writing half: 0 or -errno. */
+	int (*shutdown)(cio_stream *s);
+	/* Frees the transport's state (never the fd); NULL: nothing to free. */
+	void (*release)(cio_stream *s);
+};
+
+struct cio_stream {
+	int fd;
+	const struct cio__stream_ops *ops;
+	void *transport;             /* the ops' state: a TLS session */
+	char *rbuf;                  /* read buffer: bytes rhead..rtail */
+	size_t rcap, rhead, rtail;
+	char *wbuf;                  /* write buffer: bytes whead..wtail */
+	size_t wcap, whead, wtail;
+	int werr;                    /* a failed write's error, kept */
+	int last_err;                /* the last failed call's result */
+	int detail_err;              /* the result `detail` explains */
+	char detail[200];
+};
+
+/* The plain transport: the fd's own recv and send. */
+extern const struct cio__stream_ops cio__stream_plain;
+
+/* Records why a transport call fails with err, in words (printf style),
+ * for cio_stream_error(); returns err. */
+int cio__stream_detail(cio_stream *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
