@@ -5,6 +5,8 @@
 
 #include "coreio.h"
 
+#include <stdbool.h>
+
 /* What carries a stream's bytes.  Each call is blocking in the sense of
  * coreio.h, and one task may be in read while another is in write. */
 struct cio__stream_ops {
@@ -27,6 +29,7 @@ struct cio_stream {
 	char *wbuf;                  /* write buffer: bytes whead..wtail */
 	size_t wcap, whead, wtail;
 	int werr;                    /* a failed write's error, kept */
+	bool shut;                   /* the writing half was ended */
 	int last_err;                /* the last failed call's result */
 	int detail_err;              /* the result `detail` explains */
 	char detail[200];

@@ -1,5 +1,5 @@
-/* addr.c - socket addresses to and from text: "1.2.3.4:80", "[::1]:80",
- * "unix:/path", "unix:@abstract". */
+/* addr.c - socket addresses: to and from text ("1.2.3.4:80", "[::1]:80",
+ * "unix:/path", "unix:@abstract"), and a socket's own and its peer's. */
 #include "coreio.h"
 
 #include <arpa/inet.h>
@@ -116,4 +116,16 @@ int cio_addr_format(const cio_addr *a, char *buf, size_t cap)
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return n;
+}
+
+int cio_local_addr(int fd, cio_addr *a)
+{
+	a->len = sizeof a->u;
+	return getsockname(fd, &a->u.sa, &a->len) < 0 ? -errno : 0;
+}
+
+int cio_peer_addr(int fd, cio_addr *a)
+{
+	a->len = sizeof a->u;
+	return getpeername(fd, &a->u.sa, &a->len) < 0 ? -errno : 0;
 }

@@ -1,0 +1,640 @@
+/* stream.c - buffered streams: a read buffer with line and delimiter reads,
+ * a write buffer that coalesces small writes, over a plain fd or any
+ * transport of stream.h (TLS). */
+#include "stream.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STREAM_BUF_DEFAULT (16 * 1024)
+#define STREAM_BUF_MIN 64
+#define STREAM_BUF_MAX (64 * 1024 * 1024)
+
+/* --- the plain transport ------------------------------------------------- */
+
+static ssize_t plain_read(cio_stream *s, void *buf, size_t len)
+{
+	return cio_recv(s->fd, buf, len, 0);
+}
+
+static ssize_t plain_write(cio_stream *s, const void *buf, size_t len)
+{
+	return cio_send(s->fd, buf, len, 0);
+}
+
+static int plain_shutdown(cio_stream *s)
+{
+	return cio_shutdown(s->fd, SHUT_WR);
+}
+
+const struct cio__stream_ops cio__stream_plain = {
+	.read = plain_read,
+	.write = plain_write,
+	.shutdown = plain_shutdown,
+	.release = NULL,
+};
+
+static bool is_plain(const cio_stream *s)
+{
+	return s->ops == &cio__stream_plain;
+}
+
+/* --- errors -------------------------------------------------------------- */
+
+int cio__stream_detail(cio_stream *s, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->detail, sizeof s->detail, fmt, ap);
+	va_end(ap);
+	s->detail_err = err;
+	return err;
+}
+
+/* Notes a failed call's result (a detail given for another error is stale
+ * from then on) and returns it. */
+static ssize_t fail(cio_stream *s, ssize_t err)
+{
+	if (err < 0) {
+		if (s->detail_err != (int)err)
+			s->detail[0] = '\0';
+		s->last_err = (int)err;
+	}
+	return err;
+}
+
+const char *cio_stream_error(const cio_stream *s)
+{
+	if (s->last_err == 0)
+		return "";
+	if (s->detail[0] && s->detail_err == s->last_err)
+		return s->detail;
+	return cio_strerror(s->last_err);
+}
+
+/* --- life ---------------------------------------------------------------- */
+
+static size_t buf_size(size_t asked)
+{
+	return asked ? asked : STREAM_BUF_DEFAULT;
+}
+
+int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
+{
+	size_t rcap = buf_size(opts ? opts->read_buf : 0);
+	size_t wcap = buf_size(opts ? opts->write_buf : 0);
+	cio_stream *s;
+
+	*out = NULL;
+	if (fd < 0)
+		return -EINVAL;
+	if (rcap < STREAM_BUF_MIN || rcap > STREAM_BUF_MAX ||
+	    wcap < STREAM_BUF_MIN || wcap > STREAM_BUF_MAX) {
+		cio_close(fd);
+		return -EINVAL;
+	}
+	/* One allocation: the stream, then its read and write buffers. */
+	s = malloc(sizeof *s + rcap + wcap);
+	if (!s) {
+		cio_close(fd);
+		return -ENOMEM;
+	}
+	memset(s, 0, sizeof *s);
+	s->fd = fd;
+	s->ops = &cio__stream_plain;
+	s->rbuf = (char *)(s + 1);
+	s->rcap = rcap;
+	s->wbuf = s->rbuf + rcap;
+	s->wcap = wcap;
+	*out = s;
+	return 0;
+}
+
+int cio_stream_close(cio_stream *s)
+{
+	int err = 0;
+
+	if (!s)
+		return 0;
+	if (s->werr == 0) {
+		err = cio_stream_flush(s);
+		/* A TLS session ends with close_notify, so that the peer can
+		 * tell the end from a truncation; a plain stream just closes. */
+		if (err == 0 && !is_plain(s) && !s->shut)
+			err = s->ops->shutdown(s);
+	}
+	if (s->ops->release)
+		s->ops->release(s);
+	cio_close(s->fd);
+	free(s);
+	return err;
+}
+
+int cio_stream_fd(const cio_stream *s)
+{
+	return s->fd;
+}
+
+/* --- reading ------------------------------------------------------------- */
+
+static size_t buffered(const cio_stream *s)
+{
+	return s->rtail - s->rhead;
+}
+
+/* One read of the transport into the free end of the read buffer, moving
+ * what it holds to the front first when the end is full.  Returns the
+ * bytes read, 0 at the end of the stream, or -errno. */
+static ssize_t fill_once(cio_stream *s)
+{
+	ssize_t n;
+
+	if (s->rhead == s->rtail) {
+		s->rhead = s->rtail = 0;
+	} else if (s->rtail == s->rcap) {
+		memmove(s->rbuf, s->rbuf + s->rhead, buffered(s));
+		s->rtail -= s->rhead;
+		s->rhead = 0;
+	}
+	n = s->ops->read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
+	if (n > 0)
+		s->rtail += (size_t)n;
+	return n;
+}
+
+static size_t take(cio_stream *s, void *buf, size_t len)
+{
+	size_t n = buffered(s) < len ? buffered(s) : len;
+
+	memcpy(buf, s->rbuf + s->rhead, n);
+	s->rhead += n;
+	return n;
+}
+
+ssize_t cio_stream_read(cio_stream *s, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (len == 0)
+		return 0;
+	if (buffered(s))
+		return (ssize_t)take(s, buf, len);
+	if (len >= s->rcap)
+		return fail(s, s->ops->read(s, buf, len));
+	n = fill_once(s);
+	if (n <= 0)
+		return fail(s, n);
+	return (ssize_t)take(s, buf, len);
+}
+
+ssize_t cio_stream_read_exact(cio_stream *s, void *buf, size_t len, size_t *moved)
+{
+	size_t done = 0;
+	ssize_t n = 0;
+
+	while (done < len) {
+		n = cio_stream_read(s, (char *)buf + done, len - done);
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	if (moved)
+		*moved = done;
+	if (done == len)
+		return (ssize_t)len;
+	return fail(s, n == 0 ? -EPIPE : n);
+}
+
+ssize_t cio_stream_fill(cio_stream *s, size_t min)
+{
+	ssize_t n;
+
+	if (min > s->rcap)
+		return fail(s, -EINVAL);
+	if (min == 0)
+		min = 1;
+	while (buffered(s) < min) {
+		/* Room for min bytes from rhead on, or move them to the front. */
+		if (s->rhead + min > s->rcap) {
+			memmove(s->rbuf, s->rbuf + s->rhead, buffered(s));
+			s->rtail -= s->rhead;
+			s->rhead = 0;
+		}
+		n = fill_once(s);
+		if (n == 0)
+			break;
+		if (n < 0)
+			return fail(s, n);
+	}
+	return (ssize_t)buffered(s);
+}
+
+ssize_t cio_stream_read_until(cio_stream *s, int delim, size_t limit,
+			      const char **data)
+{
+	size_t scanned = 0;
+
+	*data = NULL;
+	if (limit == 0)
+		limit = s->rcap;
+	if (limit > s->rcap)
+		return fail(s, -EINVAL);
+	for (;;) {
+		size_t window = buffered(s) < limit ? buffered(s) : limit;
+		const char *start = s->rbuf + s->rhead;
+		const char *hit = memchr(start + scanned, delim, window - scanned);
+		ssize_t n;
+
+		if (hit) {
+			size_t len = (size_t)(hit - start) + 1;
+			*data = start;
+			s->rhead += len;
+			return (ssize_t)len;
+		}
+		scanned = window;
+		if (window == limit)
+			return fail(s, -EMSGSIZE);
+		/* Keep the line where it is unless the buffer's end is full:
+		 * fill_once() moves it then, and the scan resumes at the same
+		 * offset from the line's start. */
+		n = fill_once(s);
+		if (n == 0)
+			return buffered(s) ? fail(s, -EPIPE) : 0;
+		if (n < 0)
+			return fail(s, n);
+	}
+}
+
+ssize_t cio_stream_read_line(cio_stream *s, size_t limit, const char **line)
+{
+	const char *data;
+	ssize_t n = cio_stream_read_until(s, '\n', limit, &data);
+	char *end;
+
+	*line = NULL;
+	if (n <= 0)
+		return n;
+	end = (char *)data + n - 1;
+	if (end > data && end[-1] == '\r')
+		end--;
+	*end = '\0';
+	*line = data;
+	return end - data;
+}
+
+const void *cio_stream_peek(const cio_stream *s, size_t *len)
+{
+	*len = buffered(s);
+	return *len ? s->rbuf + s->rhead : NULL;
+}
+
+void cio_stream_consume(cio_stream *s, size_t n)
+{
+	s->rhead += n < buffered(s) ? n : buffered(s);
+}
+
+/* --- writing ------------------------------------------------------------- */
+
+static size_t pending(const cio_stream *s)
+{
+	return s->wtail - s->whead;
+}
+
+/* Writes all of buf through the transport; a failure is kept in werr.
+ * Returns 0 or -errno; *sent (added to) counts what went. */
+static int send_all(cio_stream *s, const char *buf, size_t len, size_t *sent)
+{
+	size_t done = 0;
+	int err = 0;
+
+	while (done < len) {
+		ssize_t n = s->ops->write(s, buf + done, len - done);
+		if (n < 0) {
+			err = s->werr = (int)n;
+			break;
+		}
+		done += (size_t)n;
+	}
+	*sent += done;
+	return err;
+}
+
+/* Sends the write buffer; *sent (added to) counts its bytes that went. */
+static int drain(cio_stream *s, size_t *sent)
+{
+	size_t n = 0;
+	int err;
+
+	if (s->werr)
+		return s->werr;
+	err = send_all(s, s->wbuf + s->whead, pending(s), &n);
+	s->whead += n;
+	if (s->whead == s->wtail)
+		s->whead = s->wtail = 0;
+	*sent += n;
+	return err;
+}
+
+int cio_stream_flush(cio_stream *s)
+{
+	size_t sent = 0;
+
+	return (int)fail(s, drain(s, &sent));
+}
+
+/* Passes len bytes through the write buffer: copied while they fit, the
+ * buffer sent when full, and a run at least a buffer long sent straight
+ * from buf once the buffer is empty.  *sent counts the bytes that reached
+ * the transport, from the buffer or straight.  Returns 0 or -errno. */
+static int coalesce(cio_stream *s, const char *buf, size_t len, size_t *sent)
+{
+	while (len > 0) {
+		size_t room = s->wcap - s->wtail;
+		int err;
+
+		if (pending(s) == 0 && len >= s->wcap)
+			return send_all(s, buf, len, sent);
+		if (room == 0) {
+			if ((err = drain(s, sent)) < 0)
+				return err;
+			continue;
+		}
+		if (room > len)
+			room = len;
+		memcpy(s->wbuf + s->wtail, buf, room);
+		s->wtail += room;
+		buf += room;
+		len -= room;
+	}
+	return 0;
+}
+
+ssize_t cio_stream_put(cio_stream *s, const void *buf, size_t len)
+{
+	size_t sent = 0;
+	int err = s->werr ? s->werr : coalesce(s, buf, len, &sent);
+
+	return err ? fail(s, err) : (ssize_t)len;
+}
+
+ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len)
+{
+	int err = cio_stream_flush(s);
+	ssize_t n;
+
+	if (err < 0)
+		return err;
+	if (len == 0)
+		return 0;
+	n = s->ops->write(s, buf, len);
+	if (n < 0)
+		s->werr = (int)n;
+	return fail(s, n);
+}
+
+/* Plain streams: the write buffer and the iovecs go out together in
+ * writev(2) calls, so a buffered header and its body cost one system
+ * call.  Returns the bytes of iov sent, or -errno; *moved as documented. */
+static ssize_t plain_writev_all(cio_stream *s, const struct iovec *iov, int iovcnt,
+				size_t *moved)
+{
+	struct iovec v[64];
+	size_t total = 0, done = 0, head = pending(s);
+	size_t off = 0; /* bytes of iov[i], the next to send, already sent */
+	int i = 0, err = 0;
+
+	for (int k = 0; k < iovcnt; k++)
+		total += iov[k].iov_len;
+	while ((head > 0 || done < total) && err == 0) {
+		int n = 0;
+		ssize_t w;
+
+		if (head > 0)
+			v[n++] = (struct iovec){ s->wbuf + s->whead, head };
+		for (int k = i; k < iovcnt && n < 64; k++) {
+			size_t skip = k == i ? off : 0;
+			if (iov[k].iov_len > skip)
+				v[n++] = (struct iovec){ (char *)iov[k].iov_base + skip,
+							 iov[k].iov_len - skip };
+		}
+		w = cio_writev(s->fd, v, n);
+		if (w < 0) {
+			err = s->werr = (int)w;
+			break;
+		}
+		size_t from_buf = (size_t)w < head ? (size_t)w : head;
+		s->whead += from_buf;
+		head -= from_buf;
+		w -= (ssize_t)from_buf;
+		done += (size_t)w;
+		/* Advance the cursor past what went, and past empty iovecs. */
+		while (i < iovcnt && (size_t)w >= iov[i].iov_len - off) {
+			w -= (ssize_t)(iov[i].iov_len - off);
+			i++;
+			off = 0;
+		}
+		off += (size_t)w;
+	}
+	if (head == 0)
+		s->whead = s->wtail = 0;
+	if (moved)
+		*moved = done;
+	return err ? fail(s, err) : (ssize_t)total;
+}
+
+ssize_t cio_stream_writev_all(cio_stream *s, const struct iovec *iov, int iovcnt,
+			      size_t *moved)
+{
+	size_t total = 0, sent = 0;
+	int err;
+
+	if (moved)
+		*moved = 0;
+	if (iovcnt < 0)
+		return fail(s, -EINVAL);
+	if (s->werr)
+		return fail(s, s->werr);
+	if (is_plain(s))
+		return plain_writev_all(s, iov, iovcnt, moved);
+	/* Other transports: what the buffer held first, so that from then
+	 * on its bytes are all the caller's and `sent` counts only those. */
+	err = drain(s, &(size_t){ 0 });
+	for (int k = 0; k < iovcnt && err == 0; k++) {
+		total += iov[k].iov_len;
+		err = coalesce(s, iov[k].iov_base, iov[k].iov_len, &sent);
+	}
+	if (err == 0)
+		err = drain(s, &sent);
+	if (moved)
+		*moved = sent;
+	return err ? fail(s, err) : (ssize_t)total;
+}
+
+ssize_t cio_stream_write_all(cio_stream *s, const void *buf, size_t len,
+			     size_t *moved)
+{
+	struct iovec v = { (void *)buf, len };
+
+	return cio_stream_writev_all(s, &v, 1, moved);
+}
+
+int cio_stream_shutdown(cio_stream *s)
+{
+	int err = cio_stream_flush(s);
+
+	if (err < 0)
+		return err;
+	if (s->shut)
+		return 0;
+	s->shut = true;
+	return (int)fail(s, s->ops->shutdown(s));
+}
+
+/* --- zero-copy paths ----------------------------------------------------- */
+
+ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off, size_t len,
+			    size_t *moved)
+{
+	size_t done = 0;
+	ssize_t n = cio_stream_flush(s);
+
+	if (moved)
+		*moved = 0;
+	if (n < 0)
+		return n;
+	if (is_plain(s)) {
+		n = cio_sendfile(s->fd, file, off, len, moved);
+		if (n < 0)
+			s->werr = (int)n;
+		return fail(s, n);
+	}
+	/* Through the write buffer: read a buffer's worth of the file into
+	 * it, send it. */
+	while (done < len) {
+		size_t want = len - done < s->wcap ? len - done : s->wcap;
+		n = cio_pread(file, s->wbuf, want, off + (int64_t)done);
+		if (n <= 0)
+			break;
+		s->whead = 0;
+		s->wtail = (size_t)n;
+		size_t sent = 0;
+		n = drain(s, &sent);
+		done += sent;
+		if (n < 0)
+			break;
+	}
+	if (moved)
+		*moved = done;
+	return n < 0 ? fail(s, n) : (ssize_t)done;
+}
+
+/* One direction of a relay that copies: from's bytes are read straight
+ * into to's (empty) write buffer and sent from there. */
+struct relay_dir {
+	cio_stream *from, *to;
+	int64_t idle;     /* ns without a byte either way that ends it; 0: none */
+	int64_t *last;    /* when a byte last moved, either way */
+	uint64_t bytes;
+};
+
+static ssize_t relay_read(struct relay_dir *d)
+{
+	for (;;) {
+		int64_t tok;
+		ssize_t n;
+		bool mine;
+
+		if (!d->idle)
+			return cio_stream_read(d->from, d->to->wbuf, d->to->wcap);
+		tok = cio_deadline_push(*d->last + d->idle);
+		n = cio_stream_read(d->from, d->to->wbuf, d->to->wcap);
+		mine = n == -ETIMEDOUT && cio_deadline_expired(tok);
+		cio_deadline_pop(tok);
+		/* The idle limit counts both ways: go on while the other
+		 * direction moved lately. */
+		if (!mine || cio_now() >= *d->last + d->idle)
+			return n;
+	}
+}
+
+static int relay_copy(struct relay_dir *d)
+{
+	for (;;) {
+		ssize_t n = relay_read(d);
+		size_t sent = 0;
+		int err;
+
+		if (n == 0)
+			return cio_stream_shutdown(d->to);
+		if (n < 0)
+			return (int)n;
+		d->to->whead = 0;
+		d->to->wtail = (size_t)n;
+		err = drain(d->to, &sent);
+		d->bytes += sent;
+		*d->last = cio_now();
+		if (err < 0)
+			return (int)fail(d->to, err);
+	}
+}
+
+static int relay_member(void *arg)
+{
+	return relay_copy(arg);
+}
+
+/* Delivers what from's read buffer holds to `to`, and flushes `to`. */
+static int relay_buffered(cio_stream *from, cio_stream *to, uint64_t *bytes)
+{
+	size_t len, sent = 0;
+	const void *p = cio_stream_peek(from, &len);
+	int err = 0;
+
+	if (len) {
+		err = (int)cio_stream_write_all(to, p, len, &sent);
+		cio_stream_consume(from, sent);
+		*bytes += sent;
+	}
+	return err < 0 ? err : cio_stream_flush(to);
+}
+
+int cio_stream_relay(cio_stream *a, cio_stream *b, const cio_relay_opts *opts,
+		     cio_relay_stats *st)
+{
+	int64_t last = cio_now();
+	struct relay_dir ab = { a, b, opts ? opts->idle_timeout : 0, &last, 0 };
+	struct relay_dir ba = { b, a, ab.idle, &last, 0 };
+	cio_relay_stats plain = { 0, 0 };
+	int err;
+
+	err = relay_buffered(a, b, &ab.bytes);
+	if (err == 0)
+		err = relay_buffered(b, a, &ba.bytes);
+	if (err == 0 && is_plain(a) && is_plain(b)) {
+		err = cio_relay(a->fd, b->fd, opts, &plain);
+	} else if (err == 0) {
+		/* Two members, the first error cancelling the other; the
+		 * wait stops both if the caller is interrupted. */
+		cio_group_opts go = { .fail_fast = true };
+		cio_group *g;
+		err = cio_group_new(&g, &go);
+		if (err == 0) {
+			if ((err = cio_group_spawn(g, relay_member, &ab)) >= 0)
+				err = cio_group_spawn(g, relay_member, &ba);
+			if (err < 0)
+				cio_group_cancel(g);
+			int werr = cio_group_wait(g);
+			err = err < 0 ? err : werr;
+			cio_group_free(g);
+		}
+	}
+	if (st) {
+		st->a_to_b = ab.bytes + plain.a_to_b;
+		st->b_to_a = ba.bytes + plain.b_to_a;
+	}
+	return err;
+}
