@@ -1473,6 +1473,128 @@ CIO_API int cio_stream_relay(cio_stream *a, cio_stream *b,
 CIO_API int cio_local_addr(int fd, cio_addr *a);
 CIO_API int cio_peer_addr(int fd, cio_addr *a);
 
+/* --- TLS ---------------------------------------------------------------------- */
+/* TLS 1.2 and 1.3 on OpenSSL 3, as a stream's transport: the handshake
+ * turns a plain stream into a TLS one, and every call above then moves
+ * plaintext.  The ciphertext moves through the runtime's own I/O calls
+ * (io_uring where it runs), never through OpenSSL's socket code, so TLS
+ * calls park only their task and obey deadlines and cancellation like any
+ * other; one task may read while another writes a TLS stream.
+ * Renegotiation and compression are refused.  A library built without
+ * OpenSSL keeps these calls: the ctx makers and handshakes return
+ * -ENOTSUP, the queries answer as for a plain stream. */
+
+/* A TLS configuration: certificates, trust, ALPN, versions.  Made once
+ * per process and shared read-only by every core (any thread may start
+ * sessions from it); free it only once no stream uses it. */
+typedef struct cio_tls_ctx cio_tls_ctx;
+
+/* Protocol versions, for the opts' min_version and max_version. */
+#define CIO_TLS1_2 0x0303
+#define CIO_TLS1_3 0x0304
+
+/* A certificate (its chain may follow it: leaf first) and its private
+ * key, PEM, from files or from memory: a file name, or else the PEM text. */
+typedef struct cio_tls_cert {
+	const char *cert_file, *key_file;
+	const char *cert_pem, *key_pem;
+} cio_tls_cert;
+
+typedef struct cio_tls_server_opts {
+	/* certs[0] serves clients that send no SNI or a name no other cert
+	 * has; certs[i] serves the names of its certificate (its SAN DNS
+	 * entries, wildcards matched as X509_check_host() does). */
+	const cio_tls_cert *certs;
+	size_t ncerts;
+	const char *alpn;         /* "h2,http/1.1": protocols in the server's
+	                           * order of preference; NULL: no ALPN */
+	bool no_tickets;          /* no session tickets (resumption by id only,
+	                           * on TLS 1.2) */
+	int64_t handshake_timeout; /* ns; 0: 10 s */
+	int min_version, max_version; /* CIO_TLS1_2 or CIO_TLS1_3; 0: 1.2
+	                               * and 1.3 both */
+} cio_tls_server_opts;
+
+typedef struct cio_tls_client_opts {
+	const char *ca_file;      /* trusted CAs, PEM; or */
+	const char *ca_pem;       /* the same in memory; both NULL: the system
+	                           * store */
+	bool insecure_no_verify;  /* accept any certificate: for tests only */
+	const char *alpn;         /* "h2,http/1.1": offered; NULL: no ALPN */
+	bool no_resumption;       /* never resume a session */
+	const cio_tls_cert *client_cert; /* NULL: none */
+	int64_t handshake_timeout; /* ns; 0: 10 s */
+	int min_version, max_version; /* as a server's */
+} cio_tls_client_opts;
+
+/* Make a server or client configuration.  Never blocks (it reads files).
+ * Returns 0 and sets *out, or -ENOENT / -EACCES (a file that cannot be
+ * read), -EINVAL (no cert, bad PEM, a key that does not match its cert,
+ * a malformed ALPN list, a version other than CIO_TLS1_2/3), -ENOMEM, -ENOTSUP (built without OpenSSL).  On
+ * failure, err (if not NULL) receives the reason, OpenSSL's where it has
+ * one, NUL-terminated within errlen bytes. */
+CIO_API int cio_tls_server_ctx(cio_tls_ctx **out, const cio_tls_server_opts *o,
+			       char *err, size_t errlen);
+CIO_API int cio_tls_client_ctx(cio_tls_ctx **out, const cio_tls_client_opts *o,
+			       char *err, size_t errlen);
+
+/* Frees a configuration (NULL is ignored), with the calling thread's
+ * cached sessions for it; no stream may still use it. */
+CIO_API void cio_tls_ctx_free(cio_tls_ctx *ctx);
+
+/* Blocking.  The server's handshake on plain stream s, with a server ctx.
+ * Bytes already in s's read buffer are taken as the first bytes of the
+ * ClientHello, so a server may peek at a connection before it decides on
+ * TLS; buffered writes are flushed first.  Bounded by the ctx's
+ * handshake_timeout as well as the task's deadline (the earlier wins).
+ * Returns 0, after which s moves plaintext over TLS; or -EPROTO (the
+ * peer does not speak TLS, or not a version or cipher both accept; an
+ * alert), -ECONNRESET (the peer left), -ETIMEDOUT, -ECANCELED, -EINVAL
+ * (a client ctx, or s is TLS already), -ENOMEM.  cio_stream_error() tells
+ * why in OpenSSL's words ("wrong version number", "unsupported protocol",
+ * "no shared cipher"...).  After a failure s is good only for
+ * cio_stream_close(). */
+CIO_API int cio_stream_tls_accept(cio_stream *s, cio_tls_ctx *ctx);
+
+/* Blocking.  The client's handshake on plain stream s, with a client ctx:
+ * sends server_name as SNI (not when it is an IP literal) and, unless the
+ * ctx says insecure_no_verify, checks the server's certificate against the
+ * ctx's CAs and against server_name (a DNS name, or an IP address matched
+ * with the certificate's IP entries); server_name may be NULL only with
+ * insecure_no_verify.  Resumes a session the calling thread kept from an
+ * earlier connection with the same ctx, name and peer address, unless the
+ * ctx says no_resumption.  Returns and fails as cio_stream_tls_accept();
+ * a certificate refused is -EPROTO, with cio_stream_error() giving the
+ * reason ("certificate has expired", "self-signed certificate",
+ * "hostname mismatch", "unable to get local issuer certificate"). */
+CIO_API int cio_stream_tls_connect(cio_stream *s, cio_tls_ctx *ctx,
+				   const char *server_name);
+
+/* Reading a TLS stream returns 0 at the peer's close_notify only.  A peer
+ * that ends the TCP connection without one truncated the stream, and the
+ * read returns -EPIPE, cio_stream_error() "connection closed without
+ * close_notify (truncated)"; a reset is -ECONNRESET. */
+
+/* Queries on a stream after a successful handshake; on a plain stream
+ * they return NULL, false, -EINVAL.
+ * The protocol ALPN chose ("http/1.1"), or NULL when none was. */
+CIO_API const char *cio_stream_tls_alpn(const cio_stream *s);
+/* The version in use: "TLSv1.2" or "TLSv1.3". */
+CIO_API const char *cio_stream_tls_version(const cio_stream *s);
+/* On a server, the SNI name the client sent, or NULL; on a client, the
+ * server_name it was given. */
+CIO_API const char *cio_stream_tls_server_name(const cio_stream *s);
+/* Whether the handshake resumed an earlier session. */
+CIO_API bool cio_stream_tls_resumed(const cio_stream *s);
+/* The peer certificate's subject on one line ("CN = localhost, O = x")
+ * into buf.  Returns its length, or -ENOENT (the peer sent no certificate),
+ * -ENOSPC (cap too small), -EINVAL (not TLS). */
+CIO_API int cio_stream_tls_peer_subject(const cio_stream *s, char *buf, size_t cap);
+/* The result of verifying the peer's certificate: 0 (X509_V_OK) when it
+ * passed or was not checked, else OpenSSL's X509_V_ERR_ code; -1 on a
+ * plain stream. */
+CIO_API long cio_stream_tls_verify_result(const cio_stream *s);
+
 #ifdef __cplusplus
 }
 #endif
