@@ -1402,7 +1402,8 @@ CIO_API ssize_t cio_stream_read_until(cio_stream *s, int delim, size_t limit,
 /* Blocking.  cio_stream_read_until() for '\n', with the line's end ("\n" or
  * "\r\n") cut off and replaced by a NUL in the buffer, so *line is a C
  * string (which may also hold NULs of the peer's).  Returns the line's
- * length without its end; errors as cio_stream_read_until(). */
+ * length without its end: an empty line is 0 with *line "", the end of
+ * the stream 0 with *line NULL.  Errors as cio_stream_read_until(). */
 CIO_API ssize_t cio_stream_read_line(cio_stream *s, size_t limit,
 				     const char **line);
 
