@@ -98,7 +98,7 @@ check-apple-asm:
 # waits (a wait with a timeout stalls under it); ASan covers io_uring.
 # test_switch is left out: Valgrind does not model FP rounding modes,
 # which that test checks.
-VALGRIND_TESTS = test_task test_cancel test_sync test_net_misc test_splice
+VALGRIND_TESTS = test_task test_cancel test_sync test_net_misc test_splice test_stream
 check-valgrind: check-gcc
 	@for t in $(VALGRIND_TESTS); do for b in epoll; do \
 		echo "valgrind $$t ($$b)"; \
