@@ -1332,8 +1332,10 @@ CIO_API void cio_group_free(cio_group *g);
  * a TLS session (cio_stream_tls_accept(), cio_stream_tls_connect()).
  *
  * Every call that moves bytes is blocking, with the rules at the top of
- * this header.  An interrupted read loses nothing: bytes that arrived stay
- * in the read buffer for the next call.  One task may read while another
+ * this header, when it has to wait for the connection; one the buffers
+ * alone can serve returns at once, even in a cancelled task.  An
+ * interrupted read loses nothing: bytes that arrived stay in the read
+ * buffer for the next call.  One task may read while another
  * writes the same stream (a proxy's two directions); two tasks must not
  * read (or write) one stream at the same time.
  *
