@@ -13,7 +13,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-net-build bench-files bench-proxy install clean
+	bench bench-quick bench-seam bench-streams bench-net-build bench-files bench-proxy install clean
 
 all: build
 
@@ -98,7 +98,7 @@ check-apple-asm:
 # waits (a wait with a timeout stalls under it); ASan covers io_uring.
 # test_switch is left out: Valgrind does not model FP rounding modes,
 # which that test checks.
-VALGRIND_TESTS = test_task test_cancel test_sync test_net_misc test_splice
+VALGRIND_TESTS = test_task test_cancel test_sync test_net_misc test_splice test_stream
 check-valgrind: check-gcc
 	@for t in $(VALGRIND_TESTS); do for b in epoll; do \
 		echo "valgrind $$t ($$b)"; \
@@ -155,6 +155,11 @@ bench-net-build: deps
 bench-seam: bench-net-build
 	bench/seam.sh $(BENCH_BUILD)
 
+# What a stream costs over the raw fd: echo_server with and without
+# --stream; rewrites the Streams section of docs/benchmarks.md.
+bench-streams: bench-net-build
+	bench/streams.sh $(BENCH_BUILD)
+
 # The whole suite of peer comparisons: the network matrix and its
 # profile, then file reads against fio and the proxy against HAProxy.
 bench: bench-net-build
@@ -163,6 +168,7 @@ bench: bench-net-build
 	PROF_COMMAND="make bench" bench/profile.sh $(BENCH_BUILD)
 	bench/files.sh $(BENCH_BUILD)
 	bench/proxy.sh $(BENCH_BUILD)
+	bench/streams.sh $(BENCH_BUILD)
 
 bench-quick: bench-net-build
 	NET_SIZES=100 NET_CONNS="16 256" NET_REPEATS=1 NET_WARMUP=0.5 \

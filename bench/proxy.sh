@@ -61,26 +61,6 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-# A free loopback port: the kernel's pick, released at once.
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' 2>/dev/null ||
-		echo $((20000 + $$ % 20000 + $1))
-}
-
-# Waits up to 5 s for a listener on 127.0.0.1:$1.
-wait_port() {
-	i=0
-	while [ $i -lt 100 ]; do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-		# /dev/tcp is bash's; with a plain sh, ask ss.
-		ss -ltn "sport = :$1" 2>/dev/null | grep -q LISTEN && return 0
-		sleep 0.05
-		i=$((i + 1))
-	done
-	echo "proxy.sh: nothing listens on port $1" >&2
-	return 1
-}
-
 up_port=$(free_port 1)
 taskset -c $client_cpu "$echo_srv" "$up_port" 127.0.0.1 >"$tmp/echo.log" 2>&1 &
 echo_pid=$!

@@ -74,24 +74,7 @@ fi
 
 # What a system call costs here (page-table isolation or not), for the
 # reader comparing machines.
-cat >"$work/getppid.c" <<'EOF'
-#include <stdio.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
-int main(void)
-{
-	struct timespec a, b;
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (int i = 0; i < 1000000; i++)
-		syscall(SYS_getppid);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	printf("%.0f\n", ((b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec)) / 1e6);
-	return 0;
-}
-EOF
-getppid_ns=
-cc -O2 -o "$work/getppid" "$work/getppid.c" && getppid_ns=$(taskset -c 0 "$work/getppid")
+getppid_ns=$(syscall_ns "$work" || true)
 section=$work/section
 awk -F, -v base="$base_sha" -v csvname="$csvrel" -v getppid="$getppid_ns" "$awk_median"'
 function r(a, b,    x, y) {

@@ -3,7 +3,8 @@
  * listener; one task per connection; an accept loop that outlives its
  * errors; an optional idle timeout; and a graceful drain.
  *
- *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS] [ADDR]
+ *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS]
+ *               [--stream] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:7000; port 0
@@ -15,6 +16,9 @@
  *                 for MS milliseconds (default 0: never)
  *   --drain-ms MS how long a drain lets connections finish before they
  *                 are cancelled (default 1000)
+ *   --stream      serve each connection through a cio_stream (its read
+ *                 buffer in place of the task's own), to measure what a
+ *                 stream costs over the raw fd
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend (default: io_uring when
  *                 the kernel allows it, else epoll)
  *
@@ -50,6 +54,7 @@ static struct {
 	const char *addr;
 	int64_t run_ns;  /* --seconds, or CIO_NEVER */
 	int64_t idle_ns; /* --idle-ms, or 0 */
+	bool stream;     /* --stream */
 } opt;
 
 /* The address core 0 bound (port 0 becomes a real port), for the others. */
@@ -94,24 +99,50 @@ struct conn {
 	int fd;
 };
 
+/* One exchange through a stream: what one read brings is echoed from the
+ * stream's own buffer, then dropped.  Returns the bytes echoed, 0 at the
+ * end, or -errno. */
+static ssize_t echo_stream_once(cio_stream *st)
+{
+	size_t len;
+	ssize_t n = cio_stream_fill(st, 0);
+	if (n <= 0)
+		return n;
+	const void *p = cio_stream_peek(st, &len);
+	cio_drain_idle(false);
+	n = cio_stream_write_all(st, p, len, NULL);
+	cio_stream_consume(st, len);
+	return n;
+}
+
 static void *serve_conn(void *arg)
 {
 	struct conn c = *(struct conn *)arg;
 	struct server *s = c.srv;
 	free(arg);
 	char buf[BUF_SIZE];
-	ssize_t n;
-	for (;;) {
+	cio_stream *st = NULL;
+	ssize_t n = 0;
+	/* The stream owns the fd from here on; it needs no write buffer. */
+	if (opt.stream && (n = cio_stream_new(&st, c.fd,
+			&(cio_stream_opts){.read_buf = BUF_SIZE, .write_buf = 64})) < 0)
+		c.fd = -1;
+	while (n >= 0) {
 		/* The idle timeout covers one exchange: a peer that stays
 		 * silent, or stops taking its echo, for that long is gone. */
 		int64_t tok = opt.idle_ns ? cio_timeout_push(opt.idle_ns) : 0;
 		/* Between messages a drain may end the connection at once;
 		 * with bytes in hand, it lets their echo go out first. */
 		cio_drain_idle(true);
-		n = cio_recv(c.fd, buf, sizeof buf, 0);
+		if (st) {
+			n = echo_stream_once(st);
+		} else {
+			n = cio_recv(c.fd, buf, sizeof buf, 0);
+			cio_drain_idle(false);
+			if (n > 0)
+				n = cio_send_all(c.fd, buf, (size_t)n, 0, NULL);
+		}
 		cio_drain_idle(false);
-		if (n > 0)
-			n = cio_send_all(c.fd, buf, (size_t)n, 0, NULL);
 		if (opt.idle_ns)
 			cio_deadline_pop(tok);
 		if (n <= 0)
@@ -123,7 +154,10 @@ static void *serve_conn(void *arg)
 		s->conn_errors++;
 		log_limited(s, "connection", (int)n);
 	}
-	cio_close(c.fd);
+	if (st)
+		cio_stream_close(st);
+	else if (c.fd >= 0)
+		cio_close(c.fd);
 	cio_wg_done(&s->conns);
 	return NULL;
 }
@@ -260,7 +294,7 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--idle-ms MS] "
-			"[--drain-ms MS] [HOST:PORT | PORT]\n", prog);
+			"[--drain-ms MS] [--stream] [HOST:PORT | PORT]\n", prog);
 	exit(2);
 }
 
@@ -288,6 +322,8 @@ int main(int argc, char **argv)
 			idle_ms = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--drain-ms") == 0)
 			drain_ms = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--stream") == 0)
+			opt.stream = true;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
 		else if (argv[i][0] == '-')

@@ -1332,8 +1332,10 @@ CIO_API void cio_group_free(cio_group *g);
  * a TLS session (cio_stream_tls_accept(), cio_stream_tls_connect()).
  *
  * Every call that moves bytes is blocking, with the rules at the top of
- * this header.  An interrupted read loses nothing: bytes that arrived stay
- * in the read buffer for the next call.  One task may read while another
+ * this header, when it has to wait for the connection; one the buffers
+ * alone can serve returns at once, even in a cancelled task.  An
+ * interrupted read loses nothing: bytes that arrived stay in the read
+ * buffer for the next call.  One task may read while another
  * writes the same stream (a proxy's two directions); two tasks must not
  * read (or write) one stream at the same time.
  *
@@ -1402,7 +1404,8 @@ CIO_API ssize_t cio_stream_read_until(cio_stream *s, int delim, size_t limit,
 /* Blocking.  cio_stream_read_until() for '\n', with the line's end ("\n" or
  * "\r\n") cut off and replaced by a NUL in the buffer, so *line is a C
  * string (which may also hold NULs of the peer's).  Returns the line's
- * length without its end; errors as cio_stream_read_until(). */
+ * length without its end: an empty line is 0 with *line "", the end of
+ * the stream 0 with *line NULL.  Errors as cio_stream_read_until(). */
 CIO_API ssize_t cio_stream_read_line(cio_stream *s, size_t limit,
 				     const char **line);
 

@@ -4,7 +4,8 @@
  * messages byte for byte; one streams both ways at once; one half-closes
  * and still gets every byte back; rude peers reset mid-stream; then
  * SIGTERM stops the server cleanly, closing idle connections at once,
- * and its summary counts every connection. */
+ * and its summary counts every connection.  All of it twice: with each
+ * connection on its raw fd, and through a cio_stream (--stream). */
 #include "check.h"
 #include "example_util.h"
 
@@ -131,11 +132,11 @@ static void rude_peer(void)
 	close(fd);
 }
 
-static int run(void)
+static int run(bool stream)
 {
 	struct child srv;
 	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "--drain-ms", "20000",
-			"127.0.0.1:0", NULL};
+			"127.0.0.1:0", stream ? "--stream" : NULL, NULL};
 	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
 	const char *want = getenv("COREIO_BACKEND");
@@ -178,8 +179,8 @@ static int run(void)
 		fprintf(stderr, "unexpected summary:\n%s\n", srv.text);
 		CHECK(!"summary");
 	}
-	fprintf(stderr, "ok: %d connections byte-exact, %d resets survived\n",
-		CONNS + 2, RESETS);
+	fprintf(stderr, "ok%s: %d connections byte-exact, %d resets survived\n",
+		stream ? " (stream)" : "", CONNS + 2, RESETS);
 	return 0;
 }
 
@@ -188,5 +189,5 @@ int main(void)
 	/* The backend check: a backend this machine lacks skips (77), as
 	 * every test does; the server is then not started. */
 	int rc = test_backend_missing();
-	return rc ? rc : run();
+	return rc ? rc : run(false) || run(true);
 }
