@@ -401,43 +401,41 @@ static int child_reap(struct child *c, int64_t within)
 	return st;
 }
 
-/* A loopback port free now. */
-static int free_port(void)
+/* A loopback listener on a free port, its address in addr. */
+static int listen_here(char *addr, size_t cap)
 {
 	int lfd = cio_listen("127.0.0.1:0", NULL);
 	CHECK(lfd >= 0);
-	cio_addr a;
-	CHECK_EQ(cio_local_addr(lfd, &a), 0);
-	cio_close(lfd);
-	return ntohs(a.u.in.sin_port);
+	local_addr(lfd, addr, cap);
+	return lfd;
 }
 
-/* Connects to 127.0.0.1:port, retrying while the child starts. */
-static int connect_retry(int port)
+/* Starts openssl s_server for one connection on a free loopback port,
+ * with up to three more arguments (NULL ends them), and connects to it,
+ * retrying while it starts.  Returns the connected fd. */
+static int s_server_start(struct child *ch, char *a1, char *a2, char *a3)
 {
-	char addr[32];
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+	char addr[64];
+	cio_close(listen_here(addr, sizeof addr)); /* a port free now */
+	char *argv[] = {"openssl", "s_server", "-accept", addr, "-cert", srv_crt, "-key",
+			srv_key, "-naccept", "1", "-quiet", a1, a2, a3, NULL};
+	child_spawn(ch, argv);
 	for (int i = 0; i < 500; i++) {
 		int fd = cio_connect(addr, 0);
-		if (fd != -ECONNREFUSED)
+		if (fd != -ECONNREFUSED) {
+			CHECK(fd >= 0);
 			return fd;
+		}
 		cio_sleep(10 * CIO_MS);
 	}
-	return -ETIMEDOUT;
+	CHECK(!"s_server did not start");
+	return -1;
 }
 
 static void test_s_server(int version)
 {
-	char port[32];
-	int p = free_port();
-	snprintf(port, sizeof port, "127.0.0.1:%d", p);
-	char *argv[] = {"openssl", "s_server", "-accept", port, "-cert", srv_crt, "-key", srv_key,
-			"-naccept", "1", "-quiet", version == CIO_TLS1_2 ? "-tls1_2" : "-tls1_3",
-			NULL};
 	struct child ch;
-	child_spawn(&ch, argv);
-	int fd = connect_retry(p);
-	CHECK(fd >= 0);
+	int fd = s_server_start(&ch, version == CIO_TLS1_2 ? "-tls1_2" : "-tls1_3", NULL, NULL);
 	cio_stream *s;
 	CHECK_EQ(cio_stream_new(&s, fd, NULL), 0);
 	cio_tls_ctx *cctx = client_ctx((cio_tls_client_opts){0});
@@ -469,12 +467,8 @@ static void test_s_server(int version)
 
 static void test_s_client(int version)
 {
-	int lfd = cio_listen("127.0.0.1:0", NULL);
-	CHECK(lfd >= 0);
-	cio_addr a;
-	CHECK_EQ(cio_local_addr(lfd, &a), 0);
-	char addr[32];
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.u.in.sin_port));
+	char addr[64];
+	int lfd = listen_here(addr, sizeof addr);
 	char *argv[] = {"openssl", "s_client", "-connect", addr, "-servername", "localhost",
 			"-CAfile", ca_pem_path, "-verify_return_error", "-verify_hostname",
 			"localhost", "-quiet", "-nocommands",
@@ -515,12 +509,8 @@ static void test_s_client(int version)
 static void test_tls10(void)
 {
 	/* openssl s_client -tls1 against our server. */
-	int lfd = cio_listen("127.0.0.1:0", NULL);
-	CHECK(lfd >= 0);
-	cio_addr a;
-	CHECK_EQ(cio_local_addr(lfd, &a), 0);
-	char addr[32];
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(a.u.in.sin_port));
+	char addr[64];
+	int lfd = listen_here(addr, sizeof addr);
 	char *argv[] = {"openssl", "s_client", "-connect", addr, "-tls1", "-cipher",
 			"DEFAULT@SECLEVEL=0", "-quiet", NULL};
 	struct child ch;
@@ -538,14 +528,7 @@ static void test_tls10(void)
 	cio_tls_ctx_free(sctx);
 
 	/* Our client against openssl s_server -tls1. */
-	char port[32];
-	int p = free_port();
-	snprintf(port, sizeof port, "127.0.0.1:%d", p);
-	char *sargv[] = {"openssl", "s_server", "-accept", port, "-cert", srv_crt, "-key", srv_key,
-			 "-naccept", "1", "-quiet", "-tls1", "-cipher", "DEFAULT@SECLEVEL=0", NULL};
-	child_spawn(&ch, sargv);
-	int fd = connect_retry(p);
-	CHECK(fd >= 0);
+	int fd = s_server_start(&ch, "-tls1", "-cipher", "DEFAULT@SECLEVEL=0");
 	cio_stream *s;
 	CHECK_EQ(cio_stream_new(&s, fd, NULL), 0);
 	cio_tls_ctx *cctx = client_ctx((cio_tls_client_opts){0});
