@@ -359,6 +359,54 @@ static void test_vectored(void)
 	CHECK_EQ(cio_stream_close(s), 0);
 }
 
+/* Reads fd to its end into buf (up to cap bytes). */
+struct collector {
+	int fd;
+	uint8_t *buf;
+	size_t cap, got;
+};
+
+static void *collect_main(void *arg)
+{
+	struct collector *c = arg;
+	ssize_t n;
+	while (c->got < c->cap &&
+	       (n = cio_recv(c->fd, c->buf + c->got, c->cap - c->got, 0)) > 0)
+		c->got += (size_t)n;
+	return NULL;
+}
+
+/* A write interrupted by a deadline (the peer reads nothing) leaves the
+ * stream whole: the rest goes after it, and the peer gets every byte
+ * once, in order. */
+static void test_interrupted_write(void)
+{
+	int peer;
+	cio_stream *s = pair_stream(&peer, 256, 1024);
+	enum { LEN = 4 << 20 };
+	static uint8_t data[LEN], got[LEN];
+	size_t moved = 0;
+
+	for (size_t i = 0; i < LEN; i++)
+		data[i] = pat(i, 21);
+	CHECK_EQ(cio_stream_put(s, data, 100), 100); /* buffered */
+	CIO_WITH_TIMEOUT(20 * CIO_MS) {
+		CHECK_EQ(cio_stream_write_all(s, data + 100, LEN - 100, &moved), -ETIMEDOUT);
+	}
+	CHECK(moved < LEN - 100);
+	struct collector c = { peer, got, sizeof got, 0 };
+	cio_task_t t = cio_spawn(collect_main, &c);
+	size_t more;
+	CHECK_EQ(cio_stream_write_all(s, data + 100 + moved, LEN - 100 - moved, &more),
+		 (ssize_t)(LEN - 100 - moved));
+	CHECK_EQ(cio_stream_shutdown(s), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(c.got, (size_t)LEN);
+	CHECK(memcmp(got, data, LEN) == 0);
+	CHECK_EQ(cio_close(peer), 0);
+	CHECK_EQ(cio_stream_close(s), 0);
+}
+
 /* A reset peer: the write fails, and the error stays. */
 static void test_sticky_error(void)
 {
@@ -380,23 +428,6 @@ static void test_sticky_error(void)
 }
 
 /* --- zero-copy paths ----------------------------------------------------- */
-
-/* Reads fd to its end into buf (up to cap bytes). */
-struct collector {
-	int fd;
-	uint8_t *buf;
-	size_t cap, got;
-};
-
-static void *collect_main(void *arg)
-{
-	struct collector *c = arg;
-	ssize_t n;
-	while (c->got < c->cap &&
-	       (n = cio_recv(c->fd, c->buf + c->got, c->cap - c->got, 0)) > 0)
-		c->got += (size_t)n;
-	return NULL;
-}
 
 static void test_sendfile(void)
 {
@@ -555,6 +586,7 @@ static void *test_main(void *arg)
 		test_half_close();
 		test_put_and_flush();
 		test_vectored();
+		test_interrupted_write();
 		test_sticky_error();
 		test_sendfile();
 		test_relay();

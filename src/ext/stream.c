@@ -304,6 +304,16 @@ static size_t pending(const cio_stream *s)
 	return s->wtail - s->whead;
 }
 
+/* Keeps a write's failure for later writes when it is the connection's:
+ * an interrupted write (cancel, deadline) leaves the stream whole, its
+ * unsent bytes still in the buffer or the caller's.  Returns err. */
+static int keep_write_error(cio_stream *s, int err)
+{
+	if (err != -ECANCELED && err != -ETIMEDOUT)
+		s->werr = err;
+	return err;
+}
+
 /* Writes all of buf through the transport; a failure is kept in werr.
  * Returns 0 or -errno; *sent (added to) counts what went. */
 static int send_all(cio_stream *s, const char *buf, size_t len, size_t *sent)
@@ -314,7 +324,7 @@ static int send_all(cio_stream *s, const char *buf, size_t len, size_t *sent)
 	while (done < len) {
 		ssize_t n = s->ops->write(s, buf + done, len - done);
 		if (n < 0) {
-			err = s->werr = (int)n;
+			err = keep_write_error(s, (int)n);
 			break;
 		}
 		done += (size_t)n;
@@ -392,7 +402,7 @@ ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len)
 		return 0;
 	n = s->ops->write(s, buf, len);
 	if (n < 0)
-		s->werr = (int)n;
+		keep_write_error(s, (int)n);
 	return fail(s, n);
 }
 
@@ -425,7 +435,7 @@ static ssize_t plain_writev_all(cio_stream *s, const struct iovec *iov, int iovc
 		w = n == 1 ? cio_send(s->fd, v[0].iov_base, v[0].iov_len, 0)
 			   : cio_writev(s->fd, v, n);
 		if (w < 0) {
-			err = s->werr = (int)w;
+			err = keep_write_error(s, (int)w);
 			break;
 		}
 		size_t from_buf = (size_t)w < head ? (size_t)w : head;
@@ -511,7 +521,7 @@ ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off, size_t len,
 	if (is_plain(s)) {
 		n = cio_sendfile(s->fd, file, off, len, moved);
 		if (n < 0)
-			s->werr = (int)n;
+			keep_write_error(s, (int)n);
 		return fail(s, n);
 	}
 	/* Through the write buffer: read a buffer's worth of the file into
