@@ -2,11 +2,13 @@
  * connects each to one upstream address under a deadline, and relays the
  * bytes both ways with cio_relay() (splice through pooled pipes: the bytes
  * never enter user space, and a slow reader slows its writer instead of
- * filling memory).
+ * filling memory).  With --tls-cert it terminates TLS: clients speak TLS
+ * to it, the upstream gets plain text, and the relay copies between a TLS
+ * stream and a plain one.
  *
  *   tcp_proxy --listen ADDR --upstream ADDR [--cores N]
  *             [--connect-timeout-ms MS] [--idle-ms MS] [--seconds S]
- *             [--drain-ms MS]
+ *             [--drain-ms MS] [--tls-cert FILE [--tls-key FILE]]
  *
  *   --listen ADDR     where to listen: HOST:PORT, [V6HOST]:PORT or
  *                     unix:/path (numeric hosts); port 0 picks a free port,
@@ -21,6 +23,9 @@
  *   --seconds S       drain after S seconds (default: until SIGINT/SIGTERM)
  *   --drain-ms MS     how long a drain lets relays finish before they are
  *                     cancelled (default 1000)
+ *   --tls-cert FILE   terminate TLS with this certificate chain (PEM, leaf
+ *                     first); TLS 1.2 and 1.3, a 10 s handshake limit
+ *   --tls-key FILE    its private key (PEM); default: in the cert file
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Example:  tcp_proxy --listen 127.0.0.1:8080 --upstream 127.0.0.1:7000
@@ -51,9 +56,12 @@
 #define LOG_EVERY CIO_SEC
 
 static struct {
-	const char *listen, *upstream;
+	const char *listen, *upstream, *tls_cert, *tls_key;
 	int64_t run_ns, idle_ns, connect_ns;
 } opt;
+
+/* The TLS configuration, made once and shared by every core. */
+static cio_tls_ctx *tls;
 
 static char bound_addr[128];
 static cio_wg bound = CIO_WG_INIT(bound);
@@ -68,11 +76,12 @@ enum err_kind {
 	E_DRAIN,        /* cancelled by the drain */
 	E_RELAY_OTHER,  /* any other relay error */
 	E_ACCEPT,       /* accept failures that passed */
+	E_TLS,          /* a client's TLS handshake failed */
 	E_COUNT
 };
 static const char *const err_names[E_COUNT] = {
 	"refused", "connect-timeout", "connect-other", "idle", "reset",
-	"drain", "relay-other", "accept",
+	"drain", "relay-other", "accept", "tls",
 };
 
 static atomic_uint_fast64_t total_conns, total_up, total_down, total_err[E_COUNT];
@@ -110,6 +119,63 @@ struct conn {
 	int fd;
 };
 
+/* The kind of a relay's error. */
+static enum err_kind relay_error(int rc)
+{
+	return rc == -ETIMEDOUT						  ? E_IDLE
+	       : rc == -ECANCELED					  ? E_DRAIN
+	       : rc == -ECONNRESET || rc == -EPIPE || rc == -ENOTCONN ? E_RESET
+								  : E_RELAY_OTHER;
+}
+
+/* Ends a stream after its relay: normally when the relay ended cleanly or
+ * by the idle limit or the drain (both sides intact), with a reset when a
+ * side broke. */
+static void stream_end(cio_stream *st, enum err_kind k, bool ok)
+{
+	if (!ok && k != E_IDLE && k != E_DRAIN) {
+		struct linger l = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(cio_stream_fd(st), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	}
+	cio_stream_close(st);
+}
+
+/* TLS termination: the client's stream over TLS, the upstream's plain,
+ * bytes copied between them.  The read buffers only hold what arrives
+ * before the relay; the relay reads into the other side's write buffer,
+ * a TLS record's worth. */
+static int relay_tls(struct server *s, int cfd, int up, cio_relay_stats *st, bool *ok)
+{
+	cio_stream_opts so = {.read_buf = 4 << 10, .write_buf = 16 << 10};
+	cio_stream *a = NULL, *b = NULL;
+	int rc = cio_stream_new(&a, cfd, &so);
+	if (rc < 0) {
+		cio_close(up);
+		return rc;
+	}
+	if ((rc = cio_stream_new(&b, up, &so)) < 0) {
+		cio_stream_close(a);
+		return rc;
+	}
+	rc = cio_stream_tls_accept(a, tls);
+	if (rc < 0) {
+		s->err[rc == -ECANCELED ? E_DRAIN : E_TLS]++;
+		if (rc != -ECANCELED) {
+			char what[256];
+			snprintf(what, sizeof what, "TLS handshake (%s)", cio_stream_error(a));
+			log_limited(s, what, rc);
+		}
+		*ok = true; /* counted here, not as a relay error */
+	} else {
+		rc = cio_stream_relay(a, b, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, st);
+		*ok = rc == 0;
+	}
+	enum err_kind k = relay_error(rc);
+	stream_end(a, k, *ok);
+	stream_end(b, k, *ok);
+	return rc;
+}
+
 static void *serve_conn(void *arg)
 {
 	struct conn c = *(struct conn *)arg;
@@ -134,22 +200,15 @@ static void *serve_conn(void *arg)
 	cio_tcp_nodelay(up, true);
 
 	cio_relay_stats st = {0};
-	cio_relay_opts ro = {.idle_timeout = opt.idle_ns};
-	int rc = cio_relay(c.fd, up, &ro, &st);
-	s->up += st.a_to_b;
-	s->down += st.b_to_a;
-	if (rc == 0) {
-		cio_close(c.fd);
-		cio_close(up);
+	bool ok;
+	int rc;
+	if (tls) {
+		rc = relay_tls(s, c.fd, up, &st, &ok);
 	} else {
-		enum err_kind k = rc == -ETIMEDOUT				  ? E_IDLE
-				  : rc == -ECANCELED				  ? E_DRAIN
-				  : rc == -ECONNRESET || rc == -EPIPE || rc == -ENOTCONN ? E_RESET
-										  : E_RELAY_OTHER;
-		s->err[k]++;
-		if (k == E_RELAY_OTHER)
-			log_limited(s, "relay", rc);
-		if (k == E_IDLE || k == E_DRAIN) {
+		rc = cio_relay(c.fd, up, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, &st);
+		ok = rc == 0;
+		enum err_kind k = relay_error(rc);
+		if (ok || k == E_IDLE || k == E_DRAIN) {
 			/* Both streams are intact: end them normally. */
 			cio_close(c.fd);
 			cio_close(up);
@@ -157,6 +216,14 @@ static void *serve_conn(void *arg)
 			close_abort(c.fd);
 			close_abort(up);
 		}
+	}
+	s->up += st.a_to_b;
+	s->down += st.b_to_a;
+	if (!ok) {
+		enum err_kind k = relay_error(rc);
+		s->err[k]++;
+		if (k == E_RELAY_OTHER)
+			log_limited(s, "relay", rc);
 	}
 	cio_wg_done(&s->conns);
 	return NULL;
@@ -280,6 +347,7 @@ static void usage(const char *prog, int code)
 	fprintf(code ? stderr : stdout,
 		"usage: %s --listen ADDR --upstream ADDR [--cores N]\n"
 		"       [--connect-timeout-ms MS] [--idle-ms MS] [--seconds S] [--drain-ms MS]\n"
+		"       [--tls-cert FILE [--tls-key FILE]]\n"
 		"ADDR: HOST:PORT, [V6HOST]:PORT or unix:/path (numeric hosts only)\n",
 		prog);
 	exit(code);
@@ -316,6 +384,10 @@ int main(int argc, char **argv)
 			seconds = number(argv[0], val), i++;
 		else if (strcmp(a, "--drain-ms") == 0)
 			drain_ms = number(argv[0], val), i++;
+		else if (strcmp(a, "--tls-cert") == 0 && val)
+			opt.tls_cert = val, i++;
+		else if (strcmp(a, "--tls-key") == 0 && val)
+			opt.tls_key = val, i++;
 		else
 			usage(argv[0], 2);
 	}
@@ -326,6 +398,19 @@ int main(int argc, char **argv)
 	if (cio_addr_parse(&probe, opt.listen) < 0 || cio_addr_parse(&probe, opt.upstream) < 0) {
 		fprintf(stderr, "tcp_proxy: bad address (want HOST:PORT, [V6]:PORT or unix:/path)\n");
 		return 2;
+	}
+	if (opt.tls_key && !opt.tls_cert)
+		usage(argv[0], 2);
+	if (opt.tls_cert) {
+		char why[256];
+		cio_tls_cert cert = {.cert_file = opt.tls_cert,
+				     .key_file = opt.tls_key ? opt.tls_key : opt.tls_cert};
+		cio_tls_server_opts to = {.certs = &cert, .ncerts = 1};
+		int trc = cio_tls_server_ctx(&tls, &to, why, sizeof why);
+		if (trc < 0) {
+			fprintf(stderr, "tcp_proxy: TLS: %s\n", why);
+			return 2;
+		}
 	}
 	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
@@ -354,5 +439,6 @@ int main(int argc, char **argv)
 	for (int i = 0; i < E_COUNT; i++)
 		printf(" %s %" PRIu64, err_names[i], (uint64_t)atomic_load(&total_err[i]));
 	printf("\n");
+	cio_tls_ctx_free(tls);
 	return atomic_load(&status);
 }

@@ -3,7 +3,9 @@
  * connections verified byte for byte, half-closes both ways, resets on
  * either side, a slow reader (the proxy's memory stays flat), an upstream
  * that refuses, the idle timeout, no fd or pipe left behind, and exit 0 on
- * SIGTERM with its summary line.
+ * SIGTERM with its summary line.  Then a second proxy that terminates TLS
+ * (--tls-cert): TLS clients echo byte for byte through it with a
+ * close_notify each way, and a client that talks plain text is refused.
  *
  * The upstream's behaviour for a connection is chosen by the first byte
  * the client sends through the proxy (see up_conn()). */
@@ -390,6 +392,125 @@ static void idle_timeout(void)
 	cio_close(fd);
 }
 
+/* --- TLS termination ------------------------------------------------------------ */
+
+static char tls_dir[64], tls_cert[96], tls_key[96], tls_proxy_addr[64];
+static cio_tls_ctx *tls_client;
+
+struct tls_echo {
+	cio_stream *st;
+	size_t size;
+	uint32_t seed;
+};
+
+static void *tls_writer(void *arg)
+{
+	struct tls_echo *e = arg;
+	uint8_t chunk[5000];
+	CHECK_EQ(cio_stream_put(e->st, "E", 1), 1);
+	for (size_t off = 0; off < e->size;) {
+		size_t len = 1 + rnd() % sizeof chunk;
+		if (len > e->size - off)
+			len = e->size - off;
+		for (size_t i = 0; i < len; i++)
+			chunk[i] = pat(off + i, e->seed);
+		CHECK_EQ(cio_stream_write_all(e->st, chunk, len, NULL), (ssize_t)len);
+		off += len;
+	}
+	CHECK_EQ(cio_stream_shutdown(e->st), 0); /* close_notify */
+	return NULL;
+}
+
+/* size bytes out through the TLS proxy and back, with the upstream's
+ * trailer after the client's close_notify, then the proxy's own
+ * close_notify: a clean end, not a truncation. */
+static void *tls_echo_client(void *arg)
+{
+	struct tls_echo e = {.size = (size_t)(uintptr_t)arg, .seed = rnd()};
+	CIO_WITH_TIMEOUT(15 * CIO_SEC) {
+		CHECK_EQ(cio_stream_new(&e.st, dial(tls_proxy_addr), NULL), 0);
+		int rc = cio_stream_tls_connect(e.st, tls_client, "localhost");
+		if (rc < 0)
+			fprintf(stderr, "TLS to the proxy: %s\n", cio_stream_error(e.st));
+		CHECK_EQ(rc, 0);
+		cio_task_t w = cio_spawn(tls_writer, &e);
+		CHECK(w > 0);
+		uint8_t buf[7000];
+		size_t got = 0;
+		bool same = true;
+		ssize_t n;
+		while ((n = cio_stream_read(e.st, buf, sizeof buf)) > 0) {
+			for (ssize_t i = 0; i < n; i++) {
+				size_t at = got + (size_t)i;
+				same &= buf[i] == (at < e.size ? pat(at, e.seed)
+						   : (uint8_t)"DONE"[(at - e.size) & 3]);
+			}
+			got += (size_t)n;
+		}
+		CHECK_EQ(n, 0);
+		CHECK_EQ(got, e.size + 4);
+		CHECK(same);
+		CHECK_EQ(cio_join(w, NULL), 0);
+		CHECK_EQ(cio_stream_close(e.st), 0);
+	}
+	return NULL;
+}
+
+static void tls_termination(void)
+{
+	snprintf(tls_dir, sizeof tls_dir, "/tmp/coreio-proxy-tls-XXXXXX");
+	CHECK(mkdtemp(tls_dir) != NULL);
+	snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+	snprintf(tls_key, sizeof tls_key, "%s/key.pem", tls_dir);
+	char cmd[512];
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-keyout %s -out %s -days 2 -subj /CN=localhost "
+		 "-addext subjectAltName=DNS:localhost 2>/dev/null",
+		 tls_key, tls_cert);
+	CHECK_EQ(system(cmd), 0);
+	char err[256] = "";
+	CHECK_EQ(cio_tls_client_ctx(&tls_client, &(cio_tls_client_opts){.ca_file = tls_cert},
+				    err, sizeof err), 0);
+
+	struct child tp;
+	char *argv[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", up_addr,
+			"--cores", "1", "--tls-cert", tls_cert, "--tls-key", tls_key,
+			"--seconds", "100", NULL};
+	CHECK_EQ(ex_start(&tp, argv, "listening on"), 0);
+	snprintf(tls_proxy_addr, sizeof tls_proxy_addr, "127.0.0.1:%d", ex_port(&tp));
+
+	enum { N = 8 };
+	cio_task_t t[N];
+	for (int i = 0; i < N; i++) {
+		size_t size = i == 0 ? 0 : i == 1 ? (4u << 20) : rnd() % MAX_SIZE;
+		t[i] = cio_spawn(tls_echo_client, (void *)(uintptr_t)size);
+		CHECK(t[i] > 0);
+	}
+	for (int i = 0; i < N; i++)
+		CHECK_EQ(cio_join(t[i], NULL), 0);
+
+	/* Plain text to a TLS listener: the handshake fails, the proxy
+	 * closes, and counts it. */
+	int fd = dial(tls_proxy_addr);
+	static const char req[] = "GET / HTTP/1.0\r\n\r\n";
+	CHECK_EQ(cio_send_all(fd, req, sizeof req - 1, 0, NULL), (ssize_t)sizeof req - 1);
+	char buf[256];
+	ssize_t end;
+	read_to_end(fd, buf, sizeof buf, &end);
+	CHECK(end == 0 || end == -ECONNRESET);
+	cio_close(fd);
+
+	CHECK_EQ(ex_stop(&tp, SIGTERM, 10000), 0);
+	fprintf(stderr, "  %s", tp.text);
+	CHECK(strstr(tp.text, " tls 1\n") || strstr(tp.text, " tls 1 "));
+	CHECK(strstr(tp.text, " reset 0"));
+	cio_tls_ctx_free(tls_client);
+	CHECK_EQ(unlink(tls_cert), 0);
+	CHECK_EQ(unlink(tls_key), 0);
+	CHECK_EQ(rmdir(tls_dir), 0);
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -457,6 +578,8 @@ static void *test_main(void *arg)
 	CHECK(strstr(proxy.text, "errors:"));
 	CHECK_EQ(ex_stop(&refused, SIGINT, 10000), 0);
 	CHECK(strstr(refused.text, "refused 3"));
+
+	tls_termination();
 
 	cio_close(up_lfd);
 	CHECK_EQ(cio_join(up, NULL), 0);
