@@ -13,7 +13,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-streams bench-net-build bench-files bench-proxy install clean
+	bench bench-quick bench-seam bench-streams bench-tls bench-net-build bench-files bench-proxy install clean
 
 all: build
 
@@ -159,6 +159,14 @@ bench-seam: bench-net-build
 # --stream; rewrites the Streams section of docs/benchmarks.md.
 bench-streams: bench-net-build
 	bench/streams.sh $(BENCH_BUILD)
+
+# TLS termination: tcp_proxy --tls-cert against HAProxy's `bind ... ssl`,
+# kept-alive connections and a handshake per request; rewrites the TLS
+# section of docs/benchmarks.md.
+bench-tls: bench-net-build
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target tls_load tcp_proxy
+	bench/tls.sh $(BENCH_BUILD)
+	$(MAKE) bench-tls
 
 # The whole suite of peer comparisons: the network matrix and its
 # profile, then file reads against fio and the proxy against HAProxy.

@@ -200,7 +200,7 @@ static void *serve_conn(void *arg)
 	cio_tcp_nodelay(up, true);
 
 	cio_relay_stats st = {0};
-	bool ok;
+	bool ok = false;
 	int rc;
 	if (tls) {
 		rc = relay_tls(s, c.fd, up, &st, &ok);
