@@ -380,6 +380,32 @@ static void test_cache(void)
 	cio_resolve_cache_clear();
 }
 
+/* The cache keeps 1024 names: the 1025th evicts the oldest, only. */
+static void test_cache_bound(void)
+{
+	struct dns_server s = {0};
+	server_start(&s, 60);
+	cio_resolve_opts o = {.family = AF_INET, .servers = s.servers,
+			      .try_timeout = 50 * CIO_MS, .tries = 1};
+	cio_addr *addrs;
+	size_t n;
+	char name[32];
+	cio_resolve_cache_clear();
+	for (int i = 0; i <= 1024; i++) {
+		snprintf(name, sizeof name, "e%d.test", i);
+		CHECK_EQ(cio_resolve(name, NULL, &o, &addrs, &n), -CIO_EDNS_NXDOMAIN);
+	}
+	server_stop(&s);
+	CHECK_EQ(cio_resolve("e1.test", NULL, &o, &addrs, &n), -CIO_EDNS_NXDOMAIN);
+	CHECK_EQ(cio_resolve("e1024.test", NULL, &o, &addrs, &n), -CIO_EDNS_NXDOMAIN);
+	int rc = 0;
+	CIO_WITH_TIMEOUT(2 * CIO_SEC) {
+		rc = cio_resolve("e0.test", NULL, &o, &addrs, &n);
+	}
+	CHECK(rc < 0 && rc != -CIO_EDNS_NXDOMAIN && rc != -ETIMEDOUT);
+	cio_resolve_cache_clear();
+}
+
 static int running_lookups, peak_lookups;
 static char silent_servers[64];
 
@@ -579,6 +605,7 @@ static void *run(void *arg)
 	test_cancel();
 	test_concurrent();
 	test_cache();
+	test_cache_bound();
 	test_dial();
 	test_dial_cancel();
 	server_stop(&main_server);
