@@ -3,7 +3,7 @@
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
  * time, deadlines and cancellation, network and stream I/O, files and
  * zero-copy transfers, cores and messages between them, local
- * synchronisation.
+ * synchronisation, streams and TLS, names and dialling.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
@@ -85,7 +85,9 @@ extern "C" {
  * on.  Accepts either sign.  Never returns NULL; the text is static.
  * -ETIMEDOUT reads "Deadline passed" in a task whose last blocking call
  * failed because a deadline scope's time ran out, and "Connection timed
- * out" otherwise (a timeout of the kernel's, such as TCP's). */
+ * out" otherwise (a timeout of the kernel's, such as TCP's).  The DNS
+ * codes (CIO_EDNS_*, see "Names and dialling") have texts of their own,
+ * such as "Name not found (NXDOMAIN)". */
 CIO_API const char *cio_strerror(int err);
 
 /* The library version as "major.minor.patch". */
@@ -1597,6 +1599,104 @@ CIO_API int cio_stream_tls_peer_subject(const cio_stream *s, char *buf, size_t c
  * passed or was not checked, else OpenSSL's X509_V_ERR_ code; -1 on a
  * plain stream. */
 CIO_API long cio_stream_tls_verify_result(const cio_stream *s);
+
+/* ===================================================================== */
+/*  Names and dialling                                                    */
+/* ===================================================================== */
+/* Name resolution on c-ares, inside the runtime: queries go out on
+ * sockets the calling task waits on, so a lookup parks only that task,
+ * and obeys its deadline and cancellation like any blocking call.  A
+ * build without c-ares (libc-ares-dev) has cio_dial() on cio_getaddrinfo()
+ * instead, and cio_resolve() returns -ENOTSUP.
+ *
+ * DNS failures have codes of their own, beyond every system's errno range
+ * and below 4096 (so a "negated errno" test such as rc > -4096 still holds
+ * them); calls return them negated, and cio_strerror() knows their texts. */
+#define CIO_EDNS_NXDOMAIN 3001 /* "Name not found (NXDOMAIN)" */
+#define CIO_EDNS_NODATA 3002   /* the name has no address of that family */
+#define CIO_EDNS_SERVFAIL 3003 /* the server failed (SERVFAIL) */
+#define CIO_EDNS_REFUSED 3004  /* the server refused the query (REFUSED) */
+#define CIO_EDNS_BADNAME 3005  /* malformed name */
+#define CIO_EDNS_TIMEOUT 3006  /* every server timed out (their tries spent) */
+#define CIO_EDNS_BADRESP 3007  /* malformed answer, FORMERR or NOTIMP */
+#define CIO_EDNS_CONNREFUSED 3008 /* no server could be reached */
+
+typedef struct cio_resolve_opts {
+	int family;          /* AF_UNSPEC (0): both; AF_INET; AF_INET6 */
+	/* Servers to ask, "127.0.0.1:5353,[::1]:53" (port 53 if none), in
+	 * place of /etc/resolv.conf's, whose search domains are then not
+	 * used either; NULL: the system's. */
+	const char *servers;
+	bool no_cache;       /* neither read nor fill the core's cache */
+	int64_t try_timeout; /* ns before a query is sent again, to the
+	                      * next server; doubled each round; 0: the
+	                      * system's (resolv.conf's timeout, else 5 s) */
+	int tries;           /* rounds over the servers before
+	                      * -CIO_EDNS_TIMEOUT; 0: the system's (else 4) */
+} cio_resolve_opts;
+
+/* Blocking.  Resolves `name` to its addresses, A and AAAA records as
+ * opts->family asks, with the port of `service` (a number or a name of
+ * /etc/services; NULL: port 0) in each.  /etc/hosts is read first (as
+ * resolv.conf's or the system's lookup order says); a numeric name
+ * ("1.2.3.4", "::1") is answered at once, without a query.  opts may be
+ * NULL: both families, the system's servers, the cache.
+ *
+ * Answers are cached per core, keyed by name, family and servers, for
+ * as long as their TTL says (the smallest of the records'); a name that
+ * does not exist, or has no address of the family, is remembered for
+ * 5 s.  At most 1024 names are kept, the oldest evicted first.
+ *
+ * On success returns 0 and stores in *addrs an array of *n (>= 1)
+ * addresses, in the order c-ares gives them (RFC 6724's, IPv6 first
+ * where it is usable), to be freed with cio_addrs_free().  On failure
+ * *addrs is NULL, *n is 0, and the call returns -CIO_EDNS_NXDOMAIN,
+ * -CIO_EDNS_NODATA, -CIO_EDNS_SERVFAIL, -CIO_EDNS_REFUSED,
+ * -CIO_EDNS_BADNAME, -CIO_EDNS_TIMEOUT, -CIO_EDNS_BADRESP,
+ * -CIO_EDNS_CONNREFUSED, -EINVAL (an argument NULL, a bad family, an
+ * unknown service, servers malformed), -ENOMEM, -ENOTSUP (built without
+ * c-ares), -ECANCELED, or -ETIMEDOUT (the task's deadline passed; it wins
+ * over a DNS timeout at the same time).  An interrupted lookup leaves no
+ * socket open. */
+CIO_API int cio_resolve(const char *name, const char *service,
+			const cio_resolve_opts *opts, cio_addr **addrs, size_t *n);
+
+/* Frees what cio_resolve() stored in *addrs (NULL is ignored). */
+CIO_API void cio_addrs_free(cio_addr *addrs);
+
+/* Empties the calling core's DNS cache (for tests, or after a change of
+ * /etc/hosts).  Does nothing off a runtime. */
+CIO_API void cio_resolve_cache_clear(void);
+
+typedef struct cio_dial_opts {
+	/* Happy Eyeballs' "connection attempt delay": how long an attempt
+	 * runs alone before the next address is tried beside it; 0: 250 ms;
+	 * at least 10 ms. */
+	int64_t attempt_delay;
+	/* Bounds each attempt (ns), within the caller's deadline; 0: none. */
+	int64_t attempt_timeout;
+	int family;              /* AF_UNSPEC (0), AF_INET, AF_INET6 */
+	const char *dns_servers; /* as cio_resolve_opts.servers */
+} cio_dial_opts;
+
+/* Blocking.  Connects a TCP socket to "host:port" ("example.com:443",
+ * "[2001:db8::1]:80", "1.2.3.4:80"; the port may be a service name), or
+ * a Unix socket for "unix:/path" (as cio_connect()).  The host is
+ * resolved with cio_resolve() (a numeric one without a query), then the
+ * addresses are tried as RFC 8305 (Happy Eyeballs v2) says: the two
+ * families taken in turn, starting with the family of the first address;
+ * the next attempt starts when the one before fails, or once it has run
+ * attempt_delay without connecting, and earlier attempts go on beside it;
+ * the first to connect wins and the others are cancelled and closed.
+ * The whole dial is bounded by the caller's deadline.  opts may be NULL.
+ *
+ * Returns the connected fd (non-blocking, close-on-exec, as cio_connect()
+ * makes), or: -EINVAL (malformed hostport or opts), a cio_resolve() error,
+ * the error of the first attempt that failed for a reason other than the
+ * route (-ECONNREFUSED, -ETIMEDOUT from the kernel...; else the first
+ * one's: -ENETUNREACH...), -ENOMEM, -ECANCELED, -ETIMEDOUT (the deadline).
+ * No fd is left open on failure, nor any but the winner's on success. */
+CIO_API int cio_dial(const char *hostport, const cio_dial_opts *opts);
 
 #ifdef __cplusplus
 }

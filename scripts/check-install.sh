@@ -41,7 +41,8 @@ cc -o "$work/app-shared" "$work/app.c" $(pkg-config --cflags --libs coreio) \
 cc -static-libgcc -o "$work/app-static" "$work/app.c" \
 	$(pkg-config --cflags coreio) "$(dirname "$lib")/libcoreio.a" \
 	$(pkg-config --libs-only-other --static coreio) \
-	$(pkg-config --libs --static liburing 2>/dev/null || true) -lpthread
+	$(pkg-config --libs --static liburing 2>/dev/null || true) \
+	$(pkg-config --libs --static libcares 2>/dev/null || true) -lpthread
 "$work/app-static"
 
 mkdir -p "$work/cm"

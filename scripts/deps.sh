@@ -12,7 +12,7 @@ set -eu
 pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       libseccomp-dev libboost-context-dev linux-perf libclang-rt-14-dev llvm
-      libssl-dev openssl"
+      libssl-dev openssl libc-ares-dev dnsmasq-base"
 if [ "${1:-}" = bench ]; then
 	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy"
 fi

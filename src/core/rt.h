@@ -125,6 +125,17 @@ struct cio__inbox {
 
 struct cio__group; /* the runtimes of one cio_run_cores() */
 
+/* State a battery (src/ext/) keeps per runtime, made on its first use:
+ * embedded in the battery's own record, found again by `key` (the address
+ * of something of the battery's), and handed to `fini` when the runtime
+ * ends.  The batteries sit above every layer runtime.c knows, so they
+ * register themselves here instead of naming a hook there. */
+struct cio__rt_ext {
+	struct cio__rt_ext *next;
+	const void *key;
+	void (*fini)(struct cio__rt_ext *e);
+};
+
 /* The scheduler's view of the driver, which sits above core and sets this
  * when it opens (src/driver/driver.c). */
 struct cio__poller {
@@ -163,6 +174,7 @@ struct cio__rt {
 	size_t inflight;            /* I/O operations a kernel holds: polled for */
 	struct cio__driver *driver;
 	struct cio__io_rt *io;
+	struct cio__rt_ext *ext;    /* the batteries' state, newest first */
 
 	void *sched_stack_bottom;   /* the thread's own stack, for ASan */
 	size_t sched_stack_size;
@@ -208,6 +220,23 @@ static inline void cio__coop(struct cio__rt *rt)
 }
 
 extern __thread struct cio__rt *cio__rt_cur;
+
+/* The battery state of rt registered under `key`, or NULL. */
+static inline struct cio__rt_ext *cio__rt_ext_find(struct cio__rt *rt, const void *key)
+{
+	for (struct cio__rt_ext *e = rt->ext; e; e = e->next)
+		if (e->key == key)
+			return e;
+	return NULL;
+}
+
+/* Registers e (key and fini set) with rt; its fini runs when rt ends,
+ * before the driver closes, newest first. */
+static inline void cio__rt_ext_add(struct cio__rt *rt, struct cio__rt_ext *e)
+{
+	e->next = rt->ext;
+	rt->ext = e;
+}
 
 /* cio_blocking() for work that points into the caller's memory (file
  * calls): an interruption abandons the job only while it waits for a

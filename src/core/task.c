@@ -275,6 +275,16 @@ const char *cio_strerror(int err)
 	struct cio__rt *rt = cio__rt_cur;
 	if (e == ETIMEDOUT && rt && rt->current && rt->current->deadline_hit)
 		return "Deadline passed";
+	switch (e) {
+	case CIO_EDNS_NXDOMAIN: return "Name not found (NXDOMAIN)";
+	case CIO_EDNS_NODATA: return "No address of that family for the name (NODATA)";
+	case CIO_EDNS_SERVFAIL: return "DNS server failure (SERVFAIL)";
+	case CIO_EDNS_REFUSED: return "DNS query refused (REFUSED)";
+	case CIO_EDNS_BADNAME: return "Malformed host name";
+	case CIO_EDNS_TIMEOUT: return "DNS query timed out";
+	case CIO_EDNS_BADRESP: return "Malformed DNS response";
+	case CIO_EDNS_CONNREFUSED: return "No DNS server reachable";
+	}
 	const char *s = cio__errno_text(e);
 	return s ? s : "Unknown error";
 }

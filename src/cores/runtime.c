@@ -46,6 +46,12 @@ struct cio__rt *cio__runtime_new(const cio_config *cfg, int *err)
 
 void cio__runtime_free(struct cio__rt *rt)
 {
+	/* The batteries first: their state may still hold fds. */
+	while (rt->ext) {
+		struct cio__rt_ext *e = rt->ext;
+		rt->ext = e->next;
+		e->fini(e);
+	}
 	fini_from(rt, NLAYERS);
 }
 

@@ -9,7 +9,8 @@
  * negated errno of the layer that failed, the ones before it undone. */
 struct cio__rt *cio__runtime_new(const cio_config *cfg, int *err);
 
-/* Runs each layer's fini hook in reverse order, then frees the runtime. */
+/* Frees the batteries' state (struct cio__rt_ext), runs each layer's fini
+ * hook in reverse order, then frees the runtime. */
 void cio__runtime_free(struct cio__rt *rt);
 
 #endif
