@@ -13,7 +13,10 @@
  *   --listen ADDR     where to listen: HOST:PORT, [V6HOST]:PORT or
  *                     unix:/path (numeric hosts); port 0 picks a free port,
  *                     which the "listening on" line shows
- *   --upstream ADDR   where to connect each client, same notation
+ *   --upstream ADDR   where to connect each client: the same notation, or a
+ *                     host name (db.internal:5432), resolved for each
+ *                     connection (through the resolver's cache) and
+ *                     dialled with Happy Eyeballs
  *   --cores N         runtimes to run (default 0: one per usable CPU); each
  *                     has its own SO_REUSEPORT listener, as echo_server
  *   --connect-timeout-ms MS  give up on an upstream that does not answer
@@ -183,7 +186,7 @@ static void *serve_conn(void *arg)
 	free(arg);
 
 	int64_t tok = cio_timeout_push(opt.connect_ns);
-	int up = cio_connect(opt.upstream, SOCK_STREAM);
+	int up = cio_dial(opt.upstream, NULL);
 	cio_deadline_pop(tok);
 	if (up < 0) {
 		enum err_kind k = up == -ECONNREFUSED ? E_REFUSED
@@ -348,7 +351,7 @@ static void usage(const char *prog, int code)
 		"usage: %s --listen ADDR --upstream ADDR [--cores N]\n"
 		"       [--connect-timeout-ms MS] [--idle-ms MS] [--seconds S] [--drain-ms MS]\n"
 		"       [--tls-cert FILE [--tls-key FILE]]\n"
-		"ADDR: HOST:PORT, [V6HOST]:PORT or unix:/path (numeric hosts only)\n",
+		"ADDR: HOST:PORT, [V6HOST]:PORT or unix:/path; the upstream's host may be a name\n",
 		prog);
 	exit(code);
 }
@@ -395,8 +398,8 @@ int main(int argc, char **argv)
 	if (!opt.listen || !opt.upstream || cores > 1024 || conn_ms == 0) {
 		usage(argv[0], 2);
 	}
-	if (cio_addr_parse(&probe, opt.listen) < 0 || cio_addr_parse(&probe, opt.upstream) < 0) {
-		fprintf(stderr, "tcp_proxy: bad address (want HOST:PORT, [V6]:PORT or unix:/path)\n");
+	if (cio_addr_parse(&probe, opt.listen) < 0) {
+		fprintf(stderr, "tcp_proxy: bad --listen address (want HOST:PORT, [V6]:PORT or unix:/path)\n");
 		return 2;
 	}
 	if (opt.tls_key && !opt.tls_cert)

@@ -4,7 +4,8 @@
  * either side, a slow reader (the proxy's memory stays flat), an upstream
  * that refuses, the idle timeout, no fd or pipe left behind, and exit 0 on
  * SIGTERM with its summary line.  Then a second proxy that terminates TLS
- * (--tls-cert): TLS clients echo byte for byte through it with a
+ * (--tls-cert) with its upstream given by name ("localhost:PORT", from
+ * /etc/hosts): TLS clients echo byte for byte through it with a
  * close_notify each way, and a client that talks plain text is refused.
  *
  * The upstream's behaviour for a connection is chosen by the first byte
@@ -474,7 +475,9 @@ static void tls_termination(void)
 				    err, sizeof err), 0);
 
 	struct child tp;
-	char *argv[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", up_addr,
+	char up_name[64];
+	snprintf(up_name, sizeof up_name, "localhost:%s", strrchr(up_addr, ':') + 1);
+	char *argv[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", up_name,
 			"--cores", "1", "--tls-cert", tls_cert, "--tls-key", tls_key,
 			"--seconds", "100", NULL};
 	CHECK_EQ(ex_start(&tp, argv, "listening on"), 0);
