@@ -4,9 +4,9 @@
  *
  *   tls_get [--ca FILE | --insecure] [--seconds N] https://HOST:PORT/PATH
  *
- *   HOST       an IP address ([::1] for IPv6) or "localhost" (127.0.0.1):
- *              the example resolves no names.  It is also the name the
- *              certificate is checked against.
+ *   HOST       a name (resolved with cio_dial: /etc/hosts, then DNS) or
+ *              an IP address ([::1] for IPv6); also the name the
+ *              certificate is checked against
  *   --ca FILE  the CAs to trust, PEM (default: the system's store)
  *   --insecure check no certificate (for a test server only)
  *   --seconds  the deadline of the whole fetch (default 10)
@@ -56,12 +56,7 @@ static int parse_url(const char *url)
 		snprintf(host, sizeof host, "%.*s", (int)hl - 2, p + 1);
 	else
 		snprintf(host, sizeof host, "%.*s", (int)hl, p);
-	const char *port = colon + 1;
-	int plen = (int)(p + hp - port);
-	if (strcmp(host, "localhost") == 0)
-		snprintf(addr, sizeof addr, "127.0.0.1:%.*s", plen, port);
-	else
-		snprintf(addr, sizeof addr, "%.*s", (int)hp, p);
+	snprintf(addr, sizeof addr, "%.*s", (int)hp, p);
 	snprintf(path, sizeof path, "%s", slash ? slash : "/");
 	return 0;
 }
@@ -72,7 +67,7 @@ static void *fetch(void *arg)
 	cio_stream *s = NULL;
 	int rc = 1;
 	CIO_WITH_TIMEOUT(seconds * CIO_SEC) {
-		int fd = cio_connect(addr, 0);
+		int fd = cio_dial(addr, NULL);
 		if (fd < 0) {
 			fprintf(stderr, "tls_get: connect %s: %s\n", addr, cio_strerror(fd));
 			break;
