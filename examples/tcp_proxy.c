@@ -143,51 +143,51 @@ static void stream_end(cio_stream *st, enum err_kind k, bool ok)
 	cio_stream_close(st);
 }
 
-/* TLS termination: the client's stream over TLS, the upstream's plain,
- * bytes copied between them.  The read buffers only hold what arrives
- * before the relay; the relay reads into the other side's write buffer,
- * a TLS record's worth. */
-static int relay_tls(struct server *s, int cfd, int up, cio_relay_stats *st, bool *ok)
+/* TLS termination, first: a client's stream after its handshake, or NULL
+ * (counted, and the connection closed).  The read buffer only holds what
+ * arrives before the relay; the relay reads into the other side's write
+ * buffer, a TLS record's worth. */
+static const cio_stream_opts relay_buffers = {.read_buf = 4 << 10, .write_buf = 16 << 10};
+
+static cio_stream *tls_accept(struct server *s, int fd)
 {
-	cio_stream_opts so = {.read_buf = 4 << 10, .write_buf = 16 << 10};
-	cio_stream *a = NULL, *b = NULL;
-	int rc = cio_stream_new(&a, cfd, &so);
-	if (rc < 0) {
-		cio_close(up);
-		return rc;
+	cio_stream *a;
+	if (cio_stream_new(&a, fd, &relay_buffers) < 0)
+		return NULL;
+	int rc = cio_stream_tls_accept(a, tls);
+	if (rc == 0)
+		return a;
+	s->err[rc == -ECANCELED ? E_DRAIN : E_TLS]++;
+	if (rc != -ECANCELED) {
+		char what[256];
+		snprintf(what, sizeof what, "TLS handshake (%s)", cio_stream_error(a));
+		log_limited(s, what, rc);
 	}
-	if ((rc = cio_stream_new(&b, up, &so)) < 0) {
-		cio_stream_close(a);
-		return rc;
-	}
-	rc = cio_stream_tls_accept(a, tls);
-	if (rc < 0) {
-		s->err[rc == -ECANCELED ? E_DRAIN : E_TLS]++;
-		if (rc != -ECANCELED) {
-			char what[256];
-			snprintf(what, sizeof what, "TLS handshake (%s)", cio_stream_error(a));
-			log_limited(s, what, rc);
-		}
-		*ok = true; /* counted here, not as a relay error */
-	} else {
+	cio_stream_close(a);
+	return NULL;
+}
+
+/* The relay between the client's TLS stream and the upstream's plain
+ * one, copying. */
+static int relay_tls(cio_stream *a, int up, cio_relay_stats *st)
+{
+	cio_stream *b;
+	int rc = cio_stream_new(&b, up, &relay_buffers);
+	if (rc == 0) {
 		rc = cio_stream_relay(a, b, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, st);
-		*ok = rc == 0;
+		stream_end(b, relay_error(rc), rc == 0);
 	}
-	enum err_kind k = relay_error(rc);
-	stream_end(a, k, *ok);
-	stream_end(b, k, *ok);
+	stream_end(a, relay_error(rc), rc == 0);
 	return rc;
 }
 
-static void *serve_conn(void *arg)
+/* The upstream, connected, or -errno (counted). */
+static int dial_upstream(struct server *s)
 {
-	struct conn c = *(struct conn *)arg;
-	struct server *s = c.srv;
-	free(arg);
-
-	int64_t tok = cio_timeout_push(opt.connect_ns);
-	int up = cio_dial(opt.upstream, NULL);
-	cio_deadline_pop(tok);
+	int up;
+	CIO_WITH_TIMEOUT(opt.connect_ns) {
+		up = cio_dial(opt.upstream, NULL);
+	}
 	if (up < 0) {
 		enum err_kind k = up == -ECONNREFUSED ? E_REFUSED
 				  : up == -ETIMEDOUT  ? E_CONN_TIMEOUT
@@ -196,22 +196,43 @@ static void *serve_conn(void *arg)
 		s->err[k]++;
 		if (k != E_DRAIN)
 			log_limited(s, "upstream connect", up);
-		close_abort(c.fd);
+		return up;
+	}
+	cio_tcp_nodelay(up, true);
+	return up;
+}
+
+static void *serve_conn(void *arg)
+{
+	struct conn c = *(struct conn *)arg;
+	struct server *s = c.srv;
+	free(arg);
+
+	/* A client that cannot finish its handshake costs no upstream
+	 * connection. */
+	cio_stream *a = NULL;
+	if (tls && !(a = tls_accept(s, c.fd))) {
 		cio_wg_done(&s->conns);
 		return NULL;
 	}
-	cio_tcp_nodelay(up, true);
+	int up = dial_upstream(s);
+	if (up < 0) {
+		if (a)
+			stream_end(a, E_RESET, false);
+		else
+			close_abort(c.fd);
+		cio_wg_done(&s->conns);
+		return NULL;
+	}
 
 	cio_relay_stats st = {0};
-	bool ok = false;
 	int rc;
-	if (tls) {
-		rc = relay_tls(s, c.fd, up, &st, &ok);
+	if (a) {
+		rc = relay_tls(a, up, &st);
 	} else {
 		rc = cio_relay(c.fd, up, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, &st);
-		ok = rc == 0;
 		enum err_kind k = relay_error(rc);
-		if (ok || k == E_IDLE || k == E_DRAIN) {
+		if (rc == 0 || k == E_IDLE || k == E_DRAIN) {
 			/* Both streams are intact: end them normally. */
 			cio_close(c.fd);
 			cio_close(up);
@@ -222,7 +243,7 @@ static void *serve_conn(void *arg)
 	}
 	s->up += st.a_to_b;
 	s->down += st.b_to_a;
-	if (!ok) {
+	if (rc < 0) {
 		enum err_kind k = relay_error(rc);
 		s->err[k]++;
 		if (k == E_RELAY_OTHER)

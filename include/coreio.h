@@ -1328,8 +1328,8 @@ CIO_API void cio_group_free(cio_group *g);
 /* ===================================================================== */
 /*  Streams: buffered I/O over a connection, plain or TLS                 */
 /* ===================================================================== */
-/* A stream owns a connected stream fd (TCP, Unix, a pipe pair's end) and a
- * read buffer and a write buffer of fixed sizes, set when it is made: what
+/* A stream owns a connected stream socket (TCP, Unix) and a read buffer
+ * and a write buffer of fixed sizes, set when it is made: what
  * a peer sends never grows them.  The same calls serve a plain stream and
  * a TLS session (cio_stream_tls_accept(), cio_stream_tls_connect()).
  *
@@ -1358,11 +1358,17 @@ typedef struct cio_stream_opts {
  * -ENOMEM. */
 CIO_API int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts);
 
-/* Blocking.  Flushes buffered writes (unless an error came before) and
- * ends a TLS session with close_notify, then closes the fd and frees s,
- * whatever happened.  Returns 0, or the error of the flush.  NULL is
- * ignored.  A cancelled or timed-out task closes at once, without
- * flushing. */
+/* Blocking.  Flushes buffered writes (unless a connection error came
+ * before) and ends a TLS session with close_notify, within the task's
+ * deadline and at most 5 s (a peer that reads nothing cannot hold it
+ * longer; a cancelled task does not wait at all), then closes the fd and
+ * frees s, whatever happened.  Returns 0, or the error of the flush or of
+ * the close_notify.  NULL is ignored.
+ *
+ * Tasks parked in calls on s at the time are woken: their calls return
+ * -EBADF, nothing is flushed, and the close returns once they have left
+ * them (after which they must not use s).  -EBUSY, and s is not freed, if
+ * one has not left within 5 s (it never should). */
 CIO_API int cio_stream_close(cio_stream *s);
 
 /* The stream's fd, for socket options and addresses.  Reading or writing
@@ -1429,18 +1435,23 @@ CIO_API void cio_stream_consume(cio_stream *s, size_t n);
 /* Appends len bytes to the write buffer; when it fills, sends it (and
  * sends data that cannot fit straight through).  Blocking only then.
  * Bytes may wait in the buffer until cio_stream_flush().  Returns len or
- * -errno. */
+ * -errno; after an error how much of buf went is unknown, so a protocol
+ * writer ends the connection then (cio_stream_write_all() tells exactly
+ * how far it got). */
 CIO_API ssize_t cio_stream_put(cio_stream *s, const void *buf, size_t len);
 
 /* Blocking.  Sends what the write buffer holds, then as much of buf as
- * one write of the connection takes.  Returns the bytes of buf sent
- * (> 0; maybe fewer than len) or -errno. */
+ * one write of the connection takes (on TLS: one record, encrypted and
+ * committed: what an interruption left of it goes out with the next
+ * write or flush).  Returns the bytes of buf taken (> 0; maybe fewer than
+ * len) or -errno. */
 CIO_API ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len);
 
 /* Blocking.  Sends the write buffer, then all of buf (or all the iovecs,
  * coalesced into few writes).  Returns the bytes of buf (or of the
  * iovecs) sent, or -errno; *moved (if not NULL) holds how many of those
- * were sent either way. */
+ * were sent (taken, on TLS) either way, exactly: after an interruption
+ * the stream is whole, and writing on from *moved sends each byte once. */
 CIO_API ssize_t cio_stream_write_all(cio_stream *s, const void *buf, size_t len,
 				     size_t *moved);
 CIO_API ssize_t cio_stream_writev_all(cio_stream *s, const struct iovec *iov,
@@ -1465,8 +1476,9 @@ CIO_API ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off,
 /* Blocking.  cio_relay() between two streams: first delivers what each
  * read buffer holds to the other side and flushes both write buffers,
  * then relays both ways, with cio_relay() (splice) when both are plain
- * and by copying otherwise.  Results as cio_relay(); at the end of one
- * direction the other stream's writing half is shut down
+ * and by copying otherwise.  Results as cio_relay(), the idle limit too;
+ * at the end of one direction (a TLS peer's end without close_notify
+ * included) the other stream's writing half is shut down
  * (cio_stream_shutdown()).  Neither stream is closed. */
 CIO_API int cio_stream_relay(cio_stream *a, cio_stream *b,
 			     const cio_relay_opts *opts, cio_relay_stats *st);

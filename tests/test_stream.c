@@ -31,7 +31,7 @@ static int wrapped_shutdown(cio_stream *s)
 	return cio__stream_plain.shutdown(s);
 }
 static const struct cio__stream_ops wrapped = {
-	wrapped_read, wrapped_write, wrapped_shutdown, NULL,
+	.read = wrapped_read, .write = wrapped_write, .shutdown = wrapped_shutdown,
 };
 
 static bool use_wrapped; /* the pass running: plain or wrapped */
@@ -407,6 +407,88 @@ static void test_interrupted_write(void)
 	CHECK_EQ(cio_stream_close(s), 0);
 }
 
+/* Small pieces, coalesced in the write buffer, interrupted by a deadline
+ * while the peer reads nothing: *moved counts exactly what went, so a
+ * retry from there sends each byte once. */
+static void test_interrupted_writev(void)
+{
+	int peer;
+	cio_stream *s = pair_stream(&peer, 256, 1024);
+	enum { PIECE = 500, N = 8000, LEN = PIECE * N };
+	static uint8_t data[LEN], got[LEN + 1];
+	static struct iovec iov[N];
+	size_t moved = 0, more = 0;
+
+	for (size_t i = 0; i < LEN; i++)
+		data[i] = pat(i, 23);
+	for (int i = 0; i < N; i++)
+		iov[i] = (struct iovec){ data + (size_t)i * PIECE, PIECE };
+	CIO_WITH_TIMEOUT(20 * CIO_MS) {
+		CHECK_EQ(cio_stream_writev_all(s, iov, N, &moved), -ETIMEDOUT);
+	}
+	CHECK(moved < LEN);
+	struct collector c = { peer, got, sizeof got, 0 };
+	cio_task_t t = cio_spawn(collect_main, &c);
+	CHECK_EQ(cio_stream_write_all(s, data + moved, LEN - moved, &more),
+		 (ssize_t)(LEN - moved));
+	CHECK_EQ(cio_stream_shutdown(s), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(c.got, (size_t)LEN);
+	CHECK(memcmp(got, data, LEN) == 0);
+	CHECK_EQ(cio_close(peer), 0);
+	CHECK_EQ(cio_stream_close(s), 0);
+}
+
+struct parked {
+	cio_stream *s;
+	ssize_t rc;
+	bool done;
+};
+
+static void *parked_reader(void *arg)
+{
+	struct parked *p = arg;
+	char buf[64];
+	p->rc = cio_stream_read(p->s, buf, sizeof buf);
+	p->done = true;
+	return NULL;
+}
+
+static void *parked_writer(void *arg)
+{
+	struct parked *p = arg;
+	static char buf[1 << 20];
+	for (;;) {
+		ssize_t n = cio_stream_write_all(p->s, buf, sizeof buf, NULL);
+		if (n < 0) {
+			p->rc = n;
+			break;
+		}
+	}
+	p->done = true;
+	return NULL;
+}
+
+/* A close while other tasks are parked in calls on the stream (a reader,
+ * and a writer on a peer that reads nothing) wakes them with -EBADF and
+ * frees nothing under them. */
+static void test_close_under_calls(void)
+{
+	int peer;
+	cio_stream *s = pair_stream(&peer, 256, 256);
+	struct parked r = { s, 0, false }, w = { s, 0, false };
+	cio_task_t tr = cio_spawn(parked_reader, &r), tw = cio_spawn(parked_writer, &w);
+	cio_sleep(20 * CIO_MS);
+	CHECK(!r.done && !w.done);
+	CHECK_EQ(cio_stream_close(s), 0);
+	CHECK(r.done && w.done);
+	CHECK_EQ(join_rc(tr), 0);
+	CHECK_EQ(join_rc(tw), 0);
+	CHECK_EQ(r.rc, -EBADF);
+	CHECK_EQ(w.rc, -EBADF);
+	CHECK_EQ(cio_close(peer), 0);
+}
+
 /* A reset peer: the write fails, and the error stays. */
 static void test_sticky_error(void)
 {
@@ -587,6 +669,8 @@ static void *test_main(void *arg)
 		test_put_and_flush();
 		test_vectored();
 		test_interrupted_write();
+		test_interrupted_writev();
+		test_close_under_calls();
 		test_sticky_error();
 		test_sendfile();
 		test_relay();

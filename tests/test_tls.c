@@ -870,6 +870,36 @@ static void *connect_task(void *arg)
 	return (void *)(intptr_t)rc;
 }
 
+static void *write_forever(void *arg)
+{
+	static char buf[1 << 16];
+	ssize_t n;
+	while ((n = cio_stream_write_all(arg, buf, sizeof buf, NULL)) > 0)
+		;
+	return (void *)(intptr_t)n;
+}
+
+/* A close while one task is parked reading the TLS stream and another
+ * writing it (the peer reads nothing): both wake with -EBADF, and the
+ * session is freed only after they have left (ASan watches). */
+static void test_close_under_calls(void)
+{
+	cio_tls_ctx *sctx = server_ctx(srv_crt, srv_key, (cio_tls_server_opts){0});
+	cio_tls_ctx *cctx = client_ctx((cio_tls_client_opts){0});
+	struct conn k = connect_pair(sctx, cctx, "localhost", -1);
+	CHECK_EQ(k.crc, 0);
+	cio_task_t r = cio_spawn(read_task, k.c), w = cio_spawn(write_forever, k.c);
+	cio_sleep(30 * CIO_MS);
+	CHECK_EQ(cio_stream_close(k.c), 0);
+	CHECK_EQ(join_rc(r), -EBADF);
+	void *wrc;
+	CHECK_EQ(cio_join(w, &wrc), 0);
+	CHECK_EQ((int)(intptr_t)wrc, -EBADF);
+	CHECK_EQ(cio_stream_close(k.s), 0);
+	cio_tls_ctx_free(sctx);
+	cio_tls_ctx_free(cctx);
+}
+
 static void test_cancel(void)
 {
 	cio_tls_ctx *sctx = server_ctx(srv_crt, srv_key, (cio_tls_server_opts){0});
@@ -957,6 +987,7 @@ static void *main_task(void *arg)
 	test_resumption(CIO_TLS1_2, true);
 	test_resumption(CIO_TLS1_2, false);
 	test_cancel();
+	test_close_under_calls();
 	/* OpenSSL's own peers: scripts/deps.sh installs the binary. */
 	if (access(OPENSSL_BIN, X_OK) != 0)
 		fprintf(stderr, "FAIL: no %s (install openssl)\n", OPENSSL_BIN);

@@ -13,6 +13,9 @@
 #define STREAM_BUF_DEFAULT (16 * 1024)
 #define STREAM_BUF_MIN 64
 #define STREAM_BUF_MAX (64 * 1024 * 1024)
+/* The longest a close waits: for its flush and close_notify, or for the
+ * other tasks' calls to leave. */
+#define CLOSE_WAIT (5 * CIO_SEC)
 
 /* --- the plain transport ------------------------------------------------- */
 
@@ -35,12 +38,68 @@ const struct cio__stream_ops cio__stream_plain = {
 	.read = plain_read,
 	.write = plain_write,
 	.shutdown = plain_shutdown,
-	.release = NULL,
 };
 
 static bool is_plain(const cio_stream *s)
 {
 	return s->ops == &cio__stream_plain;
+}
+
+/* Every call that may park goes through these: counted, so that a close
+ * from another task can wake it (closing the fd) and wait for it to leave
+ * before freeing what it uses; once closing, -EBADF without touching the
+ * fd, whose number may already be another file's. */
+static bool enter(cio_stream *s)
+{
+	if (s->closing)
+		return false;
+	cio_wg_add(&s->calls, 1);
+	return true;
+}
+
+static ssize_t leave(cio_stream *s, ssize_t rc)
+{
+	cio_wg_done(&s->calls);
+	return s->closing ? -EBADF : rc;
+}
+
+static ssize_t tr_read(cio_stream *s, void *buf, size_t len)
+{
+	return enter(s) ? leave(s, s->ops->read(s, buf, len)) : -EBADF;
+}
+
+static ssize_t tr_write(cio_stream *s, const void *buf, size_t len)
+{
+	return enter(s) ? leave(s, s->ops->write(s, buf, len)) : -EBADF;
+}
+
+static int tr_shutdown(cio_stream *s)
+{
+	return enter(s) ? (int)leave(s, s->ops->shutdown(s)) : -EBADF;
+}
+
+static int tr_flush(cio_stream *s)
+{
+	if (!s->ops->flush)
+		return 0;
+	return enter(s) ? (int)leave(s, s->ops->flush(s)) : -EBADF;
+}
+
+static ssize_t tr_writev(cio_stream *s, const struct iovec *v, int n)
+{
+	if (!enter(s))
+		return -EBADF;
+	/* One piece is a send: the cheapest call on every backend. */
+	return leave(s, n == 1 ? cio_send(s->fd, v[0].iov_base, v[0].iov_len, 0)
+			       : cio_writev(s->fd, v, n));
+}
+
+static ssize_t tr_sendfile(cio_stream *s, int file, int64_t off, size_t len,
+			   size_t *moved)
+{
+	if (!enter(s))
+		return -EBADF;
+	return leave(s, cio_sendfile(s->fd, file, off, len, moved));
 }
 
 /* --- errors -------------------------------------------------------------- */
@@ -105,6 +164,7 @@ int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
 	}
 	memset(s, 0, sizeof *s);
 	s->fd = fd;
+	cio_wg_init(&s->calls);
 	s->ops = &cio__stream_plain;
 	s->rbuf = (char *)(s + 1);
 	s->rcap = rcap;
@@ -120,16 +180,33 @@ int cio_stream_close(cio_stream *s)
 
 	if (!s)
 		return 0;
-	if (s->werr == 0) {
-		err = cio_stream_flush(s);
-		/* A TLS session ends with close_notify, so that the peer can
-		 * tell the end from a truncation; a plain stream just closes. */
-		if (err == 0 && !is_plain(s) && !s->shut)
-			err = s->ops->shutdown(s);
+	if (s->calls._count > 0) {
+		/* Other tasks are inside calls on s: closing the fd wakes
+		 * them (-EBADF), and s lives until the last has left.  No
+		 * flush: a writer among them owns the write side. */
+		s->closing = true;
+		cio_close(s->fd);
+		CIO_SHIELDED(CLOSE_WAIT) {
+			while (s->calls._count > 0 && cio_wg_wait(&s->calls) == 0)
+				;
+		}
+		if (s->calls._count > 0)
+			return -EBUSY; /* a call that never left: s must leak */
+	} else if (s->werr == 0) {
+		/* What is buffered goes out, and a TLS session ends with
+		 * close_notify (so that the peer can tell the end from a
+		 * truncation), within the caller's deadline and at most
+		 * CLOSE_WAIT: a peer that reads nothing cannot hold a close. */
+		CIO_WITH_TIMEOUT(CLOSE_WAIT) {
+			err = cio_stream_flush(s);
+			if (err == 0 && !is_plain(s) && !s->shut)
+				err = s->ops->shutdown(s);
+		}
 	}
 	if (s->ops->release)
 		s->ops->release(s);
-	cio_close(s->fd);
+	if (!s->closing)
+		cio_close(s->fd);
 	free(s);
 	return err;
 }
@@ -160,7 +237,7 @@ static ssize_t fill_once(cio_stream *s)
 		s->rtail -= s->rhead;
 		s->rhead = 0;
 	}
-	n = s->ops->read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
+	n = tr_read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
 	if (n > 0)
 		s->rtail += (size_t)n;
 	return n;
@@ -184,7 +261,7 @@ ssize_t cio_stream_read(cio_stream *s, void *buf, size_t len)
 	if (buffered(s))
 		return (ssize_t)take(s, buf, len);
 	if (len >= s->rcap)
-		return fail(s, s->ops->read(s, buf, len));
+		return fail(s, tr_read(s, buf, len));
 	n = fill_once(s);
 	if (n <= 0)
 		return fail(s, n);
@@ -322,7 +399,7 @@ static int send_all(cio_stream *s, const char *buf, size_t len, size_t *sent)
 	int err = 0;
 
 	while (done < len) {
-		ssize_t n = s->ops->write(s, buf + done, len - done);
+		ssize_t n = tr_write(s, buf + done, len - done);
 		if (n < 0) {
 			err = keep_write_error(s, (int)n);
 			break;
@@ -352,8 +429,9 @@ static int drain(cio_stream *s, size_t *sent)
 int cio_stream_flush(cio_stream *s)
 {
 	size_t sent = 0;
+	int err = drain(s, &sent);
 
-	return (int)fail(s, drain(s, &sent));
+	return (int)fail(s, err ? err : tr_flush(s));
 }
 
 /* Passes len bytes through the write buffer: copied while they fit, the
@@ -400,7 +478,7 @@ ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len)
 		return err;
 	if (len == 0)
 		return 0;
-	n = s->ops->write(s, buf, len);
+	n = tr_write(s, buf, len);
 	if (n < 0)
 		keep_write_error(s, (int)n);
 	return fail(s, n);
@@ -431,9 +509,7 @@ static ssize_t plain_writev_all(cio_stream *s, const struct iovec *iov, int iovc
 				v[n++] = (struct iovec){ (char *)iov[k].iov_base + skip,
 							 iov[k].iov_len - skip };
 		}
-		/* One piece is a send: the cheapest call on every backend. */
-		w = n == 1 ? cio_send(s->fd, v[0].iov_base, v[0].iov_len, 0)
-			   : cio_writev(s->fd, v, n);
+		w = tr_writev(s, v, n);
 		if (w < 0) {
 			err = keep_write_error(s, (int)w);
 			break;
@@ -475,12 +551,19 @@ ssize_t cio_stream_writev_all(cio_stream *s, const struct iovec *iov, int iovcnt
 	/* Other transports: what the buffer held first, so that from then
 	 * on its bytes are all the caller's and `sent` counts only those. */
 	err = drain(s, &(size_t){ 0 });
+	if (err)
+		return fail(s, err);
 	for (int k = 0; k < iovcnt && err == 0; k++) {
 		total += iov[k].iov_len;
 		err = coalesce(s, iov[k].iov_base, iov[k].iov_len, &sent);
 	}
 	if (err == 0)
 		err = drain(s, &sent);
+	/* The caller's bytes still buffered were not sent: they leave the
+	 * buffer, so that *moved is exact and a retry from it sends each
+	 * byte once. */
+	if (err)
+		s->wtail = s->whead;
 	if (moved)
 		*moved = sent;
 	return err ? fail(s, err) : (ssize_t)total;
@@ -502,8 +585,11 @@ int cio_stream_shutdown(cio_stream *s)
 		return err;
 	if (s->shut)
 		return 0;
-	s->shut = true;
-	return (int)fail(s, s->ops->shutdown(s));
+	/* Ended only once that went: an interrupted shutdown is taken up
+	 * again by the next one, or by close. */
+	err = tr_shutdown(s);
+	s->shut = err == 0;
+	return (int)fail(s, err);
 }
 
 /* --- zero-copy paths ----------------------------------------------------- */
@@ -519,8 +605,9 @@ ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off, size_t len,
 	if (n < 0)
 		return n;
 	if (is_plain(s)) {
-		n = cio_sendfile(s->fd, file, off, len, moved);
-		if (n < 0)
+		n = tr_sendfile(s, file, off, len, moved);
+		/* Only the connection's errors stick, not the file's. */
+		if (n == -EPIPE || n == -ECONNRESET)
 			keep_write_error(s, (int)n);
 		return fail(s, n);
 	}
@@ -536,8 +623,10 @@ ssize_t cio_stream_sendfile(cio_stream *s, int file, int64_t off, size_t len,
 		size_t sent = 0;
 		n = drain(s, &sent);
 		done += sent;
-		if (n < 0)
+		if (n < 0) {
+			s->whead = s->wtail = 0; /* unsent: not counted either */
 			break;
+		}
 	}
 	if (moved)
 		*moved = done;
@@ -553,19 +642,22 @@ struct relay_dir {
 	uint64_t bytes;
 };
 
-static ssize_t relay_read(struct relay_dir *d)
+/* One read of from (into to's write buffer) or one write of to (from it),
+ * within the idle limit: each byte that moves, either way, restarts it. */
+static ssize_t relay_step(struct relay_dir *d, bool reading)
 {
-	for (;;) {
-		int64_t tok;
-		ssize_t n;
-		bool mine;
+	cio_stream *to = d->to;
 
-		if (!d->idle)
-			return cio_stream_read(d->from, d->to->wbuf, d->to->wcap);
-		tok = cio_deadline_push(*d->last + d->idle);
-		n = cio_stream_read(d->from, d->to->wbuf, d->to->wcap);
-		mine = n == -ETIMEDOUT && cio_deadline_expired(tok);
-		cio_deadline_pop(tok);
+	for (;;) {
+		int64_t tok = d->idle ? cio_deadline_push(*d->last + d->idle) : 0;
+		ssize_t n = reading ? cio_stream_read(d->from, to->wbuf, to->wcap)
+				    : tr_write(to, to->wbuf + to->whead, pending(to));
+		bool mine = d->idle && n == -ETIMEDOUT && cio_deadline_expired(tok);
+
+		if (d->idle)
+			cio_deadline_pop(tok);
+		if (n > 0)
+			*d->last = cio_now();
 		/* The idle limit counts both ways: go on while the other
 		 * direction moved lately. */
 		if (!mine || cio_now() >= *d->last + d->idle)
@@ -575,22 +667,29 @@ static ssize_t relay_read(struct relay_dir *d)
 
 static int relay_copy(struct relay_dir *d)
 {
-	for (;;) {
-		ssize_t n = relay_read(d);
-		size_t sent = 0;
-		int err;
+	cio_stream *to = d->to;
 
-		if (n == 0)
-			return cio_stream_shutdown(d->to);
+	for (;;) {
+		ssize_t n = relay_step(d, true);
+
+		/* The end, or a TLS peer's end without close_notify: the
+		 * half-close passes on either way, as a plain relay's. */
+		if (n == 0 || n == -EPIPE)
+			return cio_stream_shutdown(to);
 		if (n < 0)
 			return (int)n;
-		d->to->whead = 0;
-		d->to->wtail = (size_t)n;
-		err = drain(d->to, &sent);
-		d->bytes += sent;
-		*d->last = cio_now();
-		if (err < 0)
-			return (int)fail(d->to, err);
+		to->whead = 0;
+		to->wtail = (size_t)n;
+		while (pending(to)) {
+			n = relay_step(d, false);
+			if (n < 0) {
+				keep_write_error(to, (int)n);
+				return (int)fail(to, n);
+			}
+			to->whead += (size_t)n;
+			d->bytes += (size_t)n;
+		}
+		to->whead = to->wtail = 0;
 	}
 }
 

@@ -16,12 +16,17 @@ struct cio__stream_ops {
 	ssize_t (*write)(cio_stream *s, const void *buf, size_t len);
 	/* Ends the writing half: 0 or -errno. */
 	int (*shutdown)(cio_stream *s);
+	/* Sends what the transport itself holds (ciphertext an interrupted
+	 * write left): 0 or -errno; NULL: it holds nothing. */
+	int (*flush)(cio_stream *s);
 	/* Frees the transport's state (never the fd); NULL: nothing to free. */
 	void (*release)(cio_stream *s);
 };
 
 struct cio_stream {
 	int fd;
+	cio_wg calls;                /* transport calls in progress */
+	bool closing;                /* cio_stream_close() ends them */
 	const struct cio__stream_ops *ops;
 	void *transport;             /* the ops' state: a TLS session */
 	char *rbuf;                  /* read buffer: bytes rhead..rtail */

@@ -137,7 +137,12 @@ static int ssl_failure(cio_stream *s, struct tls *t, int e, bool handshake)
 	if (!why)
 		why = "TLS protocol error";
 	snprintf(t->why, sizeof t->why, "%s", why);
-	t->failed = err;
+	/* A truncation ends the reading only: the peer may still read what
+	 * we send (it half-closed), and a relay passes the end on. */
+	if (err == -EPIPE && !handshake)
+		t->rerr = err;
+	else
+		t->failed = err;
 	return fail(s, err, t->why);
 }
 
@@ -419,10 +424,18 @@ static void tls_release(cio_stream *s)
 	s->transport = NULL;
 }
 
+/* Ciphertext an interrupted write or shutdown left in out. */
+static int tls_flush(cio_stream *s)
+{
+	struct tls *t = s->transport;
+	return t->failed ? refail(s, t) : flush_out(s, t, true);
+}
+
 static const struct cio__stream_ops tls_ops = {
 	.read = tls_read,
 	.write = tls_write,
 	.shutdown = tls_shutdown,
+	.flush = tls_flush,
 	.release = tls_release,
 };
 
@@ -523,10 +536,11 @@ static int alpn_wire(cio_tls_ctx *c, const char *list, char *err, size_t errlen)
 	if (!c->alpn)
 		return -ENOMEM;
 	size_t o = 0;
+	/* Every name between commas, the last one too ("h2," is bad). */
 	for (const char *p = list; *p;) {
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		if (len == 0 || len > 255) {
+		if (len == 0 || len > 255 || (end && end[1] == '\0')) {
 			put_err(err, errlen, "bad ALPN list: \"%s\"", list);
 			return -EINVAL;
 		}
@@ -942,6 +956,12 @@ static int start(cio_stream *s, cio_tls_ctx *ctx, bool server, const char *name)
 			if (e) {
 				e->used = ++cache_clock;
 				SSL_set_session(t->ssl, e->sess);
+				/* A TLS 1.3 ticket is for one use (RFC 8446,
+				 * C.4): each connection brings new ones. */
+				if (SSL_SESSION_get_protocol_version(e->sess) == TLS1_3_VERSION) {
+					SSL_SESSION_free(e->sess);
+					e->sess = NULL;
+				}
 			}
 		}
 		ERR_clear_error();
