@@ -78,3 +78,60 @@ wait_port() {
 	echo "nothing listens on port $1" >&2
 	return 1
 }
+
+# What the proxy benchmarks (proxy.sh, tls.sh) share.  proxy_setup NAME
+# TARGET: HAProxy's path in $haproxy (or a message naming TARGET, which
+# installs it), two CPUs checked, a work directory $tmp removed at exit
+# with every process in $pids.
+proxy_setup() {
+	haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
+	[ -x "$haproxy" ] || {
+		echo "$1: haproxy missing; run scripts/deps.sh bench ($2 does)" >&2
+		exit 1
+	}
+	[ "$(nproc)" -ge 2 ] || {
+		echo "$1: needs two CPUs (proxy on 0, client and upstream on 1)" >&2
+		exit 1
+	}
+	tmp=$(mktemp -d)
+	pids=""
+	trap proxy_cleanup EXIT INT TERM
+}
+
+proxy_cleanup() {
+	for p in $pids; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+
+# start_upstream ECHO_BIN CPU: the echo server behind the proxies, on a
+# free port ($up_port).
+start_upstream() {
+	up_port=$(free_port 1)
+	taskset -c "$2" "$1" "$up_port" 127.0.0.1 >"$tmp/echo.log" 2>&1 &
+	pids="$pids $!"
+	wait_port "$up_port"
+}
+
+# haproxy_head: HAProxy's global and defaults sections: one thread, mode
+# tcp, no logging, generous timeouts, maxconn well above the connections.
+haproxy_head() {
+	printf 'global\n\tnbthread 1\n\tmaxconn 4096\ndefaults\n\tmode tcp\n'
+	printf '\tmaxconn 4096\n\ttimeout connect 5s\n\ttimeout client 60s\n'
+	printf '\ttimeout server 60s\n'
+}
+
+# proxy_started PORT: right after starting a proxy in the background
+# (its output in $tmp/proxy.log): its pid in $proxy_pid, once it listens.
+proxy_started() {
+	proxy_pid=$!
+	wait_port "$1" || {
+		cat "$tmp/proxy.log" >&2
+		exit 1
+	}
+}
+
+stop_proxy() {
+	kill "$proxy_pid" 2>/dev/null || true
+	wait "$proxy_pid" 2>/dev/null || true
+}

@@ -42,46 +42,15 @@ for p in "$loadgen" "$echo_srv" "$tcp_proxy"; do
 		exit 1
 	}
 done
-haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
-[ -x "$haproxy" ] || {
-	echo "proxy.sh: haproxy missing; run scripts/deps.sh bench (make bench-proxy does)" >&2
-	exit 1
-}
-[ "$(nproc)" -ge 2 ] || {
-	echo "proxy.sh: needs two CPUs (proxy on 0, client and upstream on 1)" >&2
-	exit 1
-}
+proxy_setup proxy.sh "make bench-proxy"
 
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
-
-up_port=$(free_port 1)
-taskset -c $client_cpu "$echo_srv" "$up_port" 127.0.0.1 >"$tmp/echo.log" 2>&1 &
-echo_pid=$!
-pids="$echo_pid"
-wait_port "$up_port"
+start_upstream "$echo_srv" $client_cpu
 
 # HAProxy's configuration: one thread, mode tcp, no logging, generous
 # timeouts, maxconn well above the connections; splicing only in the
 # -splice variant (always, both ways: splice-request and splice-response).
 haproxy_cfg() { # port splice(0|1)
-	cat <<EOF
-global
-	nbthread 1
-	maxconn 4096
-defaults
-	mode tcp
-	maxconn 4096
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
-EOF
+	haproxy_head
 	if [ "$2" = 1 ]; then
 		printf '\toption splice-request\n\toption splice-response\n'
 	else
@@ -109,16 +78,7 @@ start_proxy() { # impl port
 		taskset -c $proxy_cpu "$haproxy" -db -f "$tmp/haproxy-$1.cfg" >"$tmp/proxy.log" 2>&1 &
 		;;
 	esac
-	proxy_pid=$!
-	wait_port "$2" || {
-		cat "$tmp/proxy.log" >&2
-		exit 1
-	}
-}
-
-stop_proxy() {
-	kill "$proxy_pid" 2>/dev/null || true
-	wait "$proxy_pid" 2>/dev/null || true
+	proxy_started "$2"
 }
 
 day=$(date -u +%Y-%m-%d)

@@ -40,20 +40,7 @@ for p in "$load" "$echo_srv" "$tcp_proxy"; do
 		exit 1
 	}
 done
-haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
-[ -x "$haproxy" ] || {
-	echo "tls.sh: haproxy missing; run scripts/deps.sh bench" >&2
-	exit 1
-}
-
-tmp=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$tmp"
-}
-trap cleanup EXIT INT TERM
+proxy_setup tls.sh "make bench-tls"
 
 # The certificate, self-signed for localhost, and the client's OpenSSL
 # configuration: TLS 1.3 with AES-128-GCM only.
@@ -72,23 +59,11 @@ MinProtocol = TLSv1.3
 Ciphersuites = TLS_AES_128_GCM_SHA256
 EOF2
 
-up_port=$(free_port 1)
-taskset -c $client_cpu "$echo_srv" "$up_port" 127.0.0.1 >"$tmp/echo.log" 2>&1 &
-pids=$!
-wait_port "$up_port"
+start_upstream "$echo_srv" $client_cpu
 
 haproxy_cfg() { # port
+	haproxy_head
 	cat <<EOF2
-global
-	nbthread 1
-	maxconn 4096
-	tune.ssl.default-dh-param 2048
-defaults
-	mode tcp
-	maxconn 4096
-	timeout connect 5s
-	timeout client 60s
-	timeout server 60s
 listen proxy
 	bind 127.0.0.1:$1 ssl crt $tmp/haproxy.pem ssl-min-ver TLSv1.2
 	server up 127.0.0.1:$up_port
@@ -108,16 +83,7 @@ start_proxy() { # impl port
 		taskset -c $proxy_cpu "$haproxy" -db -f "$tmp/haproxy.cfg" >"$tmp/proxy.log" 2>&1 &
 		;;
 	esac
-	proxy_pid=$!
-	wait_port "$2" || {
-		cat "$tmp/proxy.log" >&2
-		exit 1
-	}
-}
-
-stop_proxy() {
-	kill "$proxy_pid" 2>/dev/null || true
-	wait "$proxy_pid" 2>/dev/null || true
+	proxy_started "$2"
 }
 
 day=$(date -u +%Y-%m-%d)
