@@ -678,17 +678,14 @@ struct attempt {
 	size_t idx;
 };
 
-/* A group member: one connection attempt, its outcome sent to the race. */
-static int attempt_run(void *arg)
+/* One connection attempt to a, within attempt_timeout (0: none): the
+ * connected fd or -errno, nothing left open. */
+static int connect_one(const cio_addr *a, int64_t attempt_timeout)
 {
-	struct attempt *at = arg;
-	const cio_addr *a = &at->race->addrs[at->idx];
 	int fd = cio_socket(a->u.sa.sa_family, SOCK_STREAM, 0);
 	int rc = fd;
 	if (fd >= 0) {
-		int64_t tok = at->race->attempt_timeout > 0
-				      ? cio_timeout_push(at->race->attempt_timeout)
-				      : 0;
+		int64_t tok = attempt_timeout > 0 ? cio_timeout_push(attempt_timeout) : 0;
 		rc = tok < 0 ? (int)tok : cio_connect_addr(fd, a);
 		if (tok > 0)
 			cio_deadline_pop(tok);
@@ -697,6 +694,14 @@ static int attempt_run(void *arg)
 		else
 			rc = fd;
 	}
+	return rc;
+}
+
+/* A group member: one connection attempt, its outcome sent to the race. */
+static int attempt_run(void *arg)
+{
+	struct attempt *at = arg;
+	int rc = connect_one(&at->race->addrs[at->idx], at->race->attempt_timeout);
 	/* try_send: an unbounded channel takes it even once this attempt is
 	 * cancelled, so a socket that connected meanwhile is not lost. */
 	struct attempt_result r = {at->idx, rc};
@@ -837,7 +842,11 @@ int cio_dial(const char *hostport, const cio_dial_opts *opts)
 	if (delay < MIN_ATTEMPT_DELAY)
 		delay = MIN_ATTEMPT_DELAY;
 	rc = n == 0 ? -CIO_EDNS_NODATA : interleave(addrs, n);
-	if (rc == 0)
+	/* One address (a numeric host, say) has nothing to race: no group,
+	 * no channel, no task. */
+	if (rc == 0 && n == 1)
+		rc = connect_one(&addrs[0], opts->attempt_timeout);
+	else if (rc == 0)
 		rc = race_connect(addrs, n, delay, opts->attempt_timeout);
 	cio_addrs_free(addrs);
 	return rc;
