@@ -13,8 +13,10 @@
 #
 #   bench/tls.sh [BUILD_DIR]          default build-bench
 #
-#   TLS_SECONDS [2]  TLS_WARMUP [0.5]  TLS_REPEATS [3]
+#   TLS_SECONDS [2]  TLS_WARMUP [0.5]  TLS_REPEATS [5]
 #   TLS_SIZES ["1024 16384"]  TLS_CONNS [64]  TLS_HS_CONNS [16]
+#   TLS_REPORT [unset]   a CSV this script wrote: no runs, only the section
+#                        from its lines
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,7 +25,7 @@ build=${1:-build-bench}
 case $build in /*) ;; *) build=$root/$build ;; esac
 secs=${TLS_SECONDS:-2}
 warmup=${TLS_WARMUP:-0.5}
-repeats=${TLS_REPEATS:-3}
+repeats=${TLS_REPEATS:-5}
 sizes=${TLS_SIZES:-1024 16384}
 conns=${TLS_CONNS:-64}
 hs_conns=${TLS_HS_CONNS:-16}
@@ -116,6 +118,11 @@ measure() { # impl load size conns [--handshakes]
 
 impls="tcp_proxy-uring haproxy tcp_proxy-epoll"
 rep=1
+if [ -n "${TLS_REPORT:-}" ]; then
+	csvrel=${TLS_REPORT#"$root"/}
+	tail -n +2 "$root/$csvrel" >"$rows"
+	repeats=0
+fi
 while [ "$rep" -le "$repeats" ]; do
 	# shellcheck disable=SC2086
 	for impl in $(rotate $((rep - 1)) $impls); do
@@ -136,6 +143,12 @@ section=$tmp/section
 awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" -v hv="$haproxy_version" \
 	-v cpu="$(cpu_model)" "$awk_median"'
 function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
+function least(list,    n, v, i, m) {
+	n = split(list, v, " ")
+	for (i = 1; i <= n; i++)
+		if (i == 1 || v[i] + 0 < m + 0) m = v[i]
+	return n ? m : ""
+}
 {
 	k = $6 SUBSEP $7
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
@@ -162,16 +175,17 @@ END {
 	print "| --- | --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= nk; i++) {
 		split(order[i], p, SUBSEP)
-		u = median(us["tcp_proxy-uring" SUBSEP order[i]])
-		e = median(us["tcp_proxy-epoll" SUBSEP order[i]])
-		h = median(us["haproxy" SUBSEP order[i]])
-		unit = p[1] == "handshake" ? "handshake" : "request"
-		printf "| %s | %s B | %.1f | %.1f | %.1f | %s | %s |\n", p[1], p[2], u, e, h,
-			fx(h > 0 ? u / h : ""), fx(h > 0 ? e / h : "")
+		ul = us["tcp_proxy-uring" SUBSEP order[i]]; el = us["tcp_proxy-epoll" SUBSEP order[i]]
+		hl = us["haproxy" SUBSEP order[i]]
+		u = median(ul); e = median(el); h = median(hl)
+		printf "| %s | %s B | %.1f | %.1f | %.1f | %s (%s) | %s (%s) |\n", p[1], p[2], u, e, h,
+			fx(h > 0 ? u / h : ""), fx(least(hl) > 0 ? least(ul) / least(hl) : ""),
+			fx(h > 0 ? e / h : ""), fx(least(hl) > 0 ? least(el) / least(hl) : "")
 	}
 	print ""
-	print "Proxy CPU-µs per request (per handshake for the handshake load), medians;"
-	print "below 1.00x coreio spends less. The targets: keep-alive <= 0.80x HAProxy;"
+	print "Proxy CPU-µs per request (per handshake for the handshake load), medians,"
+	print "and in brackets the ratio of each proxy'"'"'s best run; below 1.00x coreio"
+	print "spends less. The targets: keep-alive <= 0.80x HAProxy;"
 	print "handshakes per proxy CPU-second >= 1.0x HAProxy, which is a CPU-µs ratio"
 	print "<= 1.00x."
 	print ""
