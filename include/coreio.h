@@ -3,7 +3,8 @@
  * Sections follow the layers of the runtime: conventions, runtime, tasks,
  * time, deadlines and cancellation, network and stream I/O, files and
  * zero-copy transfers, cores and messages between them, local
- * synchronisation, streams and TLS, names and dialling.
+ * synchronisation, streams and TLS, names and dialling, the HTTP/1.1
+ * server.
  *
  * Every call returns a non-negative result or a negated errno (-ETIMEDOUT,
  * -ECANCELED, ...); none leaves its result in errno.  A call documented as
@@ -1709,6 +1710,167 @@ typedef struct cio_dial_opts {
  * one's: -ENETUNREACH...), -ENOMEM, -ECANCELED, -ETIMEDOUT (the deadline).
  * No fd is left open on failure, nor any but the winner's on success. */
 CIO_API int cio_dial(const char *hostport, const cio_dial_opts *opts);
+
+/* ===================================================================== */
+/*  HTTP/1.1 server                                                       */
+/* ===================================================================== */
+/* An HTTP/1.1 server over a stream (plain or TLS), one task per
+ * connection: cio_http_serve_conn() reads requests with llhttp (strict,
+ * no lenient flags), calls a handler for each, and writes its responses in
+ * order (keep-alive, pipelining).  Bodies stream both ways: the handler
+ * reads the request body as it arrives (chunked decoding done) and writes
+ * its response body piece by piece, with Content-Length when told the
+ * length up front, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
+ *
+ * Requests the server cannot trust never reach the handler: it answers
+ * 400 (malformed, or framing a proxy could read two ways: Content-Length
+ * with Transfer-Encoding, duplicate Content-Length, obs-fold, bare LF or
+ * CR, NUL, a bad chunk size, Transfer-Encoding not ending in chunked),
+ * 431 (head too long, too many headers), 413 (body too long), 408 (head
+ * too slow), 417 (an Expect other than 100-continue) or 505 (a version
+ * other than 1.0 and 1.1), then closes.  A library built without llhttp
+ * (node-llhttp) keeps these calls: cio_http_serve_conn() returns -ENOTSUP.
+ *
+ * Every call taking a request or response is for the handler's task,
+ * while the handler runs; the strings they return stay valid until it
+ * returns. */
+
+typedef struct cio_http_req cio_http_req;
+typedef struct cio_http_resp cio_http_resp;
+
+/* Called once per request.  Returns 0, or a negated errno to say it
+ * failed: before its response began, the server answers 500 in its place;
+ * after, the connection closes, as the response cannot be finished.  A
+ * handler that returns 0 without responding gets 500 too; one that began
+ * a response without cio_http_resp_end() has it ended for it. */
+typedef int cio_http_handler(cio_http_req *req, cio_http_resp *resp, void *arg);
+
+typedef struct cio_http_server_opts {
+	size_t max_head;        /* request line and headers, bytes; 0: 16 KiB
+	                         * (431 beyond) */
+	size_t max_headers;     /* header fields; 0: 100 (431 beyond) */
+	uint64_t max_body;      /* request body, bytes; 0: 1 MiB (413 beyond);
+	                         * UINT64_MAX: no limit */
+	int64_t head_timeout;   /* ns from a request's first byte to its last
+	                         * header; 0: 10 s (408, then close) */
+	int64_t idle_timeout;   /* ns a kept-alive connection waits for its
+	                         * next request; 0: 60 s (then it closes
+	                         * silently) */
+	int64_t body_timeout;   /* ns a body read waits for bytes; 0: 30 s */
+	size_t discard_limit;   /* request body left unread by a handler that
+	                         * the server reads and drops to keep the
+	                         * connection; 0: 64 KiB; more: it closes */
+} cio_http_server_opts;
+
+/* Blocking.  Serves HTTP/1.1 on stream s until the connection ends:
+ * reads a request, calls h(req, resp, arg), writes the response, and
+ * again while both sides keep the connection alive (an HTTP/1.0 client
+ * unless it asked for keep-alive, a "Connection: close" on either side, a
+ * close-delimited response, a drain end it).  While it waits for the next
+ * request the task is idle for the drain (cio_drain_idle()): a drain ends
+ * such a connection at once, and responses written during a drain carry
+ * "Connection: close".  s is not closed: the caller closes it (which
+ * flushes what is left).  opts may be NULL.
+ *
+ * Returns 0 when the connection ended cleanly (the peer closed between
+ * requests, the idle timeout, a response that closed it, a drain); or a
+ * negated errno: -EPROTO (a request refused with 4xx/5xx as above),
+ * -ETIMEDOUT (a head that took longer than head_timeout, answered 408),
+ * -EMSGSIZE (a body over max_body, answered 413), the connection's error
+ * (-ECONNRESET, -EPIPE...), -ECANCELED, -ENOMEM, -EINVAL (s or h NULL),
+ * -ENOTSUP (built without llhttp). */
+CIO_API int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
+				cio_http_handler *h, void *arg);
+
+/* --- the request --------------------------------------------------------- */
+
+/* The method ("GET"), the request target as sent ("/a?b=c"), and the
+ * version: 10 for HTTP/1.0, 11 for HTTP/1.1. */
+CIO_API const char *cio_http_req_method(const cio_http_req *req);
+CIO_API const char *cio_http_req_target(const cio_http_req *req);
+CIO_API int cio_http_req_version(const cio_http_req *req);
+
+/* The number of header fields, and field i (0 to count - 1) as sent:
+ * its name and its value without surrounding whitespace.  Returns 0, or
+ * -ENOENT when i is out of range. */
+CIO_API size_t cio_http_req_header_count(const cio_http_req *req);
+CIO_API int cio_http_req_header_at(const cio_http_req *req, size_t i,
+				   const char **name, const char **value);
+
+/* The value of the first field named `name` (any case), or NULL. */
+CIO_API const char *cio_http_req_header(const cio_http_req *req, const char *name);
+
+/* The body's length from Content-Length (0 for none), or -1 when it is
+ * chunked: for a proxy that forwards the framing. */
+CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
+
+/* Blocking.  Reads up to len bytes of the body (decoded, when chunked);
+ * the first read of a request that expects 100-continue sends
+ * "100 Continue" first.  Returns the bytes read (> 0), 0 at the end of
+ * the body, or: -EMSGSIZE (the body passed max_body), -EPROTO (malformed
+ * body: a bad chunk), -EPIPE (the connection ended inside the body),
+ * -ETIMEDOUT (no byte for body_timeout, or the task's deadline),
+ * -ECANCELED, or the connection's error.  After an error the connection
+ * closes once the response is written. */
+CIO_API ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len);
+
+/* Blocking.  Reads the whole body into memory that the request owns
+ * (NUL-terminated, valid until the handler returns) and sets *body.
+ * Returns its length, -EMSGSIZE when it is longer than limit (what came
+ * stays read), or an error of cio_http_req_read(), or -ENOMEM. */
+CIO_API ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body);
+
+/* --- the response --------------------------------------------------------- */
+
+/* Sets the status, 200 unless set (200 to 599; 1xx are the server's).
+ * Returns 0, or -EINVAL (out of range), -EALREADY (the head went). */
+CIO_API int cio_http_resp_status(cio_http_resp *resp, int status);
+
+/* Adds a header field.  Returns 0, or -EINVAL (a name that is not a
+ * token, a value with CR, LF or NUL, or a field the server writes itself:
+ * Content-Length, Transfer-Encoding, Connection), -ENOSPC (over 64 KiB of
+ * fields), -ENOMEM, -EALREADY (the head went). */
+CIO_API int cio_http_resp_header(cio_http_resp *resp, const char *name,
+				 const char *value);
+
+/* Announces the body's length: the response carries Content-Length, and
+ * exactly len bytes must be written.  Returns 0, or -EALREADY (the head
+ * went). */
+CIO_API int cio_http_resp_set_length(cio_http_resp *resp, uint64_t len);
+
+/* Ends the connection after this response ("Connection: close").
+ * Returns 0, or -EALREADY (the head went without it). */
+CIO_API int cio_http_resp_close(cio_http_resp *resp);
+
+/* Blocking (when the write buffer fills).  Writes len bytes of the body,
+ * the head first when it has not gone yet; nothing goes on the wire for
+ * HEAD requests and 204 or 304 responses (the bytes count, though).
+ * Returns len, or -EMSGSIZE (more than set_length announced; nothing
+ * written), -EALREADY (after cio_http_resp_end()), or the connection's
+ * error, after which the connection closes. */
+CIO_API ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len);
+
+/* Blocking.  Writes len bytes of `file` from off as body, by splice on a
+ * plain stream (cio_stream_sendfile()); announces the length when nothing
+ * was written nor announced yet.  Returns the bytes sent (fewer when the
+ * file ended first: the connection then closes, its framing broken), or
+ * as cio_http_resp_write(). */
+CIO_API ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off,
+				       size_t len);
+
+/* Blocking.  Sends what the response wrote so far (head included). */
+CIO_API int cio_http_resp_flush(cio_http_resp *resp);
+
+/* Blocking (it may flush).  Ends the response: the head if it has not
+ * gone, the last chunk of a chunked body.  Returns 0, or -EPROTO (fewer
+ * bytes written than set_length announced: the connection closes), or
+ * the connection's error. */
+CIO_API int cio_http_resp_end(cio_http_resp *resp);
+
+/* Blocking.  A whole response in one call: status, Content-Type (NULL:
+ * none), the body, the end.  Returns 0 or as the calls above. */
+CIO_API int cio_http_resp_send(cio_http_resp *resp, int status,
+			       const char *content_type, const void *body, size_t len);
 
 #ifdef __cplusplus
 }

@@ -12,7 +12,8 @@ set -eu
 pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       libseccomp-dev libboost-context-dev linux-perf libclang-rt-14-dev llvm
-      libssl-dev openssl libc-ares-dev dnsmasq-base"
+      libssl-dev openssl libc-ares-dev dnsmasq-base
+      node-llhttp curl python3-minimal"
 if [ "${1:-}" = bench ]; then
 	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy"
 fi

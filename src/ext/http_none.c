@@ -1,0 +1,33 @@
+/* http_none.c - the HTTP server of a library built without llhttp: the
+ * server says -ENOTSUP, and no request or response ever exists for the
+ * other calls to act on. */
+#include "coreio.h"
+
+#include <errno.h>
+
+int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
+			cio_http_handler *h, void *arg)
+{
+	return -ENOTSUP;
+}
+
+const char *cio_http_req_method(const cio_http_req *req) { return ""; }
+const char *cio_http_req_target(const cio_http_req *req) { return ""; }
+int cio_http_req_version(const cio_http_req *req) { return 0; }
+size_t cio_http_req_header_count(const cio_http_req *req) { return 0; }
+int cio_http_req_header_at(const cio_http_req *req, size_t i, const char **name,
+			   const char **value) { return -ENOENT; }
+const char *cio_http_req_header(const cio_http_req *req, const char *name) { return NULL; }
+int64_t cio_http_req_content_length(const cio_http_req *req) { return 0; }
+ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len) { return -ENOTSUP; }
+ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body) { return -ENOTSUP; }
+int cio_http_resp_status(cio_http_resp *resp, int status) { return -ENOTSUP; }
+int cio_http_resp_header(cio_http_resp *resp, const char *name, const char *value) { return -ENOTSUP; }
+int cio_http_resp_set_length(cio_http_resp *resp, uint64_t len) { return -ENOTSUP; }
+int cio_http_resp_close(cio_http_resp *resp) { return -ENOTSUP; }
+ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len) { return -ENOTSUP; }
+ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_t len) { return -ENOTSUP; }
+int cio_http_resp_flush(cio_http_resp *resp) { return -ENOTSUP; }
+int cio_http_resp_end(cio_http_resp *resp) { return -ENOTSUP; }
+int cio_http_resp_send(cio_http_resp *resp, int status, const char *content_type,
+		       const void *body, size_t len) { return -ENOTSUP; }
