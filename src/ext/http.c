@@ -391,11 +391,12 @@ static const char *http_date(void)
  * the handler both want it, no drain runs, and the body has a length. */
 static bool keep_alive(struct conn *c)
 {
-	/* A body the client holds back for a 100 it will not get, or one
-	 * too long to read and drop, cannot be skipped to the next request. */
+	/* A body the client holds back for a 100 it will not get cannot be
+	 * skipped to the next request.  (One too long to read and drop is
+	 * found out only after the handler: the connection then closes
+	 * unannounced, as a server may.) */
 	bool stuck = !c->msg_done &&
-		     ((c->expect_continue && !c->continue_sent) || c->body_err ||
-		      (!(c->p.flags & F_CHUNKED) && c->p.content_length > c->o.discard_limit));
+		     ((c->expect_continue && !c->continue_sent) || c->body_err);
 	return !c->close && !c->broken && !stuck && llhttp_should_keep_alive(&c->p) &&
 	       !cio_draining() && !c->p.upgrade;
 }
