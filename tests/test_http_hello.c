@@ -1,0 +1,245 @@
+/* test_http_hello.c - examples/http_hello against clients that share no
+ * code with coreio: curl (several URLs on one connection, --http1.0, a
+ * chunked upload and a Content-Length one echoed back, HTTPS where the
+ * library has TLS) and Python's http.client (keep-alive, HEAD, bodies
+ * both ways, chunked), each byte-checked; then SIGTERM drains an idle
+ * keep-alive connection at once and the server exits 0.  A missing curl
+ * or python3 fails the test (scripts/deps.sh installs them). */
+#include "example_util.h"
+
+#include <sys/stat.h>
+
+#define HELLO "Hello, world!\n"
+
+static char dir[64];
+static int port;
+
+/* Runs argv, a client of this machine's (never under the emulator
+ * COREIO_TEST_EXEC_WRAPPER names, which runs only the server), which must
+ * exit 0 within 10 s; returns its output. */
+static const char *run_ok(struct child *c, char *const argv[])
+{
+	char *wrap = getenv("COREIO_TEST_EXEC_WRAPPER");
+	wrap = wrap ? strdup(wrap) : NULL;
+	unsetenv("COREIO_TEST_EXEC_WRAPPER");
+	int st = ex_run(c, argv, 10000);
+	if (wrap) {
+		setenv("COREIO_TEST_EXEC_WRAPPER", wrap, 1);
+		free(wrap);
+	}
+	if (st != 0) {
+		fprintf(stderr, "%s exited %d; it said:\n%s\n", argv[0], st, c->text);
+		CHECK(!"client failed");
+	}
+	return c->text;
+}
+
+static void write_file(const char *path, size_t len)
+{
+	FILE *f = fopen(path, "we");
+	CHECK(f);
+	uint32_t x = 12345;
+	for (size_t i = 0; i < len; i++) {
+		x = x * 1103515245 + 12345;
+		fputc((int)(x >> 16) & 0xff, f);
+	}
+	CHECK_EQ(fclose(f), 0);
+}
+
+static void same_files(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
+	CHECK(fa && fb);
+	int ca, cb;
+	size_t n = 0;
+	do {
+		ca = fgetc(fa);
+		cb = fgetc(fb);
+		if (ca != cb) {
+			fprintf(stderr, "%s and %s differ at byte %zu\n", a, b, n);
+			CHECK(!"same bytes");
+		}
+		n++;
+	} while (ca != EOF);
+	fclose(fa);
+	fclose(fb);
+}
+
+static void with_curl(void)
+{
+	struct child c;
+	char u1[64], u2[64], u3[64], echo[64], in[96], out[96], hdrs[96];
+	snprintf(u1, sizeof u1, "http://127.0.0.1:%d/a", port);
+	snprintf(u2, sizeof u2, "http://127.0.0.1:%d/b", port);
+	snprintf(u3, sizeof u3, "http://127.0.0.1:%d/c?x=1", port);
+	snprintf(echo, sizeof echo, "http://127.0.0.1:%d/echo", port);
+
+	/* Three URLs, one connection: num_connects is 1, then 0, 0. */
+	char *keep[] = {CURL_BIN, "-sS", "--fail-with-body", "-w", "[%{num_connects}]",
+			u1, u2, u3, NULL};
+	const char *text = run_ok(&c, keep);
+	CHECK(strcmp(text, HELLO "[1]" HELLO "[0]" HELLO "[0]") == 0);
+
+	/* HTTP/1.0: the answer, then the close. */
+	snprintf(hdrs, sizeof hdrs, "%s/headers", dir);
+	char *old[] = {CURL_BIN, "-sS", "--fail-with-body", "--http1.0", "-D", hdrs, u1, NULL};
+	CHECK(strcmp(run_ok(&c, old), HELLO) == 0);
+	char *grep[] = {"grep", "-qi", "^Connection: close", hdrs, NULL};
+	run_ok(&c, grep);
+
+	/* Uploads echoed back byte for byte: chunked, then with a length. */
+	snprintf(in, sizeof in, "%s/in", dir);
+	snprintf(out, sizeof out, "%s/out", dir);
+	write_file(in, 300001);
+	char data[128];
+	snprintf(data, sizeof data, "@%s", in);
+	char *chunked[] = {CURL_BIN, "-sS", "--fail-with-body", "-H", "Transfer-Encoding: chunked",
+			   "--data-binary", data, "-o", out, echo, NULL};
+	run_ok(&c, chunked);
+	same_files(in, out);
+	char *sized[] = {CURL_BIN, "-sS", "--fail-with-body", "--data-binary", data, "-o", out,
+			 echo, NULL};
+	run_ok(&c, sized);
+	same_files(in, out);
+	CHECK_EQ(unlink(in), 0);
+	CHECK_EQ(unlink(out), 0);
+	CHECK_EQ(unlink(hdrs), 0);
+}
+
+static const char python_client[] =
+	"import http.client, sys\n"
+	"port = int(sys.argv[1])\n"
+	"c = http.client.HTTPConnection('127.0.0.1', port, timeout=10)\n"
+	"c.connect()\n"
+	"sock = c.sock\n"
+	"for i in range(5):\n"
+	"    c.request('GET', '/p%d' % i)\n"
+	"    r = c.getresponse()\n"
+	"    assert r.status == 200 and r.read() == b'Hello, world!\\n'\n"
+	"    assert r.getheader('Content-Length') == '14'\n"
+	"c.request('HEAD', '/')\n"
+	"r = c.getresponse()\n"
+	"assert r.status == 200 and r.getheader('Content-Length') == '14'\n"
+	"assert r.read() == b''\n"
+	"body = bytes((i * 7 + (i >> 8)) & 255 for i in range(200000))\n"
+	"c.request('POST', '/echo', body=body)\n"
+	"r = c.getresponse()\n"
+	"assert r.status == 200 and r.read() == body\n"
+	"def pieces():\n"
+	"    for n in (1, 10, 1000, 65536, 3):\n"
+	"        yield body[:n]\n"
+	"c.request('POST', '/echo', body=pieces(), encode_chunked=True)\n"
+	"r = c.getresponse()\n"
+	"assert r.getheader('Transfer-Encoding') == 'chunked'\n"
+	"want = b''.join(body[:n] for n in (1, 10, 1000, 65536, 3))\n"
+	"assert r.read() == want\n"
+	"c.request('DELETE', '/x')\n"
+	"r = c.getresponse()\n"
+	"assert r.status == 405 and r.getheader('Allow') == 'GET, HEAD, POST'\n"
+	"r.read()\n"
+	"assert c.sock is sock, 'the connection was not kept alive'\n"
+	"print('python ok')\n";
+
+static void with_python(void)
+{
+	struct child c;
+	char p[16];
+	snprintf(p, sizeof p, "%d", port);
+	char *argv[] = {PYTHON_BIN, "-c", (char *)python_client, p, NULL};
+	CHECK(strstr(run_ok(&c, argv), "python ok"));
+}
+
+#ifdef COREIO_TEST_TLS
+/* HTTPS: http_hello --tls-cert, curl checking the certificate. */
+static void with_tls(void)
+{
+	char cert[96], key[96], cmd[512], url[64], resolve[64];
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-keyout %s -out %s -days 2 -subj /CN=localhost "
+		 "-addext subjectAltName=DNS:localhost 2>/dev/null", key, cert);
+	CHECK_EQ(system(cmd), 0);
+	struct child srv, c;
+	char *argv[] = {HTTP_HELLO_BIN, "--cores", "1", "--tls-cert", cert, "--tls-key", key,
+			"127.0.0.1:0", NULL};
+	ex_start(&srv, argv, "listening on");
+	int tport = ex_port(&srv);
+	snprintf(url, sizeof url, "https://localhost:%d/", tport);
+	snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", tport);
+	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "--cacert", cert, "--resolve", resolve,
+		       "-w", "[%{num_connects}]", url, url, NULL};
+	CHECK(strcmp(run_ok(&c, get), HELLO "[1]" HELLO "[0]") == 0);
+	CHECK_EQ(ex_stop(&srv, SIGTERM, 10000), 0);
+	CHECK_EQ(unlink(cert), 0);
+	CHECK_EQ(unlink(key), 0);
+}
+#endif
+
+/* A keep-alive connection, idle after one request. */
+static int idle_conn(void)
+{
+	static const char req[] = "GET /idle HTTP/1.1\r\nHost: x\r\n\r\n";
+	int fd = ex_dial(port);
+	ex_send_all(fd, req, sizeof req - 1);
+	char buf[512] = "";
+	size_t got = 0;
+	while (!strstr(buf, HELLO)) {
+		ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+		CHECK(n > 0);
+		got += (size_t)n;
+		buf[got] = '\0';
+	}
+	return fd;
+}
+
+int main(void)
+{
+	int rc = test_backend_missing();
+	if (rc)
+		return rc;
+	snprintf(dir, sizeof dir, "/tmp/coreio-http-XXXXXX");
+	CHECK(mkdtemp(dir) != NULL);
+
+	struct child srv;
+	char *argv[] = {HTTP_HELLO_BIN, "--cores", "2", "--drain-ms", "20000", "127.0.0.1:0", NULL};
+	ex_start(&srv, argv, "listening on");
+	port = ex_port(&srv);
+	const char *want = getenv("COREIO_BACKEND");
+	if (want) {
+		char b[32];
+		snprintf(b, sizeof b, "backend %s", strcmp(want, "uring") == 0 ? "io_uring" : want);
+		CHECK(strstr(srv.text, b));
+	}
+	with_curl();
+	with_python();
+#ifdef COREIO_TEST_TLS
+	with_tls();
+#endif
+	/* The drain closes idle keep-alive connections at once, not after
+	 * --drain-ms. */
+	int idle[3];
+	for (int i = 0; i < 3; i++)
+		idle[i] = idle_conn();
+	int64_t t0 = ex_now_ms();
+	CHECK_EQ(ex_stop(&srv, SIGTERM, 20000), 0);
+	CHECK(ex_now_ms() - t0 < 5000);
+	for (int i = 0; i < 3; i++) {
+		ex_expect_eof(idle[i]);
+		close(idle[i]);
+	}
+	if (!strstr(srv.text, "requests, 0 connection errors")) {
+		fprintf(stderr, "unexpected summary:\n%s\n", srv.text);
+		CHECK(!"summary");
+	}
+	CHECK_EQ(rmdir(dir), 0);
+	fprintf(stderr, "ok: curl, python%s, drain\n",
+#ifdef COREIO_TEST_TLS
+		" and curl over TLS"
+#else
+		""
+#endif
+	);
+	return 0;
+}
