@@ -1726,8 +1726,8 @@ CIO_API int cio_dial(const char *hostport, const cio_dial_opts *opts);
  * 400 (malformed, or framing a proxy could read two ways: Content-Length
  * with Transfer-Encoding, duplicate Content-Length, obs-fold, bare LF or
  * CR, NUL, a bad chunk size, Transfer-Encoding not ending in chunked),
- * 431 (head too long, too many headers), 413 (body too long), 408 (head
- * too slow), 417 (an Expect other than 100-continue) or 505 (a version
+ * 431 (head too long, too many headers), 413 (body too long), 408 (a
+ * head too slow, or a body the handler reads), 417 (an Expect other than 100-continue) or 505 (a version
  * other than 1.0 and 1.1), then closes.  A library built without llhttp
  * (node-llhttp) keeps these calls: cio_http_serve_conn() returns -ENOTSUP.
  *
@@ -1757,6 +1757,10 @@ typedef struct cio_http_server_opts {
 	                         * next request; 0: 60 s (then it closes
 	                         * silently) */
 	int64_t body_timeout;   /* ns a body read waits for bytes; 0: 30 s */
+	uint64_t min_body_rate; /* bytes/s a body must keep up on average
+	                         * after its first body_timeout: a body read
+	                         * gives up (-ETIMEDOUT, answered 408) when
+	                         * fewer came; 0: no minimum */
 	size_t discard_limit;   /* request body left unread by a handler that
 	                         * the server reads and drops to keep the
 	                         * connection; 0: 64 KiB; more: it closes */
@@ -1809,7 +1813,8 @@ CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
  * "100 Continue" first.  Returns the bytes read (> 0), 0 at the end of
  * the body, or: -EMSGSIZE (the body passed max_body), -EPROTO (malformed
  * body: a bad chunk), -EPIPE (the connection ended inside the body),
- * -ETIMEDOUT (no byte for body_timeout, or the task's deadline),
+ * -ETIMEDOUT (no byte for body_timeout, the body slower than
+ * min_body_rate, or the task's deadline),
  * -ECANCELED, or the connection's error.  After an error the connection
  * closes once the response is written. */
 CIO_API ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len);

@@ -2,7 +2,8 @@
  * hand-written requests on loopback: keep-alive, pipelining, request
  * bodies by Content-Length and chunked from 1 B to 1 MiB checked byte for
  * byte, chunked responses, HEAD, HTTP/1.0, Expect: 100-continue, the 431,
- * 413 and 408 limits and the idle timeout, handler failures, a battery of
+ * 413 and 408 limits (a slow head, a body under the minimum rate) and the
+ * idle timeout, handler failures, a battery of
  * request-smuggling attempts (each refused with 400 and a close, the
  * handler never called), and a drain that closes idle connections. */
 #include "coreio.h"
@@ -473,11 +474,22 @@ static void test_responses(void)
 	server_stop(&s);
 }
 
+/* Sends 10 bytes every 100 ms: 100 B/s, until it fails or is cancelled. */
+static void *drip_main(void *arg)
+{
+	cio_stream *c = arg;
+	while (cio_stream_write_all(c, "0123456789", 10, NULL) == 10 &&
+	       cio_sleep(100 * CIO_MS) == 0)
+		;
+	return NULL;
+}
+
 static void test_limits(void)
 {
 	struct server s;
 	server_start(&s, &(cio_http_server_opts){.max_head = 1024, .max_headers = 10,
-		.max_body = 1000, .head_timeout = 200 * CIO_MS, .idle_timeout = 300 * CIO_MS});
+		.max_body = 1000, .head_timeout = 200 * CIO_MS, .idle_timeout = 300 * CIO_MS,
+		.body_timeout = 300 * CIO_MS, .min_body_rate = 1000});
 	cio_stream *c;
 	char big[2048];
 
@@ -538,6 +550,21 @@ static void test_limits(void)
 		CHECK_EQ(cio_wg_wait(&s.conns), 0); /* its task has ended */
 	}
 	CHECK_EQ(s.last_rc, -ETIMEDOUT);
+
+	/* 408: a body that trickles in slower than min_body_rate, though
+	 * never silent for body_timeout. */
+	c = dial(&s);
+	send_str(c, "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 900\r\n\r\n");
+	cio_task_t drip = cio_spawn(drip_main, c);
+	t0 = cio_now();
+	read_resp(c, &r, false);
+	CHECK_EQ(r.status, 408);
+	CHECK(cio_now() - t0 >= 300 * CIO_MS && cio_now() - t0 < 2 * CIO_SEC);
+	resp_free(&r);
+	expect_eof(c, CIO_SEC);
+	cio_cancel(drip);
+	CHECK_EQ(cio_join(drip, NULL), 0);
+	cio_stream_close(c);
 
 	/* The idle timeout: a kept-alive connection closes, silently. */
 	c = dial(&s);

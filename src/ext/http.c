@@ -77,6 +77,7 @@ struct conn {
 	char *dst;              /* a body read's buffer; NULL: discard */
 	size_t got;             /* body bytes reported by this feed */
 	uint64_t body_total;
+	int64_t body_start;     /* when the head ended */
 	int body_err;           /* a body read's failure, kept */
 	bool expect_continue, continue_sent;
 	char *body_all;         /* cio_http_req_body()'s copy */
@@ -235,6 +236,7 @@ static int on_headers_complete(llhttp_t *p)
 		c->expect_continue = p->http_minor == 1;
 	}
 	c->head_done = true;
+	c->body_start = cio_now();
 	/* With a body, stop here: it stays buffered for the handler.  Without
 	 * one llhttp goes on to the request's end, which stops it too. */
 	if ((p->flags & F_CHUNKED) || p->content_length > 0)
@@ -309,9 +311,10 @@ static int flush_pending(struct conn *c)
 	return cio_stream_flush(c->s);
 }
 
-/* Waits for more bytes within timeout.  Returns the bytes buffered (> 0),
- * 0 at the end of the stream, or -errno. */
-static ssize_t fill_more(struct conn *c, int64_t timeout)
+/* Waits for more bytes, until cio_now() + timeout and at most until
+ * `until`.  Returns the bytes buffered (> 0), 0 at the end of the
+ * stream, or -errno. */
+static ssize_t fill_until(struct conn *c, int64_t timeout, int64_t until)
 {
 	int err = flush_pending(c);
 	if (err < 0)
@@ -319,16 +322,35 @@ static ssize_t fill_more(struct conn *c, int64_t timeout)
 	size_t have;
 	cio_stream_peek(c->s, &have);
 	ssize_t n;
-	if (timeout == CIO_NEVER) {
+	int64_t now = cio_now();
+	if (timeout != CIO_NEVER && timeout < until - now)
+		until = now + timeout;
+	if (until == CIO_NEVER) {
 		n = cio_stream_fill(c->s, have + 1);
 	} else {
-		CIO_WITH_TIMEOUT(timeout) {
+		CIO_WITH_DEADLINE(until) {
 			n = cio_stream_fill(c->s, have + 1);
 		}
 	}
 	if (n >= 0 && (size_t)n <= have)
 		return 0; /* it ended; what is buffered was fed already */
 	return n;
+}
+
+static ssize_t fill_more(struct conn *c, int64_t timeout)
+{
+	return fill_until(c, timeout, CIO_NEVER);
+}
+
+/* When the body must have come to keep min_body_rate: body_timeout
+ * after its start, plus a second per min_body_rate bytes come. */
+static int64_t rate_deadline(const struct conn *c)
+{
+	if (!c->o.min_body_rate)
+		return CIO_NEVER;
+	double due = (double)c->body_start + (double)c->o.body_timeout +
+		     (double)c->body_total / (double)c->o.min_body_rate * 1e9;
+	return due >= (double)CIO_NEVER ? CIO_NEVER : (int64_t)due;
 }
 
 /* --- responses --------------------------------------------------------------- */
@@ -573,7 +595,7 @@ static ssize_t body_read(struct conn *c, char *dst, size_t len, int64_t timeout)
 		size_t have;
 		cio_stream_peek(c->s, &have);
 		if (have == 0) {
-			ssize_t n = fill_more(c, timeout);
+			ssize_t n = fill_until(c, timeout, rate_deadline(c));
 			if (n <= 0) {
 				c->close = true;
 				return c->body_err = n == 0 ? -EPIPE : (int)n;
@@ -929,6 +951,8 @@ static int serve_request(struct conn *c, cio_http_handler *h, void *arg)
 			rc = -EPROTO; /* it never responded */
 		if (c->body_err == -EMSGSIZE)
 			status = 413;
+		else if (c->body_err == -ETIMEDOUT)
+			status = 408;
 		else if (c->body_err == -EPROTO)
 			status = 400;
 		if (rc < 0 || c->body_err) {
