@@ -1773,8 +1773,9 @@ typedef struct cio_http_server_opts {
  * close-delimited response, a drain end it).  While it waits for the next
  * request the task is idle for the drain (cio_drain_idle()): a drain ends
  * such a connection at once, and responses written during a drain carry
- * "Connection: close".  s is not closed: the caller closes it (which
- * flushes what is left).  opts may be NULL.
+ * "Connection: close".  The socket gets TCP_NODELAY (responses go out
+ * whole).  s is not closed: the caller closes it (which flushes what is
+ * left).  opts may be NULL.
  *
  * Returns 0 when the connection ended cleanly (the peer closed between
  * requests, the idle timeout, a response that closed it, a drain); or a

@@ -1009,6 +1009,10 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 		free(c);
 		return -ENOMEM;
 	}
+	/* Responses leave whole (the write buffer coalesces them): Nagle's
+	 * wait would only delay a response's last piece, or a pipelined
+	 * client's next one.  On a Unix socket it fails, harmlessly. */
+	cio_tcp_nodelay(cio_stream_fd(s), true);
 	c->req.c = c;
 	c->resp.c = c;
 	llhttp_init(&c->p, HTTP_REQUEST, &settings);
