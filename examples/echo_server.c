@@ -39,8 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
+
+#include "example_server.h"
 
 #define BUF_SIZE (16 << 10)
 /* The receive buffer lives on the task's stack; 64 KiB leaves it and libc
@@ -51,25 +52,18 @@
 
 /* Settings, shared read-only by every core. */
 static struct {
-	const char *addr;
-	int64_t run_ns;  /* --seconds, or CIO_NEVER */
+	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	int64_t idle_ns; /* --idle-ms, or 0 */
 	bool stream;     /* --stream */
-} opt;
-
-/* The address core 0 bound (port 0 becomes a real port), for the others. */
-static char bound_addr[128];
-static cio_wg bound = CIO_WG_INIT(bound); /* core 0's: done once bound */
+} opt = {.srv.name = "echo_server"};
 
 /* What every core served, summed as cores end. */
 static atomic_uint_fast64_t total_accepted, total_requests, total_bytes,
 	total_accept_errors, total_conn_errors;
-static atomic_int status; /* exit status */
 static atomic_bool ran;   /* a runtime started: the backend was there */
 
 /* One core's server.  Its fields are only touched by that core's tasks. */
 struct server {
-	int lfd;
 	cio_wg conns;     /* live connections, for the drain to wait on */
 	int64_t last_log;
 	uint64_t accepted, accept_errors, conn_errors, requests, bytes;
@@ -187,102 +181,28 @@ static void start_conn(struct server *s, int fd)
 	s->accepted++;
 }
 
-/* Accepts until the drain closes the listener. */
-static void accept_loop(struct server *s)
+/* An accept that failed in passing: counted, logged (limited). */
+static void accept_failed(void *arg, int err)
 {
-	for (;;) {
-		int fd = cio_accept(s->lfd, NULL);
-		if (fd >= 0) {
-			start_conn(s, fd);
-			continue;
-		}
-		if (fd == -ESHUTDOWN || fd == -ECANCELED)
-			return; /* drained: the runtime shut the listener down */
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
-			/* The listener itself is broken: no retry can help. */
-			fprintf(stderr, "echo_server: accept: %s; stopping\n",
-				cio_strerror(fd));
-			atomic_store(&status, 1);
-			cio_drain();
-			return;
-		}
-		/* Everything else passes: out of fds (-EMFILE, -ENFILE: the
-		 * connection stays queued and cio_accept() has paused), a
-		 * client that gave up in the backlog (-ECONNABORTED), memory
-		 * short (-ENOBUFS, -ENOMEM), a firewall (-EPERM). */
-		s->accept_errors++;
-		log_limited(s, "accept", fd);
-		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-			return;
-	}
+	struct server *s = arg;
+	s->accept_errors++;
+	log_limited(s, "accept", err);
 }
 
-/* On core 0, for the other cores: waits until core 0 has bound. */
-static void *wait_bound(void *arg)
+static void take_conn(void *arg, int fd)
 {
-	(void)arg;
-	return (void *)(intptr_t)cio_wg_wait(&bound);
-}
-
-/* Core 0's timer for --seconds. */
-static void *stop_later(void *arg)
-{
-	(void)arg;
-	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
-	if (cio_sleep(opt.run_ns) == 0)
-		cio_drain();
-	return NULL;
+	start_conn(arg, fd);
 }
 
 /* Runs on every core. */
 static void *core_main(void *arg)
 {
-	struct server s = {.lfd = -1};
-	int core = cio_core_id();
+	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
 	cio_wg_init(&s.conns);
-	if (core == 0) {
-		s.lfd = cio_listen(opt.addr, &(cio_listen_opts){.reuseport = true});
-		if (s.lfd >= 0) {
-			cio_addr a = {.len = sizeof a.u};
-			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
-			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
-				snprintf(bound_addr, sizeof bound_addr, "%s", opt.addr);
-		}
-		cio_wg_done(&bound); /* the others listen (or give up) now */
-	} else {
-		/* Port 0: every core must bind the port core 0 got. */
-		cio_core_call(0, wait_bound, NULL, NULL);
-		if (bound_addr[0])
-			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
-	}
-	if (s.lfd < 0) {
-		fprintf(stderr, "echo_server: core %d cannot listen on %s: %s\n", core,
-			bound_addr[0] ? bound_addr : opt.addr,
-			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
-		bound_addr[0] = '\0';
-		atomic_store(&status, 1);
-		cio_drain();
+	if (ex_server_run(&opt.srv, &s.conns, take_conn, accept_failed, &s) < 0)
 		return NULL;
-	}
-	if (core == 0) {
-		const char *reason = cio_backend_reason();
-		int n = cio_core_count();
-		printf("echo_server: listening on %s, backend %s%s%s%s, %d core%s, pid %d\n",
-		       bound_addr, cio_backend_name(), reason ? " (" : "",
-		       reason ? reason : "", reason ? ")" : "", n, n == 1 ? "" : "s",
-		       (int)getpid());
-		fflush(stdout);
-		if (opt.run_ns != CIO_NEVER)
-			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
-	}
-	accept_loop(&s);
-	cio_close(s.lfd);
-	/* Draining: connections end by themselves, or the runtime cancels
-	 * them after the drain timeout. */
-	cio_cancel_clear();
-	cio_wg_wait(&s.conns);
 	atomic_fetch_add(&total_accepted, s.accepted);
 	atomic_fetch_add(&total_requests, s.requests);
 	atomic_fetch_add(&total_bytes, s.bytes);
@@ -301,10 +221,8 @@ static void usage(const char *prog)
 /* A non-negative integer option value, or usage(). */
 static int64_t number(const char *prog, const char *text)
 {
-	char *end;
-	errno = 0;
-	long long v = text ? strtoll(text, &end, 10) : -1;
-	if (!text || errno || *end || v < 0)
+	int64_t v = ex_number(text);
+	if (v < 0)
 		usage(prog);
 	return v;
 }
@@ -313,7 +231,7 @@ int main(int argc, char **argv)
 {
 	static char addr[256];
 	int64_t seconds = 0, idle_ms = 0, drain_ms = 1000, cores = 0;
-	opt.addr = "127.0.0.1:7000";
+	opt.srv.addr = "127.0.0.1:7000";
 	for (int i = 1; i < argc; i++) {
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--seconds") == 0)
@@ -330,24 +248,17 @@ int main(int argc, char **argv)
 			usage(argv[0]);
 		else if (strspn(argv[i], "0123456789") == strlen(argv[i])) {
 			snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[i]);
-			opt.addr = addr;
+			opt.srv.addr = addr;
 		} else
-			opt.addr = argv[i];
+			opt.srv.addr = argv[i];
 	}
 	if (cores > 1024)
 		usage(argv[0]);
-	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
 
-	/* Every connection is an fd: take all the hard limit allows rather
-	 * than the soft 1024 most systems start with. */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 
-	cio_wg_add(&bound, 1);
+	ex_server_init();
 	cio_cores_config cfg = {.drain_timeout = drain_ms > 0 ? drain_ms * CIO_MS : 1};
 	int64_t t0 = cio_now();
 	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
@@ -363,5 +274,5 @@ int main(int argc, char **argv)
 	       (double)atomic_load(&total_bytes) / 1e6,
 	       (uint64_t)atomic_load(&total_accept_errors),
 	       (uint64_t)atomic_load(&total_conn_errors));
-	return atomic_load(&status);
+	return atomic_load(&ex_status);
 }

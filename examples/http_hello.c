@@ -35,8 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
+
+#include "example_server.h"
 
 /* The parser's state and the stream's buffers live on the heap; the
  * echo's copy buffer is the biggest thing on the stack. */
@@ -44,20 +45,15 @@
 #define HELLO "Hello, world!\n"
 
 static struct {
-	const char *addr;
-	int64_t run_ns;
+	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	const char *tls_cert, *tls_key;
-} opt;
+} opt = {.srv.name = "http_hello"};
 static cio_tls_ctx *tls;
 
-static char bound_addr[128];
-static cio_wg bound = CIO_WG_INIT(bound);
 static atomic_uint_fast64_t total_conns, total_requests, total_errors;
-static atomic_int status;
 static atomic_bool ran;
 
 struct server {
-	int lfd;
 	cio_wg conns;
 	uint64_t conns_served, requests, errors;
 };
@@ -114,8 +110,9 @@ static void *serve(void *arg)
 	return NULL;
 }
 
-static void start_conn(struct server *s, int fd)
+static void start_conn(void *arg, int fd)
 {
+	struct server *s = arg;
 	cio_tcp_nodelay(fd, true);
 	struct conn *c = malloc(sizeof *c);
 	if (!c) {
@@ -134,89 +131,21 @@ static void start_conn(struct server *s, int fd)
 	s->conns_served++;
 }
 
-static void accept_loop(struct server *s)
-{
-	for (;;) {
-		int fd = cio_accept(s->lfd, NULL);
-		if (fd >= 0) {
-			start_conn(s, fd);
-			continue;
-		}
-		if (fd == -ESHUTDOWN || fd == -ECANCELED)
-			return;
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
-			fprintf(stderr, "http_hello: accept: %s; stopping\n", cio_strerror(fd));
-			atomic_store(&status, 1);
-			cio_drain();
-			return;
-		}
-		/* Passing trouble (fds or memory short, a client gone from the
-		 * backlog): back off a little and go on. */
-		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-			return;
-	}
-}
-
-static void *wait_bound(void *arg)
+/* Passing accept errors: the frame lives through them. */
+static void accept_failed(void *arg, int err)
 {
 	(void)arg;
-	return (void *)(intptr_t)cio_wg_wait(&bound);
-}
-
-static void *stop_later(void *arg)
-{
-	(void)arg;
-	cio_drain_idle(true);
-	if (cio_sleep(opt.run_ns) == 0)
-		cio_drain();
-	return NULL;
+	(void)err;
 }
 
 static void *core_main(void *arg)
 {
-	struct server s = {.lfd = -1};
-	int core = cio_core_id();
+	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
 	cio_wg_init(&s.conns);
-	if (core == 0) {
-		s.lfd = cio_listen(opt.addr, &(cio_listen_opts){.reuseport = true});
-		if (s.lfd >= 0) {
-			cio_addr a = {.len = sizeof a.u};
-			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
-			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
-				snprintf(bound_addr, sizeof bound_addr, "%s", opt.addr);
-		}
-		cio_wg_done(&bound);
-	} else {
-		cio_core_call(0, wait_bound, NULL, NULL);
-		if (bound_addr[0])
-			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
-	}
-	if (s.lfd < 0) {
-		fprintf(stderr, "http_hello: core %d cannot listen on %s: %s\n", core,
-			bound_addr[0] ? bound_addr : opt.addr,
-			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
-		bound_addr[0] = '\0';
-		atomic_store(&status, 1);
-		cio_drain();
+	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
 		return NULL;
-	}
-	if (core == 0) {
-		const char *reason = cio_backend_reason();
-		int n = cio_core_count();
-		printf("http_hello: listening on %s, backend %s%s%s%s, %d core%s, pid %d\n",
-		       bound_addr, cio_backend_name(), reason ? " (" : "",
-		       reason ? reason : "", reason ? ")" : "", n, n == 1 ? "" : "s",
-		       (int)getpid());
-		fflush(stdout);
-		if (opt.run_ns != CIO_NEVER)
-			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
-	}
-	accept_loop(&s);
-	cio_close(s.lfd);
-	cio_cancel_clear();
-	cio_wg_wait(&s.conns);
 	atomic_fetch_add(&total_conns, s.conns_served);
 	atomic_fetch_add(&total_requests, s.requests);
 	atomic_fetch_add(&total_errors, s.errors);
@@ -232,10 +161,8 @@ static void usage(const char *prog)
 
 static int64_t number(const char *prog, const char *text)
 {
-	char *end;
-	errno = 0;
-	long long v = text ? strtoll(text, &end, 10) : -1;
-	if (!text || errno || *end || v < 0)
+	int64_t v = ex_number(text);
+	if (v < 0)
 		usage(prog);
 	return v;
 }
@@ -244,7 +171,7 @@ int main(int argc, char **argv)
 {
 	static char addr[256];
 	int64_t seconds = 0, drain_ms = 1000, cores = 0;
-	opt.addr = "127.0.0.1:8080";
+	opt.srv.addr = "127.0.0.1:8080";
 	for (int i = 1; i < argc; i++) {
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--seconds") == 0)
@@ -261,13 +188,13 @@ int main(int argc, char **argv)
 			usage(argv[0]);
 		else if (strspn(argv[i], "0123456789") == strlen(argv[i])) {
 			snprintf(addr, sizeof addr, "127.0.0.1:%s", argv[i]);
-			opt.addr = addr;
+			opt.srv.addr = addr;
 		} else
-			opt.addr = argv[i];
+			opt.srv.addr = argv[i];
 	}
 	if (cores > 1024 || (opt.tls_key && !opt.tls_cert))
 		usage(argv[0]);
-	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	if (opt.tls_cert) {
 		char why[256];
 		cio_tls_cert cert = {.cert_file = opt.tls_cert,
@@ -278,13 +205,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
 
-	cio_wg_add(&bound, 1);
+	ex_server_init();
 	cio_cores_config cfg = {.drain_timeout = drain_ms > 0 ? drain_ms * CIO_MS : 1};
 	int64_t t0 = cio_now();
 	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
@@ -297,5 +219,5 @@ int main(int argc, char **argv)
 	       " requests, %" PRIu64 " connection errors\n",
 	       (double)(cio_now() - t0) / 1e9, (uint64_t)atomic_load(&total_conns),
 	       (uint64_t)atomic_load(&total_requests), (uint64_t)atomic_load(&total_errors));
-	return atomic_load(&status);
+	return atomic_load(&ex_status);
 }

@@ -1781,7 +1781,8 @@ typedef struct cio_http_server_opts {
  * requests, the idle timeout, a response that closed it, a drain); or a
  * negated errno: -EPROTO (a request refused with 4xx/5xx as above),
  * -ETIMEDOUT (a head that took longer than head_timeout, answered 408),
- * -EMSGSIZE (a body over max_body, answered 413), the connection's error
+ * -EMSGSIZE (a body over max_body, answered 413), the error a handler
+ * returned (the connection then closed), the connection's error
  * (-ECONNRESET, -EPIPE...), -ECANCELED, -ENOMEM, -EINVAL (s or h NULL),
  * -ENOTSUP (built without llhttp). */
 CIO_API int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,

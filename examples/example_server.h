@@ -1,0 +1,163 @@
+/* example_server.h - the frame echo_server and http_hello share: every
+ * core listens on one address with SO_REUSEPORT (core 0 binds first, so
+ * that port 0 becomes one port for all), core 0 prints the "listening
+ * on" line and starts the --seconds timer, and each core accepts until
+ * the drain shuts its listener, living through passing errors. */
+#ifndef COREIO_EXAMPLE_SERVER_H
+#define COREIO_EXAMPLE_SERVER_H
+
+#include <coreio.h>
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+struct ex_server {
+	const char *name;  /* the program: the prefix of its lines */
+	const char *addr;  /* where to listen */
+	int64_t run_ns;    /* drain after this long, or CIO_NEVER */
+};
+
+/* The address core 0 bound, for the others. */
+static char ex_bound_addr[128];
+static cio_wg ex_bound = CIO_WG_INIT(ex_bound); /* done once core 0 bound */
+static atomic_int ex_status; /* the exit status */
+
+/* Before the cores start.  Every connection is an fd: takes all the
+ * hard limit allows rather than the soft 1024 most systems start with. */
+static inline void ex_server_init(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	cio_wg_add(&ex_bound, 1);
+}
+
+/* A non-negative integer option value, or -1 when text is not one. */
+static inline int64_t ex_number(const char *text)
+{
+	char *end;
+	errno = 0;
+	long long v = text ? strtoll(text, &end, 10) : -1;
+	return !text || errno || *end || v < 0 ? -1 : v;
+}
+
+static inline void *ex_wait_bound(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_wg_wait(&ex_bound);
+}
+
+/* Core 0's timer for --seconds. */
+static inline void *ex_stop_later(void *arg)
+{
+	const struct ex_server *srv = arg;
+	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
+	if (cio_sleep(srv->run_ns) == 0)
+		cio_drain();
+	return NULL;
+}
+
+/* On every core: its listener, or -1 when it could not listen (said on
+ * stderr; the drain is started and the exit status set to 1).  Core 0
+ * prints "NAME: listening on ADDR, backend B, N cores, pid P". */
+static inline int ex_server_listen(const struct ex_server *srv)
+{
+	int lfd = -1, core = cio_core_id();
+	if (core == 0) {
+		lfd = cio_listen(srv->addr, &(cio_listen_opts){.reuseport = true});
+		if (lfd >= 0) {
+			cio_addr a = {.len = sizeof a.u};
+			if (getsockname(lfd, &a.u.sa, &a.len) < 0 ||
+			    cio_addr_format(&a, ex_bound_addr, sizeof ex_bound_addr) < 0)
+				snprintf(ex_bound_addr, sizeof ex_bound_addr, "%s", srv->addr);
+		}
+		cio_wg_done(&ex_bound); /* the others listen (or give up) now */
+	} else {
+		/* Port 0: every core must bind the port core 0 got. */
+		cio_core_call(0, ex_wait_bound, NULL, NULL);
+		if (ex_bound_addr[0])
+			lfd = cio_listen(ex_bound_addr, &(cio_listen_opts){.reuseport = true});
+	}
+	if (lfd < 0) {
+		fprintf(stderr, "%s: core %d cannot listen on %s: %s\n", srv->name, core,
+			ex_bound_addr[0] ? ex_bound_addr : srv->addr,
+			cio_strerror(lfd < -1 ? lfd : -EADDRNOTAVAIL));
+		ex_bound_addr[0] = '\0';
+		atomic_store(&ex_status, 1);
+		cio_drain();
+		return -1;
+	}
+	if (core == 0) {
+		const char *reason = cio_backend_reason();
+		int n = cio_core_count();
+		printf("%s: listening on %s, backend %s%s%s%s, %d core%s, pid %d\n", srv->name,
+		       ex_bound_addr, cio_backend_name(), reason ? " (" : "",
+		       reason ? reason : "", reason ? ")" : "", n, n == 1 ? "" : "s",
+		       (int)getpid());
+		fflush(stdout);
+		if (srv->run_ns != CIO_NEVER)
+			cio_spawn_with(&(cio_spawn_opts){.detached = true}, ex_stop_later,
+				       (void *)srv);
+	}
+	return lfd;
+}
+
+/* Accepts on lfd until the drain closes it, handing each connection to
+ * take(arg, fd).  Passing errors go to failed(arg, err) and are lived
+ * through: out of fds (-EMFILE, -ENFILE: the connection stays queued
+ * and cio_accept() has paused), a client that gave up in the backlog
+ * (-ECONNABORTED), memory short (-ENOBUFS, -ENOMEM: a short sleep), a
+ * firewall (-EPERM).  A broken listener stops the server (status 1). */
+static inline void ex_server_accept(const struct ex_server *srv, int lfd,
+				    void (*take)(void *arg, int fd),
+				    void (*failed)(void *arg, int err), void *arg)
+{
+	for (;;) {
+		int fd = cio_accept(lfd, NULL);
+		if (fd >= 0) {
+			take(arg, fd);
+			continue;
+		}
+		if (fd == -ESHUTDOWN || fd == -ECANCELED)
+			return; /* drained: the runtime shut the listener down */
+		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
+			/* The listener itself is broken: no retry can help. */
+			fprintf(stderr, "%s: accept: %s; stopping\n", srv->name,
+				cio_strerror(fd));
+			atomic_store(&ex_status, 1);
+			cio_drain();
+			return;
+		}
+		failed(arg, fd);
+		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
+			return;
+	}
+}
+
+/* On every core: listens, accepts until the drain, closes the listener
+ * and waits for the connections to end (conns: the wait group take()
+ * adds each to).  Returns 0, or -1 when the core could not listen. */
+static inline int ex_server_run(const struct ex_server *srv, cio_wg *conns,
+				void (*take)(void *arg, int fd),
+				void (*failed)(void *arg, int err), void *arg)
+{
+	int lfd = ex_server_listen(srv);
+	if (lfd < 0)
+		return -1;
+	ex_server_accept(srv, lfd, take, failed, arg);
+	cio_close(lfd);
+	/* Draining: connections end by themselves, or the runtime cancels
+	 * them after the drain timeout. */
+	cio_cancel_clear();
+	cio_wg_wait(conns);
+	return 0;
+}
+
+#endif
