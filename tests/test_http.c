@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* --- the server under test ------------------------------------------------- */
 
@@ -36,10 +37,15 @@ struct conn_arg {
  *   /echo-cl   the same with the request's Content-Length
  *   /body      the body back, read whole first (cio_http_req_body())
  *   /chunks    three pieces, chunked
+ *   /file      the file at sendfile_fd by cio_http_resp_sendfile(): its
+ *              length announced; with "?chunked", after a first write
  *   /fail      returns -EIO before responding
  *   /silent    returns 0 without responding
  *   /early     answers before reading the body
  *   else       200 with the target as body */
+static int sendfile_fd = -1;
+static size_t sendfile_len;
+
 static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 {
 	struct server *s = arg;
@@ -74,6 +80,16 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 		CHECK_EQ(cio_http_resp_write(resp, "two,", 4), 4);
 		CHECK_EQ(cio_http_resp_write(resp, "three", 5), 5);
 		CHECK_EQ(cio_http_resp_status(resp, 404), -EALREADY);
+		return cio_http_resp_end(resp);
+	}
+	if (strncmp(t, "/file", 5) == 0) {
+		size_t skip = 0;
+		if (strstr(t, "?chunked")) {
+			CHECK_EQ(cio_http_resp_write(resp, "<", 1), 1);
+			skip = 1;
+		}
+		CHECK_EQ(cio_http_resp_sendfile(resp, sendfile_fd, (int64_t)skip,
+						sendfile_len - skip), (ssize_t)(sendfile_len - skip));
 		return cio_http_resp_end(resp);
 	}
 	if (strcmp(t, "/fail") == 0)
@@ -407,6 +423,31 @@ static void test_responses(void)
 	read_resp(c, &r, false);
 	CHECK(r.status == 200 && strcmp(r.body, "/after2") == 0);
 	resp_free(&r);
+
+	/* Sendfile: with the length announced, and inside a chunked body. */
+	char path[] = "/tmp/coreio-http-file-XXXXXX";
+	sendfile_fd = mkstemp(path);
+	CHECK(sendfile_fd >= 0);
+	CHECK_EQ(unlink(path), 0);
+	sendfile_len = 100000;
+	char *content = malloc(sendfile_len);
+	for (size_t i = 0; i < sendfile_len; i++)
+		content[i] = (char)(i % 251);
+	content[0] = '<';
+	CHECK_EQ(write(sendfile_fd, content, sendfile_len), (ssize_t)sendfile_len);
+	send_str(c, "GET /file HTTP/1.1\r\nHost: x\r\n\r\nGET /file?chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "HEAD /file HTTP/1.1\r\nHost: x\r\n\r\n");
+	for (int i = 0; i < 2; i++) {
+		read_resp(c, &r, false);
+		CHECK(r.status == 200 && r.len == sendfile_len && r.chunked == (i == 1));
+		CHECK(memcmp(r.body, content, sendfile_len) == 0);
+		resp_free(&r);
+	}
+	read_resp(c, &r, true);
+	CHECK(field(&r, "Content-Length", v, sizeof v) && atoi(v) == (int)sendfile_len);
+	resp_free(&r);
+	free(content);
+	CHECK_EQ(close(sendfile_fd), 0);
 
 	/* Expect: 100-continue: the 100 comes when the handler reads. */
 	send_str(c, "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
