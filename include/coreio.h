@@ -1824,7 +1824,8 @@ CIO_API ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len);
 /* Blocking.  Reads the whole body into memory that the request owns
  * (NUL-terminated, valid until the handler returns) and sets *body.
  * Returns its length, -EMSGSIZE when it is longer than limit (what came
- * stays read), or an error of cio_http_req_read(), or -ENOMEM. */
+ * stays read; a handler that returns it before responding gets 413), or
+ * an error of cio_http_req_read(), or -ENOMEM. */
 CIO_API ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body);
 
 /* --- the response --------------------------------------------------------- */

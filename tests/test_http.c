@@ -35,7 +35,8 @@ struct conn_arg {
  *   /echo      the body back, read in 1000-byte pieces (with "?big":
  *              64 KiB ones), chunked
  *   /echo-cl   the same with the request's Content-Length
- *   /body      the body back, read whole first (cio_http_req_body())
+ *   /body      the body back, read whole first (cio_http_req_body());
+ *              with "?small", at most 3 bytes
  *   /chunks    three pieces, chunked
  *   /file      the file at sendfile_fd by cio_http_resp_sendfile(): its
  *              length announced; with "?chunked", after a first write
@@ -63,9 +64,9 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 			return (int)n;
 		return cio_http_resp_end(resp);
 	}
-	if (strcmp(t, "/body") == 0) {
+	if (strncmp(t, "/body", 5) == 0) {
 		const char *b;
-		ssize_t n = cio_http_req_body(req, 1 << 20, &b);
+		ssize_t n = cio_http_req_body(req, strstr(t, "?small") ? 3 : 1 << 20, &b);
 		if (n < 0)
 			return (int)n;
 		return cio_http_resp_send(resp, 200, NULL, b, (size_t)n);
@@ -579,6 +580,15 @@ static void test_limits(void)
 	read_resp(c, &r, false);
 	CHECK_EQ(r.status, 413);
 	resp_free(&r);
+	expect_eof(c, CIO_SEC);
+	cio_stream_close(c);
+
+	/* 413: a body longer than the handler takes. */
+	c = dial(&s);
+	roundtrip(c, "POST /body?small HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+		  200, "abc");
+	roundtrip(c, "POST /body?small HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nabcd",
+		  413, NULL);
 	expect_eof(c, CIO_SEC);
 	cio_stream_close(c);
 

@@ -625,15 +625,13 @@ ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body)
 	size_t len = 0, cap = 0;
 	char *buf = NULL;
 	*body = NULL;
+	/* Room for one byte over the limit, to see a body that is longer. */
+	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
 	for (;;) {
-		if (cap - len < 4096 || len == cap) {
+		if (cap - len < 4096 && cap < most) {
 			size_t ncap = cap ? cap * 2 : 4096;
-			if (ncap > limit + 1)
-				ncap = limit + 1; /* one more: to see it is longer */
-			if (ncap <= len) {
-				free(buf);
-				return -EMSGSIZE;
-			}
+			if (ncap > most || ncap < cap)
+				ncap = most;
 			char *nbuf = realloc(buf, ncap + 1);
 			if (!nbuf) {
 				free(buf);
@@ -651,8 +649,10 @@ ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body)
 			break;
 		len += (size_t)n;
 		if (len > limit) {
+			/* Too long for this handler: a 413 if it gives up. */
 			free(buf);
-			return -EMSGSIZE;
+			c->close = true;
+			return c->body_err = -EMSGSIZE;
 		}
 	}
 	buf[len] = '\0';
