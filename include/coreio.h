@@ -1722,14 +1722,19 @@ CIO_API int cio_dial(const char *hostport, const cio_dial_opts *opts);
  * its response body piece by piece, with Content-Length when told the
  * length up front, else chunked (HTTP/1.1) or close-delimited (HTTP/1.0).
  *
- * Requests the server cannot trust never reach the handler: it answers
- * 400 (malformed, or framing a proxy could read two ways: Content-Length
- * with Transfer-Encoding, duplicate Content-Length, obs-fold, bare LF or
- * CR, NUL, a bad chunk size, Transfer-Encoding not ending in chunked),
- * 431 (head too long, too many headers), 413 (body too long), 408 (a
- * head too slow, or a body the handler reads), 417 (an Expect other than 100-continue) or 505 (a version
- * other than 1.0 and 1.1), then closes.  A library built without llhttp
- * (node-llhttp) keeps these calls: cio_http_serve_conn() returns -ENOTSUP.
+ * A request whose head the server cannot trust never reaches the
+ * handler: the server answers 400 (malformed, or framed in a way a proxy
+ * could read two ways: Content-Length with Transfer-Encoding, duplicate
+ * Content-Length, obs-fold, bare LF or CR, NUL, a space before a colon,
+ * Transfer-Encoding not ending in chunked, chunked in HTTP/1.0), 431
+ * (head too long, too many headers), 413 (a Content-Length over
+ * max_body), 408 (a head too slow), 417 (an Expect other than
+ * 100-continue) or 505 (a version other than 1.0 and 1.1), then closes.
+ * What is wrong in a body (a bad chunk, too long, too slow) shows when
+ * it is read: the handler's read fails, and the server answers 400, 413
+ * or 408 unless the handler's response began; either way the connection
+ * closes.  A library built without llhttp (node-llhttp) keeps these
+ * calls: cio_http_serve_conn() returns -ENOTSUP.
  *
  * Every call taking a request or response is for the handler's task,
  * while the handler runs; the strings they return stay valid until it
