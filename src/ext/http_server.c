@@ -1,0 +1,546 @@
+/* http_server.c - the HTTP/1.1 server's connection loop: one connection
+ * served by one task over a stream, requests parsed by llhttp (strict
+ * mode), the handler called for each, responses in order.
+ *
+ * llhttp is a push parser; here it is driven over the stream's read
+ * buffer: the buffered bytes are handed to llhttp_execute() and the
+ * bytes it parsed are consumed.  Two callbacks pause it: the end of a
+ * request's head (when a body follows), so that the body stays buffered
+ * until the handler asks for it, and the end of a request, so that a
+ * pipelined next request waits for its turn.  A body read feeds llhttp at
+ * most as many bytes as the caller's buffer holds: the body bytes it
+ * reports (fewer, with chunk framing) always fit, and are copied straight
+ * into that buffer. */
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEF_MAX_HEAD (16 * 1024)
+#define DEF_MAX_HEADERS 100
+#define DEF_MAX_BODY (1024 * 1024)
+#define DEF_HEAD_TIMEOUT (10 * CIO_SEC)
+#define DEF_IDLE_TIMEOUT (60 * CIO_SEC)
+#define DEF_BODY_TIMEOUT (30 * CIO_SEC)
+#define DEF_DISCARD (64 * 1024)
+#define LINGER_BYTES (256 * 1024)
+
+/* --- parsing ---------------------------------------------------------------- */
+
+static struct conn *conn_of(llhttp_t *p)
+{
+	return p->data;
+}
+
+/* Refuses the request with status from inside a callback: llhttp stops
+ * with an error. */
+static int refuse(struct conn *c, int status)
+{
+	c->status = status;
+	return -1;
+}
+
+/* Appends a span to the head; false when it would overflow (431). */
+static bool head_add(struct conn *c, const char *at, size_t len)
+{
+	if (c->head_len + len + 1 > c->head_cap)
+		return false;
+	memcpy(c->head + c->head_len, at, len);
+	c->head_len += len;
+	return true;
+}
+
+static bool head_end_string(struct conn *c)
+{
+	if (c->head_len + 1 > c->head_cap)
+		return false;
+	c->head[c->head_len++] = '\0';
+	return true;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+	return head_add(c, at, len) ? 0 : refuse(c, 431);
+}
+
+static int on_url_complete(llhttp_t *p)
+{
+	struct conn *c = conn_of(p);
+	return head_end_string(c) ? 0 : refuse(c, 431);
+}
+
+/* Ends the last field's value, which llhttp may leave without a
+ * value_complete when it is empty. */
+static bool end_value(struct conn *c)
+{
+	if (!c->value_open)
+		return true;
+	c->value_open = false;
+	return head_end_string(c);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+	if (c->nfields == 0 || c->fields[c->nfields - 1].value != UINT32_MAX) {
+		/* A new field (else a name cut by the end of the bytes). */
+		if (!end_value(c))
+			return refuse(c, 431);
+		if (c->nfields == c->o.max_headers)
+			return refuse(c, 431);
+		c->fields[c->nfields++] = (struct field){(uint32_t)c->head_len, UINT32_MAX};
+	}
+	return head_add(c, at, len) ? 0 : refuse(c, 431);
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct conn *c = conn_of(p);
+	if (!head_end_string(c))
+		return refuse(c, 431);
+	c->fields[c->nfields - 1].value = (uint32_t)c->head_len;
+	c->value_open = true;
+	c->value_seen = false;
+	return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+	/* llhttp accepts obs-fold (a line that starts with a space continues
+	 * the value), which RFC 9112 lets a server refuse and a proxy must
+	 * not pass on: it shows as a second span of the same value, where
+	 * the only second span allowed is one continuing a span that the end
+	 * of the last execute's bytes cut, from the start of the next. */
+	if (c->value_seen && !(c->value_cut && at == c->exec_start))
+		return refuse(c, 400);
+	if (memchr(at, '\r', len) || memchr(at, '\n', len))
+		return refuse(c, 400);
+	c->value_seen = true;
+	c->value_cut = at + len == c->exec_end;
+	return head_add(c, at, len) ? 0 : refuse(c, 431);
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+	return end_value(conn_of(p)) ? 0 : refuse(conn_of(p), 431);
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct conn *c = conn_of(p);
+	if (!end_value(c))
+		return refuse(c, 431);
+	if (!(p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1)))
+		return refuse(c, 505);
+	if (p->flags & F_TRANSFER_ENCODING) {
+		/* llhttp itself refuses a request whose Transfer-Encoding
+		 * does not end in chunked, but only after this callback:
+		 * refuse it here, before any handler sees it.  HTTP/1.0 has
+		 * no chunked coding: a 1.0 request that claims it is framed
+		 * two ways (RFC 9112 section 6.1). */
+		if (!(p->flags & F_CHUNKED) || p->http_minor == 0)
+			return refuse(c, 400);
+	}
+	if (!(p->flags & F_CHUNKED) && p->content_length > c->o.max_body)
+		return refuse(c, 413);
+	const char *expect = cio__http_find_field(c, "expect");
+	if (expect) {
+		if (strcasecmp(expect, "100-continue") != 0)
+			return refuse(c, 417);
+		c->expect_continue = p->http_minor == 1;
+	}
+	c->head_done = true;
+	c->body_start = cio_now();
+	/* With a body, stop here: it stays buffered for the handler.  Without
+	 * one llhttp goes on to the request's end, which stops it too. */
+	if ((p->flags & F_CHUNKED) || p->content_length > 0)
+		return HPE_PAUSED;
+	return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct conn *c = conn_of(p);
+	if (c->body_total + len > c->o.max_body || c->body_total + len < c->body_total)
+		return refuse(c, 413);
+	c->body_total += len;
+	if (c->dst)
+		memcpy(c->dst + c->got, at, len);
+	c->got += len;
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	conn_of(p)->msg_done = true;
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+	.on_url = on_url,
+	.on_url_complete = on_url_complete,
+	.on_header_field = on_header_field,
+	.on_header_field_complete = on_header_field_complete,
+	.on_header_value = on_header_value,
+	.on_header_value_complete = on_header_value_complete,
+	.on_headers_complete = on_headers_complete,
+	.on_body = on_body,
+	.on_message_complete = on_message_complete,
+};
+
+/* Hands at most max buffered bytes to llhttp and consumes what it
+ * parsed.  Returns 0, or the status to refuse the request with (400,
+ * 413, 431, ...). */
+static int feed(struct conn *c, size_t max)
+{
+	size_t len;
+	const char *data = cio_stream_peek(c->s, &len);
+	if (len > max)
+		len = max;
+	if (len == 0)
+		return 0;
+	c->exec_start = data;
+	c->exec_end = data + len;
+	bool in_head = !c->head_done;
+	llhttp_errno_t e = llhttp_execute(&c->p, data, len);
+	size_t used = len;
+	if (e == HPE_PAUSED) {
+		used = (size_t)(llhttp_get_error_pos(&c->p) - data);
+		llhttp_resume(&c->p);
+	} else if (e != HPE_OK) {
+		return c->status ? c->status : 400;
+	}
+	if (in_head)
+		c->head_bytes += used;
+	cio_stream_consume(c->s, used);
+	return 0;
+}
+
+/* Before the task waits for bytes: what it wrote goes out, so that a
+ * peer waiting for a response before it sends more is never stuck. */
+static int flush_pending(struct conn *c)
+{
+	if (c->s->wtail == c->s->whead)
+		return 0;
+	return cio_stream_flush(c->s);
+}
+
+/* Waits for more bytes, until cio_now() + timeout and at most until
+ * `until`.  Returns the bytes buffered (> 0), 0 at the end of the
+ * stream, or -errno. */
+static ssize_t fill_until(struct conn *c, int64_t timeout, int64_t until)
+{
+	int err = flush_pending(c);
+	if (err < 0)
+		return err;
+	size_t have;
+	cio_stream_peek(c->s, &have);
+	ssize_t n;
+	int64_t now = cio_now();
+	if (timeout != CIO_NEVER && timeout < until - now)
+		until = now + timeout;
+	if (until == CIO_NEVER) {
+		n = cio_stream_fill(c->s, have + 1);
+	} else {
+		CIO_WITH_DEADLINE(until) {
+			n = cio_stream_fill(c->s, have + 1);
+		}
+	}
+	if (n >= 0 && (size_t)n <= have)
+		return 0; /* it ended; what is buffered was fed already */
+	return n;
+}
+
+static ssize_t fill_more(struct conn *c, int64_t timeout)
+{
+	return fill_until(c, timeout, CIO_NEVER);
+}
+
+/* When the body must have come to keep min_body_rate: body_timeout
+ * after its start, plus a second per min_body_rate bytes come. */
+static int64_t rate_deadline(const struct conn *c)
+{
+	if (!c->o.min_body_rate)
+		return CIO_NEVER;
+	double due = (double)c->body_start + (double)c->o.body_timeout +
+		     (double)c->body_total / (double)c->o.min_body_rate * 1e9;
+	return due >= (double)CIO_NEVER ? CIO_NEVER : (int64_t)due;
+}
+
+/* --- the body --------------------------------------------------------------- */
+
+/* Sends "100 Continue" on the first body read of a request that expects
+ * it, unless a final response began. */
+static int send_continue(struct conn *c)
+{
+	c->continue_sent = true;
+	if (c->head_sent)
+		return 0;
+	static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	ssize_t n = cio_stream_put(c->s, line, sizeof line - 1);
+	if (n >= 0)
+		n = cio_stream_flush(c->s);
+	return n < 0 ? (int)n : 0;
+}
+
+/* Reads body bytes into dst (NULL: drops them), at most len.  Returns
+ * the count, 0 at the body's end, or -errno (kept: later reads repeat
+ * it). */
+ssize_t cio__http_body_read(struct conn *c, char *dst, size_t len, int64_t timeout)
+{
+	if (c->body_err)
+		return c->body_err;
+	if (c->msg_done)
+		return 0;
+	if (len == 0)
+		return 0;
+	if (c->expect_continue && !c->continue_sent) {
+		int err = send_continue(c);
+		if (err < 0)
+			return c->body_err = err;
+	}
+	for (;;) {
+		size_t have;
+		cio_stream_peek(c->s, &have);
+		if (have == 0) {
+			ssize_t n = fill_until(c, timeout, rate_deadline(c));
+			if (n <= 0) {
+				c->close = true;
+				return c->body_err = n == 0 ? -EPIPE : (int)n;
+			}
+		}
+		c->dst = dst;
+		c->got = 0;
+		int status = feed(c, len);
+		c->dst = NULL;
+		if (status) {
+			c->close = true;
+			return c->body_err = status == 413 ? -EMSGSIZE : -EPROTO;
+		}
+		if (c->got > 0 || c->msg_done)
+			return (ssize_t)c->got;
+	}
+}
+
+/* --- the connection -------------------------------------------------------- */
+
+/* The lingering close, when the server ends the connection: the writing
+ * half ends and what the peer still sends is read and dropped for a
+ * while, so that the response is not lost to the reset that closing a
+ * socket with unread bytes would send.  Idle for the drain meanwhile. */
+static void linger(struct conn *c)
+{
+	cio_drain_idle(true);
+	CIO_WITH_TIMEOUT(CIO__HTTP_ERROR_WAIT) {
+		if (cio_stream_shutdown(c->s) == 0) {
+			char sink[4096];
+			size_t dropped = 0;
+			ssize_t n;
+			while (dropped < LINGER_BYTES &&
+			       (n = cio_stream_read(c->s, sink, sizeof sink)) > 0)
+				dropped += (size_t)n;
+		}
+	}
+	cio_drain_idle(false);
+}
+
+static void next_request(struct conn *c)
+{
+	c->head_len = 0;
+	c->nfields = 0;
+	c->head_bytes = 0;
+	c->value_open = false;
+	c->status = 0;
+	c->head_done = c->msg_done = false;
+	c->body_total = 0;
+	c->body_err = 0;
+	c->expect_continue = c->continue_sent = false;
+	free(c->body_all);
+	c->body_all = NULL;
+	c->code = 200;
+	c->out_len = 0;
+	c->length = -1;
+	c->written = 0;
+	c->head_sent = c->ended = c->chunked = c->no_body = c->close = false;
+}
+
+/* Reads the next request's head.  Returns 1 with it parsed, 0 when the
+ * connection ended (the peer left, the idle timeout, a drain), or -errno;
+ * *status is then the refusal to answer with (0: none). */
+static int read_head(struct conn *c, int *status)
+{
+	size_t have;
+	*status = 0;
+	cio_stream_peek(c->s, &have);
+	if (have == 0) {
+		/* Between requests: idle for the drain, bounded by the idle
+		 * timeout; the end of the stream or either ends it quietly. */
+		cio_drain_idle(true);
+		ssize_t n = fill_more(c, c->o.idle_timeout);
+		cio_drain_idle(false);
+		if (n <= 0)
+			return n == -ETIMEDOUT || n == -ECANCELED ? 0 : (int)n;
+	}
+	int64_t tok = cio_timeout_push(c->o.head_timeout);
+	int rc = 1;
+	for (;;) {
+		/* One byte over the limit tells a head that is too long. */
+		size_t room = c->o.max_head + 1 - c->head_bytes;
+		int st = feed(c, room);
+		if (st) {
+			*status = st;
+			rc = st == 413 ? -EMSGSIZE : -EPROTO;
+			break;
+		}
+		if (c->head_bytes > c->o.max_head) {
+			*status = 431;
+			rc = -EPROTO;
+			break;
+		}
+		if (c->head_done)
+			break;
+		ssize_t n = fill_more(c, CIO_NEVER);
+		if (n <= 0) {
+			if (n == -ETIMEDOUT && cio_deadline_expired(tok)) {
+				*status = 408;
+				rc = -ETIMEDOUT;
+			} else {
+				/* A peer that leaves inside a head just leaves. */
+				rc = n == 0 ? 0 : (int)n;
+			}
+			break;
+		}
+	}
+	cio_deadline_pop(tok);
+	return rc;
+}
+
+/* After the handler: the rest of an unread body is read and dropped, up
+ * to discard_limit, so that the next request can be found.  Returns
+ * whether the connection can go on. */
+static bool discard_body(struct conn *c)
+{
+	if (c->msg_done)
+		return true;
+	if (c->body_err || (c->expect_continue && !c->continue_sent))
+		return false; /* the client waits for a 100 it will not get */
+	uint64_t start = c->body_total;
+	while (!c->msg_done) {
+		if (c->body_total - start > c->o.discard_limit)
+			return false;
+		if (cio__http_body_read(c, NULL, 16384, c->o.body_timeout) < 0)
+			return false;
+	}
+	return true;
+}
+
+/* Serves one request whose head is parsed.  Returns 0 to go on with the
+ * next, 1 to end the connection cleanly, or -errno. */
+static int serve_request(struct conn *c, cio_http_handler *h, void *arg)
+{
+	int rc = h(&c->req, &c->resp, arg);
+	if (!c->head_sent) {
+		int status = 500;
+		if (rc == 0 && !c->ended)
+			rc = -EPROTO; /* it never responded */
+		if (c->body_err == -EMSGSIZE)
+			status = 413;
+		else if (c->body_err == -ETIMEDOUT)
+			status = 408;
+		else if (c->body_err == -EPROTO)
+			status = 400;
+		if (rc < 0 || c->body_err) {
+			cio__http_refuse(c, status);
+			return rc < 0 ? rc : c->body_err;
+		}
+	}
+	if (rc < 0)
+		return rc; /* the response cannot be finished */
+	if (!c->ended && cio_http_resp_end(&c->resp) < 0)
+		return c->s->last_err ? c->s->last_err : -EPROTO;
+	if (c->broken)
+		return c->s->last_err ? c->s->last_err : -EPROTO;
+	if (c->close)
+		return 1;
+	if (!discard_body(c))
+		return 1;
+	return 0;
+}
+
+int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
+			cio_http_handler *h, void *arg)
+{
+	if (!s || !h)
+		return -EINVAL;
+	struct conn *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->s = s;
+	if (opts)
+		c->o = *opts;
+	if (!c->o.max_head)
+		c->o.max_head = DEF_MAX_HEAD;
+	if (!c->o.max_headers)
+		c->o.max_headers = DEF_MAX_HEADERS;
+	if (!c->o.max_body)
+		c->o.max_body = DEF_MAX_BODY;
+	if (!c->o.head_timeout)
+		c->o.head_timeout = DEF_HEAD_TIMEOUT;
+	if (!c->o.idle_timeout)
+		c->o.idle_timeout = DEF_IDLE_TIMEOUT;
+	if (!c->o.body_timeout)
+		c->o.body_timeout = DEF_BODY_TIMEOUT;
+	if (!c->o.discard_limit)
+		c->o.discard_limit = DEF_DISCARD;
+	/* The head holds each span once plus a NUL per string: never more
+	 * than the limit's bytes plus those NULs. */
+	c->head_cap = c->o.max_head + 2 * c->o.max_headers + 2;
+	c->head = malloc(c->head_cap);
+	c->fields = malloc(c->o.max_headers * sizeof *c->fields);
+	if (!c->head || !c->fields) {
+		free(c->head);
+		free(c->fields);
+		free(c);
+		return -ENOMEM;
+	}
+	/* Responses leave whole (the write buffer coalesces them): Nagle's
+	 * wait would only delay a response's last piece, or a pipelined
+	 * client's next one.  On a Unix socket it fails, harmlessly. */
+	cio_tcp_nodelay(cio_stream_fd(s), true);
+	c->req.c = c;
+	c->resp.c = c;
+	llhttp_init(&c->p, HTTP_REQUEST, &settings);
+	c->p.data = c;
+
+	int rc = 0;
+	bool server_closes = false; /* else the peer ended, or went silent */
+	for (;;) {
+		next_request(c);
+		int status;
+		rc = read_head(c, &status);
+		if (rc <= 0) {
+			if (status) {
+				cio__http_refuse(c, status);
+				server_closes = true;
+			}
+			break;
+		}
+		rc = serve_request(c, h, arg);
+		if (rc != 0) {
+			server_closes = true;
+			rc = rc > 0 ? 0 : rc;
+			break;
+		}
+	}
+	if (server_closes && !c->broken)
+		linger(c);
+	free(c->body_all);
+	free(c->fields_out);
+	free(c->fields);
+	free(c->head);
+	free(c);
+	return rc;
+}
