@@ -13,7 +13,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-streams bench-tls bench-net-build bench-files bench-proxy install clean
+	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-net-build bench-files bench-proxy install clean
 
 all: build
 
@@ -166,6 +166,12 @@ bench-streams: bench-net-build
 bench-tls: bench-net-build
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target tls_load tcp_proxy
 	bench/tls.sh $(BENCH_BUILD)
+
+# The smallest keep-alive HTTP server against nginx under wrk; rewrites
+# the HTTP section of docs/benchmarks.md.
+bench-http: bench-net-build
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello
+	bench/http.sh $(BENCH_BUILD)
 	$(MAKE) bench-tls
 
 # The whole suite of peer comparisons: the network matrix and its

@@ -7,7 +7,7 @@
 #   scripts/deps.sh bench    also the benchmarks' peers: libuv, tokio's
 #                            crate sources with cargo and rustc to build
 #                            them offline, gnuplot for the charts, fio,
-#                            jq and HAProxy
+#                            jq, HAProxy, nginx and wrk
 set -eu
 pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
@@ -15,7 +15,7 @@ pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       libssl-dev openssl libc-ares-dev dnsmasq-base
       node-llhttp curl python3-minimal"
 if [ "${1:-}" = bench ]; then
-	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy"
+	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy wrk nginx-light"
 fi
 missing=""
 for p in $pkgs; do
