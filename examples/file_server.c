@@ -1,8 +1,8 @@
-/* file_server.c - a minimal HTTP/1.0 static file server on coreio: GET
+/* file_server.c - a static file server on coreio's HTTP/1.1 server: GET
  * (and HEAD) of the regular files under one directory, sent with
  * cio_sendfile() (file -> pipe -> socket, never through user space), one
  * runtime per core with its own SO_REUSEPORT listener, one task per
- * connection, one response per connection.
+ * connection, keep-alive and pipelining as the HTTP layer does them.
  *
  *   file_server --root DIR --listen ADDR [--cores N] [--seconds S]
  *               [--read-timeout-ms MS]
@@ -12,19 +12,20 @@
  *                   free port, which the "listening on" line shows
  *   --cores N       runtimes to run (default 0: one per usable CPU)
  *   --seconds S     drain after S seconds (default: until SIGINT/SIGTERM)
- *   --read-timeout-ms MS  time a client has to send its whole request
- *                   head (default 5000)
+ *   --read-timeout-ms MS  time a client has to start a request (else
+ *                   the connection closes) and to send its whole head
+ *                   (else 408); default 5000
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Example:  file_server --root ./public --listen 127.0.0.1:8080
  *           curl -v http://127.0.0.1:8080/index.html
  *
- * Requests.  The head (request line and headers) may take 8 KiB at most
- * (else 431) and must arrive within the read timeout (else the connection
- * is closed).  The answers, and how paths are mapped:
- *   400  a malformed request line, header or version, a target that is not
- *        an absolute path ("/..."), a bad %-escape, a control character or
- *        a NUL (%00) in the path;
+ * Requests.  The HTTP layer (cio_http_serve_conn(), on llhttp) reads them:
+ * a head over 8 KiB is 431, a malformed or ambiguous one 400 (see
+ * coreio.h), a version other than 1.0 and 1.1 505.  This program answers
+ * the rest, and maps paths:
+ *   400  a target that is not an absolute path ("/..."), a bad %-escape,
+ *        a control character or a NUL (%00) in the path;
  *   405  any method but GET and HEAD (with "Allow: GET, HEAD");
  *   403  every path refused as an escape from the root, however it tries:
  *        a ".." segment (also written %2e%2e), an encoded slash (%2f,
@@ -40,12 +41,9 @@
  * 5.6; on older kernels a walk with O_NOFOLLOW at each step, refusing
  * every symbolic link, replaces it).
  *
- * Every response is HTTP/1.0 with Date, Server, Content-Type,
- * Content-Length and "Connection: close"; 200 adds Last-Modified.  After
- * it the server shuts its side down and reads what the client still sends
- * (briefly) before closing, so that the client gets the whole response.
- * Exit status 0 after a drain; 1: could not open the root, listen or run;
- * 2: bad arguments; 3: the runtime could not start. */
+ * Responses carry Date, Server, Content-Type and Content-Length; 200 adds
+ * Last-Modified.  Exit status 0 after a drain; 1: could not open the
+ * root, listen or run; 2: bad arguments; 3: the runtime could not start. */
 #define _GNU_SOURCE
 #include <coreio.h>
 
@@ -63,30 +61,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "example_server.h"
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
 
 #define HEAD_MAX 8192
-/* The request head is read into a buffer on the task's stack. */
+/* The mapped path (up to a head's length) is on the task's stack. */
 #define CONN_STACK (64 << 10)
-#define LINGER_NS (500 * CIO_MS)
 
 static struct {
-	const char *root, *listen;
-	int64_t run_ns, read_ns;
+	struct ex_server srv; /* --listen, --seconds (or CIO_NEVER) */
+	const char *root;
+	int64_t read_ns;
 	int rootfd;
-} opt;
+} opt = {.srv.name = "file_server"};
 
-static char bound_addr[128];
-static cio_wg bound = CIO_WG_INIT(bound);
 static atomic_uint_fast64_t total_requests, total_ok, total_bytes;
-static atomic_int status;
 static atomic_bool ran;
 static atomic_bool no_openat2; /* the kernel lacks it: walk instead */
 
 struct server {
-	int lfd;
 	cio_wg conns;
 	uint64_t requests, ok, bytes;
 };
@@ -101,7 +97,6 @@ static const char *reason(int code)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
 	default: return "Error";
 	}
@@ -112,39 +107,6 @@ static void http_date(char *buf, size_t cap, time_t t)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(buf, cap, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-}
-
-/* Formats the status line and headers; returns their length. */
-static int head(char *buf, size_t cap, int code, const char *type, uint64_t len,
-		const char *extra)
-{
-	char date[64];
-	http_date(date, sizeof date, time(NULL));
-	int n = snprintf(buf, cap,
-			 "HTTP/1.0 %d %s\r\n"
-			 "Date: %s\r\n"
-			 "Server: coreio-file_server\r\n"
-			 "Content-Type: %s\r\n"
-			 "Content-Length: %" PRIu64 "\r\n"
-			 "%s"
-			 "Connection: close\r\n"
-			 "\r\n",
-			 code, reason(code), date, type, len, extra ? extra : "");
-	return n < (int)cap ? n : (int)cap - 1;
-}
-
-/* An error response with a one-line text body. */
-static void send_error(int fd, int code, bool with_body)
-{
-	char body[64], buf[512];
-	int blen = snprintf(body, sizeof body, "%d %s\n", code, reason(code));
-	int n = head(buf, sizeof buf, code, "text/plain; charset=utf-8", (uint64_t)blen,
-		     code == 405 ? "Allow: GET, HEAD\r\n" : NULL);
-	if (with_body && n + blen < (int)sizeof buf) {
-		memcpy(buf + n, body, (size_t)blen);
-		n += blen;
-	}
-	cio_send_all(fd, buf, (size_t)n, MSG_NOSIGNAL, NULL);
 }
 
 static const char *content_type(const char *path)
@@ -279,281 +241,116 @@ static int open_beneath(const char *path)
 	}
 }
 
-static bool is_token_char(unsigned char c)
+/* --- the handler -------------------------------------------------------- */
+
+/* An error response with a one-line text body. */
+static int refuse(cio_http_resp *resp, int code)
 {
-	return c > 0x20 && c < 0x7f && !strchr("()<>@,;:\\\"/[]?={}", c);
+	char body[64];
+	int n = snprintf(body, sizeof body, "%d %s\n", code, reason(code));
+	if (code == 405)
+		cio_http_resp_header(resp, "Allow", "GET, HEAD");
+	return cio_http_resp_send(resp, code, "text/plain; charset=utf-8", body, (size_t)n);
 }
 
-struct request {
-	int status;          /* 0 while valid */
-	bool head_only;
+static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
+{
+	struct server *s = arg;
+	const char *m = cio_http_req_method(req), *target = cio_http_req_target(req);
 	char path[HEAD_MAX + 2];
-};
-
-/* Parses the head in buf (NUL-terminated, ending in an empty line). */
-static void parse(char *buf, struct request *rq)
-{
-	char *line_end = strstr(buf, "\n");
-	char *p = buf, *sp1, *sp2;
-	size_t line_len = (size_t)(line_end - buf);
-	if (line_len && buf[line_len - 1] == '\r')
-		line_len--;
-	buf[line_len] = '\0';
-	/* METHOD SP TARGET SP HTTP/1.x */
-	sp1 = strchr(p, ' ');
-	sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || !sp2 || sp1 == p || sp2 == sp1 + 1 || strchr(sp2 + 1, ' ')) {
-		rq->status = 400;
-		return;
+	s->requests++;
+	cio_http_resp_header(resp, "Server", "coreio-file_server");
+	if (strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0)
+		return refuse(resp, 405);
+	size_t len = strlen(target);
+	int code = len > HEAD_MAX ? 400 : map_path(target, len, path);
+	if (code)
+		return refuse(resp, code);
+	int file = open_beneath(path);
+	if (file < 0)
+		return refuse(resp, file == -ENOENT || file == -ENOTDIR || file == -ENAMETOOLONG ? 404
+				    : file == -EXDEV || file == -ELOOP || file == -EACCES ||
+						    file == -EPERM || file == -ENXIO || file == -EISDIR
+					    ? 403
+					    : 500);
+	struct statx st;
+	int rc = cio_statx(file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st);
+	if (rc < 0 || !S_ISREG(st.stx_mode)) {
+		cio_close(file);
+		return refuse(resp, rc < 0 ? 500 : 403);
 	}
-	for (char *c = p; c < sp1; c++)
-		if (!is_token_char((unsigned char)*c)) {
-			rq->status = 400;
-			return;
-		}
-	const char *ver = sp2 + 1;
-	if (strncmp(ver, "HTTP/1.", 7) != 0 || ver[7] < '0' || ver[7] > '9' || ver[8]) {
-		rq->status = 400;
-		return;
-	}
-	/* Header fields: NAME ":" VALUE; no folding. */
-	for (char *h = line_end + 1; *h;) {
-		char *e = strchr(h, '\n');
-		size_t n = (size_t)(e - h);
-		if (n && h[n - 1] == '\r')
-			n--;
-		if (n == 0)
-			break; /* the empty line */
-		char *colon = memchr(h, ':', n);
-		if (!colon || colon == h) {
-			rq->status = 400;
-			return;
-		}
-		for (char *c = h; c < colon; c++)
-			if (!is_token_char((unsigned char)*c)) {
-				rq->status = 400;
-				return;
-			}
-		for (char *c = colon + 1; c < h + n; c++)
-			if (((unsigned char)*c < 0x20 && *c != '\t') || *c == 0x7f) {
-				rq->status = 400;
-				return;
-			}
-		h = e + 1;
-	}
-	size_t mlen = (size_t)(sp1 - p);
-	if (mlen == 4 && memcmp(p, "HEAD", 4) == 0)
-		rq->head_only = true;
-	else if (!(mlen == 3 && memcmp(p, "GET", 3) == 0)) {
-		rq->status = 405;
-		return;
-	}
-	rq->status = map_path(sp1 + 1, (size_t)(sp2 - sp1 - 1), rq->path);
+	char date[64];
+	http_date(date, sizeof date, (time_t)st.stx_mtime.tv_sec);
+	cio_http_resp_header(resp, "Last-Modified", date);
+	cio_http_resp_header(resp, "Content-Type", content_type(path));
+	cio_http_resp_status(resp, 200);
+	cio_http_resp_set_length(resp, st.stx_size);
+	ssize_t sent = cio_http_resp_sendfile(resp, file, 0, st.stx_size);
+	cio_close(file);
+	if (sent < 0)
+		return (int)sent;
+	s->ok++;
+	s->bytes += (uint64_t)sent;
+	return cio_http_resp_end(resp);
 }
 
-/* Reads the head: returns its length, 0 when too long, or -errno. */
-static ssize_t read_head(int fd, char *buf, size_t cap)
-{
-	size_t got = 0;
-	int64_t tok = cio_timeout_push(opt.read_ns);
-	ssize_t rc = 0;
-	while (got < cap - 1) {
-		ssize_t n = cio_recv(fd, buf + got, cap - 1 - got, 0);
-		if (n <= 0) {
-			rc = n ? n : -ECONNRESET; /* ended before the head did */
-			break;
-		}
-		size_t from = got > 3 ? got - 3 : 0;
-		got += (size_t)n;
-		buf[got] = '\0';
-		if (memchr(buf + from, '\0', got - from)) {
-			rc = -EINVAL; /* a NUL in the head itself */
-			break;
-		}
-		if (strstr(buf + from, "\r\n\r\n") || strstr(buf + from, "\n\n")) {
-			rc = (ssize_t)got;
-			break;
-		}
-	}
-	cio_deadline_pop(tok);
-	return rc;
-}
+/* --- connections ------------------------------------------------------------ */
 
 struct conn {
 	struct server *srv;
 	int fd;
 };
 
-static void respond(struct server *s, int fd)
-{
-	char buf[HEAD_MAX + 1];
-	struct request rq = {0};
-	ssize_t n = read_head(fd, buf, sizeof buf);
-	if (n == -EINVAL) {
-		send_error(fd, 400, true);
-		return;
-	}
-	if (n == 0) {
-		send_error(fd, 431, true);
-		return;
-	}
-	if (n < 0)
-		return; /* gone or too slow: nothing to answer */
-	s->requests++;
-	parse(buf, &rq);
-	if (rq.status) {
-		send_error(fd, rq.status, !rq.head_only);
-		return;
-	}
-	int file = open_beneath(rq.path);
-	if (file < 0) {
-		int code = file == -ENOENT || file == -ENOTDIR || file == -ENAMETOOLONG ? 404
-			   : file == -EXDEV || file == -ELOOP || file == -EACCES ||
-					   file == -EPERM || file == -ENXIO || file == -EISDIR
-				   ? 403
-				   : 500;
-		send_error(fd, code, !rq.head_only);
-		return;
-	}
-	struct statx st;
-	int rc = cio_statx(file, "", AT_EMPTY_PATH, STATX_TYPE | STATX_SIZE | STATX_MTIME, &st);
-	if (rc < 0 || !S_ISREG(st.stx_mode)) {
-		send_error(fd, rc < 0 ? 500 : 403, !rq.head_only);
-		cio_close(file);
-		return;
-	}
-	char hdr[512], lm[96], date[64];
-	http_date(date, sizeof date, (time_t)st.stx_mtime.tv_sec);
-	snprintf(lm, sizeof lm, "Last-Modified: %s\r\n", date);
-	int hl = head(hdr, sizeof hdr, 200, content_type(rq.path), st.stx_size, lm);
-	/* The head goes out before the body with MSG_MORE: one segment
-	 * carries both when the file is small. */
-	bool body = !rq.head_only && st.stx_size;
-	if (cio_send_all(fd, hdr, (size_t)hl, body ? MSG_MORE | MSG_NOSIGNAL : MSG_NOSIGNAL,
-			 NULL) == hl) {
-		s->ok++;
-		if (body) {
-			size_t sent = 0;
-			cio_sendfile(fd, file, 0, st.stx_size, &sent);
-			s->bytes += sent;
-		}
-	}
-	cio_close(file);
-}
-
 static void *serve_conn(void *arg)
 {
 	struct conn c = *(struct conn *)arg;
 	free(arg);
-	respond(c.srv, c.fd);
-	/* A lingering close: the client reads the whole response before our
-	 * close (with its request maybe unread) could reset the connection. */
-	if (cio_shutdown(c.fd, SHUT_WR) == 0) {
-		char sink[2048];
-		int64_t tok = cio_timeout_push(LINGER_NS);
-		for (int i = 0; i < 32 && cio_recv(c.fd, sink, sizeof sink, 0) > 0; i++)
-			;
-		cio_deadline_pop(tok);
+	cio_stream *st;
+	/* A client that sends nothing is dropped after the read timeout too. */
+	cio_http_server_opts ho = {.max_head = HEAD_MAX, .head_timeout = opt.read_ns,
+				   .idle_timeout = opt.read_ns};
+	if (cio_stream_new(&st, c.fd, NULL) == 0) {
+		cio_http_serve_conn(st, &ho, handle, c.srv);
+		cio_stream_close(st);
 	}
-	cio_close(c.fd);
 	cio_wg_done(&c.srv->conns);
 	return NULL;
 }
 
-static void accept_loop(struct server *s)
+static void start_conn(void *arg, int fd)
 {
-	for (;;) {
-		int fd = cio_accept(s->lfd, NULL);
-		if (fd == -ESHUTDOWN || fd == -ECANCELED)
-			return;
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK) {
-			fprintf(stderr, "file_server: accept: %s; stopping\n", cio_strerror(fd));
-			atomic_store(&status, 1);
-			cio_drain();
-			return;
+	struct server *s = arg;
+	struct conn *c = malloc(sizeof *c);
+	cio_task_t t = -ENOMEM;
+	if (c) {
+		*c = (struct conn){s, fd};
+		cio_wg_add(&s->conns, 1);
+		cio_spawn_opts o = {.name = "http-conn", .stack_size = CONN_STACK, .detached = true};
+		t = cio_spawn_with(&o, serve_conn, c);
+		if (t < 0) {
+			cio_wg_done(&s->conns);
+			free(c);
 		}
-		if (fd < 0) {
-			/* -EMFILE (cio_accept() has paused), -ECONNABORTED...
-			 * pass; memory short: a pause before retrying. */
-			if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-				return;
-			continue;
-		}
-		struct conn *c = malloc(sizeof *c);
-		cio_task_t t = -ENOMEM;
-		if (c) {
-			*c = (struct conn){s, fd};
-			cio_wg_add(&s->conns, 1);
-			cio_spawn_opts o = {.name = "http-conn", .stack_size = CONN_STACK, .detached = true};
-			t = cio_spawn_with(&o, serve_conn, c);
-			if (t < 0) {
-				cio_wg_done(&s->conns);
-				free(c);
-			}
-		}
-		if (t < 0)
-			cio_close(fd);
 	}
+	if (t < 0)
+		cio_close(fd);
 }
 
-static void *wait_bound(void *arg)
+/* Passing accept errors: the frame lives through them. */
+static void accept_failed(void *arg, int err)
 {
 	(void)arg;
-	return (void *)(intptr_t)cio_wg_wait(&bound);
-}
-
-static void *stop_later(void *arg)
-{
-	(void)arg;
-	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
-	if (cio_sleep(opt.run_ns) == 0)
-		cio_drain();
-	return NULL;
+	(void)err;
 }
 
 static void *core_main(void *arg)
 {
-	struct server s = {.lfd = -1};
-	int core = cio_core_id();
+	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
 	cio_wg_init(&s.conns);
-	if (core == 0) {
-		s.lfd = cio_listen(opt.listen, &(cio_listen_opts){.reuseport = true});
-		if (s.lfd >= 0) {
-			cio_addr a = {.len = sizeof a.u};
-			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
-			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
-				snprintf(bound_addr, sizeof bound_addr, "%s", opt.listen);
-		}
-		cio_wg_done(&bound);
-	} else {
-		cio_core_call(0, wait_bound, NULL, NULL);
-		if (bound_addr[0])
-			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
-	}
-	if (s.lfd < 0) {
-		fprintf(stderr, "file_server: core %d cannot listen on %s: %s\n", core,
-			bound_addr[0] ? bound_addr : opt.listen,
-			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
-		bound_addr[0] = '\0';
-		atomic_store(&status, 1);
-		cio_drain();
+	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
 		return NULL;
-	}
-	if (core == 0) {
-		int n = cio_core_count();
-		printf("file_server: listening on %s, root %s, backend %s, %d core%s, pid %d\n",
-		       bound_addr, opt.root, cio_backend_name(), n, n == 1 ? "" : "s",
-		       (int)getpid());
-		fflush(stdout);
-		if (opt.run_ns != CIO_NEVER)
-			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
-	}
-	accept_loop(&s);
-	cio_close(s.lfd);
-	cio_cancel_clear();
-	cio_wg_wait(&s.conns);
 	atomic_fetch_add(&total_requests, s.requests);
 	atomic_fetch_add(&total_ok, s.ok);
 	atomic_fetch_add(&total_bytes, s.bytes);
@@ -589,7 +386,7 @@ int main(int argc, char **argv)
 		else if (strcmp(a, "--root") == 0 && val)
 			opt.root = val, i++;
 		else if (strcmp(a, "--listen") == 0 && val)
-			opt.listen = val, i++;
+			opt.srv.addr = val, i++;
 		else if (strcmp(a, "--cores") == 0)
 			cores = number(argv[0], val), i++;
 		else if (strcmp(a, "--seconds") == 0)
@@ -599,9 +396,9 @@ int main(int argc, char **argv)
 		else
 			usage(argv[0], 2);
 	}
-	if (!opt.root || !opt.listen || cores > 1024 || read_ms == 0)
+	if (!opt.root || !opt.srv.addr || cores > 1024 || read_ms == 0)
 		usage(argv[0], 2);
-	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.read_ns = read_ms * CIO_MS;
 	opt.rootfd = open(opt.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (opt.rootfd < 0) {
@@ -609,13 +406,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-
-	cio_wg_add(&bound, 1);
+	ex_server_init();
 	cio_cores_config cfg = {.drain_timeout = CIO_SEC};
 	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
 	close(opt.rootfd);
@@ -627,5 +418,5 @@ int main(int argc, char **argv)
 	       " body bytes\n",
 	       (uint64_t)atomic_load(&total_requests), (uint64_t)atomic_load(&total_ok),
 	       (uint64_t)atomic_load(&total_bytes));
-	return atomic_load(&status);
+	return atomic_load(&ex_status);
 }

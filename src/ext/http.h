@@ -44,6 +44,7 @@ struct conn {
 	struct field *fields;
 	size_t nfields;
 	size_t head_bytes;      /* bytes of the head parsed so far */
+	char head_last;         /* the last of them */
 	bool value_open;        /* the last field's value is not ended */
 	const char *exec_start, *exec_end; /* the bytes llhttp has now */
 	bool value_seen;        /* the open value had a span */

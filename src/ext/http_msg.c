@@ -149,6 +149,7 @@ void cio__http_refuse(struct conn *c, int status)
 	c->length = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
 	c->close = true;
 	c->out_len = 0;
+	cio_http_resp_header(&c->resp, "Content-Type", "text/plain; charset=utf-8");
 	CIO_WITH_TIMEOUT(CIO__HTTP_ERROR_WAIT) {
 		if (cio__http_send_head(c) == 0 && !c->no_body)
 			cio_stream_put(c->s, body, (size_t)c->length);

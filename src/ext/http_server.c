@@ -213,8 +213,16 @@ static int feed(struct conn *c, size_t max)
 	} else if (e != HPE_OK) {
 		return c->status ? c->status : 400;
 	}
-	if (in_head)
+	if (in_head) {
+		/* A line ended by LF alone: llhttp takes it after the
+		 * request line; a proxy in front may not, so it is refused. */
+		for (size_t i = 0; i < used; i++) {
+			if (data[i] == '\n' && c->head_last != '\r')
+				return 400;
+			c->head_last = data[i];
+		}
 		c->head_bytes += used;
+	}
 	cio_stream_consume(c->s, used);
 	return 0;
 }
@@ -352,6 +360,7 @@ static void next_request(struct conn *c)
 	c->head_len = 0;
 	c->nfields = 0;
 	c->head_bytes = 0;
+	c->head_last = 0;
 	c->value_open = false;
 	c->status = 0;
 	c->head_done = c->msg_done = false;
