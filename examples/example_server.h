@@ -1,4 +1,4 @@
-/* example_server.h - the frame echo_server and http_hello share: every
+/* example_server.h - the frame the example servers share: every
  * core listens on one address with SO_REUSEPORT (core 0 binds first, so
  * that port 0 becomes one port for all), core 0 prints the "listening
  * on" line and starts the --seconds timer, and each core accepts until
@@ -20,6 +20,8 @@ struct ex_server {
 	const char *name;  /* the program: the prefix of its lines */
 	const char *addr;  /* where to listen */
 	int64_t run_ns;    /* drain after this long, or CIO_NEVER */
+	const char *about; /* NULL, or what the "listening on" line adds
+	                    * after the address ("upstream ADDR") */
 };
 
 /* The address core 0 bound, for the others. */
@@ -66,7 +68,7 @@ static inline void *ex_stop_later(void *arg)
 
 /* On every core: its listener, or -1 when it could not listen (said on
  * stderr; the drain is started and the exit status set to 1).  Core 0
- * prints "NAME: listening on ADDR, backend B, N cores, pid P". */
+ * prints "NAME: listening on ADDR[, ABOUT], backend B, N cores, pid P". */
 static inline int ex_server_listen(const struct ex_server *srv)
 {
 	int lfd = -1, core = cio_core_id();
@@ -97,8 +99,9 @@ static inline int ex_server_listen(const struct ex_server *srv)
 	if (core == 0) {
 		const char *reason = cio_backend_reason();
 		int n = cio_core_count();
-		printf("%s: listening on %s, backend %s%s%s%s, %d core%s, pid %d\n", srv->name,
-		       ex_bound_addr, cio_backend_name(), reason ? " (" : "",
+		printf("%s: listening on %s%s%s, backend %s%s%s%s, %d core%s, pid %d\n", srv->name,
+		       ex_bound_addr, srv->about ? ", " : "", srv->about ? srv->about : "",
+		       cio_backend_name(), reason ? " (" : "",
 		       reason ? reason : "", reason ? ")" : "", n, n == 1 ? "" : "s",
 		       (int)getpid());
 		fflush(stdout);

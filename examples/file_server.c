@@ -406,6 +406,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
+	static char about[300];
+	snprintf(about, sizeof about, "root %s", opt.root);
+	opt.srv.about = about;
 	ex_server_init();
 	cio_cores_config cfg = {.drain_timeout = CIO_SEC};
 	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);

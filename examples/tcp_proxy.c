@@ -50,8 +50,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
+
+#include "example_server.h"
 
 /* The relay moves bytes in the kernel: a connection task needs little
  * stack of its own (the relay's two direction tasks have theirs). */
@@ -59,15 +60,13 @@
 #define LOG_EVERY CIO_SEC
 
 static struct {
-	const char *listen, *upstream, *tls_cert, *tls_key;
-	int64_t run_ns, idle_ns, connect_ns;
-} opt;
+	struct ex_server srv; /* --listen, --seconds (or CIO_NEVER) */
+	const char *upstream, *tls_cert, *tls_key;
+	int64_t idle_ns, connect_ns;
+} opt = {.srv.name = "tcp_proxy"};
 
 /* The TLS configuration, made once and shared by every core. */
 static cio_tls_ctx *tls;
-
-static char bound_addr[128];
-static cio_wg bound = CIO_WG_INIT(bound);
 
 /* Errors by kind, counted per core and summed at exit. */
 enum err_kind {
@@ -88,11 +87,9 @@ static const char *const err_names[E_COUNT] = {
 };
 
 static atomic_uint_fast64_t total_conns, total_up, total_down, total_err[E_COUNT];
-static atomic_int status;
 static atomic_bool ran;
 
 struct server {
-	int lfd;
 	cio_wg conns;
 	int64_t last_log;
 	uint64_t conns_n, up, down, err[E_COUNT];
@@ -253,8 +250,9 @@ static void *serve_conn(void *arg)
 	return NULL;
 }
 
-static void start_conn(struct server *s, int fd)
+static void start_conn(void *arg, int fd)
 {
+	struct server *s = arg;
 	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
 	struct conn *c = malloc(sizeof *c);
 	if (!c) {
@@ -276,88 +274,23 @@ static void start_conn(struct server *s, int fd)
 	s->conns_n++;
 }
 
-static void accept_loop(struct server *s)
+/* -EMFILE (cio_accept() has paused), -ECONNABORTED, ...: counted, and
+ * the frame lives through them. */
+static void accept_failed(void *arg, int err)
 {
-	for (;;) {
-		int fd = cio_accept(s->lfd, NULL);
-		if (fd >= 0) {
-			start_conn(s, fd);
-			continue;
-		}
-		if (fd == -ESHUTDOWN || fd == -ECANCELED)
-			return;
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
-			fprintf(stderr, "tcp_proxy: accept: %s; stopping\n", cio_strerror(fd));
-			atomic_store(&status, 1);
-			cio_drain();
-			return;
-		}
-		/* -EMFILE (cio_accept() has paused), -ECONNABORTED, ... pass. */
-		s->err[E_ACCEPT]++;
-		log_limited(s, "accept", fd);
-		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-			return;
-	}
-}
-
-static void *wait_bound(void *arg)
-{
-	(void)arg;
-	return (void *)(intptr_t)cio_wg_wait(&bound);
-}
-
-static void *stop_later(void *arg)
-{
-	(void)arg;
-	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
-	if (cio_sleep(opt.run_ns) == 0)
-		cio_drain();
-	return NULL;
+	struct server *s = arg;
+	s->err[E_ACCEPT]++;
+	log_limited(s, "accept", err);
 }
 
 static void *core_main(void *arg)
 {
-	struct server s = {.lfd = -1};
-	int core = cio_core_id();
+	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
 	cio_wg_init(&s.conns);
-	if (core == 0) {
-		s.lfd = cio_listen(opt.listen, &(cio_listen_opts){.reuseport = true});
-		if (s.lfd >= 0) {
-			cio_addr a = {.len = sizeof a.u};
-			if (getsockname(s.lfd, &a.u.sa, &a.len) < 0 ||
-			    cio_addr_format(&a, bound_addr, sizeof bound_addr) < 0)
-				snprintf(bound_addr, sizeof bound_addr, "%s", opt.listen);
-		}
-		cio_wg_done(&bound);
-	} else {
-		cio_core_call(0, wait_bound, NULL, NULL);
-		if (bound_addr[0])
-			s.lfd = cio_listen(bound_addr, &(cio_listen_opts){.reuseport = true});
-	}
-	if (s.lfd < 0) {
-		fprintf(stderr, "tcp_proxy: core %d cannot listen on %s: %s\n", core,
-			bound_addr[0] ? bound_addr : opt.listen,
-			cio_strerror(s.lfd < -1 ? s.lfd : -EADDRNOTAVAIL));
-		bound_addr[0] = '\0';
-		atomic_store(&status, 1);
-		cio_drain();
+	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
 		return NULL;
-	}
-	if (core == 0) {
-		int n = cio_core_count();
-		printf("tcp_proxy: listening on %s, upstream %s, backend %s, %d core%s, pid %d\n",
-		       bound_addr, opt.upstream, cio_backend_name(), n, n == 1 ? "" : "s",
-		       (int)getpid());
-		fflush(stdout);
-		if (opt.run_ns != CIO_NEVER)
-			cio_spawn_with(&(cio_spawn_opts){.detached = true}, stop_later, NULL);
-	}
-	accept_loop(&s);
-	cio_close(s.lfd);
-	cio_cancel_clear();
-	cio_wg_wait(&s.conns);
 	atomic_fetch_add(&total_conns, s.conns_n);
 	atomic_fetch_add(&total_up, s.up);
 	atomic_fetch_add(&total_down, s.down);
@@ -395,7 +328,7 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
 			usage(argv[0], 0);
 		else if (strcmp(a, "--listen") == 0 && val)
-			opt.listen = val, i++;
+			opt.srv.addr = val, i++;
 		else if (strcmp(a, "--upstream") == 0 && val)
 			opt.upstream = val, i++;
 		else if (strcmp(a, "--cores") == 0)
@@ -416,10 +349,10 @@ int main(int argc, char **argv)
 			usage(argv[0], 2);
 	}
 	cio_addr probe;
-	if (!opt.listen || !opt.upstream || cores > 1024 || conn_ms == 0) {
+	if (!opt.srv.addr || !opt.upstream || cores > 1024 || conn_ms == 0) {
 		usage(argv[0], 2);
 	}
-	if (cio_addr_parse(&probe, opt.listen) < 0) {
+	if (cio_addr_parse(&probe, opt.srv.addr) < 0) {
 		fprintf(stderr, "tcp_proxy: bad --listen address (want HOST:PORT, [V6]:PORT or unix:/path)\n");
 		return 2;
 	}
@@ -436,19 +369,16 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	opt.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
 	opt.connect_ns = conn_ms * CIO_MS;
 
+	static char about[300];
+	snprintf(about, sizeof about, "upstream %s%s", opt.upstream, tls ? ", TLS" : "");
+	opt.srv.about = about;
 	/* Each connection costs two sockets (and, while relaying, four pipe
-	 * ends): take all the fds the hard limit allows. */
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-
-	cio_wg_add(&bound, 1);
+	 * ends): the frame takes all the fds the hard limit allows. */
+	ex_server_init();
 	cio_cores_config cfg = {.drain_timeout = drain_ms > 0 ? drain_ms * CIO_MS : 1};
 	int64_t t0 = cio_now();
 	int rc = cio_run_cores_with(&cfg, (int)cores, core_main, NULL);
@@ -464,5 +394,5 @@ int main(int argc, char **argv)
 		printf(" %s %" PRIu64, err_names[i], (uint64_t)atomic_load(&total_err[i]));
 	printf("\n");
 	cio_tls_ctx_free(tls);
-	return atomic_load(&status);
+	return atomic_load(&ex_status);
 }
