@@ -384,7 +384,7 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 			drop(arg, NULL);
 		return rc;
 	}
-	struct job *j = malloc(sizeof *j);
+	struct job *j = cio__malloc(sizeof *j);
 	if (!j)
 		return -ENOMEM;
 	j->m.handle = job_reply;
@@ -553,7 +553,7 @@ int cio_getaddrinfo(const char *host, const char *service,
 		return eai ? gai_errno(eai, errno) : 0;
 	}
 	size_t hl = host ? strlen(host) + 1 : 0, sl = service ? strlen(service) + 1 : 0;
-	struct gai *g = calloc(1, sizeof *g + hl + sl);
+	struct gai *g = cio__calloc(1, sizeof *g + hl + sl);
 	if (!g)
 		return -ENOMEM;
 	char *p = (char *)(g + 1);
