@@ -48,9 +48,13 @@
 
 #define DEFAULT_THREADS 16
 
-/* How long a pool thread waits for work before it exits.  Not static:
- * tests shorten it. */
+/* How long a pool thread waits for work before it exits.  COREIO_TESTING
+ * builds make it a variable that tests shorten. */
+#ifdef COREIO_TESTING
 int64_t cio__blocking_idle_ns = 10 * CIO_SEC;
+#else
+#define cio__blocking_idle_ns (10 * CIO_SEC)
+#endif
 
 enum { QUEUED, RUNNING, DONE, RELEASED, ABANDONED };
 

@@ -17,8 +17,13 @@
 #include <unistd.h>
 
 /* Set by tests before a runtime starts: its ring takes none of the file
- * opcodes, as on a kernel without them, so that each goes to the pool. */
+ * opcodes, as on a kernel without them, so that each goes to the pool.
+ * A knob of COREIO_TESTING builds only. */
+#ifdef COREIO_TESTING
 bool cio__uring_no_file_ops;
+#else
+#define cio__uring_no_file_ops false
+#endif
 
 #ifndef COREIO_HAVE_LIBURING
 
