@@ -12,7 +12,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
-	check-portable bench-core bench-net bench-cores \
+	check-portable check-faults check-faults-full bench-core bench-net bench-cores \
 	bench bench-quick bench-seam bench-streams bench-tls bench-net-build bench-files bench-proxy install clean
 
 all: build
@@ -88,6 +88,19 @@ check-portable:
 	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(CTEST) -R '\.($(subst $(space),|,$(strip $(PORTABLE_BACKENDS))))$$'
+
+# Fault injection (src/platform/fail.h): test_task, test_sync, test_net,
+# test_net_misc, test_stream and test_fs on each backend with one failure
+# injected at a time, of every kind of fail point, in a COREIO_TESTING
+# ASan+UBSan build of its own (build-faults); fails on a crash, a hang or
+# a sanitizer report.  check-faults samples which call fails (a few
+# minutes); check-faults-full fails each call in turn (hours).  See
+# scripts/check-faults.sh.
+check-faults:
+	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh
+
+check-faults-full:
+	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh full
 
 check-aarch64:
 	scripts/check-aarch64.sh
