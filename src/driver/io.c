@@ -251,7 +251,14 @@ static ssize_t run(const char *call, struct cio__driver *d,
 		if (r == CIO__DECLINED)
 			return on_pool(call, io);
 		/* A backend that made the call as asked may get EAGAIN from
-		 * a non-blocking fd: wait for readiness, then again. */
+		 * a non-blocking fd: wait for readiness, then again.  EINTR
+		 * (a signal to the thread that made it) is no answer: again,
+		 * as the readiness engine's own tries do. */
+		if (r == -EINTR && (props & CIO__IO_RETRY)) {
+			if ((r = cio__interrupted(self)) < 0)
+				return r;
+			continue;
+		}
 		if (r != -EAGAIN || !(props & CIO__IO_RETRY))
 			return r;
 		if ((r = wait_ready(d, io->fd, props & CIO__IO_OUT ? POLLOUT : POLLIN)) < 0)
