@@ -2,7 +2,7 @@
  * COREIO_TESTING builds only): each case runs in a child process of this
  * program with its COREIO_FAIL, as fail points are read once per process,
  * and must get over the failure or report it as a negated errno. */
-#include "check.h"
+#include "net_util.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,13 +12,7 @@
 static void *recv_eintr(void *arg)
 {
 	(void)arg;
-	int fds[2];
-	char buf[8];
-	CHECK_EQ(cio_socketpair(SOCK_STREAM, fds), 0);
-	CHECK_EQ(cio_send(fds[0], "hi", 2, 0), 2);
-	CHECK_EQ(cio_recv(fds[1], buf, sizeof buf, 0), 2);
-	CHECK_EQ(cio_close(fds[0]), 0);
-	CHECK_EQ(cio_close(fds[1]), 0);
+	net_pair_roundtrip("hi");
 	return NULL;
 }
 
