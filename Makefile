@@ -4,8 +4,9 @@
 #                backend, with gcc and clang, under ASan+UBSan, with the
 #                ucontext switch, on aarch64 under qemu-user, and as macOS
 #                and the BSDs run it (POSIX paths of the platform shims,
-#                kqueue over the kevent emulation); and the context
-#                switches assembled for macOS (Mach-O)
+#                kqueue over the kevent emulation); the context
+#                switches assembled for macOS (Mach-O); and the sampled
+#                fault-injection sweep (check-faults, about 3 minutes)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
@@ -30,7 +31,7 @@ demo: build
 	scripts/demo.sh build
 
 check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 \
-	check-apple-asm check-install check-valgrind check-portable
+	check-apple-asm check-install check-valgrind check-portable check-faults
 	@echo "make check: all suites passed"
 
 check-gcc:
