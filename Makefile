@@ -4,16 +4,18 @@
 #                backend, with gcc and clang, under ASan+UBSan, with the
 #                ucontext switch, on aarch64 under qemu-user, and as macOS
 #                and the BSDs run it (POSIX paths of the platform shims,
-#                kqueue over the kevent emulation); and the context
-#                switches assembled for macOS (Mach-O)
+#                kqueue over the kevent emulation); the context
+#                switches assembled for macOS (Mach-O); and the sampled
+#                fault-injection sweep (check-faults, about 3 minutes)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
-	check-portable bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-net-build bench-files bench-proxy install clean
+	check-portable check-faults check-faults-full bench-core bench-net bench-cores \
+	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-net-build bench-files \
+	bench-proxy install clean
 
 all: build
 
@@ -30,7 +32,7 @@ demo: build
 	scripts/demo.sh build
 
 check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 \
-	check-apple-asm check-install check-valgrind check-portable
+	check-apple-asm check-install check-valgrind check-portable check-faults
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -47,8 +49,12 @@ check-clang:
 	cmake --build build-clang -j$(JOBS)
 	cd build-clang && $(CTEST)
 
+# The sanitizer builds (asan, tsan, portable) are COREIO_TESTING builds:
+# fail points that stay idle (no COREIO_FAIL), and the library's test
+# knobs, which the cases of test_fs and test_pool that need them use.
+# The other builds are the library as shipped; those cases are left out.
 check-asan:
-	CC=gcc $(CMAKE_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug \
+	CC=gcc $(CMAKE_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=address,undefined >/dev/null
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -58,7 +64,7 @@ check-asan:
 # blocking pool, cross-core channels.  Each task is a TSan fiber of its own
 # (src/platform/fiber.h); any report fails the test (halt_on_error).
 check-tsan:
-	CC=clang $(CMAKE_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug \
+	CC=clang $(CMAKE_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -74,7 +80,7 @@ check-ucontext:
 # paths too), test_kevent (the emulation's own test) and the layering check.
 PORTABLE_BACKENDS ?= epoll kqueue
 PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_KQUEUE_EMULATION=ON \
-	-DCOREIO_SANITIZE=address,undefined
+	-DCOREIO_SANITIZE=address,undefined -DCOREIO_TESTING=ON
 empty :=
 space := $(empty) $(empty)
 check-portable:
@@ -84,6 +90,19 @@ check-portable:
 	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(CTEST) -R '\.($(subst $(space),|,$(strip $(PORTABLE_BACKENDS))))$$'
+
+# Fault injection (src/platform/fail.h): test_task, test_sync, test_net,
+# test_net_misc, test_stream and test_fs on each backend with one failure
+# injected at a time, of every kind of fail point, in a COREIO_TESTING
+# ASan+UBSan build of its own (build-faults); fails on a crash, a hang or
+# a sanitizer report.  check-faults samples which call fails (a few
+# minutes); check-faults-full fails each call in turn (hours).  See
+# scripts/check-faults.sh.
+check-faults:
+	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh
+
+check-faults-full:
+	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh full
 
 check-aarch64:
 	scripts/check-aarch64.sh

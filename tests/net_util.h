@@ -97,4 +97,20 @@ static inline bool have_ipv6(void)
 	return ok;
 }
 
+/* One message across a new stream socketpair, by cio_send() and
+ * cio_recv(), then both ends closed. */
+static inline void net_pair_roundtrip(const char *msg)
+{
+	int sp[2];
+	char buf[64];
+	size_t n = strlen(msg);
+	CHECK(n <= sizeof buf);
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, sp), 0);
+	CHECK_EQ(cio_send(sp[0], msg, n, 0), (ssize_t)n);
+	CHECK_EQ(cio_recv(sp[1], buf, sizeof buf, 0), (ssize_t)n);
+	CHECK(memcmp(buf, msg, n) == 0);
+	CHECK_EQ(cio_close(sp[0]), 0);
+	CHECK_EQ(cio_close(sp[1]), 0);
+}
+
 #endif

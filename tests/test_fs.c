@@ -33,7 +33,9 @@
 #define MiB ((size_t)1 << 20)
 #define GiB ((int64_t)1 << 30)
 
+#ifdef COREIO_TESTING
 extern bool cio__uring_no_file_ops; /* src/driver/uring.c */
+#endif
 
 static uint32_t seed;
 
@@ -1289,6 +1291,7 @@ int main(void)
 	test_queued();
 	rc = test_run(fs_main, NULL);
 	const char *backend = getenv("COREIO_BACKEND");
+#ifdef COREIO_TESTING
 	if (rc == 0 && backend && strcmp(backend, "uring") == 0) {
 		/* Again, on a ring that lacks every file opcode (as older
 		 * kernels do): each call must take the blocking pool. */
@@ -1302,6 +1305,10 @@ int main(void)
 		CHECK(st.threads > 0); /* the pool ran them */
 		fprintf(stderr, "io_uring without file opcodes: ok\n");
 	}
+#else
+	if (rc == 0 && backend && strcmp(backend, "uring") == 0)
+		fprintf(stderr, "io_uring without file opcodes: left out (needs COREIO_TESTING)\n");
+#endif
 	CHECK_EQ(rmdir(dir), 0); /* empty: every file was removed */
 	return rc;
 }

@@ -1043,13 +1043,7 @@ static void *on_fallback(void *arg)
 	seen_reason = cio_backend_reason();
 	if (seen_reason)
 		snprintf(reason_copy, sizeof reason_copy, "%s", seen_reason);
-	int sp[2];
-	char buf[8];
-	CHECK_EQ(cio_socketpair(SOCK_STREAM, sp), 0);
-	CHECK_EQ(cio_send(sp[0], "epoll", 5, 0), 5);
-	CHECK_EQ(cio_recv(sp[1], buf, sizeof buf, 0), 5);
-	CHECK_EQ(cio_close(sp[0]), 0);
-	CHECK_EQ(cio_close(sp[1]), 0);
+	net_pair_roundtrip("epoll");
 	return NULL;
 }
 

@@ -946,7 +946,8 @@ static void *test_main(void *arg)
 int main(void)
 {
 	net_seed_from_env();
-	snprintf(tmpdir, sizeof tmpdir, "/tmp/coreio-net-XXXXXX");
+	const char *base = getenv("TMPDIR");
+	snprintf(tmpdir, sizeof tmpdir, "%s/coreio-net-XXXXXX", base && *base ? base : "/tmp");
 	CHECK(mkdtemp(tmpdir) != NULL);
 	int rc = test_run(test_main, NULL);
 	CHECK_EQ(rmdir(tmpdir), 0); /* every socket file was removed */

@@ -369,10 +369,13 @@ struct collector {
 static void *collect_main(void *arg)
 {
 	struct collector *c = arg;
-	ssize_t n;
-	while (c->got < c->cap &&
-	       (n = cio_recv(c->fd, c->buf + c->got, c->cap - c->got, 0)) > 0)
+	while (c->got < c->cap) {
+		ssize_t n = cio_recv(c->fd, c->buf + c->got, c->cap - c->got, 0);
+		CHECK(n >= 0); /* else the writer would wait for us forever */
+		if (n == 0)
+			break;
 		c->got += (size_t)n;
+	}
 	return NULL;
 }
 

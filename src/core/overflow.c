@@ -88,7 +88,7 @@ void cio__overflow_attach(struct cio__rt *rt)
 	if (sigaltstack(NULL, &old) == 0 && !(old.ss_flags & SS_DISABLE))
 		return; /* the thread has one already: keep it */
 	size_t size = 64 * 1024;
-	ss.ss_sp = malloc(size);
+	ss.ss_sp = cio__malloc(size);
 	if (!ss.ss_sp)
 		return;
 	ss.ss_size = size;

@@ -48,9 +48,13 @@
 
 #define DEFAULT_THREADS 16
 
-/* How long a pool thread waits for work before it exits.  Not static:
- * tests shorten it. */
+/* How long a pool thread waits for work before it exits.  COREIO_TESTING
+ * builds make it a variable that tests shorten. */
+#ifdef COREIO_TESTING
 int64_t cio__blocking_idle_ns = 10 * CIO_SEC;
+#else
+#define cio__blocking_idle_ns (10 * CIO_SEC)
+#endif
 
 enum { QUEUED, RUNNING, DONE, RELEASED, ABANDONED };
 
@@ -384,7 +388,7 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 			drop(arg, NULL);
 		return rc;
 	}
-	struct job *j = malloc(sizeof *j);
+	struct job *j = cio__malloc(sizeof *j);
 	if (!j)
 		return -ENOMEM;
 	j->m.handle = job_reply;
@@ -553,7 +557,7 @@ int cio_getaddrinfo(const char *host, const char *service,
 		return eai ? gai_errno(eai, errno) : 0;
 	}
 	size_t hl = host ? strlen(host) + 1 : 0, sl = service ? strlen(service) + 1 : 0;
-	struct gai *g = calloc(1, sizeof *g + hl + sl);
+	struct gai *g = cio__calloc(1, sizeof *g + hl + sl);
 	if (!g)
 		return -ENOMEM;
 	char *p = (char *)(g + 1);

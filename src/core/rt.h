@@ -7,6 +7,7 @@
 
 #include "coreio.h"
 #include "../platform/clock.h"
+#include "../platform/fail.h"
 #include "../platform/fiber.h"
 #include "../platform/stack.h"
 

@@ -291,7 +291,7 @@ static int64_t scope_push(struct cio__task *self, int64_t deadline, bool shield)
 	if (self->nscopes == self->capscopes) {
 		uint32_t n = 2 * self->capscopes;
 		struct cio__scope *v = self->scopes == self->scope_inline ? NULL : self->scopes;
-		v = realloc(v, n * sizeof *v);
+		v = cio__realloc(v, n * sizeof *v);
 		if (!v)
 			return -ENOMEM; /* nothing entered; popping it does nothing */
 		if (self->scopes == self->scope_inline)
@@ -579,7 +579,7 @@ struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 	static const cio_config defaults;
 	if (!cfg)
 		cfg = &defaults;
-	struct cio__rt *rt = calloc(1, sizeof *rt);
+	struct cio__rt *rt = cio__calloc(1, sizeof *rt);
 	if (!rt) {
 		*err = -ENOMEM;
 		return NULL;

@@ -62,7 +62,7 @@ static int slot_alloc(struct cio__rt *rt, uint32_t *out)
 		uint32_t old = rt->nslots, n = old ? old * 2 : 256;
 		if (old >= UINT32_MAX / 2)
 			return -ENOMEM;
-		struct cio__slot *v = realloc(rt->slots, n * sizeof *v);
+		struct cio__slot *v = cio__realloc(rt->slots, n * sizeof *v);
 		if (!v)
 			return -ENOMEM;
 		memset(v + old, 0, (n - old) * sizeof *v);

@@ -59,7 +59,7 @@ int cio__timers_reserve(struct cio__rt *rt, size_t n)
 	uint32_t cap = h->cap ? h->cap : 64;
 	while (cap < n)
 		cap *= 2;
-	struct cio__timer **v = realloc(h->v, cap * sizeof *v);
+	struct cio__timer **v = cio__realloc(h->v, cap * sizeof *v);
 	if (!v)
 		return -ENOMEM;
 	h->v = v;

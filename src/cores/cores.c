@@ -167,7 +167,7 @@ int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void 
 	int rc = cio__interrupted(self);
 	if (rc < 0)
 		return rc;
-	struct call *c = calloc(1, sizeof *c);
+	struct call *c = cio__calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	c->m.handle = call_run;
@@ -257,7 +257,7 @@ int cio_core_post(int core, cio_fn *fn, void *arg)
 		return -EPERM;
 	if (core < 0 || core >= rt->core_count || !fn)
 		return -EINVAL;
-	struct post *p = malloc(sizeof *p);
+	struct post *p = cio__malloc(sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	p->m.handle = post_run;
@@ -319,7 +319,7 @@ int cio_accept_spread(int lfd, cio_fn *fn)
 				continue; /* passing trouble: cio_accept() paused */
 			return fd;
 		}
-		struct handoff *h = malloc(sizeof *h);
+		struct handoff *h = cio__malloc(sizeof *h);
 		if (!h) {
 			cio_close(fd);
 			continue;
@@ -403,7 +403,7 @@ static void stop_reject(struct cio__msg *m)
 static int request_stop(struct cio__rt *rt, bool force)
 {
 	for (int k = 0; k < rt->core_count; k++) {
-		struct stop *s = malloc(sizeof *s);
+		struct stop *s = cio__malloc(sizeof *s);
 		if (!s)
 			return -ENOMEM;
 		s->m.handle = stop_run;
@@ -556,7 +556,7 @@ static void *core_thread(void *p)
 static int affinity_cpus(struct cio__group *g)
 {
 	int room = cio__cpus_max();
-	g->cpus = malloc(sizeof(int) * (size_t)room);
+	g->cpus = cio__malloc(sizeof(int) * (size_t)room);
 	if (!g->cpus)
 		return -ENOMEM;
 	int n = cio__cpus_allowed(g->cpus, room);
@@ -591,9 +591,9 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 	if (rc < 0)
 		return rc;
 	g.n = n ? n : g.ncpus;
-	g.rts = calloc((size_t)g.n, sizeof *g.rts);
-	pthread_t *th = calloc((size_t)g.n, sizeof *th);
-	struct start *st = calloc((size_t)g.n, sizeof *st);
+	g.rts = cio__calloc((size_t)g.n, sizeof *g.rts);
+	pthread_t *th = cio__calloc((size_t)g.n, sizeof *th);
+	struct start *st = cio__calloc((size_t)g.n, sizeof *st);
 	if (!g.rts || !th || !st) {
 		rc = -ENOMEM;
 		goto out;

@@ -301,7 +301,7 @@ static struct station *station_get(cio_xchan *ch, int side, struct cio__rt *rt)
 	struct station *st = ch->stations[side];
 	while (st && st->rt != rt)
 		st = st->next;
-	if (!st && (st = calloc(1, sizeof *st))) {
+	if (!st && (st = cio__calloc(1, sizeof *st))) {
 		st->ch = ch;
 		st->rt = rt;
 		st->side = side;

@@ -42,7 +42,7 @@ struct cio_xwg {
 
 int cio_xwg_new(cio_xwg **out, size_t n)
 {
-	cio_xwg *wg = calloc(1, sizeof *wg);
+	cio_xwg *wg = cio__calloc(1, sizeof *wg);
 	*out = wg;
 	if (!wg)
 		return -ENOMEM;

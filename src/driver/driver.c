@@ -81,7 +81,7 @@ int cio__driver_open(struct cio__rt *rt, const cio_config *cfg)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, ignore_sigpipe);
-	struct cio__driver *d = calloc(1, sizeof *d);
+	struct cio__driver *d = cio__calloc(1, sizeof *d);
 	if (!d)
 		return -ENOMEM;
 	d->rt = rt;

@@ -5,6 +5,7 @@
 #define CIO_DRIVER_DRIVER_H
 
 #include "coreio.h"
+#include "../platform/fail.h"
 #include "../platform/wake.h"
 
 #include <stdbool.h>
@@ -119,9 +120,48 @@ struct cio__io {
  * poll(2).  src/driver/driver.c */
 int cio__splice_unready(const struct cio__io *io, int *fd);
 
+/* The fail point of a request about to be made (platform/fail.h), by
+ * the family of its system call: a negated errno to return instead of
+ * making it, or 0 to go ahead, with *io pointing at `copy`, a shorter
+ * request, where a short transfer was asked.  0 in a normal build. */
+static inline ssize_t cio__io_fail(const struct cio__io **io, struct cio__io *copy)
+{
+#ifdef COREIO_TESTING
+	int e;
+	switch ((*io)->kind) {
+	case CIO__IO_READ: case CIO__IO_READV: e = CIO_FAIL(read); break;
+	case CIO__IO_WRITE: case CIO__IO_WRITEV: e = CIO_FAIL(write); break;
+	case CIO__IO_RECV: case CIO__IO_RECVMSG: e = CIO_FAIL(recv); break;
+	case CIO__IO_SEND: case CIO__IO_SENDMSG: e = CIO_FAIL(send); break;
+	case CIO__IO_ACCEPT: e = CIO_FAIL(accept); break;
+	case CIO__IO_SPLICE: e = CIO_FAIL(splice); break;
+	default: return 0;
+	}
+	if (e > 0)
+		return -e;
+	if (e == CIO__FAIL_SHORT && cio__io_has((*io)->kind, CIO__IO_BYTES) &&
+	    (*io)->n.len > 1) {
+		*copy = **io;
+		copy->n.len = cio__fail_short(copy->n.len);
+		*io = copy;
+	}
+#else
+	(void)io, (void)copy;
+#endif
+	return 0;
+}
+
 /* Runs io with the plain system call, on the calling thread: the blocking
  * pool's side of a declined request.  src/driver/io.c */
-ssize_t cio__io_sync(const struct cio__io *io);
+ssize_t cio__io_call(const struct cio__io *io);
+
+/* cio__io_call() behind the request's fail point. */
+static inline ssize_t cio__io_sync(const struct cio__io *io)
+{
+	struct cio__io copy;
+	ssize_t e = cio__io_fail(&io, &copy);
+	return e < 0 ? e : cio__io_call(io);
+}
 
 /* The one entry point of every blocking I/O call: runs io for the calling
  * task on its driver (or on the blocking pool when the backend declines

@@ -25,15 +25,26 @@ struct epoll_poller {
 	struct epoll_event ev[MAX_EVENTS];
 };
 
+/* epoll_ctl(2), behind its fail point. */
+static int ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int e = CIO_FAIL(epoll_ctl);
+	if (e > 0) {
+		errno = e;
+		return -1;
+	}
+	return epoll_ctl(epfd, op, fd, ev);
+}
+
 static int ep_open(struct cio__driver *d, void **pp)
 {
-	struct epoll_poller *p = calloc(1, sizeof *p);
+	struct epoll_poller *p = cio__calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	p->wake = &d->wake;
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = d->wake.rd};
-	if (p->epfd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, d->wake.rd, &ev) < 0) {
+	if (p->epfd < 0 || ctl(p->epfd, EPOLL_CTL_ADD, d->wake.rd, &ev) < 0) {
 		int err = errno;
 		snprintf(d->reason, sizeof d->reason, "epoll: %s", strerror(err));
 		if (p->epfd >= 0)
@@ -62,12 +73,12 @@ static int ep_arm(void *pp, int fd, bool known)
 	/* MOD re-arms (and reports a ready fd at once); ENOENT means the
 	 * registration went with a closed file: ADD the new one. */
 	int op = known ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-	if (epoll_ctl(p->epfd, op, fd, &ev) == 0)
+	if (ctl(p->epfd, op, fd, &ev) == 0)
 		return 0;
 	if ((op == EPOLL_CTL_MOD && errno == ENOENT) ||
 	    (op == EPOLL_CTL_ADD && errno == EEXIST)) {
 		op = op == EPOLL_CTL_MOD ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
-		if (epoll_ctl(p->epfd, op, fd, &ev) == 0)
+		if (ctl(p->epfd, op, fd, &ev) == 0)
 			return 0;
 	}
 	return -errno;
@@ -76,13 +87,15 @@ static int ep_arm(void *pp, int fd, bool known)
 static void ep_disarm(void *pp, int fd)
 {
 	struct epoll_poller *p = pp;
-	epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+	ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
 }
 
 static int ep_wait(void *pp, struct cio__driver *d, int64_t timeout_ns)
 {
 	struct epoll_poller *p = pp;
-	int n;
+	int n, inj = CIO_FAIL(epoll_wait);
+	if (inj > 0)
+		return inj == EINTR ? 0 : -inj;
 	if (!p->no_pwait2) {
 		struct timespec ts, *tp = NULL;
 		if (timeout_ns != CIO_NEVER) {

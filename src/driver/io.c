@@ -40,7 +40,7 @@ const unsigned char cio__io_props[CIO__IO_NKINDS] = {
 	[CIO__IO_SPLICE] = CIO__IO_BYTES,
 };
 
-ssize_t cio__io_sync(const struct cio__io *io)
+ssize_t cio__io_call(const struct cio__io *io)
 {
 	ssize_t r;
 	int64_t off = io->off, off2 = io->off2;
@@ -155,7 +155,11 @@ static ssize_t splice_streams(struct cio__driver *d, struct cio__task *self,
 			      const struct cio__io *io)
 {
 	for (;;) {
-		ssize_t r = cio__splice(io->fd, NULL, io->fd2, NULL, io->n.len, true);
+		struct cio__io copy;
+		const struct cio__io *cur = io;
+		ssize_t r = cio__io_fail(&cur, &copy);
+		if (r == 0)
+			r = cio__splice(io->fd, NULL, io->fd2, NULL, cur->n.len, true);
 		if (r >= 0)
 			return r;
 		int err = (int)-r, rc = cio__interrupted(self);
@@ -247,7 +251,14 @@ static ssize_t run(const char *call, struct cio__driver *d,
 		if (r == CIO__DECLINED)
 			return on_pool(call, io);
 		/* A backend that made the call as asked may get EAGAIN from
-		 * a non-blocking fd: wait for readiness, then again. */
+		 * a non-blocking fd: wait for readiness, then again.  EINTR
+		 * (a signal to the thread that made it) is no answer: again,
+		 * as the readiness engine's own tries do. */
+		if (r == -EINTR && (props & CIO__IO_RETRY)) {
+			if ((r = cio__interrupted(self)) < 0)
+				return r;
+			continue;
+		}
 		if (r != -EAGAIN || !(props & CIO__IO_RETRY))
 			return r;
 		if ((r = wait_ready(d, io->fd, props & CIO__IO_OUT ? POLLOUT : POLLIN)) < 0)

@@ -27,7 +27,7 @@ struct kqueue_poller {
 
 static int kq_open(struct cio__driver *d, void **pp)
 {
-	struct kqueue_poller *p = calloc(1, sizeof *p);
+	struct kqueue_poller *p = cio__calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
 	p->kq = kqueue();

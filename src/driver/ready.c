@@ -57,7 +57,7 @@ static struct fdstate *fd_state(struct ready_state *s, int fd, bool create)
 		size_t n = s->nchunks ? s->nchunks : 4;
 		while (n <= c)
 			n *= 2;
-		struct fdstate **v = realloc(s->chunks, n * sizeof *v);
+		struct fdstate **v = cio__realloc(s->chunks, n * sizeof *v);
 		if (!v)
 			return NULL;
 		memset(v + s->nchunks, 0, (n - s->nchunks) * sizeof *v);
@@ -67,7 +67,7 @@ static struct fdstate *fd_state(struct ready_state *s, int fd, bool create)
 	if (!s->chunks[c]) {
 		if (!create)
 			return NULL;
-		struct fdstate *k = calloc(CHUNK, sizeof *k);
+		struct fdstate *k = cio__calloc(CHUNK, sizeof *k);
 		if (!k)
 			return NULL;
 		for (unsigned i = 0; i < CHUNK; i++) {
@@ -153,7 +153,7 @@ static ssize_t attempt(const struct cio__io *io)
 	case CIO__IO_WRITE:
 	case CIO__IO_READV:
 	case CIO__IO_WRITEV:
-		return cio__io_sync(io); /* the fd is non-blocking */
+		return cio__io_call(io); /* the fd is non-blocking */
 	case CIO__IO_RECV:
 		r = recv(io->fd, io->p.buf, io->n.len, io->flags | MSG_DONTWAIT);
 		break;
@@ -269,8 +269,13 @@ ssize_t cio__ready_io(struct cio__driver *d, struct cio__io *io)
 	if (f && f->drained && (rc = wait_fd(d, self, io->fd, POLLIN)) < 0)
 		return rc;
 	for (;;) {
-		ssize_t r = attempt(io);
-		if (f && r > 0 && (size_t)r < io->n.len && !f->hup && is_stream(f, io->fd))
+		/* A short transfer injected is no sign of a drained buffer. */
+		struct cio__io copy;
+		const struct cio__io *cur = io;
+		ssize_t r = cio__io_fail(&cur, &copy);
+		if (r == 0)
+			r = attempt(cur);
+		if (f && r > 0 && (size_t)r < cur->n.len && !f->hup && is_stream(f, io->fd))
 			f->drained = true;
 		if (r >= 0 || (r != -EAGAIN && r != -EINTR))
 			return r;
@@ -330,7 +335,7 @@ void cio__ready_event(struct cio__driver *d, int fd, unsigned what)
 
 int cio__ready_open(struct cio__driver *d, const struct cio__poller_ops *po)
 {
-	struct ready_state *s = calloc(1, sizeof *s);
+	struct ready_state *s = cio__calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	s->po = po;

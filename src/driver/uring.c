@@ -17,8 +17,13 @@
 #include <unistd.h>
 
 /* Set by tests before a runtime starts: its ring takes none of the file
- * opcodes, as on a kernel without them, so that each goes to the pool. */
+ * opcodes, as on a kernel without them, so that each goes to the pool.
+ * A knob of COREIO_TESTING builds only. */
+#ifdef COREIO_TESTING
 bool cio__uring_no_file_ops;
+#else
+#define cio__uring_no_file_ops false
+#endif
 
 #ifndef COREIO_HAVE_LIBURING
 
@@ -116,7 +121,7 @@ static bool takes_offsets(struct uring_state *s, int fd)
 		size_t n = s->nseeks ? s->nseeks : 1024;
 		while (n <= (size_t)fd)
 			n *= 2;
-		uint8_t *v = realloc(s->seeks, n);
+		uint8_t *v = cio__realloc(s->seeks, n);
 		if (!v)
 			return true; /* not remembered: asked again next time */
 		memset(v + s->nseeks, 0, n - s->nseeks);
@@ -139,7 +144,7 @@ static int track(struct uring_state *s, struct cio__op *op, int fd)
 		size_t n = s->nbyfd ? s->nbyfd : 1024;
 		while (n <= (size_t)fd)
 			n *= 2;
-		struct cio__op **v = realloc(s->byfd, n * sizeof *v);
+		struct cio__op **v = cio__realloc(s->byfd, n * sizeof *v);
 		if (!v)
 			return -ENOMEM;
 		memset(v + s->nbyfd, 0, (n - s->nbyfd) * sizeof *v);
@@ -184,7 +189,7 @@ _Static_assert(CIO__WAKEFD_EVENTFD, "the ring reads the wake fd as an eventfd: "
  * our wait by writing to it. */
 static void arm_wake(struct cio__driver *d, struct uring_state *s)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+	struct io_uring_sqe *sqe = CIO_FAIL(sqe) ? NULL : io_uring_get_sqe(&s->ring);
 	if (!sqe)
 		return; /* the SQ is full: try again after the next wait */
 	io_uring_prep_read(sqe, d->wake.rd, &s->wake_buf, sizeof s->wake_buf, 0);
@@ -233,7 +238,7 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 		IORING_SETUP_COOP_TASKRUN,
 		0,
 	};
-	struct uring_state *s = calloc(1, sizeof *s);
+	struct uring_state *s = cio__calloc(1, sizeof *s);
 	if (!s)
 		return -ENOMEM;
 	unsigned entries = cfg->ring_entries ? cfg->ring_entries : 256;
@@ -374,7 +379,8 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 	/* One system call: submit what this tick queued, wait, and (with
 	 * DEFER_TASKRUN) run the completions' task work. */
 	s->file_queued = 0;
-	int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
+	int rc = CIO_FAIL(submit);
+	rc = rc > 0 ? -rc : io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 		return rc;
 	unsigned n = reap(d, s);
@@ -410,8 +416,9 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s)
 {
 	struct io_uring_sqe *sqe;
-	while (!(sqe = io_uring_get_sqe(&s->ring))) {
-		int rc = io_uring_submit(&s->ring);
+	while (!(sqe = CIO_FAIL(sqe) ? NULL : io_uring_get_sqe(&s->ring))) {
+		int rc = CIO_FAIL(submit);
+		rc = rc > 0 ? -rc : io_uring_submit(&s->ring);
 		if (rc == -EBUSY || rc == -EAGAIN) {
 			io_uring_get_events(&s->ring);
 			reap(d, s);
@@ -502,7 +509,7 @@ static void prep(struct io_uring_sqe *sqe, const struct cio__io *io)
 }
 
 static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
-			   struct cio__task *self, struct cio__io *io);
+			   struct cio__task *self, const struct cio__io *io);
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -573,14 +580,19 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    !takes_offsets(s, io->fd))
 		return -ESPIPE;
-	ssize_t r = submit_wait(d, s, cio__rt_cur->current, io);
+	struct cio__io copy;
+	const struct cio__io *cur = io;
+	ssize_t r = cio__io_fail(&cur, &copy);
+	if (r < 0)
+		return r;
+	r = submit_wait(d, s, cio__rt_cur->current, cur);
 	mark_filled(io, r);
 	return r;
 }
 
 /* Submits one request and parks until it completes; see ur_io(). */
 static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
-			   struct cio__task *self, struct cio__io *io)
+			   struct cio__task *self, const struct cio__io *io)
 {
 	struct cio__op op = {.task = self, .fd = -1};
 	int rc = io->fd >= 0 ? track(s, &op, io->fd) : 0; /* not AT_FDCWD */
@@ -593,7 +605,8 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    ++s->file_queued >= FILE_SUBMIT_BATCH) {
 		s->file_queued = 0;
-		io_uring_submit(&s->ring); /* a refusal waits for the tick */
+		if (!CIO_FAIL(submit))
+			io_uring_submit(&s->ring); /* a refusal waits for the tick */
 	}
 	rc = cio__park(self);
 	if (op.done)

@@ -169,7 +169,7 @@ static struct dns_core *core_state(void)
 	struct cio__rt_ext *e = cio__rt_ext_find(rt, &core_key);
 	if (e)
 		return (struct dns_core *)e;
-	struct dns_core *c = calloc(1, sizeof *c);
+	struct dns_core *c = cio__calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	c->ext.key = &core_key;
@@ -219,12 +219,12 @@ static void cache_put(struct dns_core *c, const char *name, int family, const ch
 	if (c->count == CACHE_MAX)
 		entry_unlink(c, c->oldest);
 	size_t len = strlen(name);
-	struct entry *e = calloc(1, sizeof *e + len + 1);
+	struct entry *e = cio__calloc(1, sizeof *e + len + 1);
 	if (!e)
 		return;
 	memcpy(e->name, name, len + 1);
-	if ((servers && !(e->servers = strdup(servers))) ||
-	    (n && !(e->addrs = malloc(n * sizeof *addrs)))) {
+	if ((servers && !(e->servers = cio__strdup(servers))) ||
+	    (n && !(e->addrs = cio__malloc(n * sizeof *addrs)))) {
 		free(e->servers);
 		free(e);
 		return;
@@ -498,7 +498,7 @@ static int query(const char *name, const cio_resolve_opts *o, cio_addr **out, si
 			count++;
 	if (rc == 0 && count == 0)
 		rc = -CIO_EDNS_NODATA;
-	if (rc == 0 && !(*out = calloc(count, sizeof **out)))
+	if (rc == 0 && !(*out = cio__calloc(count, sizeof **out)))
 		rc = -ENOMEM;
 	if (rc == 0) {
 		size_t i = 0;
@@ -541,7 +541,7 @@ int cio_resolve(const char *name, const char *service, const cio_resolve_opts *o
 	if ((rc = numeric_name(name, opts->family, port, &one)) != 0) {
 		if (rc < 0)
 			return rc;
-		if (!(*addrs = malloc(sizeof one)))
+		if (!(*addrs = cio__malloc(sizeof one)))
 			return -ENOMEM;
 		**addrs = one;
 		*n = 1;
@@ -555,7 +555,7 @@ int cio_resolve(const char *name, const char *service, const cio_resolve_opts *o
 	if (e && e->error)
 		return e->error;
 	if (e) {
-		if (!(got = malloc(e->n * sizeof *got)))
+		if (!(got = cio__malloc(e->n * sizeof *got)))
 			return -ENOMEM;
 		memcpy(got, e->addrs, e->n * sizeof *got);
 		count = e->n;
@@ -615,7 +615,7 @@ static int dial_resolve(const char *host, const char *service, const cio_dial_op
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next)
 		count++;
 	*n = 0;
-	if (!(*out = calloc(count ? count : 1, sizeof **out))) {
+	if (!(*out = cio__calloc(count ? count : 1, sizeof **out))) {
 		freeaddrinfo(res);
 		return -ENOMEM;
 	}
@@ -635,7 +635,7 @@ static int dial_resolve(const char *host, const char *service, const cio_dial_op
  * starting with the first address's, each family in its own order. */
 static int interleave(cio_addr *a, size_t n)
 {
-	cio_addr *in = malloc(n * sizeof *in);
+	cio_addr *in = cio__malloc(n * sizeof *in);
 	if (!in)
 		return -ENOMEM;
 	memcpy(in, a, n * sizeof *in);
@@ -723,7 +723,7 @@ static bool route_error(int rc)
 static int race_connect(const cio_addr *addrs, size_t n, int64_t delay, int64_t attempt_timeout)
 {
 	struct race race = {addrs, NULL, attempt_timeout};
-	struct attempt *att = calloc(n, sizeof *att);
+	struct attempt *att = cio__calloc(n, sizeof *att);
 	cio_group *g = NULL;
 	int rc = att ? 0 : -ENOMEM;
 	if (rc == 0)

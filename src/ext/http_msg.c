@@ -2,6 +2,7 @@
  * sees them: the request's head and body, the response's head and its
  * body framed by Content-Length, chunks or the close; and refusals. */
 #include "http.h"
+#include "../platform/fail.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -221,7 +222,7 @@ ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body)
 			size_t ncap = cap ? cap * 2 : 4096;
 			if (ncap > most || ncap < cap)
 				ncap = most;
-			char *nbuf = realloc(buf, ncap + 1);
+			char *nbuf = cio__realloc(buf, ncap + 1);
 			if (!nbuf) {
 				free(buf);
 				return -ENOMEM;
@@ -289,7 +290,7 @@ int cio_http_resp_header(cio_http_resp *resp, const char *name, const char *valu
 		size_t ncap = c->out_cap ? c->out_cap : 512;
 		while (ncap < c->out_len + need)
 			ncap *= 2;
-		char *n = realloc(c->fields_out, ncap);
+		char *n = cio__realloc(c->fields_out, ncap);
 		if (!n)
 			return -ENOMEM;
 		c->fields_out = n;

@@ -12,6 +12,7 @@
  * reports (fewer, with chunk framing) always fit, and are copied straight
  * into that buffer. */
 #include "http.h"
+#include "../platform/fail.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -484,7 +485,7 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 {
 	if (!s || !h)
 		return -EINVAL;
-	struct conn *c = calloc(1, sizeof *c);
+	struct conn *c = cio__calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
 	c->s = s;
@@ -507,8 +508,8 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 	/* The head holds each span once plus a NUL per string: never more
 	 * than the limit's bytes plus those NULs. */
 	c->head_cap = c->o.max_head + 2 * c->o.max_headers + 2;
-	c->head = malloc(c->head_cap);
-	c->fields = malloc(c->o.max_headers * sizeof *c->fields);
+	c->head = cio__malloc(c->head_cap);
+	c->fields = cio__malloc(c->o.max_headers * sizeof *c->fields);
 	if (!c->head || !c->fields) {
 		free(c->head);
 		free(c->fields);

@@ -2,6 +2,7 @@
  * a write buffer that coalesces small writes, over a plain fd or any
  * transport of stream.h (TLS). */
 #include "stream.h"
+#include "../platform/fail.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -157,7 +158,7 @@ int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
 		return -EINVAL;
 	}
 	/* One allocation: the stream, then its read and write buffers. */
-	s = malloc(sizeof *s + rcap + wcap);
+	s = cio__malloc(sizeof *s + rcap + wcap);
 	if (!s) {
 		cio_close(fd);
 		return -ENOMEM;

@@ -13,6 +13,7 @@
  * alert, the writer data), and one holder of the send lock at a time
  * sends the output buffer to the fd. */
 #include "stream.h"
+#include "../platform/fail.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -471,7 +472,7 @@ static struct cache_ent *cache_get(void)
 {
 	if (!cache) {
 		pthread_once(&cache_once, cache_key_make);
-		cache = calloc(CACHE_N, sizeof *cache);
+		cache = cio__calloc(CACHE_N, sizeof *cache);
 		if (cache)
 			pthread_setspecific(cache_key, cache); /* freed at thread exit */
 	}
@@ -532,7 +533,7 @@ static atomic_uint_fast64_t ctx_ids;
 static int alpn_wire(cio_tls_ctx *c, const char *list, char *err, size_t errlen)
 {
 	size_t n = strlen(list);
-	c->alpn = malloc(n + 1);
+	c->alpn = cio__malloc(n + 1);
 	if (!c->alpn)
 		return -ENOMEM;
 	size_t o = 0;
@@ -696,7 +697,7 @@ static int versions_ok(int min, int max, char *err, size_t errlen)
 
 static cio_tls_ctx *ctx_new(bool server, int64_t hs_timeout)
 {
-	cio_tls_ctx *c = calloc(1, sizeof *c);
+	cio_tls_ctx *c = cio__calloc(1, sizeof *c);
 	if (!c)
 		return NULL;
 	c->server = server;
@@ -722,7 +723,7 @@ int cio_tls_server_ctx(cio_tls_ctx **out, const cio_tls_server_opts *o, char *er
 	if (o->alpn && (rc = alpn_wire(c, o->alpn, err, errlen)) < 0)
 		goto fail;
 	rc = -ENOMEM;
-	if (o->ncerts > 1 && !(c->sni = calloc(o->ncerts - 1, sizeof *c->sni)))
+	if (o->ncerts > 1 && !(c->sni = cio__calloc(o->ncerts - 1, sizeof *c->sni)))
 		goto fail;
 	for (size_t i = 0; i < o->ncerts; i++) {
 		SSL_CTX *x = ctx_base(c, true, o->min_version, o->max_version);
@@ -896,7 +897,7 @@ static int start(cio_stream *s, cio_tls_ctx *ctx, bool server, const char *name)
 	if (rc < 0)
 		return rc;
 
-	struct tls *t = calloc(1, sizeof *t);
+	struct tls *t = cio__calloc(1, sizeof *t);
 	if (!t)
 		return fail(s, -ENOMEM, "no memory for a TLS session");
 	cio_mutex_init(&t->send_lock);

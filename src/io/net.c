@@ -21,7 +21,7 @@
 int cio__io_init(struct cio__rt *rt, const cio_config *cfg)
 {
 	(void)cfg;
-	rt->io = calloc(1, sizeof *rt->io);
+	rt->io = cio__calloc(1, sizeof *rt->io);
 	return rt->io ? 0 : -ENOMEM;
 }
 
@@ -39,7 +39,7 @@ static void listener_add(struct cio__io_rt *io, int fd)
 {
 	if (io->nlisteners == io->caplisteners) {
 		size_t cap = io->caplisteners ? 2 * io->caplisteners : 4;
-		int *v = realloc(io->listeners, cap * sizeof *v);
+		int *v = cio__realloc(io->listeners, cap * sizeof *v);
 		if (!v)
 			return; /* a drain will not shut this one */
 		io->listeners = v;

@@ -2,6 +2,7 @@
  * elsewhere a sigwait() helper thread that writes each signal into the
  * pipe of one waiter. */
 #include "sigfd.h"
+#include "fail.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -106,7 +107,7 @@ static void helper_stop(void)
  * blocked in it (it inherits the mask it is created with). */
 static int helper_start(void)
 {
-	sigset_t *set = malloc(sizeof *set), all, old;
+	sigset_t *set = cio__malloc(sizeof *set), all, old;
 	if (!set)
 		return -ENOMEM;
 	pthread_mutex_lock(&lock);
@@ -146,7 +147,7 @@ int cio__sigfd_open(const sigset_t *set)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, setup);
-	struct waiter *w = calloc(1, sizeof *w);
+	struct waiter *w = cio__calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
 	int fds[2], rc = cio__pipe_open(fds, true);

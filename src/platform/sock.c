@@ -1,6 +1,7 @@
 /* sock.c - sockets and pipes born non-blocking and close-on-exec, with
  * no SIGPIPE on send (see sock.h): the creating calls' two paths. */
 #include "sock.h"
+#include "fail.h"
 
 #include <sys/ioctl.h>
 
@@ -22,6 +23,9 @@ int cio__fd_setup(int fd, bool nonblock, bool sock)
 
 int cio__socket_open(int domain, int type, int protocol)
 {
+	int e = CIO_FAIL(socket);
+	if (e > 0)
+		return -e;
 #if CIO__LINUX
 	int fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	return fd < 0 ? -errno : fd;
@@ -55,6 +59,9 @@ static int pair_setup(int fds[2], bool nonblock, bool sock)
 
 int cio__socketpair_open(int domain, int type, int fds[2])
 {
+	int e = CIO_FAIL(socket);
+	if (e > 0)
+		return -e;
 #if CIO__LINUX
 	return socketpair(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0 ? -errno : 0;
 #else
@@ -66,6 +73,9 @@ int cio__socketpair_open(int domain, int type, int fds[2])
 
 int cio__pipe_open(int fds[2], bool nonblock)
 {
+	int e = CIO_FAIL(pipe);
+	if (e > 0)
+		return -e;
 #if CIO__LINUX
 	return pipe2(fds, O_CLOEXEC | (nonblock ? O_NONBLOCK : 0)) < 0 ? -errno : 0;
 #else

@@ -15,6 +15,7 @@
  * unmapped.
  */
 #include "stack.h"
+#include "fail.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -73,11 +74,11 @@ static bool guard_probe(size_t page)
 	const char *force = getenv("COREIO_STACK_GUARD");
 	if (!CIO__LINUX || (force && strcmp(force, "mprotect") == 0))
 		return false; /* guard markers are Linux's (6.13) */
-	void *m = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
+	void *m = CIO_FAIL(mmap) ? MAP_FAILED : mmap(NULL, 2 * page, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		return false;
-	bool ok = madvise(m, page, MADV_GUARD_INSTALL) == 0;
+	bool ok = !CIO_FAIL(madvise) && madvise(m, page, MADV_GUARD_INSTALL) == 0;
 	if (ok) {
 		/* Some emulators (qemu-user) accept the advice and do nothing:
 		 * make sure the kernel refuses to read the guard page. */
@@ -120,7 +121,7 @@ static struct cio__stack_class *class_of(struct cio__stack_pool *p, size_t size)
 		if (p->classes[i].size == size)
 			return &p->classes[i];
 	struct cio__stack_class *c =
-		realloc(p->classes, (p->nclasses + 1) * sizeof *c);
+		cio__realloc(p->classes, (p->nclasses + 1) * sizeof *c);
 	if (!c)
 		return NULL;
 	p->classes = c;
@@ -137,11 +138,11 @@ static void *arena_slot(struct cio__stack_pool *p, struct cio__stack_class *c)
 		size_t n = ARENA_BYTES / slot;
 		if (n < 4)
 			n = 4;
-		struct arena *a = malloc(sizeof *a);
+		struct arena *a = cio__malloc(sizeof *a);
 		if (!a)
 			return NULL;
 		a->len = n * slot;
-		a->mem = mmap(NULL, a->len, PROT_READ | PROT_WRITE,
+		a->mem = CIO_FAIL(mmap) ? MAP_FAILED : mmap(NULL, a->len, PROT_READ | PROT_WRITE,
 			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (a->mem == MAP_FAILED) {
 			free(a);
@@ -153,7 +154,7 @@ static void *arena_slot(struct cio__stack_pool *p, struct cio__stack_class *c)
 		c->slots = n;
 	}
 	char *guard = c->arenas->mem + c->bump * slot;
-	if (madvise(guard, p->page, MADV_GUARD_INSTALL) != 0)
+	if (CIO_FAIL(madvise) || madvise(guard, p->page, MADV_GUARD_INSTALL) != 0)
 		return NULL; /* retried on the same slot next time */
 	c->bump++;
 	return guard + p->page;
@@ -161,7 +162,7 @@ static void *arena_slot(struct cio__stack_pool *p, struct cio__stack_class *c)
 
 static void *lone_stack(struct cio__stack_pool *p, size_t size)
 {
-	char *m = mmap(NULL, size + p->page, PROT_READ | PROT_WRITE,
+	char *m = CIO_FAIL(mmap) ? MAP_FAILED : mmap(NULL, size + p->page, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (m == MAP_FAILED)
 		return NULL;
@@ -226,7 +227,7 @@ static void release(struct cio__stack_pool *p, struct cio__stack_class *c, void 
 	madvise(base, c->size, MADV_DONTNEED);
 	if (c->nreleased == c->capreleased) {
 		size_t cap = c->capreleased ? 2 * c->capreleased : 64;
-		void **r = realloc(c->released, cap * sizeof *r);
+		void **r = cio__realloc(c->released, cap * sizeof *r);
 		if (!r)
 			return; /* the slot stays unused until the pool goes */
 		c->released = r;

@@ -1,5 +1,6 @@
 /* wake.c - the wake fd (wake.h): an eventfd on Linux, a pipe elsewhere. */
 #include "wake.h"
+#include "fail.h"
 #include "sock.h"
 
 #include <errno.h>
@@ -12,6 +13,11 @@
 int cio__wakefd_open(struct cio__wakefd *w)
 {
 #if CIO__LINUX
+	int e = CIO_FAIL(eventfd);
+	if (e > 0) {
+		w->rd = w->wr = -1;
+		return -e;
+	}
 	w->rd = w->wr = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	return w->rd < 0 ? -errno : 0;
 #else

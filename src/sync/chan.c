@@ -49,7 +49,7 @@ static int ring_grow(cio_chan *ch)
 	size_t slots = ch->slots ? ch->slots * 2 : 16;
 	if (slots < ch->slots || slots > SIZE_MAX / ch->elem_size)
 		return -ENOMEM;
-	unsigned char *buf = realloc(ch->buf, slots * ch->elem_size);
+	unsigned char *buf = cio__realloc(ch->buf, slots * ch->elem_size);
 	if (!buf)
 		return -ENOMEM;
 	size_t wrapped = ch->head + ch->len > ch->slots ? ch->head + ch->len - ch->slots : 0;
@@ -74,7 +74,7 @@ int cio_chan_new(cio_chan **out, size_t elem_size, size_t capacity)
 	}
 	/* A bounded ring shares the channel's allocation: no pointer chase
 	 * and no second malloc. */
-	cio_chan *ch = malloc(sizeof *ch + bytes);
+	cio_chan *ch = cio__malloc(sizeof *ch + bytes);
 	if (!ch)
 		return -ENOMEM;
 	cio__waitq_init(&ch->sendq);

@@ -52,7 +52,7 @@ int cio_group_new(cio_group **out, const cio_group_opts *opts)
 	struct cio__rt *rt = cio__rt_cur;
 	if (!rt)
 		return -EPERM;
-	cio_group *g = malloc(sizeof *g);
+	cio_group *g = cio__malloc(sizeof *g);
 	if (!g)
 		return -ENOMEM;
 	/* Field by field: the member entries need no zeroing. */
@@ -109,11 +109,11 @@ int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg)
 	if (g->closed)
 		return -EPIPE;
 	if (g->n == FIRST + g->nchunks * CHUNK) {
-		struct member **c = realloc(g->chunks, (g->nchunks + 1) * sizeof *c);
+		struct member **c = cio__realloc(g->chunks, (g->nchunks + 1) * sizeof *c);
 		if (!c)
 			return -ENOMEM;
 		g->chunks = c;
-		if (!(c[g->nchunks] = malloc(CHUNK * sizeof **c)))
+		if (!(c[g->nchunks] = cio__malloc(CHUNK * sizeof **c)))
 			return -ENOMEM;
 		g->nchunks++;
 	}

@@ -97,7 +97,7 @@ int cio_select(cio_select_case *cases, size_t n)
 	size_t remote = 0;
 	struct cio__waiter stack_ws[SELECT_STACK_CASES];
 	struct cio__waiter *ws = stack_ws;
-	if (n > SELECT_STACK_CASES && !(ws = malloc(n * sizeof *ws)))
+	if (n > SELECT_STACK_CASES && !(ws = cio__malloc(n * sizeof *ws)))
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		cio_select_case *c = &cases[i];
