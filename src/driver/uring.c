@@ -251,7 +251,8 @@ static int ur_open(struct cio__driver *d, const cio_config *cfg)
 			.flags = tries[i] | IORING_SETUP_CQSIZE,
 			.cq_entries = entries * 8,
 		};
-		rc = io_uring_queue_init_params(entries, &s->ring, &p);
+		int injected = CIO_FAIL(ring); /* a ring that cannot be set up */
+		rc = injected ? -injected : io_uring_queue_init_params(entries, &s->ring, &p);
 		if (rc == 0) {
 			s->flags = tries[i];
 			break;

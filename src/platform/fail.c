@@ -30,6 +30,7 @@ static const int kind_default[CIO__FAIL_NKINDS] = {
 	[CIO__FAIL_epoll_wait] = EINTR,  [CIO__FAIL_recv] = ECONNRESET,
 	[CIO__FAIL_send] = ECONNRESET,   [CIO__FAIL_read] = EIO,
 	[CIO__FAIL_write] = EIO,         [CIO__FAIL_splice] = EIO,
+	[CIO__FAIL_ring] = EINVAL,
 };
 
 static const struct {

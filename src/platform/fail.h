@@ -26,7 +26,7 @@
 #define CIO__FAIL_KINDS(X)                                                    \
 	X(alloc) X(mmap) X(madvise) X(sqe) X(submit) X(eventfd) X(pipe)       \
 	X(socket) X(accept) X(epoll_ctl) X(epoll_wait) X(recv) X(send)        \
-	X(read) X(write) X(splice)
+	X(read) X(write) X(splice) X(ring)
 
 enum cio__fail_kind {
 #define CIO__FAIL_ENUM_(k) CIO__FAIL_##k,
