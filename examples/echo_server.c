@@ -55,7 +55,7 @@ static struct {
 	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	int64_t idle_ns; /* --idle-ms, or 0 */
 	bool stream;     /* --stream */
-} opt = {.srv.name = "echo_server"};
+} opt = {.srv = {.name = "echo_server", .conn_stack = CONN_STACK}};
 
 /* What every core served, summed as cores end. */
 static atomic_uint_fast64_t total_accepted, total_requests, total_bytes,
@@ -64,7 +64,6 @@ static atomic_bool ran;   /* a runtime started: the backend was there */
 
 /* One core's server.  Its fields are only touched by that core's tasks. */
 struct server {
-	cio_wg conns;     /* live connections, for the drain to wait on */
 	int64_t last_log;
 	uint64_t accepted, accept_errors, conn_errors, requests, bytes;
 };
@@ -88,11 +87,6 @@ static void log_limited(struct server *s, const char *what, int err)
 		cio_strerror(err));
 }
 
-struct conn {
-	struct server *srv;
-	int fd;
-};
-
 /* One exchange through a stream: what one read brings is echoed from the
  * stream's own buffer, then dropped.  Returns the bytes echoed, 0 at the
  * end, or -errno. */
@@ -109,18 +103,20 @@ static ssize_t echo_stream_once(cio_stream *st)
 	return n;
 }
 
-static void *serve_conn(void *arg)
+/* One connection, on its own task: TCP_NODELAY (an echo is a small reply
+ * that must not wait for Nagle), then echoes until the peer ends. */
+static void serve_conn(void *arg, int fd)
 {
-	struct conn c = *(struct conn *)arg;
-	struct server *s = c.srv;
-	free(arg);
+	struct server *s = arg;
 	char buf[BUF_SIZE];
 	cio_stream *st = NULL;
+	s->accepted++;
+	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
 	ssize_t n = 0;
 	/* The stream owns the fd from here on; it needs no write buffer. */
-	if (opt.stream && (n = cio_stream_new(&st, c.fd,
+	if (opt.stream && (n = cio_stream_new(&st, fd,
 			&(cio_stream_opts){.read_buf = BUF_SIZE, .write_buf = 64})) < 0)
-		c.fd = -1;
+		fd = -1;
 	while (n >= 0) {
 		/* The idle timeout covers one exchange: a peer that stays
 		 * silent, or stops taking its echo, for that long is gone. */
@@ -131,10 +127,10 @@ static void *serve_conn(void *arg)
 		if (st) {
 			n = echo_stream_once(st);
 		} else {
-			n = cio_recv(c.fd, buf, sizeof buf, 0);
+			n = cio_recv(fd, buf, sizeof buf, 0);
 			cio_drain_idle(false);
 			if (n > 0)
-				n = cio_send_all(c.fd, buf, (size_t)n, 0, NULL);
+				n = cio_send_all(fd, buf, (size_t)n, 0, NULL);
 		}
 		cio_drain_idle(false);
 		if (opt.idle_ns)
@@ -150,48 +146,17 @@ static void *serve_conn(void *arg)
 	}
 	if (st)
 		cio_stream_close(st);
-	else if (c.fd >= 0)
-		cio_close(c.fd);
-	cio_wg_done(&s->conns);
-	return NULL;
+	else if (fd >= 0)
+		cio_close(fd);
 }
 
-/* Takes one new connection: TCP_NODELAY (an echo is a small reply that
- * must not wait for Nagle), then a task of its own. */
-static void start_conn(struct server *s, int fd)
-{
-	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
-	struct conn *c = malloc(sizeof *c);
-	if (!c) {
-		log_limited(s, "connection dropped", -ENOMEM);
-		cio_close(fd);
-		return;
-	}
-	*c = (struct conn){s, fd};
-	cio_spawn_opts o = {.name = "echo-conn", .stack_size = CONN_STACK, .detached = true};
-	cio_wg_add(&s->conns, 1);
-	cio_task_t t = cio_spawn_with(&o, serve_conn, c);
-	if (t < 0) {
-		log_limited(s, "connection dropped", (int)t);
-		cio_wg_done(&s->conns);
-		free(c);
-		cio_close(fd);
-		return;
-	}
-	s->accepted++;
-}
-
-/* An accept that failed in passing: counted, logged (limited). */
+/* An accept that failed in passing, or a connection that got no task:
+ * counted, logged (limited). */
 static void accept_failed(void *arg, int err)
 {
 	struct server *s = arg;
 	s->accept_errors++;
 	log_limited(s, "accept", err);
-}
-
-static void take_conn(void *arg, int fd)
-{
-	start_conn(arg, fd);
 }
 
 /* Runs on every core. */
@@ -200,8 +165,7 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	cio_wg_init(&s.conns);
-	if (ex_server_run(&opt.srv, &s.conns, take_conn, accept_failed, &s) < 0)
+	if (ex_server_run(&opt.srv, serve_conn, accept_failed, &s) < 0)
 		return NULL;
 	atomic_fetch_add(&total_accepted, s.accepted);
 	atomic_fetch_add(&total_requests, s.requests);

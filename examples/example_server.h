@@ -22,7 +22,12 @@ struct ex_server {
 	int64_t run_ns;    /* drain after this long, or CIO_NEVER */
 	const char *about; /* NULL, or what the "listening on" line adds
 	                    * after the address ("upstream ADDR") */
+	size_t conn_stack; /* connection tasks' stacks; 0: the default */
 };
+
+/* What a server does with one connection, on a task of its own: serves
+ * it, and closes fd (or what took it over) before it returns. */
+typedef void ex_serve_fn(void *arg, int fd);
 
 /* The address core 0 bound, for the others. */
 static char ex_bound_addr[128];
@@ -112,20 +117,63 @@ static inline int ex_server_listen(const struct ex_server *srv)
 	return lfd;
 }
 
-/* Accepts on lfd until the drain closes it, handing each connection to
- * take(arg, fd).  Passing errors go to failed(arg, err) and are lived
- * through: out of fds (-EMFILE, -ENFILE: the connection stays queued
- * and cio_accept() has paused), a client that gave up in the backlog
- * (-ECONNABORTED), memory short (-ENOBUFS, -ENOMEM: a short sleep), a
- * firewall (-EPERM).  A broken listener stops the server (status 1). */
-static inline void ex_server_accept(const struct ex_server *srv, int lfd,
-				    void (*take)(void *arg, int fd),
-				    void (*failed)(void *arg, int err), void *arg)
+struct ex_conn {
+	ex_serve_fn *serve;
+	void *arg;
+	int fd;
+	cio_wg *conns;
+};
+
+static inline void *ex_conn_main(void *p)
+{
+	struct ex_conn c = *(struct ex_conn *)p;
+	free(p);
+	c.serve(c.arg, c.fd);
+	cio_wg_done(c.conns);
+	return NULL;
+}
+
+/* Starts serve(arg, fd) on a detached task, counted in conns until it
+ * ends.  Returns 0, or -ENOMEM and the like, fd closed. */
+static inline int ex_conn_start(const struct ex_server *srv, cio_wg *conns,
+				ex_serve_fn *serve, void *arg, int fd)
+{
+	struct ex_conn *c = malloc(sizeof *c);
+	if (!c) {
+		cio_close(fd);
+		return -ENOMEM;
+	}
+	*c = (struct ex_conn){serve, arg, fd, conns};
+	cio_spawn_opts o = {.name = srv->name, .stack_size = srv->conn_stack, .detached = true};
+	cio_wg_add(conns, 1);
+	cio_task_t t = cio_spawn_with(&o, ex_conn_main, c);
+	if (t < 0) {
+		cio_wg_done(conns);
+		free(c);
+		cio_close(fd);
+		return (int)t;
+	}
+	return 0;
+}
+
+/* Accepts on lfd until the drain closes it, serving each connection with
+ * serve(arg, fd) on a task of its own (counted in conns).  Passing errors
+ * go to failed(arg, err) (if not NULL) and are lived through: out of fds
+ * (-EMFILE, -ENFILE: the connection stays queued and cio_accept() has
+ * paused), a client that gave up in the backlog (-ECONNABORTED), memory
+ * short (-ENOBUFS, -ENOMEM: a short sleep), a firewall (-EPERM), and a
+ * connection that got no task (its fd closed).  A broken listener stops
+ * the server (status 1). */
+static inline void ex_server_accept(const struct ex_server *srv, int lfd, cio_wg *conns,
+				    ex_serve_fn *serve, void (*failed)(void *arg, int err),
+				    void *arg)
 {
 	for (;;) {
 		int fd = cio_accept(lfd, NULL);
 		if (fd >= 0) {
-			take(arg, fd);
+			int rc = ex_conn_start(srv, conns, serve, arg, fd);
+			if (rc < 0 && failed)
+				failed(arg, rc);
 			continue;
 		}
 		if (fd == -ESHUTDOWN || fd == -ECANCELED)
@@ -138,28 +186,31 @@ static inline void ex_server_accept(const struct ex_server *srv, int lfd,
 			cio_drain();
 			return;
 		}
-		failed(arg, fd);
+		if (failed)
+			failed(arg, fd);
 		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
 			return;
 	}
 }
 
 /* On every core: listens, accepts until the drain, closes the listener
- * and waits for the connections to end (conns: the wait group take()
- * adds each to).  Returns 0, or -1 when the core could not listen. */
-static inline int ex_server_run(const struct ex_server *srv, cio_wg *conns,
-				void (*take)(void *arg, int fd),
+ * and waits for the connections to end.  Returns 0, or -1 when the core
+ * could not listen. */
+static inline int ex_server_run(const struct ex_server *srv, ex_serve_fn *serve,
 				void (*failed)(void *arg, int err), void *arg)
 {
+	cio_wg conns;
+	cio_wg_init(&conns);
 	int lfd = ex_server_listen(srv);
 	if (lfd < 0)
 		return -1;
-	ex_server_accept(srv, lfd, take, failed, arg);
+	ex_server_accept(srv, lfd, &conns, serve, failed, arg);
 	cio_close(lfd);
 	/* Draining: connections end by themselves, or the runtime cancels
 	 * them after the drain timeout. */
-	cio_cancel_clear();
-	cio_wg_wait(conns);
+	do
+		cio_cancel_clear(); /* their tasks use conns: wait them out */
+	while (cio_wg_wait(&conns) < 0);
 	return 0;
 }
 

@@ -76,14 +76,13 @@ static struct {
 	const char *root;
 	int64_t read_ns;
 	int rootfd;
-} opt = {.srv.name = "file_server"};
+} opt = {.srv = {.name = "file_server", .conn_stack = CONN_STACK}};
 
 static atomic_uint_fast64_t total_requests, total_ok, total_bytes;
 static atomic_bool ran;
 static atomic_bool no_openat2; /* the kernel lacks it: walk instead */
 
 struct server {
-	cio_wg conns;
 	uint64_t requests, ok, bytes;
 };
 
@@ -296,51 +295,16 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 
 /* --- connections ------------------------------------------------------------ */
 
-struct conn {
-	struct server *srv;
-	int fd;
-};
-
-static void *serve_conn(void *arg)
+static void serve_conn(void *arg, int fd)
 {
-	struct conn c = *(struct conn *)arg;
-	free(arg);
 	cio_stream *st;
 	/* A client that sends nothing is dropped after the read timeout too. */
 	cio_http_server_opts ho = {.max_head = HEAD_MAX, .head_timeout = opt.read_ns,
 				   .idle_timeout = opt.read_ns};
-	if (cio_stream_new(&st, c.fd, NULL) == 0) {
-		cio_http_serve_conn(st, &ho, handle, c.srv);
+	if (cio_stream_new(&st, fd, NULL) == 0) {
+		cio_http_serve_conn(st, &ho, handle, arg);
 		cio_stream_close(st);
 	}
-	cio_wg_done(&c.srv->conns);
-	return NULL;
-}
-
-static void start_conn(void *arg, int fd)
-{
-	struct server *s = arg;
-	struct conn *c = malloc(sizeof *c);
-	cio_task_t t = -ENOMEM;
-	if (c) {
-		*c = (struct conn){s, fd};
-		cio_wg_add(&s->conns, 1);
-		cio_spawn_opts o = {.name = "http-conn", .stack_size = CONN_STACK, .detached = true};
-		t = cio_spawn_with(&o, serve_conn, c);
-		if (t < 0) {
-			cio_wg_done(&s->conns);
-			free(c);
-		}
-	}
-	if (t < 0)
-		cio_close(fd);
-}
-
-/* Passing accept errors: the frame lives through them. */
-static void accept_failed(void *arg, int err)
-{
-	(void)arg;
-	(void)err;
 }
 
 static void *core_main(void *arg)
@@ -348,8 +312,7 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	cio_wg_init(&s.conns);
-	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
+	if (ex_server_run(&opt.srv, serve_conn, NULL, &s) < 0)
 		return NULL;
 	atomic_fetch_add(&total_requests, s.requests);
 	atomic_fetch_add(&total_ok, s.ok);

@@ -47,14 +47,13 @@
 static struct {
 	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	const char *tls_cert, *tls_key;
-} opt = {.srv.name = "http_hello"};
+} opt = {.srv = {.name = "http_hello", .conn_stack = CONN_STACK}};
 static cio_tls_ctx *tls;
 
 static atomic_uint_fast64_t total_conns, total_requests, total_errors;
 static atomic_bool ran;
 
 struct server {
-	cio_wg conns;
 	uint64_t conns_served, requests, errors;
 };
 
@@ -88,54 +87,20 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	return cio_http_resp_send(resp, 405, "text/plain", no, sizeof no - 1);
 }
 
-struct conn {
-	struct server *srv;
-	int fd;
-};
-
-static void *serve(void *arg)
+static void serve(void *arg, int fd)
 {
-	struct conn c = *(struct conn *)arg;
-	free(arg);
+	struct server *s = arg;
 	cio_stream *st;
-	int rc = cio_stream_new(&st, c.fd, NULL);
+	s->conns_served++;
+	cio_tcp_nodelay(fd, true);
+	int rc = cio_stream_new(&st, fd, NULL);
 	if (rc == 0 && tls)
 		rc = cio_stream_tls_accept(st, tls);
 	if (rc == 0)
-		rc = cio_http_serve_conn(st, NULL, handle, c.srv);
+		rc = cio_http_serve_conn(st, NULL, handle, s);
 	if (rc < 0 && rc != -ECANCELED && rc != -ECONNRESET && rc != -EPIPE)
-		c.srv->errors++;
+		s->errors++;
 	cio_stream_close(st);
-	cio_wg_done(&c.srv->conns);
-	return NULL;
-}
-
-static void start_conn(void *arg, int fd)
-{
-	struct server *s = arg;
-	cio_tcp_nodelay(fd, true);
-	struct conn *c = malloc(sizeof *c);
-	if (!c) {
-		cio_close(fd);
-		return;
-	}
-	*c = (struct conn){s, fd};
-	cio_wg_add(&s->conns, 1);
-	cio_spawn_opts o = {.name = "http-conn", .stack_size = CONN_STACK, .detached = true};
-	if (cio_spawn_with(&o, serve, c) < 0) {
-		cio_wg_done(&s->conns);
-		free(c);
-		cio_close(fd);
-		return;
-	}
-	s->conns_served++;
-}
-
-/* Passing accept errors: the frame lives through them. */
-static void accept_failed(void *arg, int err)
-{
-	(void)arg;
-	(void)err;
 }
 
 static void *core_main(void *arg)
@@ -143,8 +108,7 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	cio_wg_init(&s.conns);
-	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
+	if (ex_server_run(&opt.srv, serve, NULL, &s) < 0)
 		return NULL;
 	atomic_fetch_add(&total_conns, s.conns_served);
 	atomic_fetch_add(&total_requests, s.requests);

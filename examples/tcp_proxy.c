@@ -63,7 +63,7 @@ static struct {
 	struct ex_server srv; /* --listen, --seconds (or CIO_NEVER) */
 	const char *upstream, *tls_cert, *tls_key;
 	int64_t idle_ns, connect_ns;
-} opt = {.srv.name = "tcp_proxy"};
+} opt = {.srv = {.name = "tcp_proxy", .conn_stack = CONN_STACK}};
 
 /* The TLS configuration, made once and shared by every core. */
 static cio_tls_ctx *tls;
@@ -90,7 +90,6 @@ static atomic_uint_fast64_t total_conns, total_up, total_down, total_err[E_COUNT
 static atomic_bool ran;
 
 struct server {
-	cio_wg conns;
 	int64_t last_log;
 	uint64_t conns_n, up, down, err[E_COUNT];
 };
@@ -113,11 +112,6 @@ static void close_abort(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	cio_close(fd);
 }
-
-struct conn {
-	struct server *srv;
-	int fd;
-};
 
 /* The kind of a relay's error. */
 static enum err_kind relay_error(int rc)
@@ -199,27 +193,25 @@ static int dial_upstream(struct server *s)
 	return up;
 }
 
-static void *serve_conn(void *arg)
+/* One client, on its own task. */
+static void serve_conn(void *arg, int fd)
 {
-	struct conn c = *(struct conn *)arg;
-	struct server *s = c.srv;
-	free(arg);
+	struct server *s = arg;
+	s->conns_n++;
+	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
 
 	/* A client that cannot finish its handshake costs no upstream
 	 * connection. */
 	cio_stream *a = NULL;
-	if (tls && !(a = tls_accept(s, c.fd))) {
-		cio_wg_done(&s->conns);
-		return NULL;
-	}
+	if (tls && !(a = tls_accept(s, fd)))
+		return;
 	int up = dial_upstream(s);
 	if (up < 0) {
 		if (a)
 			stream_end(a, E_RESET, false);
 		else
-			close_abort(c.fd);
-		cio_wg_done(&s->conns);
-		return NULL;
+			close_abort(fd);
+		return;
 	}
 
 	cio_relay_stats st = {0};
@@ -227,14 +219,14 @@ static void *serve_conn(void *arg)
 	if (a) {
 		rc = relay_tls(a, up, &st);
 	} else {
-		rc = cio_relay(c.fd, up, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, &st);
+		rc = cio_relay(fd, up, &(cio_relay_opts){.idle_timeout = opt.idle_ns}, &st);
 		enum err_kind k = relay_error(rc);
 		if (rc == 0 || k == E_IDLE || k == E_DRAIN) {
 			/* Both streams are intact: end them normally. */
-			cio_close(c.fd);
+			cio_close(fd);
 			cio_close(up);
 		} else {
-			close_abort(c.fd);
+			close_abort(fd);
 			close_abort(up);
 		}
 	}
@@ -246,36 +238,10 @@ static void *serve_conn(void *arg)
 		if (k == E_RELAY_OTHER)
 			log_limited(s, "relay", rc);
 	}
-	cio_wg_done(&s->conns);
-	return NULL;
 }
 
-static void start_conn(void *arg, int fd)
-{
-	struct server *s = arg;
-	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
-	struct conn *c = malloc(sizeof *c);
-	if (!c) {
-		log_limited(s, "connection dropped", -ENOMEM);
-		cio_close(fd);
-		return;
-	}
-	*c = (struct conn){s, fd};
-	cio_spawn_opts o = {.name = "proxy-conn", .stack_size = CONN_STACK, .detached = true};
-	cio_wg_add(&s->conns, 1);
-	cio_task_t t = cio_spawn_with(&o, serve_conn, c);
-	if (t < 0) {
-		log_limited(s, "connection dropped", (int)t);
-		cio_wg_done(&s->conns);
-		free(c);
-		cio_close(fd);
-		return;
-	}
-	s->conns_n++;
-}
-
-/* -EMFILE (cio_accept() has paused), -ECONNABORTED, ...: counted, and
- * the frame lives through them. */
+/* -EMFILE (cio_accept() has paused), -ECONNABORTED, a connection that got
+ * no task, ...: counted, and the frame lives through them. */
 static void accept_failed(void *arg, int err)
 {
 	struct server *s = arg;
@@ -288,8 +254,7 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	cio_wg_init(&s.conns);
-	if (ex_server_run(&opt.srv, &s.conns, start_conn, accept_failed, &s) < 0)
+	if (ex_server_run(&opt.srv, serve_conn, accept_failed, &s) < 0)
 		return NULL;
 	atomic_fetch_add(&total_conns, s.conns_n);
 	atomic_fetch_add(&total_up, s.up);
