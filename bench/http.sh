@@ -147,7 +147,6 @@ nginx_version=$(nginx -v 2>&1 | head -n 1 || true)
 section=$tmp/section
 awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" -v nv="$nginx_version" \
 	-v cpu="$(cpu_model)" "$awk_median"'
-function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
 NR == 1 { next }
 {
 	k = $6

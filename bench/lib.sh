@@ -1,7 +1,8 @@
 # lib.sh - shell functions the bench scripts share; sourced, not run.
 
-# An awk function, median(list): the median of a space-separated list of
-# numbers, "" for an empty one.  Put it before an awk program:
+# Awk functions for the reports: median(list), the median of a
+# space-separated list of numbers ("" for an empty one), least() and fx()
+# below.  Put them before an awk program:
 #   awk "$awk_median"'{ ... median(x) ... }'
 awk_median='function median(list,    n, v, i, j, t) {
 	n = split(list, v, " ")
@@ -12,6 +13,15 @@ awk_median='function median(list,    n, v, i, j, t) {
 	if (n == 0) return ""
 	return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
 }
+# least(list): the smallest of a space-separated list, "" for none (the
+# best run); fx(r): a ratio as "0.93x", "n/a" for none.
+function least(list,    n, v, i, m) {
+	n = split(list, v, " ")
+	for (i = 1; i <= n; i++)
+		if (i == 1 || v[i] + 0 < m + 0) m = v[i]
+	return n ? m : ""
+}
+function fx(r) { return r == "" ? "n/a" : sprintf("%.2fx", r) }
 '
 
 # rotate N WORD...: the words, starting from the (N mod count)-th, so that

@@ -428,7 +428,6 @@ function extreme(list, want_max,    n, v, i, r) {
 function add(arr, key, val) { if (val != "") arr[key] = arr[key] " " val }
 function fmt(v, p) { return v == "" ? "n/a" : sprintf("%." p "f", v) }
 function ratio(a, b) { return (a == "" || b == "" || b + 0 <= 0) ? "" : a / b }
-function fx(r) { return r == "" ? "n/a" : sprintf("%.2fx", r) }
 NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 {
 	k = $col["server"] SUBSEP $col["size"] SUBSEP $col["conns"]

@@ -81,19 +81,12 @@ function r(a, b,    x, y) {
 	x = median(cpu[a SUBSEP key]); y = median(cpu[b SUBSEP key])
 	return (x == "" || y == "" || y <= 0) ? "" : x / y
 }
-function least(list,    n, v, i, m) {
-	n = split(list, v, " ")
-	for (i = 1; i <= n; i++)
-		if (i == 1 || v[i] + 0 < m + 0) m = v[i]
-	return n ? m : ""
-}
 # The ratio of the best runs: this VM has a fast and a slow phase, and
 # the best run of each server is the one that fell in the fast one.
 function rb(a, b,    x, y) {
 	x = least(cpu[a SUBSEP key]); y = least(cpu[b SUBSEP key])
 	return (x == "" || y == "" || y <= 0) ? "" : x / y
 }
-function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
 function verdict(v, lim) { return v == "" ? "n/a" : (v <= lim ? "yes" : "**no**") }
 NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 $col["pass"] == "measure" {

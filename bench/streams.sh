@@ -45,13 +45,6 @@ getppid_ns=$(syscall_ns "$work" || true)
 
 section=$work/section
 awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" "$awk_median"'
-function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
-function least(list,    n, v, i, m) {
-	n = split(list, v, " ")
-	for (i = 1; i <= n; i++)
-		if (i == 1 || v[i] + 0 < m + 0) m = v[i]
-	return n ? m : ""
-}
 NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
 $col["pass"] == "measure" {
 	k = $col["size"] SUBSEP $col["conns"]

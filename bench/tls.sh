@@ -142,13 +142,6 @@ haproxy_version=$("$haproxy" -v | head -n 1)
 section=$tmp/section
 awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" -v hv="$haproxy_version" \
 	-v cpu="$(cpu_model)" "$awk_median"'
-function fx(v) { return v == "" ? "n/a" : sprintf("%.2fx", v) }
-function least(list,    n, v, i, m) {
-	n = split(list, v, " ")
-	for (i = 1; i <= n; i++)
-		if (i == 1 || v[i] + 0 < m + 0) m = v[i]
-	return n ? m : ""
-}
 {
 	k = $6 SUBSEP $7
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
