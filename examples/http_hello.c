@@ -92,7 +92,6 @@ static void serve(void *arg, int fd)
 	struct server *s = arg;
 	cio_stream *st;
 	s->conns_served++;
-	cio_tcp_nodelay(fd, true);
 	int rc = cio_stream_new(&st, fd, NULL);
 	if (rc == 0 && tls)
 		rc = cio_stream_tls_accept(st, tls);
