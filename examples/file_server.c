@@ -298,9 +298,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 static void serve_conn(void *arg, int fd)
 {
 	cio_stream *st;
-	/* A client that sends nothing is dropped after the read timeout too. */
-	cio_http_server_opts ho = {.max_head = HEAD_MAX, .head_timeout = opt.read_ns,
-				   .idle_timeout = opt.read_ns};
+	cio_http_server_opts ho = {.max_head = HEAD_MAX, .head_timeout = opt.read_ns};
 	if (cio_stream_new(&st, fd, NULL) == 0) {
 		cio_http_serve_conn(st, &ho, handle, arg);
 		cio_stream_close(st);

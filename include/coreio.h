@@ -1757,7 +1757,10 @@ typedef struct cio_http_server_opts {
 	uint64_t max_body;      /* request body, bytes; 0: 1 MiB (413 beyond);
 	                         * UINT64_MAX: no limit */
 	int64_t head_timeout;   /* ns from a request's first byte to its last
-	                         * header; 0: 10 s (408, then close) */
+	                         * header; 0: 10 s (408, then close); also
+	                         * the longest a new connection may wait to
+	                         * send its first byte (then it closes
+	                         * silently) */
 	int64_t idle_timeout;   /* ns a kept-alive connection waits for its
 	                         * next request; 0: 60 s (then it closes
 	                         * silently) */

@@ -630,6 +630,17 @@ static void test_limits(void)
 	CHECK(cio_now() - t0 >= 250 * CIO_MS);
 	cio_stream_close(c);
 	server_stop(&s);
+
+	/* A new connection that says nothing closes, silently, after the
+	 * head timeout (200 ms), not the idle timeout (30 s). */
+	server_start(&s, &(cio_http_server_opts){.head_timeout = 200 * CIO_MS,
+		.idle_timeout = 30 * CIO_SEC});
+	c = dial(&s);
+	t0 = cio_now();
+	expect_eof(c, 5 * CIO_SEC);
+	CHECK(cio_now() - t0 >= 150 * CIO_MS);
+	cio_stream_close(c);
+	server_stop(&s);
 }
 
 /* Requests a proxy in front could frame differently: each is refused with

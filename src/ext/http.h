@@ -52,6 +52,7 @@ struct conn {
 	int status;             /* the 4xx/5xx a callback refused with */
 
 	/* The request's progress. */
+	bool served;            /* a head was read on this connection */
 	bool head_done, msg_done;
 	char *dst;              /* a body read's buffer; NULL: discard */
 	size_t got;             /* body bytes reported by this feed */

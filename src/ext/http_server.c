@@ -387,9 +387,15 @@ static int read_head(struct conn *c, int *status)
 	cio_stream_peek(c->s, &have);
 	if (have == 0) {
 		/* Between requests: idle for the drain, bounded by the idle
-		 * timeout; the end of the stream or either ends it quietly. */
+		 * timeout; the end of the stream or either ends it quietly.
+		 * A new connection's first byte is due within the head
+		 * timeout too: a client that opens and says nothing holds a
+		 * task no longer than one that sends its head slowly. */
+		int64_t wait = c->o.idle_timeout;
+		if (!c->served && c->o.head_timeout < wait)
+			wait = c->o.head_timeout;
 		cio_drain_idle(true);
-		ssize_t n = fill_more(c, c->o.idle_timeout);
+		ssize_t n = fill_more(c, wait);
 		cio_drain_idle(false);
 		if (n <= 0)
 			return n == -ETIMEDOUT || n == -ECANCELED ? 0 : (int)n;
@@ -425,6 +431,8 @@ static int read_head(struct conn *c, int *status)
 		}
 	}
 	cio_deadline_pop(tok);
+	if (rc == 1)
+		c->served = true;
 	return rc;
 }
 
