@@ -17,6 +17,7 @@
 #     up to C: the error paths of set-up and of the first calls of each
 #     kind, and a sample of the steady state.
 #   full (make check-faults-full, or FAULTS_FULL=1): every N up to C.
+# The tests write under a fresh directory in FAULTS_TMP (/var/tmp).
 # Every run has FAULTS_TIMEOUT seconds (30); runs go FAULTS_JOBS (2) at
 # a time.  Each run is one of:
 #   pass   the test passed (the runtime got over the failure);
@@ -77,8 +78,14 @@ CC=gcc cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 cmake --build "$BUILD" -j"$JOBS" --target $TESTS >/dev/null
 scripts/check-layers.sh "$BUILD"
 rm -rf "$BUILD/faults"
-mkdir -p "$BUILD/faults/tmp"
-export TMPDIR=$ROOT/$BUILD/faults/tmp COREIO_TEST_DIR=$ROOT/$BUILD/faults/tmp
+mkdir -p "$BUILD/faults"
+# The tests' files: outside the checkout, whose parents another user (the
+# uid test_fs drops to) may not be allowed to cross; on disk, not tmpfs,
+# where the system has it (/var/tmp), as test_fs wants.
+scratch=$(mktemp -d "${FAULTS_TMP:-/var/tmp}/coreio-faults-XXXXXX")
+chmod 755 "$scratch"
+trap 'rm -rf "$scratch"' EXIT
+export TMPDIR=$scratch COREIO_TEST_DIR=$scratch
 
 # The calls of each kind a test makes, from a run without failures: the
 # largest count any of its processes reported.
@@ -122,7 +129,6 @@ done
 echo "check-faults: $(wc -l <"$jobs") runs, $JOBS at a time"
 results=$BUILD/faults/results
 xargs -P "$JOBS" -L 1 "$SELF" --one <"$jobs" >"$results"
-rm -rf "$BUILD/faults/tmp"
 
 # Per test, backend and kind: calls counted; runs pass/clean/BAD.
 awk '
