@@ -1,6 +1,8 @@
-/* http.h - the inside of the HTTP server, shared by http_server.c (the
- * parser and the connection loop) and http_msg.c (the request's and the
- * response's calls): one connection's state. */
+/* http.h - the inside of the HTTP layer: an incoming message parsed by
+ * llhttp (http_in.c, shared by the server's requests and the client's
+ * responses), and the server's connection state, shared by
+ * http_server.c (the connection loop) and http_msg.c (the request's and
+ * the response's calls). */
 #ifndef COREIO_EXT_HTTP_H
 #define COREIO_EXT_HTTP_H
 
@@ -9,6 +11,7 @@
 #include <llhttp.h>
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <strings.h>
 
@@ -19,6 +22,90 @@
 struct field {
 	uint32_t name, value; /* offsets of NUL-terminated strings in head */
 };
+
+/* An incoming message (a request, or a response) as llhttp reports it:
+ * its head collected into strings, its body fed into the reader's
+ * buffer.  The parser comes first: llhttp's callbacks find the message
+ * from it, and its owner with CIO__HTTP_OWNER. */
+struct http_in {
+	llhttp_t p;
+	/* The head: the first string (a request's target, a response's
+	 * reason), then names and values, each NUL-terminated, in `head`. */
+	char *head;
+	size_t head_cap, head_len;
+	struct field *fields;
+	size_t nfields, max_fields;
+	size_t head_bytes;      /* bytes of the head parsed so far */
+	char head_last;         /* the last of them */
+	bool value_open;        /* the last field's value is not ended */
+	bool value_seen;        /* the open value had a span */
+	bool value_cut;         /* ... which the end of those bytes cut */
+	const char *exec_start, *exec_end; /* the bytes llhttp has now */
+	int status;             /* the 4xx/5xx a callback refused with */
+	bool head_done, msg_done;
+	/* The body. */
+	char *dst;              /* a body read's buffer; NULL: discard */
+	size_t got;             /* body bytes reported by this feed */
+	uint64_t body_total, max_body;
+};
+
+#define CIO__HTTP_OWNER(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* Sets up m to parse messages of `type` with `settings` (whose head and
+ * body callbacks are those below); the head holds at most max_head bytes
+ * in max_fields fields.  0 or -ENOMEM. */
+int cio__http_in_init(struct http_in *m, llhttp_type_t type,
+		      const llhttp_settings_t *settings, size_t max_head,
+		      size_t max_fields, uint64_t max_body);
+void cio__http_in_free(struct http_in *m);
+
+/* Forgets the last message, for the next one. */
+void cio__http_in_next(struct http_in *m);
+
+/* Hands at most max bytes that stream s holds to llhttp and consumes
+ * what it parsed.  Returns 0, or the status to refuse the message with
+ * (400, 413, 431, or a callback's). */
+int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max);
+
+/* Refuses the message with status from inside a callback. */
+int cio__http_in_refuse(struct http_in *m, int status);
+
+/* For an on_headers_complete callback: ends the last value and checks
+ * the version (1.0 or 1.1).  0, or -1 with the refusal set. */
+int cio__http_in_head_end(struct http_in *m);
+
+/* The callbacks that collect the head and the body. */
+int cio__http_on_first(llhttp_t *p, const char *at, size_t len);
+int cio__http_on_first_complete(llhttp_t *p);
+int cio__http_on_header_field(llhttp_t *p, const char *at, size_t len);
+int cio__http_on_header_field_complete(llhttp_t *p);
+int cio__http_on_header_value(llhttp_t *p, const char *at, size_t len);
+int cio__http_on_header_value_complete(llhttp_t *p);
+int cio__http_on_body(llhttp_t *p, const char *at, size_t len);
+int cio__http_on_message_complete(llhttp_t *p);
+
+static inline const char *cio__http_field_name(const struct http_in *m, size_t i)
+{
+	return m->head + m->fields[i].name;
+}
+
+static inline const char *cio__http_field_value(const struct http_in *m, size_t i)
+{
+	return m->head + m->fields[i].value;
+}
+
+/* The value of the message's first field called name (any case), or
+ * NULL. */
+static inline const char *cio__http_find_field(const struct http_in *m, const char *name)
+{
+	for (size_t i = 0; i < m->nfields; i++)
+		if (strcasecmp(cio__http_field_name(m, i), name) == 0)
+			return cio__http_field_value(m, i);
+	return NULL;
+}
+
+/* --- the server ------------------------------------------------------------ */
 
 struct cio_http_resp {
 	struct conn *c;
@@ -31,32 +118,14 @@ struct cio_http_req {
 /* One connection's state; its parser, head and fields are reused from
  * one request to the next. */
 struct conn {
+	struct http_in in;
 	cio_stream *s;
 	cio_http_server_opts o;
-	llhttp_t p;
 	cio_http_req req;
 	cio_http_resp resp;
 
-	/* The head of the request being parsed: the target (first), names
-	 * and values, each NUL-terminated, in `head`. */
-	char *head;
-	size_t head_cap, head_len;
-	struct field *fields;
-	size_t nfields;
-	size_t head_bytes;      /* bytes of the head parsed so far */
-	char head_last;         /* the last of them */
-	bool value_open;        /* the last field's value is not ended */
-	const char *exec_start, *exec_end; /* the bytes llhttp has now */
-	bool value_seen;        /* the open value had a span */
-	bool value_cut;         /* ... which the end of those bytes cut */
-	int status;             /* the 4xx/5xx a callback refused with */
-
 	/* The request's progress. */
 	bool served;            /* a head was read on this connection */
-	bool head_done, msg_done;
-	char *dst;              /* a body read's buffer; NULL: discard */
-	size_t got;             /* body bytes reported by this feed */
-	uint64_t body_total;
 	int64_t body_start;     /* when the head ended */
 	int body_err;           /* a body read's failure, kept */
 	bool expect_continue, continue_sent;
@@ -71,26 +140,6 @@ struct conn {
 	bool head_sent, ended, chunked, no_body, close, broken;
 };
 
-static inline const char *cio__http_field_name(const struct conn *c, size_t i)
-{
-	return c->head + c->fields[i].name;
-}
-
-static inline const char *cio__http_field_value(const struct conn *c, size_t i)
-{
-	return c->head + c->fields[i].value;
-}
-
-/* The value of the request's first field called name (any case), or
- * NULL. */
-static inline const char *cio__http_find_field(const struct conn *c, const char *name)
-{
-	for (size_t i = 0; i < c->nfields; i++)
-		if (strcasecmp(cio__http_field_name(c, i), name) == 0)
-			return cio__http_field_value(c, i);
-	return NULL;
-}
-
 /* http_server.c: reads body bytes into dst (NULL: drops them), at most
  * len.  Returns the count, 0 at the body's end, or -errno (kept: later
  * reads repeat it). */
@@ -103,5 +152,11 @@ int cio__http_send_head(struct conn *c);
 /* http_msg.c: a refusal, status and a one-line body, unless a response
  * began; the connection closes after it. */
 void cio__http_refuse(struct conn *c, int status);
+
+/* http_msg.c: the reason phrase of a status code. */
+const char *cio__http_reason(int code);
+
+/* http_msg.c: whether s is a token (a field name, a method). */
+bool cio__http_is_token(const char *s);
 
 #endif

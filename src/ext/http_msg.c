@@ -17,7 +17,7 @@
 
 /* --- the response's head ------------------------------------------------------ */
 
-static const char *reason(int code)
+const char *cio__http_reason(int code)
 {
 	switch (code) {
 	case 100: return "Continue";
@@ -79,10 +79,10 @@ static bool keep_alive(struct conn *c)
 	 * skipped to the next request.  (One too long to read and drop is
 	 * found out only after the handler: the connection then closes
 	 * unannounced, as a server may.) */
-	bool stuck = !c->msg_done &&
+	bool stuck = !c->in.msg_done &&
 		     ((c->expect_continue && !c->continue_sent) || c->body_err);
-	return !c->close && !c->broken && !stuck && llhttp_should_keep_alive(&c->p) &&
-	       !cio_draining() && !c->p.upgrade;
+	return !c->close && !c->broken && !stuck && llhttp_should_keep_alive(&c->in.p) &&
+	       !cio_draining() && !c->in.p.upgrade;
 }
 
 static int put_str(struct conn *c, const char *str)
@@ -96,12 +96,12 @@ int cio__http_send_head(struct conn *c)
 {
 	char line[160];
 	int code = c->code;
-	bool head_method = c->p.method == HTTP_HEAD;
+	bool head_method = c->in.p.method == HTTP_HEAD;
 	c->head_sent = true;
 	c->no_body = head_method || code == 204 || code == 304;
 	bool framed = code != 204 && code != 304;
 	if (framed && c->length < 0 && !head_method) {
-		if (c->p.http_minor >= 1)
+		if (c->in.p.http_minor >= 1)
 			c->chunked = true;
 		else
 			c->close = true; /* HTTP/1.0: the close ends the body */
@@ -110,7 +110,7 @@ int cio__http_send_head(struct conn *c)
 	if (!ka)
 		c->close = true;
 	int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", code,
-			 reason(code), http_date());
+			 cio__http_reason(code), http_date());
 	if (cio_stream_put(c->s, line, (size_t)n) < 0 ||
 	    (c->out_len && cio_stream_put(c->s, c->fields_out, c->out_len) < 0))
 		goto broken;
@@ -123,7 +123,7 @@ int cio__http_send_head(struct conn *c)
 	}
 	if (!ka && put_str(c, "Connection: close\r\n") < 0)
 		goto broken;
-	if (ka && c->p.http_minor == 0 && put_str(c, "Connection: keep-alive\r\n") < 0)
+	if (ka && c->in.p.http_minor == 0 && put_str(c, "Connection: keep-alive\r\n") < 0)
 		goto broken;
 	if (put_str(c, "\r\n") < 0)
 		goto broken;
@@ -147,7 +147,7 @@ void cio__http_refuse(struct conn *c, int status)
 	if (c->head_sent)
 		return;
 	c->code = status;
-	c->length = snprintf(body, sizeof body, "%d %s\n", status, reason(status));
+	c->length = snprintf(body, sizeof body, "%d %s\n", status, cio__http_reason(status));
 	c->close = true;
 	c->out_len = 0;
 	cio_http_resp_header(&c->resp, "Content-Type", "text/plain; charset=utf-8");
@@ -161,47 +161,47 @@ void cio__http_refuse(struct conn *c, int status)
 
 const char *cio_http_req_method(const cio_http_req *req)
 {
-	return llhttp_method_name((llhttp_method_t)req->c->p.method);
+	return llhttp_method_name((llhttp_method_t)req->c->in.p.method);
 }
 
 const char *cio_http_req_target(const cio_http_req *req)
 {
-	return req->c->head;
+	return req->c->in.head;
 }
 
 int cio_http_req_version(const cio_http_req *req)
 {
-	return req->c->p.http_major * 10 + req->c->p.http_minor;
+	return req->c->in.p.http_major * 10 + req->c->in.p.http_minor;
 }
 
 size_t cio_http_req_header_count(const cio_http_req *req)
 {
-	return req->c->nfields;
+	return req->c->in.nfields;
 }
 
 int cio_http_req_header_at(const cio_http_req *req, size_t i, const char **name,
 			   const char **value)
 {
-	if (i >= req->c->nfields)
+	if (i >= req->c->in.nfields)
 		return -ENOENT;
 	if (name)
-		*name = cio__http_field_name(req->c, i);
+		*name = cio__http_field_name(&req->c->in, i);
 	if (value)
-		*value = cio__http_field_value(req->c, i);
+		*value = cio__http_field_value(&req->c->in, i);
 	return 0;
 }
 
 const char *cio_http_req_header(const cio_http_req *req, const char *name)
 {
-	return cio__http_find_field(req->c, name);
+	return cio__http_find_field(&req->c->in, name);
 }
 
 int64_t cio_http_req_content_length(const cio_http_req *req)
 {
-	if (req->c->p.flags & F_CHUNKED)
+	if (req->c->in.p.flags & F_CHUNKED)
 		return -1;
-	return (req->c->p.flags & F_CONTENT_LENGTH) ? (int64_t)req->c->body_total +
-			(int64_t)req->c->p.content_length : 0;
+	return (req->c->in.p.flags & F_CONTENT_LENGTH) ? (int64_t)req->c->in.body_total +
+			(int64_t)req->c->in.p.content_length : 0;
 }
 
 ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len)
@@ -264,7 +264,7 @@ int cio_http_resp_status(cio_http_resp *resp, int status)
 	return 0;
 }
 
-static bool is_token(const char *s)
+bool cio__http_is_token(const char *s)
 {
 	if (!*s)
 		return false;
@@ -279,7 +279,7 @@ int cio_http_resp_header(cio_http_resp *resp, const char *name, const char *valu
 	struct conn *c = resp->c;
 	if (c->head_sent)
 		return -EALREADY;
-	if (!is_token(name) || strpbrk(value, "\r\n") ||
+	if (!cio__http_is_token(name) || strpbrk(value, "\r\n") ||
 	    strcasecmp(name, "content-length") == 0 ||
 	    strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "connection") == 0)
 		return -EINVAL;

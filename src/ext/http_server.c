@@ -31,111 +31,14 @@
 
 static struct conn *conn_of(llhttp_t *p)
 {
-	return p->data;
-}
-
-/* Refuses the request with status from inside a callback: llhttp stops
- * with an error. */
-static int refuse(struct conn *c, int status)
-{
-	c->status = status;
-	return -1;
-}
-
-/* Appends a span to the head; false when it would overflow (431). */
-static bool head_add(struct conn *c, const char *at, size_t len)
-{
-	if (c->head_len + len + 1 > c->head_cap)
-		return false;
-	memcpy(c->head + c->head_len, at, len);
-	c->head_len += len;
-	return true;
-}
-
-static bool head_end_string(struct conn *c)
-{
-	if (c->head_len + 1 > c->head_cap)
-		return false;
-	c->head[c->head_len++] = '\0';
-	return true;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	return head_add(c, at, len) ? 0 : refuse(c, 431);
-}
-
-static int on_url_complete(llhttp_t *p)
-{
-	struct conn *c = conn_of(p);
-	return head_end_string(c) ? 0 : refuse(c, 431);
-}
-
-/* Ends the last field's value, which llhttp may leave without a
- * value_complete when it is empty. */
-static bool end_value(struct conn *c)
-{
-	if (!c->value_open)
-		return true;
-	c->value_open = false;
-	return head_end_string(c);
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (c->nfields == 0 || c->fields[c->nfields - 1].value != UINT32_MAX) {
-		/* A new field (else a name cut by the end of the bytes). */
-		if (!end_value(c))
-			return refuse(c, 431);
-		if (c->nfields == c->o.max_headers)
-			return refuse(c, 431);
-		c->fields[c->nfields++] = (struct field){(uint32_t)c->head_len, UINT32_MAX};
-	}
-	return head_add(c, at, len) ? 0 : refuse(c, 431);
-}
-
-static int on_header_field_complete(llhttp_t *p)
-{
-	struct conn *c = conn_of(p);
-	if (!head_end_string(c))
-		return refuse(c, 431);
-	c->fields[c->nfields - 1].value = (uint32_t)c->head_len;
-	c->value_open = true;
-	c->value_seen = false;
-	return 0;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	/* llhttp accepts obs-fold (a line that starts with a space continues
-	 * the value), which RFC 9112 lets a server refuse and a proxy must
-	 * not pass on: it shows as a second span of the same value, where
-	 * the only second span allowed is one continuing a span that the end
-	 * of the last execute's bytes cut, from the start of the next. */
-	if (c->value_seen && !(c->value_cut && at == c->exec_start))
-		return refuse(c, 400);
-	if (memchr(at, '\r', len) || memchr(at, '\n', len))
-		return refuse(c, 400);
-	c->value_seen = true;
-	c->value_cut = at + len == c->exec_end;
-	return head_add(c, at, len) ? 0 : refuse(c, 431);
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-	return end_value(conn_of(p)) ? 0 : refuse(conn_of(p), 431);
+	return CIO__HTTP_OWNER(p, struct conn, in.p);
 }
 
 static int on_headers_complete(llhttp_t *p)
 {
 	struct conn *c = conn_of(p);
-	if (!end_value(c))
-		return refuse(c, 431);
-	if (!(p->http_major == 1 && (p->http_minor == 0 || p->http_minor == 1)))
-		return refuse(c, 505);
+	if (cio__http_in_head_end(&c->in) < 0)
+		return -1;
 	if (p->flags & F_TRANSFER_ENCODING) {
 		/* llhttp itself refuses a request whose Transfer-Encoding
 		 * does not end in chunked, but only after this callback:
@@ -143,17 +46,16 @@ static int on_headers_complete(llhttp_t *p)
 		 * no chunked coding: a 1.0 request that claims it is framed
 		 * two ways (RFC 9112 section 6.1). */
 		if (!(p->flags & F_CHUNKED) || p->http_minor == 0)
-			return refuse(c, 400);
+			return cio__http_in_refuse(&c->in, 400);
 	}
 	if (!(p->flags & F_CHUNKED) && p->content_length > c->o.max_body)
-		return refuse(c, 413);
-	const char *expect = cio__http_find_field(c, "expect");
+		return cio__http_in_refuse(&c->in, 413);
+	const char *expect = cio__http_find_field(&c->in, "expect");
 	if (expect) {
 		if (strcasecmp(expect, "100-continue") != 0)
-			return refuse(c, 417);
+			return cio__http_in_refuse(&c->in, 417);
 		c->expect_continue = p->http_minor == 1;
 	}
-	c->head_done = true;
 	c->body_start = cio_now();
 	/* With a body, stop here: it stays buffered for the handler.  Without
 	 * one llhttp goes on to the request's end, which stops it too. */
@@ -162,70 +64,21 @@ static int on_headers_complete(llhttp_t *p)
 	return 0;
 }
 
-static int on_body(llhttp_t *p, const char *at, size_t len)
-{
-	struct conn *c = conn_of(p);
-	if (c->body_total + len > c->o.max_body || c->body_total + len < c->body_total)
-		return refuse(c, 413);
-	c->body_total += len;
-	if (c->dst)
-		memcpy(c->dst + c->got, at, len);
-	c->got += len;
-	return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-	conn_of(p)->msg_done = true;
-	return HPE_PAUSED;
-}
-
 static const llhttp_settings_t settings = {
-	.on_url = on_url,
-	.on_url_complete = on_url_complete,
-	.on_header_field = on_header_field,
-	.on_header_field_complete = on_header_field_complete,
-	.on_header_value = on_header_value,
-	.on_header_value_complete = on_header_value_complete,
+	.on_url = cio__http_on_first,
+	.on_url_complete = cio__http_on_first_complete,
+	.on_header_field = cio__http_on_header_field,
+	.on_header_field_complete = cio__http_on_header_field_complete,
+	.on_header_value = cio__http_on_header_value,
+	.on_header_value_complete = cio__http_on_header_value_complete,
 	.on_headers_complete = on_headers_complete,
-	.on_body = on_body,
-	.on_message_complete = on_message_complete,
+	.on_body = cio__http_on_body,
+	.on_message_complete = cio__http_on_message_complete,
 };
 
-/* Hands at most max buffered bytes to llhttp and consumes what it
- * parsed.  Returns 0, or the status to refuse the request with (400,
- * 413, 431, ...). */
 static int feed(struct conn *c, size_t max)
 {
-	size_t len;
-	const char *data = cio_stream_peek(c->s, &len);
-	if (len > max)
-		len = max;
-	if (len == 0)
-		return 0;
-	c->exec_start = data;
-	c->exec_end = data + len;
-	bool in_head = !c->head_done;
-	llhttp_errno_t e = llhttp_execute(&c->p, data, len);
-	size_t used = len;
-	if (e == HPE_PAUSED) {
-		used = (size_t)(llhttp_get_error_pos(&c->p) - data);
-		llhttp_resume(&c->p);
-	} else if (e != HPE_OK) {
-		return c->status ? c->status : 400;
-	}
-	if (in_head) {
-		/* A line ended by LF alone: llhttp takes it after the
-		 * request line; a proxy in front may not, so it is refused. */
-		for (size_t i = 0; i < used; i++) {
-			if (data[i] == '\n' && c->head_last != '\r')
-				return 400;
-			c->head_last = data[i];
-		}
-		c->head_bytes += used;
-	}
-	cio_stream_consume(c->s, used);
-	return 0;
+	return cio__http_in_feed(&c->in, c->s, max);
 }
 
 /* Before the task waits for bytes: what it wrote goes out, so that a
@@ -275,7 +128,7 @@ static int64_t rate_deadline(const struct conn *c)
 	if (!c->o.min_body_rate)
 		return CIO_NEVER;
 	double due = (double)c->body_start + (double)c->o.body_timeout +
-		     (double)c->body_total / (double)c->o.min_body_rate * 1e9;
+		     (double)c->in.body_total / (double)c->o.min_body_rate * 1e9;
 	return due >= (double)CIO_NEVER ? CIO_NEVER : (int64_t)due;
 }
 
@@ -302,7 +155,7 @@ ssize_t cio__http_body_read(struct conn *c, char *dst, size_t len, int64_t timeo
 {
 	if (c->body_err)
 		return c->body_err;
-	if (c->msg_done)
+	if (c->in.msg_done)
 		return 0;
 	if (len == 0)
 		return 0;
@@ -321,16 +174,16 @@ ssize_t cio__http_body_read(struct conn *c, char *dst, size_t len, int64_t timeo
 				return c->body_err = n == 0 ? -EPIPE : (int)n;
 			}
 		}
-		c->dst = dst;
-		c->got = 0;
+		c->in.dst = dst;
+		c->in.got = 0;
 		int status = feed(c, len);
-		c->dst = NULL;
+		c->in.dst = NULL;
 		if (status) {
 			c->close = true;
 			return c->body_err = status == 413 ? -EMSGSIZE : -EPROTO;
 		}
-		if (c->got > 0 || c->msg_done)
-			return (ssize_t)c->got;
+		if (c->in.got > 0 || c->in.msg_done)
+			return (ssize_t)c->in.got;
 	}
 }
 
@@ -358,14 +211,7 @@ static void linger(struct conn *c)
 
 static void next_request(struct conn *c)
 {
-	c->head_len = 0;
-	c->nfields = 0;
-	c->head_bytes = 0;
-	c->head_last = 0;
-	c->value_open = false;
-	c->status = 0;
-	c->head_done = c->msg_done = false;
-	c->body_total = 0;
+	cio__http_in_next(&c->in);
 	c->body_err = 0;
 	c->expect_continue = c->continue_sent = false;
 	free(c->body_all);
@@ -404,19 +250,19 @@ static int read_head(struct conn *c, int *status)
 	int rc = 1;
 	for (;;) {
 		/* One byte over the limit tells a head that is too long. */
-		size_t room = c->o.max_head + 1 - c->head_bytes;
+		size_t room = c->o.max_head + 1 - c->in.head_bytes;
 		int st = feed(c, room);
 		if (st) {
 			*status = st;
 			rc = st == 413 ? -EMSGSIZE : -EPROTO;
 			break;
 		}
-		if (c->head_bytes > c->o.max_head) {
+		if (c->in.head_bytes > c->o.max_head) {
 			*status = 431;
 			rc = -EPROTO;
 			break;
 		}
-		if (c->head_done)
+		if (c->in.head_done)
 			break;
 		ssize_t n = fill_more(c, CIO_NEVER);
 		if (n <= 0) {
@@ -441,13 +287,13 @@ static int read_head(struct conn *c, int *status)
  * whether the connection can go on. */
 static bool discard_body(struct conn *c)
 {
-	if (c->msg_done)
+	if (c->in.msg_done)
 		return true;
 	if (c->body_err || (c->expect_continue && !c->continue_sent))
 		return false; /* the client waits for a 100 it will not get */
-	uint64_t start = c->body_total;
-	while (!c->msg_done) {
-		if (c->body_total - start > c->o.discard_limit)
+	uint64_t start = c->in.body_total;
+	while (!c->in.msg_done) {
+		if (c->in.body_total - start > c->o.discard_limit)
 			return false;
 		if (cio__http_body_read(c, NULL, 16384, c->o.body_timeout) < 0)
 			return false;
@@ -513,14 +359,8 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 		c->o.body_timeout = DEF_BODY_TIMEOUT;
 	if (!c->o.discard_limit)
 		c->o.discard_limit = DEF_DISCARD;
-	/* The head holds each span once plus a NUL per string: never more
-	 * than the limit's bytes plus those NULs. */
-	c->head_cap = c->o.max_head + 2 * c->o.max_headers + 2;
-	c->head = cio__malloc(c->head_cap);
-	c->fields = cio__malloc(c->o.max_headers * sizeof *c->fields);
-	if (!c->head || !c->fields) {
-		free(c->head);
-		free(c->fields);
+	if (cio__http_in_init(&c->in, HTTP_REQUEST, &settings, c->o.max_head,
+			      c->o.max_headers, c->o.max_body) < 0) {
 		free(c);
 		return -ENOMEM;
 	}
@@ -530,8 +370,6 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 	cio_tcp_nodelay(cio_stream_fd(s), true);
 	c->req.c = c;
 	c->resp.c = c;
-	llhttp_init(&c->p, HTTP_REQUEST, &settings);
-	c->p.data = c;
 
 	int rc = 0;
 	bool server_closes = false; /* else the peer ended, or went silent */
@@ -557,8 +395,7 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 		linger(c);
 	free(c->body_all);
 	free(c->fields_out);
-	free(c->fields);
-	free(c->head);
+	cio__http_in_free(&c->in);
 	free(c);
 	return rc;
 }

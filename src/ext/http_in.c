@@ -1,0 +1,220 @@
+/* http_in.c - an incoming HTTP message read with llhttp, for the server
+ * (requests) and the client (responses): the head collected into
+ * NUL-terminated strings with the framing checks a proxy needs (no
+ * obs-fold, no bare LF, no CR or LF inside a value), and the body
+ * copied straight into the reader's buffer.
+ *
+ * llhttp is a push parser; here it is driven over a stream's read
+ * buffer: the buffered bytes are handed to llhttp_execute() and the
+ * bytes it parsed are consumed.  The owner's callbacks pause it at the
+ * end of a head with a body to come, and at the end of a message, so that
+ * a body stays buffered until asked for and a pipelined message waits
+ * for its turn.  A body read feeds llhttp at most as many bytes as the
+ * caller's buffer holds: the body bytes it reports (fewer, with chunk
+ * framing) always fit. */
+#include "http.h"
+#include "../platform/fail.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct http_in *in_of(llhttp_t *p)
+{
+	return (struct http_in *)(void *)p;
+}
+
+int cio__http_in_refuse(struct http_in *m, int status)
+{
+	m->status = status;
+	return -1;
+}
+
+int cio__http_in_init(struct http_in *m, llhttp_type_t type,
+		      const llhttp_settings_t *settings, size_t max_head,
+		      size_t max_fields, uint64_t max_body)
+{
+	memset(m, 0, sizeof *m);
+	/* The head holds each span once plus a NUL per string: never more
+	 * than the limit's bytes plus those NULs. */
+	m->head_cap = max_head + 2 * max_fields + 2;
+	m->head = cio__malloc(m->head_cap);
+	m->fields = cio__malloc(max_fields * sizeof *m->fields);
+	if (!m->head || !m->fields) {
+		cio__http_in_free(m);
+		return -ENOMEM;
+	}
+	m->max_fields = max_fields;
+	m->max_body = max_body;
+	llhttp_init(&m->p, type, settings);
+	return 0;
+}
+
+void cio__http_in_free(struct http_in *m)
+{
+	free(m->head);
+	free(m->fields);
+	m->head = NULL;
+	m->fields = NULL;
+}
+
+void cio__http_in_next(struct http_in *m)
+{
+	m->head_len = 0;
+	m->nfields = 0;
+	m->head_bytes = 0;
+	m->head_last = 0;
+	m->value_open = false;
+	m->status = 0;
+	m->head_done = m->msg_done = false;
+	m->body_total = 0;
+}
+
+/* Appends a span to the head; false when it would overflow (431). */
+static bool head_add(struct http_in *m, const char *at, size_t len)
+{
+	if (m->head_len + len + 1 > m->head_cap)
+		return false;
+	memcpy(m->head + m->head_len, at, len);
+	m->head_len += len;
+	return true;
+}
+
+static bool head_end_string(struct http_in *m)
+{
+	if (m->head_len + 1 > m->head_cap)
+		return false;
+	m->head[m->head_len++] = '\0';
+	return true;
+}
+
+int cio__http_on_first(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_in *m = in_of(p);
+	return head_add(m, at, len) ? 0 : cio__http_in_refuse(m, 431);
+}
+
+int cio__http_on_first_complete(llhttp_t *p)
+{
+	struct http_in *m = in_of(p);
+	return head_end_string(m) ? 0 : cio__http_in_refuse(m, 431);
+}
+
+/* Ends the last field's value, which llhttp may leave without a
+ * value_complete when it is empty. */
+static bool end_value(struct http_in *m)
+{
+	if (!m->value_open)
+		return true;
+	m->value_open = false;
+	return head_end_string(m);
+}
+
+int cio__http_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_in *m = in_of(p);
+	if (m->nfields == 0 || m->fields[m->nfields - 1].value != UINT32_MAX) {
+		/* A new field (else a name cut by the end of the bytes). */
+		if (!end_value(m))
+			return cio__http_in_refuse(m, 431);
+		if (m->nfields == m->max_fields)
+			return cio__http_in_refuse(m, 431);
+		m->fields[m->nfields++] = (struct field){(uint32_t)m->head_len, UINT32_MAX};
+	}
+	return head_add(m, at, len) ? 0 : cio__http_in_refuse(m, 431);
+}
+
+int cio__http_on_header_field_complete(llhttp_t *p)
+{
+	struct http_in *m = in_of(p);
+	if (!head_end_string(m))
+		return cio__http_in_refuse(m, 431);
+	m->fields[m->nfields - 1].value = (uint32_t)m->head_len;
+	m->value_open = true;
+	m->value_seen = false;
+	return 0;
+}
+
+int cio__http_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_in *m = in_of(p);
+	/* llhttp accepts obs-fold (a line that starts with a space continues
+	 * the value), which RFC 9112 lets a server refuse and a proxy must
+	 * not pass on: it shows as a second span of the same value, where
+	 * the only second span allowed is one continuing a span that the end
+	 * of the last execute's bytes cut, from the start of the next. */
+	if (m->value_seen && !(m->value_cut && at == m->exec_start))
+		return cio__http_in_refuse(m, 400);
+	if (memchr(at, '\r', len) || memchr(at, '\n', len))
+		return cio__http_in_refuse(m, 400);
+	m->value_seen = true;
+	m->value_cut = at + len == m->exec_end;
+	return head_add(m, at, len) ? 0 : cio__http_in_refuse(m, 431);
+}
+
+int cio__http_on_header_value_complete(llhttp_t *p)
+{
+	struct http_in *m = in_of(p);
+	return end_value(m) ? 0 : cio__http_in_refuse(m, 431);
+}
+
+int cio__http_in_head_end(struct http_in *m)
+{
+	if (!end_value(m))
+		return cio__http_in_refuse(m, 431);
+	if (!(m->p.http_major == 1 && (m->p.http_minor == 0 || m->p.http_minor == 1)))
+		return cio__http_in_refuse(m, 505);
+	m->head_done = true;
+	return 0;
+}
+
+int cio__http_on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct http_in *m = in_of(p);
+	if (m->body_total + len > m->max_body || m->body_total + len < m->body_total)
+		return cio__http_in_refuse(m, 413);
+	m->body_total += len;
+	if (m->dst)
+		memcpy(m->dst + m->got, at, len);
+	m->got += len;
+	return 0;
+}
+
+int cio__http_on_message_complete(llhttp_t *p)
+{
+	in_of(p)->msg_done = true;
+	return HPE_PAUSED;
+}
+
+int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max)
+{
+	size_t len;
+	const char *data = cio_stream_peek(s, &len);
+	if (len > max)
+		len = max;
+	if (len == 0)
+		return 0;
+	m->exec_start = data;
+	m->exec_end = data + len;
+	bool in_head = !m->head_done;
+	llhttp_errno_t e = llhttp_execute(&m->p, data, len);
+	size_t used = len;
+	if (e == HPE_PAUSED) {
+		used = (size_t)(llhttp_get_error_pos(&m->p) - data);
+		llhttp_resume(&m->p);
+	} else if (e != HPE_OK) {
+		return m->status ? m->status : 400;
+	}
+	if (in_head) {
+		/* A line ended by LF alone: llhttp takes it after the start
+		 * line; a proxy on either side may not, so it is refused. */
+		for (size_t i = 0; i < used; i++) {
+			if (data[i] == '\n' && m->head_last != '\r')
+				return 400;
+			m->head_last = data[i];
+		}
+		m->head_bytes += used;
+	}
+	cio_stream_consume(s, used);
+	return 0;
+}
