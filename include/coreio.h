@@ -1888,6 +1888,167 @@ CIO_API int cio_http_resp_end(cio_http_resp *resp);
 CIO_API int cio_http_resp_send(cio_http_resp *resp, int status,
 			       const char *content_type, const void *body, size_t len);
 
+/* ===================================================================== */
+/*  HTTP/1.1 client                                                       */
+/* ===================================================================== */
+/* A client of one origin (a host and port, plain or TLS) on the calling
+ * core, with a pool of kept-alive connections that its calls take in
+ * turn.  A call is one exchange: the request's head and body written as
+ * they come, then the response's head, then its body read as it
+ * arrives.  A proxy streams both ways through it and never holds a whole
+ * body.  Responses are parsed by llhttp, as the server's requests are,
+ * with the same checks (no obs-fold, no bare LF, no CR or LF in values).
+ *
+ * Connections are dialled by name with cio_dial() (resolution, Happy
+ * Eyeballs), kept after a response read to its end when both sides keep
+ * them alive, reused newest first, and closed once idle for idle_timeout
+ * (by a task of the client's, which runs only while a connection is
+ * idle; a drain cancels it, and that closes them all).
+ *
+ * A request that fails on a kept connection before a byte of its
+ * response came (the server closed it meanwhile: -EPIPE, -ECONNRESET) is
+ * sent again, once, on a new connection when that is safe: its method is
+ * idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE) and its head and
+ * body are still held (a body over 64 KiB went out as it was written).
+ * Before a request of another method takes a kept connection, the
+ * connection is checked for a close the server sent.
+ *
+ * A client belongs to the core that made it: its calls are for that
+ * core's tasks (many at once, one call each); each core makes its own.
+ * A library built without llhttp keeps these calls: they return
+ * -ENOTSUP. */
+
+typedef struct cio_http_client cio_http_client;
+typedef struct cio_http_call cio_http_call;
+
+typedef struct cio_http_client_opts {
+	cio_tls_ctx *tls;          /* a client ctx: https; NULL: plain */
+	const char *server_name;   /* the TLS name (SNI, and the name the
+	                            * certificate must carry); NULL: the
+	                            * origin's host */
+	size_t max_conns;          /* connections open at once, busy and
+	                            * idle; 0: 1024; a call over it waits */
+	size_t max_idle;           /* idle connections kept; 0: 64 */
+	int64_t idle_timeout;      /* ns an idle connection is kept; 0: 30 s */
+	int64_t connect_timeout;   /* ns to dial and shake hands; 0: 5 s */
+	int64_t response_timeout;  /* ns from the request's end to the end of
+	                            * the response's head; 0: 60 s */
+	int64_t io_timeout;        /* ns a write, or a body read, waits for
+	                            * progress; 0: 60 s */
+	size_t max_head;           /* a response's head, bytes; 0: 64 KiB */
+	size_t max_headers;        /* a response's fields; 0: 100 */
+	size_t buf_size;           /* each connection's read and write
+	                            * buffer; 0: 16 KiB */
+} cio_http_client_opts;
+
+/* Makes a client of origin "host:port" ("example.com:443",
+ * "[::1]:8080", "10.0.0.1:80", "unix:/path") on the calling core.  Dials
+ * nothing yet.  opts may be NULL; opts->tls is borrowed, and must outlive
+ * the client.  Returns 0 and sets *out, or -EINVAL (origin malformed or
+ * over 255 bytes), -ENOMEM, -ENOTSUP (built without llhttp). */
+CIO_API int cio_http_client_new(cio_http_client **out, const char *origin,
+				const cio_http_client_opts *opts);
+
+/* Closes the client's idle connections and frees it.  Every call must be
+ * freed first: else -EBUSY, and nothing is done.  Returns 0.  NULL is
+ * ignored. */
+CIO_API int cio_http_client_free(cio_http_client *cl);
+
+typedef struct cio_http_client_stats {
+	uint64_t open;      /* connections open, busy and idle */
+	uint64_t idle;      /* ... of which idle */
+	uint64_t dialled;   /* connections made */
+	uint64_t dial_errors;
+	uint64_t reused;    /* requests sent on a kept connection */
+	uint64_t retried;   /* requests sent again on a new connection */
+	uint64_t waited;    /* calls that waited for max_conns */
+} cio_http_client_stats;
+
+/* Fills *st with the client's counters. */
+CIO_API void cio_http_client_stats_get(const cio_http_client *cl,
+				       cio_http_client_stats *st);
+
+/* Starts a call of `method` on `target` (an origin form "/path?query",
+ * or "*", or an absolute form for a proxy).  The request carries the
+ * origin as Host unless a Host field is added.  Nothing is sent yet.
+ * Returns 0 and sets *out, or -EINVAL (a method that is not a token; a
+ * target empty or holding a space, CR, LF or NUL), -ENOMEM. */
+CIO_API int cio_http_call_new(cio_http_client *cl, const char *method,
+			      const char *target, cio_http_call **out);
+
+/* Adds a field to the request's head.  Returns 0, or -EINVAL (a name
+ * that is not a token, a value with CR, LF or NUL, or a field the client
+ * writes itself: Content-Length, Transfer-Encoding, Connection,
+ * Keep-Alive, TE, Upgrade), -ENOSPC (over 64 KiB of fields), -ENOMEM,
+ * -EALREADY (the head went). */
+CIO_API int cio_http_call_add_header(cio_http_call *call, const char *name,
+				     const char *value);
+
+/* Announces the request body's length (Content-Length): exactly len
+ * bytes must be written.  Without it, a body of 64 KiB at most gets
+ * Content-Length anyway, a longer one is chunked, and a request with no
+ * body has none (Content-Length: 0 for POST, PUT and PATCH).  Returns 0,
+ * or -EALREADY (the head went), -EINVAL (len over INT64_MAX). */
+CIO_API int cio_http_call_set_length(cio_http_call *call, uint64_t len);
+
+/* Blocking once the request passes 64 KiB: then it takes a connection
+ * (waiting for one, or dialling) and what it holds goes out.  Writes len
+ * bytes of the request body.  Returns len, or -EMSGSIZE (more than
+ * announced; nothing written), -EALREADY (after cio_http_call_send()), an
+ * error of cio_http_call_send() (the call is then good only to be
+ * freed). */
+CIO_API ssize_t cio_http_call_write(cio_http_call *call, const void *data, size_t len);
+
+/* Blocking.  Ends the request, sends what is held of it, and waits for
+ * the response's head (skipping 100 Continue and other interim
+ * responses).  Returns the response's status (200 to 599), or: -EPROTO
+ * (fewer body bytes written than announced; a malformed response, a 101,
+ * a head over max_head or max_headers), -EPIPE (the server closed before
+ * a whole head), -ECONNRESET, -ETIMEDOUT (connect_timeout,
+ * response_timeout, io_timeout, or the task's deadline), -ECANCELED,
+ * -ENOMEM, a cio_dial() error (-ECONNREFUSED, CIO_EDNS_*...), a TLS
+ * handshake's error.  cio_http_call_error() tells it in words.  After an
+ * error the call is good only to be freed. */
+CIO_API int cio_http_call_send(cio_http_call *call);
+
+/* The response, once cio_http_call_send() returned a status: the status,
+ * the version (10 or 11), its fields (as cio_http_req_header_count(),
+ * cio_http_req_header_at(), cio_http_req_header() for a request), and
+ * the body's length from Content-Length, or -1 when it is chunked or ends
+ * with the connection (0 for a response to HEAD, and for 204 and 304).
+ * The strings live as long as the call. */
+CIO_API int cio_http_call_status(const cio_http_call *call);
+CIO_API int cio_http_call_version(const cio_http_call *call);
+CIO_API size_t cio_http_call_header_count(const cio_http_call *call);
+CIO_API int cio_http_call_header_at(const cio_http_call *call, size_t i,
+				    const char **name, const char **value);
+CIO_API const char *cio_http_call_header(const cio_http_call *call, const char *name);
+CIO_API int64_t cio_http_call_content_length(const cio_http_call *call);
+
+/* Blocking.  Reads up to len bytes of the response's body (decoded, when
+ * chunked).  Returns the bytes read (> 0), 0 at the end of the body, or:
+ * -EPROTO (a malformed body), -EPIPE (the connection ended inside the
+ * body), -ETIMEDOUT (no byte for io_timeout, or the task's deadline),
+ * -ECANCELED, -EINVAL (no response yet), or the connection's error. */
+CIO_API ssize_t cio_http_call_read(cio_http_call *call, void *buf, size_t len);
+
+/* Blocking.  Reads the whole response body into memory the call owns
+ * (NUL-terminated, valid until the call is freed) and sets *body.
+ * Returns its length, -EMSGSIZE when it is longer than limit, an error of
+ * cio_http_call_read(), or -ENOMEM. */
+CIO_API ssize_t cio_http_call_body(cio_http_call *call, size_t limit, const char **body);
+
+/* The last error of the call in words ("connection refused", "response
+ * head too long", "certificate has expired"...), or "" without one. */
+CIO_API const char *cio_http_call_error(const cio_http_call *call);
+
+/* Blocking (briefly: a TLS connection's close_notify).  Ends the call
+ * and frees it.  Its connection goes back to the pool when the request
+ * went whole, the response was read to its end (or its rest is already
+ * buffered), and both sides keep the connection; else it closes.  NULL
+ * is ignored. */
+CIO_API void cio_http_call_free(cio_http_call *call);
+
 #ifdef __cplusplus
 }
 #endif
