@@ -13,9 +13,9 @@ pkgs="build-essential cmake pkg-config clang liburing-dev valgrind
       gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user
       libseccomp-dev libboost-context-dev linux-perf libclang-rt-14-dev llvm
       libssl-dev openssl libc-ares-dev dnsmasq-base
-      node-llhttp curl python3-minimal"
+      node-llhttp curl python3-minimal wrk"
 if [ "${1:-}" = bench ]; then
-	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy wrk nginx-light"
+	pkgs="$pkgs gnuplot-nox libuv1-dev librust-tokio-dev cargo rustc fio jq haproxy nginx-light"
 fi
 missing=""
 for p in $pkgs; do
