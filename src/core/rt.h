@@ -189,7 +189,7 @@ struct cio__rt {
 	int64_t idle_poll_ns;       /* how long to watch for work before sleeping */
 	cio_waitq drain_waiters;
 
-	cio_stats stats;
+	cio_stats stats;            /* kept by this thread alone */
 	uint64_t coop_at;           /* stats.switches when coop was last reset */
 	uint32_t select_turn;       /* where the next cio_select() starts looking */
 	unsigned coop;              /* operations done without parking since */
@@ -197,6 +197,9 @@ struct cio__rt {
 	void *tsan_fiber;           /* the scheduler's: the thread's own */
 #endif
 };
+
+/* Of the blocking pool (pool.c): jobs waiting now, all classes. */
+size_t cio__blocking_queued(void);
 
 /* After this many operations in a row that completed without parking, a
  * task yields (cio__coop()). */

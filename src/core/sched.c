@@ -643,4 +643,5 @@ void cio_stats_get(cio_stats *st)
 	st->tasks_live = rt->live;
 	st->stacks_mapped = rt->stacks.mapped;
 	st->guard_pages_madvise = rt->stacks.madvise_guard;
+	st->pool_queued = cio__blocking_queued();
 }
