@@ -127,6 +127,10 @@ typedef struct cio_config {
 	size_t stack_cache;    /* idle stacks always kept for reuse; 0: 1024.
 	                        * More are kept while reused: those idle
 	                        * for a whole second go back to the kernel. */
+	int64_t stall_ns;      /* report a task that runs this long without
+	                        * parking (see "stall reports", under Tasks); 0:
+	                        * COREIO_STALL_MS from the environment, and
+	                        * off when that is unset or 0; < 0: off */
 } cio_config;
 
 /* Runs a runtime on the calling thread: spawns `main(arg)` as the first
@@ -196,6 +200,8 @@ typedef struct cio_stats {
 	uint64_t pool_jobs;      /* jobs this core queued on the blocking pool */
 	uint64_t pool_waits;     /* of them, those that found no idle thread */
 	uint64_t pool_queued;    /* now: jobs waiting in the pool (process-wide) */
+	uint64_t stalls;         /* stall reports of this core's tasks
+	                          * (cio_config.stall_ns) */
 } cio_stats;
 
 /* Fills *st with the calling thread's runtime counters (zeros off a
@@ -283,6 +289,48 @@ CIO_API cio_task_t cio_self(void);
 
 /* Name given at spawn, or "" (never NULL) for the calling task. */
 CIO_API const char *cio_task_name(void);
+
+/* --- stall reports ----------------------------------------------------- */
+/* A task that runs longer than its runtime's stall_ns (cio_config; or
+ * COREIO_STALL_MS, in milliseconds) without parking or yielding holds up
+ * every other task of its core.  When stall reports are on, one watchdog
+ * thread per process looks at each such runtime every quarter of its
+ * limit (at most every 250 ms); on finding a task that has run past the
+ * limit since the core's last switch it sends SIGURG to that core's
+ * thread, whose handler takes a backtrace of where the task is and
+ * reports it: at most once a second per core, again each second while
+ * the task keeps running.  The report goes to the hook set with
+ * cio_stall_hook(), or else to stderr as
+ *     coreio: stall: core 0 task 4294967298 "spin" running 212 ms without parking
+ * followed by the backtrace (backtrace_symbols_fd(3); build with
+ * -rdynamic for function names; none where the C library has no
+ * backtrace()).  Each report also counts in cio_stats.stalls.
+ *
+ * The handler is installed on the first runtime that has reports on,
+ * with SA_RESTART, and stays; a SIGURG it did not ask for goes on to the
+ * handler installed before it.  With reports off (the default) there is
+ * no thread, no handler and no cost.  A runtime's scheduler context (its
+ * timers, its messages) is never reported, only tasks. */
+
+/* What a stall report says.  Valid during the hook's call only. */
+typedef struct cio_stall_info {
+	int core;            /* cio_core_id() of the stalled core */
+	cio_task_t task;     /* the task that runs */
+	const char *name;    /* its name, "" if none */
+	int64_t running_ns;  /* since the core last switched, at least */
+	void *const *frames; /* return addresses where it was, innermost first */
+	int nframes;         /* 0 where there is no backtrace() */
+} cio_stall_info;
+
+/* Runs in a signal handler on the stalled core's thread, in the middle of
+ * the stalled task: it may only make async-signal-safe calls (write(2),
+ * backtrace_symbols_fd(3), atomic stores), and must not touch coreio. */
+typedef void cio_stall_fn(const cio_stall_info *info, void *arg);
+
+/* Sends stall reports to fn(info, arg) instead of stderr; fn NULL puts
+ * stderr back.  Process-wide; callable from any thread, best before the
+ * runtimes start (a report under way may still see the old hook). */
+CIO_API void cio_stall_hook(cio_stall_fn *fn, void *arg);
 
 /* ===================================================================== */
 /*  Time                                                                  */

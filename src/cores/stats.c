@@ -89,6 +89,8 @@ static const struct metric {
 	M(pool_jobs, "pool_jobs_total", "counter", "Jobs queued on the blocking pool.", NULL),
 	M(pool_waits, "pool_waits_total", "counter",
 	  "Blocking-pool jobs that found no idle thread.", NULL),
+	M(stalls, "stalls_total", "counter", "Stall reports: tasks that ran too long without parking.",
+	  NULL),
 #undef M
 };
 
