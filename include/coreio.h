@@ -171,8 +171,9 @@ typedef struct cio_stats {
 	uint64_t driver_waits;   /* times the scheduler slept in the driver */
 	uint64_t stacks_mapped;  /* now: stacks in use or cached */
 	bool guard_pages_madvise; /* guards are MADV_GUARD_INSTALL, not mprotect */
-	/* Operations begun by the blocking I/O calls, by kind (an op that
-	 * parks on readiness and tries again counts once). */
+	/* Operations made by the blocking I/O calls, by kind, counted as
+	 * each returns (one that parks on readiness and tries again counts
+	 * once; one that failed counts too). */
 	uint64_t ops_read;       /* read, readv, recv, recvmsg */
 	uint64_t ops_write;      /* write, writev, send, sendmsg */
 	uint64_t ops_accept;

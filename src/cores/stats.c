@@ -61,7 +61,7 @@ static const struct metric {
 	M(driver_waits, "driver_sleeps_total", "counter",
 	  "Times the scheduler, with nothing to run, slept in the driver.", NULL),
 	M(stacks_mapped, "stacks_mapped", "gauge", "Task stacks in use or cached.", NULL),
-#define OPS_HELP "I/O operations begun, by kind."
+#define OPS_HELP "I/O operations made by blocking calls, by kind, counted as they return."
 	M(ops_read, "ops_total", "counter", OPS_HELP, "kind=\"read\""),
 	M(ops_write, "ops_total", "counter", OPS_HELP, "kind=\"write\""),
 	M(ops_accept, "ops_total", "counter", OPS_HELP, "kind=\"accept\""),
