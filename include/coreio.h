@@ -180,9 +180,10 @@ typedef struct cio_stats {
 	uint64_t ops_connect;
 	uint64_t ops_poll;       /* readiness waits: cio_wait_readable(), ... */
 	uint64_t ops_other;      /* files, names, splice */
-	uint64_t accepted;       /* connections accepted */
-	uint64_t accept_errors;  /* accepts failed other than by cancel or
-	                          * deadline: -EMFILE, -ENFILE, -ECONNABORTED... */
+	uint64_t accepted;       /* connections cio_accept() returned */
+	uint64_t accept_errors;  /* cio_accept() failures other than a cancel,
+	                          * a deadline or a drain's -ESHUTDOWN:
+	                          * -EMFILE, -ENFILE, -ECONNABORTED... */
 	uint64_t timers_armed;   /* sleeps, deadlines of parked calls, ... */
 	/* The driver.  A poll is one backend wait: a submit-and-wait
 	 * io_uring_enter(), an epoll_wait(), a kevent(). */

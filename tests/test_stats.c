@@ -95,6 +95,13 @@ static void test_counters(void)
 	CHECK_EQ(b.accepted, a.accepted + 1);
 	cio_close(s2);
 	cio_close(c2);
+	/* Interrupted: not a refusal. */
+	int64_t tok = cio_timeout_push(CIO_MS);
+	CHECK_EQ(cio_accept(lfd, NULL), -ETIMEDOUT);
+	cio_deadline_pop(tok);
+	cio_stats_get(&a);
+	CHECK_EQ(a.accept_errors, b.accept_errors);
+	CHECK_EQ(a.ops_accept, b.ops_accept + 1);
 	cio_close(s);
 	cio_close(c);
 	cio_close(lfd);

@@ -269,8 +269,8 @@ static ssize_t run(const char *call, struct cio__driver *d,
 	}
 }
 
-/* The per-kind counters of rt for one request that returned r. */
-static inline void count(struct cio__rt *rt, const struct cio__io *io, ssize_t r)
+/* The per-kind counters of rt for one request. */
+static inline void count(struct cio__rt *rt, const struct cio__io *io)
 {
 	cio_stats *st = &rt->stats;
 	switch (io->kind) {
@@ -281,12 +281,7 @@ static inline void count(struct cio__rt *rt, const struct cio__io *io, ssize_t r
 		st->ops_write++;
 		break;
 	case CIO__IO_ACCEPT:
-		st->ops_accept++;
-		/* An interrupted accept was the caller's doing, not refused. */
-		if (r >= 0)
-			st->accepted++;
-		else if (r != -ECANCELED && r != -ETIMEDOUT)
-			st->accept_errors++;
+		st->ops_accept++; /* what came of it: cio_accept() counts */
 		break;
 	case CIO__IO_CONNECT:
 		st->ops_connect++;
@@ -308,7 +303,7 @@ ssize_t cio__io(const char *call, struct cio__io *io)
 	ssize_t r = cio__interrupted(self);
 	if (r == 0)
 		r = run(call, rt->driver, self, io);
-	count(rt, io, r);
+	count(rt, io);
 	/* Charged for failures too: a loop of calls that fail at once must
 	 * still let timers, signals and other tasks run. */
 	cio__coop(rt);
