@@ -310,7 +310,8 @@ CIO_API const char *cio_task_name(void);
  *
  * The handler is installed on the first runtime that has reports on,
  * with SA_RESTART, and stays; a SIGURG it did not ask for goes on to the
- * handler installed before it.  With reports off (the default) there is
+ * handler installed before it.  A system call the stalled task is blocked
+ * in that SA_RESTART does not restart (a sleep, poll(2)) returns EINTR.  With reports off (the default) there is
  * no thread, no handler and no cost.  A runtime's scheduler context (its
  * timers, its messages) is never reported, only tasks. */
 

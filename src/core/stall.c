@@ -234,6 +234,17 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+/* A child of fork() has none of the parent's threads: no watchdog, and
+ * none of the parent's runtimes to watch. */
+static void fork_child(void)
+{
+	pthread_mutex_init(&wd.lock, NULL);
+	pthread_cond_init(&wd.cond, NULL);
+	wd.list = NULL;
+	wd.running = false;
+	wd.gen++;
+}
+
 /* Installs the handler once (wd.lock held).  backtrace() loads libgcc on
  * its first call, which mallocs: done here, not first in a handler. */
 static int install(void)
@@ -251,6 +262,7 @@ static int install(void)
 	sigemptyset(&sa.sa_mask);
 	if (sigaction(STALL_SIG, &sa, &wd.old) < 0)
 		return -errno;
+	pthread_atfork(NULL, NULL, fork_child);
 	wd.installed = true;
 	return 0;
 }
