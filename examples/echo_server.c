@@ -4,7 +4,7 @@
  * errors; an optional idle timeout; and a graceful drain.
  *
  *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS]
- *               [--stream] [ADDR]
+ *               [--stream] [--stats ADDR] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:7000; port 0
@@ -19,6 +19,9 @@
  *   --stream      serve each connection through a cio_stream (its read
  *                 buffer in place of the task's own), to measure what a
  *                 stream costs over the raw fd
+ *   --stats ADDR  serve the runtime's counters of every core on ADDR
+ *                 (Prometheus text; each connection gets one HTTP/1.0
+ *                 answer), and print "echo_server: stats on ADDR"
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend (default: io_uring when
  *                 the kernel allows it, else epoll)
  *
@@ -178,7 +181,7 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--idle-ms MS] "
-			"[--drain-ms MS] [--stream] [HOST:PORT | PORT]\n", prog);
+			"[--drain-ms MS] [--stream] [--stats ADDR] [HOST:PORT | PORT]\n", prog);
 	exit(2);
 }
 
@@ -208,6 +211,8 @@ int main(int argc, char **argv)
 			opt.stream = true;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--stats") == 0 && val)
+			opt.srv.stats_addr = val, i++;
 		else if (argv[i][0] == '-')
 			usage(argv[0]);
 		else if (strspn(argv[i], "0123456789") == strlen(argv[i])) {

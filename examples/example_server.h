@@ -1,8 +1,9 @@
 /* example_server.h - the frame the example servers share: every
  * core listens on one address with SO_REUSEPORT (core 0 binds first, so
  * that port 0 becomes one port for all), core 0 prints the "listening
- * on" line and starts the --seconds timer, and each core accepts until
- * the drain shuts its listener, living through passing errors. */
+ * on" line, starts the --seconds timer and serves the --stats endpoint,
+ * and each core accepts until the drain shuts its listener, living
+ * through passing errors. */
 #ifndef COREIO_EXAMPLE_SERVER_H
 #define COREIO_EXAMPLE_SERVER_H
 
@@ -13,6 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -23,6 +25,8 @@ struct ex_server {
 	const char *about; /* NULL, or what the "listening on" line adds
 	                    * after the address ("upstream ADDR") */
 	size_t conn_stack; /* connection tasks' stacks; 0: the default */
+	const char *stats_addr; /* --stats: where core 0 serves the counters
+	                         * of every core (Prometheus text), or NULL */
 };
 
 /* What a server does with one connection, on a task of its own: serves
@@ -71,6 +75,102 @@ static inline void *ex_stop_later(void *arg)
 	return NULL;
 }
 
+/* --- the --stats endpoint -------------------------------------------- */
+
+#define EX_STATS_HEAD_MAX 4096          /* a request's head, at most */
+#define EX_STATS_TIMEOUT (2 * CIO_SEC)  /* for the request and the answer */
+
+/* Every core's counters as Prometheus text, in a buffer of malloc's;
+ * NULL when out of memory or interrupted. */
+static inline char *ex_stats_text(size_t *len)
+{
+	int n = cio_core_count();
+	cio_stats *st = calloc((size_t)n, sizeof *st);
+	char *text = NULL;
+	int got = st ? cio_stats_get_all(st, (size_t)n) : -ENOMEM;
+	ssize_t need = got < 0 ? got : cio_stats_format(NULL, 0, st, (size_t)got);
+	if (need >= 0 && (text = malloc((size_t)need + 1)) != NULL)
+		*len = (size_t)cio_stats_format(text, (size_t)need + 1, st, (size_t)got);
+	free(st);
+	return text;
+}
+
+/* One scrape: reads the request's head (whatever it asks), answers
+ * HTTP/1.0 200 with the text, and closes. */
+static inline void *ex_stats_conn(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	char head[EX_STATS_HEAD_MAX + 1];
+	size_t got = 0;
+	int64_t tok = cio_timeout_push(EX_STATS_TIMEOUT);
+	while (got < EX_STATS_HEAD_MAX) {
+		ssize_t n = cio_recv(fd, head + got, EX_STATS_HEAD_MAX - got, 0);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		head[got] = '\0';
+		if (strstr(head, "\r\n\r\n") || strstr(head, "\n\n"))
+			break;
+	}
+	size_t len = 0;
+	char *text = got ? ex_stats_text(&len) : NULL;
+	if (text) {
+		char hdr[160];
+		int h = snprintf(hdr, sizeof hdr, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+				 "version=0.0.4\r\nContent-Length: %zu\r\n\r\n", len);
+		if (cio_send_all(fd, hdr, (size_t)h, 0, NULL) == h)
+			cio_send_all(fd, text, len, 0, NULL);
+		free(text);
+	}
+	cio_deadline_pop(tok);
+	cio_close(fd);
+	return NULL;
+}
+
+/* Core 0's --stats listener: a task of its own per scrape, until the
+ * drain shuts it. */
+static inline void *ex_stats_serve(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+	for (;;) {
+		int fd = cio_accept(lfd, NULL);
+		if (fd == -ESHUTDOWN || fd == -ECANCELED || fd == -EBADF || fd == -EINVAL)
+			break;
+		if (fd < 0)
+			continue; /* passing: -EMFILE pauses by itself */
+		cio_spawn_opts o = {.name = "stats", .detached = true};
+		if (cio_spawn_with(&o, ex_stats_conn, (void *)(intptr_t)fd) < 0)
+			cio_close(fd);
+	}
+	cio_close(lfd);
+	return NULL;
+}
+
+/* On core 0: listens on --stats, prints "NAME: stats on ADDR" and starts
+ * serving.  Returns 0, or -1 (said on stderr). */
+static inline int ex_stats_start(const struct ex_server *srv)
+{
+	int lfd = cio_listen(srv->stats_addr, NULL);
+	cio_addr a = {.len = sizeof a.u};
+	char bound[128];
+	if (lfd < 0) {
+		fprintf(stderr, "%s: cannot listen on %s for --stats: %s\n", srv->name,
+			srv->stats_addr, cio_strerror(lfd));
+		return -1;
+	}
+	if (getsockname(lfd, &a.u.sa, &a.len) < 0 ||
+	    cio_addr_format(&a, bound, sizeof bound) < 0)
+		snprintf(bound, sizeof bound, "%s", srv->stats_addr);
+	cio_spawn_opts o = {.name = "stats listener", .detached = true};
+	if (cio_spawn_with(&o, ex_stats_serve, (void *)(intptr_t)lfd) < 0) {
+		cio_close(lfd);
+		fprintf(stderr, "%s: no task for --stats\n", srv->name);
+		return -1;
+	}
+	printf("%s: stats on %s\n", srv->name, bound);
+	return 0;
+}
+
 /* On every core: its listener, or -1 when it could not listen (said on
  * stderr; the drain is started and the exit status set to 1).  Core 0
  * prints "NAME: listening on ADDR[, ABOUT], backend B, N cores, pid P". */
@@ -91,6 +191,12 @@ static inline int ex_server_listen(const struct ex_server *srv)
 		cio_core_call(0, ex_wait_bound, NULL, NULL);
 		if (ex_bound_addr[0])
 			lfd = cio_listen(ex_bound_addr, &(cio_listen_opts){.reuseport = true});
+	}
+	if (lfd >= 0 && core == 0 && srv->stats_addr && ex_stats_start(srv) < 0) {
+		cio_close(lfd); /* said why; the server stops */
+		atomic_store(&ex_status, 1);
+		cio_drain();
+		return -1;
 	}
 	if (lfd < 0) {
 		fprintf(stderr, "%s: core %d cannot listen on %s: %s\n", srv->name, core,

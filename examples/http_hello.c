@@ -4,7 +4,7 @@
  * and a graceful drain.
  *
  *   http_hello [--cores N] [--seconds N] [--drain-ms MS]
- *              [--tls-cert FILE [--tls-key FILE]] [ADDR]
+ *              [--tls-cert FILE [--tls-key FILE]] [--stats ADDR] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:8080; port 0
@@ -14,6 +14,9 @@
  *   --drain-ms MS how long a drain lets requests finish (default 1000)
  *   --tls-cert FILE  serve HTTPS with this certificate chain (PEM)
  *   --tls-key FILE   its private key (PEM); default: in the cert file
+ *   --stats ADDR  serve the runtime's counters of every core on ADDR
+ *                 (Prometheus text, plain HTTP/1.0, one answer per
+ *                 connection), and print "http_hello: stats on ADDR"
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
  * Answers GET (and HEAD) of any path with 200 "Hello, world!\n", and
@@ -118,7 +121,7 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--drain-ms MS] "
-			"[--tls-cert FILE [--tls-key FILE]] [HOST:PORT | PORT]\n", prog);
+			"[--tls-cert FILE [--tls-key FILE]] [--stats ADDR] [HOST:PORT | PORT]\n", prog);
 	exit(2);
 }
 
@@ -143,6 +146,8 @@ int main(int argc, char **argv)
 			drain_ms = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--stats") == 0 && val)
+			opt.srv.stats_addr = val, i++;
 		else if (strcmp(argv[i], "--tls-cert") == 0 && val)
 			opt.tls_cert = val, i++;
 		else if (strcmp(argv[i], "--tls-key") == 0 && val)

@@ -127,6 +127,10 @@ typedef struct cio_config {
 	size_t stack_cache;    /* idle stacks always kept for reuse; 0: 1024.
 	                        * More are kept while reused: those idle
 	                        * for a whole second go back to the kernel. */
+	int64_t stall_ns;      /* report a task that runs this long without
+	                        * parking (see "stall reports", under Tasks); 0:
+	                        * COREIO_STALL_MS from the environment, and
+	                        * off when that is unset or 0; < 0: off */
 } cio_config;
 
 /* Runs a runtime on the calling thread: spawns `main(arg)` as the first
@@ -154,19 +158,85 @@ CIO_API const char *cio_backend_name(void);
  * io_uring or outside a runtime.  The text lives as long as the runtime. */
 CIO_API const char *cio_backend_reason(void);
 
-/* Counters of the calling thread's runtime; all zero outside one. */
+/* Counters of one runtime (one core); all zero outside one.  Each is
+ * kept by its own core with a plain increment, so keeping them costs no
+ * atomic operation and no system call.  Totals since the runtime started,
+ * unless marked "now" (a gauge).  New fields are only ever added at the
+ * end. */
 typedef struct cio_stats {
 	uint64_t tasks_spawned;
-	uint64_t tasks_live;     /* spawned and not yet finished */
+	uint64_t tasks_live;     /* now: spawned and not yet finished */
 	uint64_t switches;       /* context switches, task or scheduler */
 	uint64_t ticks;          /* scheduler ticks */
-	uint64_t driver_waits;   /* times the scheduler waited in the driver */
-	uint64_t stacks_mapped;  /* stacks in use or cached */
+	uint64_t driver_waits;   /* times the scheduler slept in the driver */
+	uint64_t stacks_mapped;  /* now: stacks in use or cached */
 	bool guard_pages_madvise; /* guards are MADV_GUARD_INSTALL, not mprotect */
+	/* Operations made by the blocking I/O calls, by kind, counted as
+	 * each returns (one that parks on readiness and tries again counts
+	 * once; one that failed counts too). */
+	uint64_t ops_read;       /* read, readv, recv, recvmsg */
+	uint64_t ops_write;      /* write, writev, send, sendmsg */
+	uint64_t ops_accept;
+	uint64_t ops_connect;
+	uint64_t ops_poll;       /* readiness waits: cio_wait_readable(), ... */
+	uint64_t ops_other;      /* files, names, splice */
+	uint64_t accepted;       /* connections cio_accept() returned */
+	uint64_t accept_errors;  /* cio_accept() failures other than a cancel,
+	                          * a deadline or a drain's -ESHUTDOWN:
+	                          * -EMFILE, -ENFILE, -ECONNABORTED... */
+	uint64_t timers_armed;   /* sleeps, deadlines of parked calls, ... */
+	/* The driver.  A poll is one backend wait: a submit-and-wait
+	 * io_uring_enter(), an epoll_wait(), a kevent(). */
+	uint64_t driver_polls;
+	uint64_t driver_events;  /* completions or readiness events polls reaped */
+	uint64_t uring_enters;   /* io_uring_enter() calls of every purpose */
+	uint64_t uring_sq_full;  /* SQ found full: submitted early to make room */
+	uint64_t uring_cq_overflow; /* polls after which the kernel held
+	                          * completions back (IORING_SQ_CQ_OVERFLOW) */
+	uint64_t uring_cq_dropped; /* completions the kernel dropped: the
+	                          * ring's own overflow counter, as last read */
+	/* Messages between cores: calls, posts, wakes of cross-core channels,
+	 * blocking-pool replies. */
+	uint64_t msgs_sent;      /* pushed by this core, to any core's inbox */
+	uint64_t msgs_received;  /* handled from this core's inbox */
+	uint64_t pool_jobs;      /* jobs this core queued on the blocking pool */
+	uint64_t pool_waits;     /* of them, those that found no idle thread */
+	uint64_t pool_queued;    /* now: jobs waiting in the pool (process-wide) */
+	uint64_t stalls;         /* stall reports of this core's tasks
+	                          * (cio_config.stall_ns) */
 } cio_stats;
 
-/* Fills *st with the calling thread's runtime counters. */
+/* Fills *st with the calling thread's runtime counters (zeros off a
+ * runtime). */
 CIO_API void cio_stats_get(cio_stats *st);
+
+/* Blocking.  Fills st[k] with the counters of core k, for every core k of
+ * the calling runtime's group below n (cio_core_count(); one for
+ * cio_run()), by a cross-core call to each other core (cio_core_call()),
+ * so each record is a copy its own core made between two of its tasks.
+ * A core that has stopped leaves its record zeroed.  Returns the number
+ * of records filled (at most n), or -ECANCELED, -ETIMEDOUT. */
+CIO_API int cio_stats_get_all(cio_stats *st, size_t n);
+
+/* Writes the counters of st[0] .. st[n - 1] (st[k] for core k) into buf
+ * as Prometheus text exposition (version 0.0.4): for each counter a
+ * "# HELP" and a "# TYPE" line, then one sample per core, such as
+ *     coreio_ops_total{core="0",kind="read"} 1234
+ * All names begin with "coreio_"; totals end in "_total" and are of type
+ * counter, the "now" fields are gauges.  pool_queued, being the whole
+ * process's, is written once, from st[0], without a core label.  Never
+ * blocks; callable anywhere.
+ *
+ * Returns the length of the whole text, not counting the NUL, as
+ * snprintf(3) does: when it is len or more, buf holds only its first
+ * len - 1 bytes (and a NUL, when len > 0).  -EINVAL when st is NULL with
+ * n > 0, or buf is NULL with len > 0. */
+CIO_API ssize_t cio_stats_format(char *buf, size_t len, const cio_stats *st, size_t n);
+
+/* Blocking.  cio_stats_get_all() for every core, then cio_stats_format():
+ * the text a metrics endpoint serves.  Returns as cio_stats_format(), or
+ * -ENOMEM, -ECANCELED, -ETIMEDOUT. */
+CIO_API ssize_t cio_stats_dump(char *buf, size_t len);
 
 /* ===================================================================== */
 /*  Tasks                                                                 */
@@ -221,6 +291,49 @@ CIO_API cio_task_t cio_self(void);
 
 /* Name given at spawn, or "" (never NULL) for the calling task. */
 CIO_API const char *cio_task_name(void);
+
+/* --- stall reports ----------------------------------------------------- */
+/* A task that runs longer than its runtime's stall_ns (cio_config; or
+ * COREIO_STALL_MS, in milliseconds) without parking or yielding holds up
+ * every other task of its core.  When stall reports are on, one watchdog
+ * thread per process looks at each such runtime every quarter of its
+ * limit (at most every 250 ms); on finding a task that has run past the
+ * limit since the core's last switch it sends SIGURG to that core's
+ * thread, whose handler takes a backtrace of where the task is and
+ * reports it: at most once a second per core, again each second while
+ * the task keeps running.  The report goes to the hook set with
+ * cio_stall_hook(), or else to stderr as
+ *     coreio: stall: core 0 task 4294967298 "spin" running 212 ms without parking
+ * followed by the backtrace (backtrace_symbols_fd(3); build with
+ * -rdynamic for function names; none where the C library has no
+ * backtrace()).  Each report also counts in cio_stats.stalls.
+ *
+ * The handler is installed on the first runtime that has reports on,
+ * with SA_RESTART, and stays; a SIGURG it did not ask for goes on to the
+ * handler installed before it.  A system call the stalled task is blocked
+ * in that SA_RESTART does not restart (a sleep, poll(2)) returns EINTR.  With reports off (the default) there is
+ * no thread, no handler and no cost.  A runtime's scheduler context (its
+ * timers, its messages) is never reported, only tasks. */
+
+/* What a stall report says.  Valid during the hook's call only. */
+typedef struct cio_stall_info {
+	int core;            /* cio_core_id() of the stalled core */
+	cio_task_t task;     /* the task that runs */
+	const char *name;    /* its name, "" if none */
+	int64_t running_ns;  /* since the core last switched, at least */
+	void *const *frames; /* return addresses where it was, innermost first */
+	int nframes;         /* 0 where there is no backtrace() */
+} cio_stall_info;
+
+/* Runs in a signal handler on the stalled core's thread, in the middle of
+ * the stalled task: it may only make async-signal-safe calls (write(2),
+ * backtrace_symbols_fd(3), atomic stores), and must not touch coreio. */
+typedef void cio_stall_fn(const cio_stall_info *info, void *arg);
+
+/* Sends stall reports to fn(info, arg) instead of stderr; fn NULL puts
+ * stderr back.  Process-wide; callable from any thread, best before the
+ * runtimes start (a report under way may still see the old hook). */
+CIO_API void cio_stall_hook(cio_stall_fn *fn, void *arg);
 
 /* ===================================================================== */
 /*  Time                                                                  */

@@ -5,7 +5,8 @@
  * and still gets every byte back; rude peers reset mid-stream; then
  * SIGTERM stops the server cleanly, closing idle connections at once,
  * and its summary counts every connection.  All of it twice: with each
- * connection on its raw fd, and through a cio_stream (--stream). */
+ * connection on its raw fd, and through a cio_stream (--stream).  The
+ * raw run also scrapes --stats, whose counters must show the traffic. */
 #include "check.h"
 #include "example_util.h"
 
@@ -132,13 +133,54 @@ static void rude_peer(void)
 	close(fd);
 }
 
+/* The --stats endpoint's answer, as a scraper sees it: an HTTP/1.0 200
+ * with both cores' counters, the connections so far among them. */
+static void check_stats(int stats_port, int conns)
+{
+	static char text[1 << 16];
+	size_t got = 0;
+	int fd = ex_dial(stats_port);
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	ex_send_all(fd, req, sizeof req - 1);
+	for (ssize_t n; got < sizeof text - 1 &&
+			(n = recv(fd, text + got, sizeof text - 1 - got, 0)) != 0;) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		CHECK(n > 0);
+		got += (size_t)n;
+	}
+	close(fd);
+	text[got] = '\0';
+	CHECK(strncmp(text, "HTTP/1.0 200 OK\r\n", 17) == 0);
+	CHECK(strstr(text, "# TYPE coreio_accepted_total counter\n"));
+	long long accepted = 0, writes = 0;
+	for (int core = 0; core < 2; core++) {
+		char name[96];
+		const char *p;
+		snprintf(name, sizeof name, "coreio_accepted_total{core=\"%d\"} ", core);
+		CHECK((p = strstr(text, name)) != NULL);
+		accepted += atoll(p + strlen(name));
+		snprintf(name, sizeof name, "coreio_ops_total{core=\"%d\",kind=\"write\"} ", core);
+		CHECK((p = strstr(text, name)) != NULL);
+		writes += atoll(p + strlen(name));
+	}
+	CHECK(accepted >= conns);
+	CHECK(writes > 0);
+}
+
 static int run(bool stream)
 {
 	struct child srv;
+	/* The raw run serves --stats too. */
 	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "--drain-ms", "20000",
-			"127.0.0.1:0", stream ? "--stream" : NULL, NULL};
+			stream ? "--stream" : "--stats", "127.0.0.1:0", "127.0.0.1:0", NULL};
+	if (stream)
+		argv[8] = NULL;
 	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
+	const char *sl = strstr(srv.text, "stats on 127.0.0.1:");
+	CHECK(stream == (sl == NULL));
+	int stats_port = sl ? atoi(sl + strlen("stats on 127.0.0.1:")) : 0;
 	const char *want = getenv("COREIO_BACKEND");
 	if (want) {
 		char b[32];
@@ -157,6 +199,8 @@ static int run(bool stream)
 		CHECK_EQ(pthread_join(t[i], NULL), 0);
 	/* Still serving after the resets. */
 	pingpong((void *)(uintptr_t)1000);
+	if (stats_port)
+		check_stats(stats_port, CONNS + 2);
 
 	/* Idle connections (waiting for their next message) close as soon
 	 * as the drain starts, not after --drain-ms. */

@@ -2,7 +2,8 @@
  * code with coreio: curl (several URLs on one connection, --http1.0, a
  * chunked upload and a Content-Length one echoed back, HTTPS where the
  * library has TLS) and Python's http.client (keep-alive, HEAD, bodies
- * both ways, chunked), each byte-checked; then SIGTERM drains an idle
+ * both ways, chunked), each byte-checked; the --stats endpoint's
+ * counters, fetched with curl; then SIGTERM drains an idle
  * keep-alive connection at once and the server exits 0.  A missing curl
  * or python3 fails the test (scripts/deps.sh installs them). */
 #include "example_util.h"
@@ -106,6 +107,41 @@ static void with_curl(void)
 	CHECK_EQ(unlink(hdrs), 0);
 }
 
+/* The --stats endpoint: Prometheus text of both cores, with the
+ * connections the clients above made counted. */
+static void with_stats(int stats_port)
+{
+	struct child c;
+	char url[64], path[96];
+	static char text[65536];
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/metrics", stats_port);
+	snprintf(path, sizeof path, "%s/metrics", dir);
+	/* To a file: the text is longer than what a child's output keeps. */
+	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "--http1.0", "-o", path, url, NULL};
+	run_ok(&c, get);
+	FILE *f = fopen(path, "re");
+	CHECK(f);
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	CHECK_EQ(unlink(path), 0);
+	CHECK(strstr(text, "# TYPE coreio_accepted_total counter\n"));
+	CHECK(strstr(text, "coreio_tasks_live{core=\"1\"} "));
+	long long accepted = 0, reads = 0;
+	for (int core = 0; core < 2; core++) {
+		char name[96];
+		const char *p;
+		snprintf(name, sizeof name, "coreio_accepted_total{core=\"%d\"} ", core);
+		CHECK((p = strstr(text, name)) != NULL);
+		accepted += atoll(p + strlen(name));
+		snprintf(name, sizeof name, "coreio_ops_total{core=\"%d\",kind=\"read\"} ", core);
+		CHECK((p = strstr(text, name)) != NULL);
+		reads += atoll(p + strlen(name));
+	}
+	CHECK(accepted >= 4); /* curl's connections, then this one's */
+	CHECK(reads > 0);
+}
+
 static const char python_client[] =
 	"import http.client, sys\n"
 	"port = int(sys.argv[1])\n"
@@ -203,9 +239,15 @@ int main(void)
 	CHECK(mkdtemp(dir) != NULL);
 
 	struct child srv;
-	char *argv[] = {HTTP_HELLO_BIN, "--cores", "2", "--drain-ms", "20000", "127.0.0.1:0", NULL};
+	char *argv[] = {HTTP_HELLO_BIN, "--cores", "2", "--drain-ms", "20000",
+			"--stats", "127.0.0.1:0", "127.0.0.1:0", NULL};
 	ex_start(&srv, argv, "listening on");
 	port = ex_port(&srv);
+	/* "http_hello: stats on 127.0.0.1:PORT", printed before listening. */
+	const char *sl = strstr(srv.text, "stats on 127.0.0.1:");
+	CHECK(sl != NULL);
+	int stats_port = atoi(sl + strlen("stats on 127.0.0.1:"));
+	CHECK(stats_port > 0 && stats_port != port);
 	const char *want = getenv("COREIO_BACKEND");
 	if (want) {
 		char b[32];
@@ -213,6 +255,7 @@ int main(void)
 		CHECK(strstr(srv.text, b));
 	}
 	with_curl();
+	with_stats(stats_port);
 	with_python();
 #ifdef COREIO_TEST_TLS
 	with_tls();

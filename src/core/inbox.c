@@ -27,6 +27,8 @@ int cio__inbox_push(struct cio__rt *to, struct cio__msg *m)
 							memory_order_seq_cst,
 							memory_order_relaxed));
 	struct cio__rt *self = cio__rt_cur;
+	if (self)
+		self->stats.msgs_sent++;
 	if (self != to && !atomic_exchange(&to->inbox.notified, 1))
 		to->poller->wake(self, to);
 	return 0;
@@ -55,6 +57,7 @@ void cio__inbox_drain(struct cio__rt *rt)
 	}
 	for (m = oldest_first(m); m;) {
 		struct cio__msg *next = m->next;
+		rt->stats.msgs_received++;
 		m->handle(rt, m);
 		m = next;
 	}

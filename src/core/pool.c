@@ -308,7 +308,9 @@ static int start_thread(void)
 	return 0;
 }
 
-/* Queues j, starting a thread if none is free to take it. */
+/* Queues j, starting a thread if none is free to take it.  Returns 1
+ * when no thread was idle to take it at once (it waits for one, or for
+ * one to start), 0 when one was, or -EBUSY. */
 static int submit(struct job *j)
 {
 	pthread_once(&pool_once, pool_init);
@@ -319,6 +321,7 @@ static int submit(struct job *j)
 		return -EBUSY;
 	}
 	queue_push(j);
+	int waits = pool.idle < takeable();
 	if (pool.idle + pool.starting < takeable() && pool.threads < 2 * pool.max_threads &&
 	    start_thread() < 0 && pool.threads == 0) {
 		/* No thread could start and none exists to run it. */
@@ -328,7 +331,14 @@ static int submit(struct job *j)
 	}
 	pthread_cond_signal(&pool.work);
 	pthread_mutex_unlock(&pool.lock);
-	return 0;
+	return waits;
+}
+
+size_t cio__blocking_queued(void)
+{
+	cio_blocking_stats st;
+	cio_blocking_stats_get(&st);
+	return st.queued;
 }
 
 /* --- the caller's side ---------------------------------------------------- */
@@ -406,6 +416,8 @@ static int blocking(const char *call, cio_fn *fn, void *arg, cio_drop_fn *drop,
 		free(j);
 		return rc;
 	}
+	rt->stats.pool_jobs++;
+	rt->stats.pool_waits += (unsigned)rc;
 	rt->remote_waits++; /* a pool thread will wake us */
 	for (;;) {
 		rc = cio__park(self);

@@ -189,7 +189,12 @@ struct cio__rt {
 	int64_t idle_poll_ns;       /* how long to watch for work before sleeping */
 	cio_waitq drain_waiters;
 
+	/* Kept by this thread alone, with plain increments, but for
+	 * stats.switches (cio__count_switch()), which the stall watchdog
+	 * reads from its own thread. */
 	cio_stats stats;
+	int64_t stall_ns;           /* report tasks running this long; 0: off */
+	struct cio__stall *stall;   /* the watchdog's record, while attached */
 	uint64_t coop_at;           /* stats.switches when coop was last reset */
 	uint32_t select_turn;       /* where the next cio_select() starts looking */
 	unsigned coop;              /* operations done without parking since */
@@ -197,6 +202,36 @@ struct cio__rt {
 	void *tsan_fiber;           /* the scheduler's: the thread's own */
 #endif
 };
+
+/* One more context switch.  A relaxed store, so that the stall
+ * watchdog may read the count from its thread: the same plain load, add
+ * and store the compiler makes of ++ (no locked instruction), yet no data
+ * race for TSan. */
+static inline void cio__count_switch(struct cio__rt *rt)
+{
+	__atomic_store_n(&rt->stats.switches, rt->stats.switches + 1, __ATOMIC_RELAXED);
+}
+
+/* The running task changes (NULL: the scheduler); relaxed for the
+ * watchdog as above. */
+static inline void cio__set_current(struct cio__rt *rt, struct cio__task *t)
+{
+	__atomic_store_n(&rt->current, t, __ATOMIC_RELAXED);
+}
+
+/* The stall detector (stall.c).  The stall limit a config asks for:
+ * cfg->stall_ns, or COREIO_STALL_MS when that is 0; 0 means off. */
+int64_t cio__stall_limit(const cio_config *cfg);
+/* Registers rt, on its own thread, with the watchdog (started with the
+ * first), when rt->stall_ns > 0; else does nothing.  Returns 0 or a
+ * negated errno (-ENOMEM, -EAGAIN: the watchdog thread). */
+int cio__stall_attach(struct cio__rt *rt);
+/* Unregisters rt before its thread leaves it; the last one stops the
+ * watchdog and waits for it. */
+void cio__stall_detach(struct cio__rt *rt);
+
+/* Of the blocking pool (pool.c): jobs waiting now, all classes. */
+size_t cio__blocking_queued(void);
 
 /* After this many operations in a row that completed without parking, a
  * task yields (cio__coop()). */

@@ -93,17 +93,17 @@ static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
 	void *fake;
 	if (next == self) {
 		/* Alone in the new tick (a yield): keep running. */
-		rt->current = self;
+		cio__set_current(rt, self);
 		return;
 	}
-	rt->stats.switches++;
+	cio__count_switch(rt);
 	if (next) {
-		rt->current = next;
+		cio__set_current(rt, next);
 		cio__fiber_leave(&fake, next->stack.base, next->stack.size);
 		cio__tsan_switch_to(next);
 		cio__ctx_switch(&self->sp, next->sp);
 	} else {
-		rt->current = NULL;
+		cio__set_current(rt, NULL);
 		cio__fiber_leave(&fake, rt->sched_stack_bottom, rt->sched_stack_size);
 		cio__tsan_switch_to(rt);
 		cio__ctx_switch(&self->sp, rt->sched_sp);
@@ -115,8 +115,8 @@ static inline void switch_out(struct cio__rt *rt, struct cio__task *self)
 static void run_task(struct cio__rt *rt, struct cio__task *t)
 {
 	void *fake;
-	rt->current = t;
-	rt->stats.switches++;
+	cio__set_current(rt, t);
+	cio__count_switch(rt);
 	cio__fiber_leave(&fake, t->stack.base, t->stack.size);
 	cio__tsan_switch_to(t);
 	cio__ctx_switch(&rt->sched_sp, t->sp);
@@ -151,8 +151,8 @@ _Noreturn void cio__task_exit(struct cio__rt *rt, struct cio__task *self)
 	    rt->trim_timer.slot == CIO__TIMER_IDLE)
 		cio__timer_arm(rt, &rt->trim_timer, cio__clock_ns() + TRIM_PERIOD);
 	struct cio__task *next = pick_next(rt);
-	rt->stats.switches++;
-	rt->current = next;
+	cio__count_switch(rt);
+	cio__set_current(rt, next);
 	if (next) {
 		cio__fiber_leave(NULL, next->stack.base, next->stack.size);
 		cio__tsan_switch_to(next);
@@ -591,6 +591,7 @@ struct cio__rt *cio__rt_create(const cio_config *cfg, int *err)
 	rt->idle_poll_ns = cfg->idle_poll_ns > 0 ? cfg->idle_poll_ns : 0;
 	rt->core_count = 1;
 	rt->drain_timeout = 5 * CIO_SEC;
+	rt->stall_ns = cio__stall_limit(cfg);
 	cio__waitq_init(&rt->drain_waiters);
 	cio__stack_pool_init(&rt->stacks, cfg->stack_cache ? cfg->stack_cache : 1024);
 	thread_stack_bounds(rt);
@@ -603,6 +604,9 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	cio__rt_cur = rt;
 	cio__tsan_fiber_adopt(rt);
 	cio__overflow_attach(rt);
+	/* A watchdog that cannot start costs the reports, not the run. */
+	if (cio__stall_attach(rt) < 0)
+		fputs("coreio: stall reports off: cannot start the watchdog\n", stderr);
 	int rc = 0;
 	cio_task_t first = cio_spawn_with(&(cio_spawn_opts){.name = "main", .detached = true},
 					  main, arg);
@@ -617,6 +621,7 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	cio__inbox_close(rt);
 	while (rt->inflight)
 		rt->poller->wait(rt, 0);
+	cio__stall_detach(rt);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
 	if (rc == 0 && deadlocked)
@@ -643,4 +648,5 @@ void cio_stats_get(cio_stats *st)
 	st->tasks_live = rt->live;
 	st->stacks_mapped = rt->stacks.mapped;
 	st->guard_pages_madvise = rt->stacks.madvise_guard;
+	st->pool_queued = cio__blocking_queued();
 }

@@ -81,6 +81,7 @@ void cio__timer_arm(struct cio__rt *rt, struct cio__timer *tm, int64_t when)
 	}
 	tm->when = when;
 	sift_up(h, h->n++, tm);
+	rt->stats.timers_armed++;
 }
 
 void cio__timer_disarm(struct cio__rt *rt, struct cio__timer *tm)

@@ -63,9 +63,15 @@ static void ignore_sigpipe(void)
 		sigaction(SIGPIPE, &ign, NULL);
 }
 
+/* Counted here, once for every backend: each wait is one system call
+ * of the backend's (io_uring_enter, epoll_wait, kevent). */
 static int poller_wait(struct cio__rt *rt, int64_t timeout_ns)
 {
-	return rt->driver->ops->wait(rt->driver, timeout_ns);
+	int n = rt->driver->ops->wait(rt->driver, timeout_ns);
+	rt->stats.driver_polls++;
+	if (n > 0)
+		rt->stats.driver_events += (uint64_t)n;
+	return n;
 }
 
 static void driver_notify(struct cio__driver *from, struct cio__driver *to);

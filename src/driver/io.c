@@ -2,7 +2,8 @@
  * what each request kind is.  What is true of all backends is done here
  * once: interruption first, fd and length checks, the stream-splice loop,
  * the wait-and-retry after EAGAIN, a declined request run on the blocking
- * pool, and the cooperative budget charged on every call. */
+ * pool, the cooperative budget charged on every call, and the
+ * operation counters of cio_stats. */
 #include "driver.h"
 #include "../core/rt.h"
 #include "../platform/file.h"
@@ -268,6 +269,31 @@ static ssize_t run(const char *call, struct cio__driver *d,
 	}
 }
 
+/* The per-kind counters of rt for one request. */
+static inline void count(struct cio__rt *rt, const struct cio__io *io)
+{
+	cio_stats *st = &rt->stats;
+	switch (io->kind) {
+	case CIO__IO_READ: case CIO__IO_READV: case CIO__IO_RECV: case CIO__IO_RECVMSG:
+		st->ops_read++;
+		break;
+	case CIO__IO_WRITE: case CIO__IO_WRITEV: case CIO__IO_SEND: case CIO__IO_SENDMSG:
+		st->ops_write++;
+		break;
+	case CIO__IO_ACCEPT:
+		st->ops_accept++; /* what came of it: cio_accept() counts */
+		break;
+	case CIO__IO_CONNECT:
+		st->ops_connect++;
+		break;
+	case CIO__IO_POLL:
+		st->ops_poll++;
+		break;
+	default:
+		st->ops_other++;
+	}
+}
+
 ssize_t cio__io(const char *call, struct cio__io *io)
 {
 	struct cio__task *self = cio__self_or_die(call);
@@ -277,6 +303,7 @@ ssize_t cio__io(const char *call, struct cio__io *io)
 	ssize_t r = cio__interrupted(self);
 	if (r == 0)
 		r = run(call, rt->driver, self, io);
+	count(rt, io);
 	/* Charged for failures too: a loop of calls that fail at once must
 	 * still let timers, signals and other tasks run. */
 	cio__coop(rt);

@@ -380,10 +380,21 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 	/* One system call: submit what this tick queued, wait, and (with
 	 * DEFER_TASKRUN) run the completions' task work. */
 	s->file_queued = 0;
+	cio_stats *st = &d->rt->stats;
+	/* liburing's own test: it enters unless nothing is to be submitted
+	 * and a completion is there already. */
+	if (io_uring_sq_ready(&s->ring) || !io_uring_cq_ready(&s->ring))
+		st->uring_enters++;
 	int rc = CIO_FAIL(submit);
 	rc = rc > 0 ? -rc : io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tp, NULL);
 	if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY)
 		return rc;
+	/* Completions the CQ had no room for wait in the kernel (or, before
+	 * IORING_FEAT_NODROP, were lost: the overflow counter).  Reads of
+	 * the shared ring: no system call. */
+	if (IO_URING_READ_ONCE(*s->ring.sq.kflags) & IORING_SQ_CQ_OVERFLOW)
+		st->uring_cq_overflow++;
+	st->uring_cq_dropped = IO_URING_READ_ONCE(*s->ring.cq.koverflow);
 	unsigned n = reap(d, s);
 	if (!s->wake_armed)
 		arm_wake(d, s);
@@ -418,9 +429,12 @@ static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s
 {
 	struct io_uring_sqe *sqe;
 	while (!(sqe = CIO_FAIL(sqe) ? NULL : io_uring_get_sqe(&s->ring))) {
+		d->rt->stats.uring_sq_full++;
+		d->rt->stats.uring_enters++;
 		int rc = CIO_FAIL(submit);
 		rc = rc > 0 ? -rc : io_uring_submit(&s->ring);
 		if (rc == -EBUSY || rc == -EAGAIN) {
+			d->rt->stats.uring_enters++;
 			io_uring_get_events(&s->ring);
 			reap(d, s);
 		}
@@ -606,6 +620,7 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    ++s->file_queued >= FILE_SUBMIT_BATCH) {
 		s->file_queued = 0;
+		d->rt->stats.uring_enters++;
 		if (!CIO_FAIL(submit))
 			io_uring_submit(&s->ring); /* a refusal waits for the tick */
 	}

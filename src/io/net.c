@@ -171,10 +171,16 @@ int cio_accept(int fd, cio_addr *peer)
 		.kind = CIO__IO_ACCEPT, .fd = fd, .p.addr = &a->u.sa, .n.addrlen = &a->len,
 	};
 	ssize_t rc = cio__io("cio_accept", &io);
-	if (rc >= 0)
+	cio_stats *st = &cio__rt_cur->stats;
+	if (rc >= 0) {
+		st->accepted++;
 		return fresh((int)rc);
+	}
 	if (rc == -EINVAL && cio__rt_cur->io->listeners_shut)
 		return -ESHUTDOWN; /* the drain shut the listener down */
+	/* Interruptions were the caller's doing: not refusals. */
+	if (rc != -ECANCELED && rc != -ETIMEDOUT)
+		st->accept_errors++;
 	if (rc == -EMFILE || rc == -ENFILE) {
 		/* The connection stays queued.  Pause, so that a loop that
 		 * retries at once does not spin while fds are short. */
