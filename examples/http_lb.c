@@ -29,7 +29,9 @@
  *   --tls-key FILE    its key (default: in the cert file)
  *   --upstream-tls    speak TLS to upstreams, verified against the system
  *                     CAs, or those of --upstream-ca FILE
- *   --stats ADDR      serve counters (Prometheus text) on ADDR, any path
+ *   --stats ADDR      serve counters (Prometheus text) on ADDR, any path:
+ *                     the proxy's, per core and per upstream, then the
+ *                     runtime's (cio_stats_dump())
  *   --max-body BYTES  the longest request body (default 100 MiB; 413)
  *   --cores N, --seconds N, --drain-ms MS   as http_hello
  *
@@ -544,11 +546,15 @@ static int stats_handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 {
 	(void)req;
 	(void)arg;
-	size_t cap = 4096 + (size_t)MAX_CORES * 256 + (size_t)MAX_CORES * opt.nup * 1024;
+	size_t cap = 64 * 1024 + (size_t)MAX_CORES * 4096 + (size_t)MAX_CORES * opt.nup * 1024;
 	char *buf = malloc(cap);
 	if (!buf)
 		return -ENOMEM;
 	size_t len = format_stats(buf, cap);
+	/* The runtime's own counters after the proxy's: every core's. */
+	ssize_t more = cio_stats_dump(buf + len, cap - len);
+	if (more > 0)
+		len += (size_t)more < cap - len ? (size_t)more : cap - len - 1;
 	int rc = cio_http_resp_send(resp, 200, "text/plain; version=0.0.4", buf, len);
 	free(buf);
 	return rc;

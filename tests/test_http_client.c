@@ -605,7 +605,15 @@ static void test_drain(void)
 	cio_http_client_stats st;
 	cio_http_client_stats_get(cl, &st);
 	CHECK_EQ(st.idle, 1);
+	/* A second client freed while the drain has its idle task closing
+	 * (a close may park): the task outlives the free, the client too. */
+	cio_http_client *cl2;
+	CHECK_EQ(cio_http_client_new(&cl2, s->addr, NULL), 0);
+	CHECK_EQ(fetch(cl2, "GET", "/id/2", NULL, 0, &body, &blen), 200);
+	free(body);
 	cio_drain();
+	cio_yield();
+	CHECK_EQ(cio_http_client_free(cl2), 0);
 	cio_sleep(10 * CIO_MS);
 	cio_http_client_stats_get(cl, &st);
 	CHECK_EQ(st.open, 0);

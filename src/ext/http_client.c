@@ -166,11 +166,12 @@ static void *reaper(void *arg)
 			break;
 		}
 	}
+	/* Cancelled (a drain, or cio_http_client_free()): all go.  Closing
+	 * may park, and the client must live until this task is done. */
+	close_idle(cl);
 	cl->reaper = 0;
 	if (cl->freeing)
-		client_release(cl);
-	else
-		close_idle(cl); /* cancelled: a drain */
+		free(cl);
 	return NULL;
 }
 
@@ -396,7 +397,8 @@ int cio_http_client_free(cio_http_client *cl)
 		return -EBUSY;
 	cl->freeing = true;
 	if (cl->reaper) {
-		cio_cancel(cl->reaper); /* it closes the idle ones, and frees cl */
+		/* It closes the idle ones, and frees cl when it ends. */
+		cio_cancel(cl->reaper);
 		return 0;
 	}
 	client_release(cl);
