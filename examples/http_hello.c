@@ -19,9 +19,11 @@
  *                 connection), and print "http_hello: stats on ADDR"
  *   COREIO_BACKEND=uring|epoll|kqueue forces a backend
  *
- * Answers GET (and HEAD) of any path with 200 "Hello, world!\n", and
- * POST /echo with the request's body, streamed back as it arrives (with
- * the request's Content-Length, or chunked); anything else 405.
+ * Answers GET (and HEAD) of /bytes/N, N decimal and at most 16 MiB, with
+ * N bytes of 'x' (Content-Length N: a body of any size for benchmarks),
+ * and of any other path with 200 "Hello, world!\n"; POST /echo with the
+ * request's body, streamed back as it arrives (with the request's
+ * Content-Length, or chunked); anything else 405.
  *
  * Prints "http_hello: listening on ADDR, backend B, N cores, pid P" once
  * every core accepts, and on exit what it served.  SIGINT, SIGTERM or
@@ -46,6 +48,11 @@
  * echo's copy buffer is the biggest thing on the stack. */
 #define CONN_STACK (64 << 10)
 #define HELLO "Hello, world!\n"
+#define MAX_BYTES (16 << 20)
+
+/* /bytes/N's body, 'x' throughout (filled by main), written as often as
+ * N needs. */
+static char fill[16 << 10];
 
 static struct {
 	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
@@ -76,14 +83,38 @@ static int echo(cio_http_req *req, cio_http_resp *resp)
 	return n < 0 ? (int)n : cio_http_resp_end(resp);
 }
 
+/* GET /bytes/N: N bytes of 'x'; a body that fits fill goes in one call,
+ * as the hello does. */
+static int bytes(cio_http_resp *resp, size_t n)
+{
+	static const char type[] = "application/octet-stream";
+	if (n <= sizeof fill)
+		return cio_http_resp_send(resp, 200, type, fill, n);
+	cio_http_resp_set_length(resp, n);
+	cio_http_resp_header(resp, "Content-Type", type);
+	for (size_t k; n > 0; n -= k) {
+		k = n < sizeof fill ? n : sizeof fill;
+		ssize_t w = cio_http_resp_write(resp, fill, k);
+		if (w < 0)
+			return (int)w;
+	}
+	return cio_http_resp_end(resp);
+}
+
 static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 {
 	struct server *s = arg;
 	const char *m = cio_http_req_method(req);
 	s->requests++;
-	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+	const char *t = cio_http_req_target(req);
+	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+		const char *num = strncmp(t, "/bytes/", 7) == 0 ? t + 7 : "";
+		int64_t n = *num && strspn(num, "0123456789") == strlen(num) ? ex_number(num) : -1;
+		if (n >= 0 && n <= MAX_BYTES)
+			return bytes(resp, (size_t)n);
 		return cio_http_resp_send(resp, 200, "text/plain", HELLO, sizeof HELLO - 1);
-	if (strcmp(m, "POST") == 0 && strcmp(cio_http_req_target(req), "/echo") == 0)
+	}
+	if (strcmp(m, "POST") == 0 && strcmp(t, "/echo") == 0)
 		return echo(req, resp);
 	static const char no[] = "405 Method Not Allowed\n";
 	cio_http_resp_header(resp, "Allow", "GET, HEAD, POST");
@@ -138,6 +169,7 @@ int main(int argc, char **argv)
 	static char addr[256];
 	int64_t seconds = 0, drain_ms = 1000, cores = 0;
 	opt.srv.addr = "127.0.0.1:8080";
+	memset(fill, 'x', sizeof fill);
 	for (int i = 1; i < argc; i++) {
 		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(argv[i], "--seconds") == 0)

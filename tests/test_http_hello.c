@@ -1,7 +1,7 @@
 /* test_http_hello.c - examples/http_hello against clients that share no
- * code with coreio: curl (several URLs on one connection, --http1.0, a
- * chunked upload and a Content-Length one echoed back, HTTPS where the
- * library has TLS) and Python's http.client (keep-alive, HEAD, bodies
+ * code with coreio: curl (several URLs on one connection, --http1.0,
+ * /bytes/N, a chunked upload and a Content-Length one echoed back, HTTPS
+ * where the library has TLS) and Python's http.client (keep-alive, HEAD, bodies
  * both ways, chunked), each byte-checked; the --stats endpoint's
  * counters, fetched with curl; then SIGTERM drains an idle
  * keep-alive connection at once and the server exits 0.  A missing curl
@@ -102,6 +102,21 @@ static void with_curl(void)
 			 echo, NULL};
 	run_ok(&c, sized);
 	same_files(in, out);
+
+	/* /bytes/N: N bytes of 'x', more than one write's worth. */
+	char bytes[64];
+	snprintf(bytes, sizeof bytes, "http://127.0.0.1:%d/bytes/40000", port);
+	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "-o", out, "-w", "[%{size_download}]",
+		       bytes, NULL};
+	CHECK(strcmp(run_ok(&c, get), "[40000]") == 0);
+	FILE *f = fopen(out, "re");
+	CHECK(f);
+	int ch;
+	while ((ch = fgetc(f)) == 'x')
+		;
+	CHECK_EQ(ch, EOF);
+	fclose(f);
+
 	CHECK_EQ(unlink(in), 0);
 	CHECK_EQ(unlink(out), 0);
 	CHECK_EQ(unlink(hdrs), 0);
