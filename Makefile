@@ -14,7 +14,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable check-faults check-faults-full bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-net-build bench-files \
+	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-lb bench-net-build bench-files \
 	bench-proxy install clean
 
 all: build
@@ -158,8 +158,9 @@ bench-core: deps
 # packages (libuv, tokio's crate sources, cargo, gnuplot); the tokio peer
 # is built offline into $(BENCH_BUILD)/tokio.
 #   make bench        100 B and 1 KiB; 1, 16, 64, 256, 1000 connections;
-#                     3 runs of each (about 12 minutes); then bench-files
-#                     and bench-proxy below (about 16 minutes in all)
+#                     3 runs of each (about 12 minutes); then bench-files,
+#                     bench-proxy, bench-streams and bench-lb below (about
+#                     22 minutes in all)
 #   make bench-quick  100 B; 16 and 256 connections; 1 short run of each
 #   make bench-net    the same as make bench
 bench-net-build: deps
@@ -193,15 +194,26 @@ bench-http: bench-net-build
 	bench/http.sh $(BENCH_BUILD)
 	$(MAKE) bench-tls
 
+# L7 load balancers: examples/http_lb (io_uring and epoll) against nginx
+# and HAProxy in mode http, each on CPU 0 in front of http_hello, with wrk
+# on CPU 1; small and 16 KiB responses, plain and TLS.  bench/lb.sh (LB_*
+# variables: see there) appends to bench/results/<date>-lb.csv and writes
+# the L7 load balancer section of docs/benchmarks.md; about five minutes.
+bench-lb: bench-net-build
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello http_lb
+	bench/lb.sh $(BENCH_BUILD)
+
 # The whole suite of peer comparisons: the network matrix and its
-# profile, then file reads against fio and the proxy against HAProxy.
+# profile, then file reads against fio, the proxy against HAProxy, and
+# the L7 load balancer against nginx and HAProxy.
 bench: bench-net-build
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio tcp_proxy
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_fileio tcp_proxy http_hello http_lb
 	bench/net.sh $(BENCH_BUILD)
 	PROF_COMMAND="make bench" bench/profile.sh $(BENCH_BUILD)
 	bench/files.sh $(BENCH_BUILD)
 	bench/proxy.sh $(BENCH_BUILD)
 	bench/streams.sh $(BENCH_BUILD)
+	bench/lb.sh $(BENCH_BUILD)
 
 bench-quick: bench-net-build
 	NET_SIZES=100 NET_CONNS="16 256" NET_REPEATS=1 NET_WARMUP=0.5 \
