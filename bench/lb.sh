@@ -353,9 +353,11 @@ if command -v gnuplot >/dev/null 2>&1; then
 	{
 		k = $6 " " $7
 		if (!(k in seen)) { seen[k]; order[++nk] = k }
-		us[$5 SUBSEP k] = us[$5 SUBSEP k] " " $10
+		if ($16 == 1) d[$5 SUBSEP k] = d[$5 SUBSEP k] " " $10
+		else us[$5 SUBSEP k] = us[$5 SUBSEP k] " " $10
 	}
 	END {
+		for (key in d) if (!(key in us)) us[key] = d[key]
 		np = split(all, pv, " ")
 		row = "workload"
 		for (i = 1; i <= np; i++) row = row " " pv[i]
@@ -424,16 +426,26 @@ NR == 1 { next }
 	k = $6 SUBSEP $7
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
 	if (!($5 in has)) has[$5]
-	us[$5 SUBSEP k] = us[$5 SUBSEP k] " " $10
-	rps[$5 SUBSEP k] = rps[$5 SUBSEP k] " " $9
-	p99[$5 SUBSEP k] = p99[$5 SUBSEP k] " " $11
-	util[$5 SUBSEP k] = util[$5 SUBSEP k] " " $12
-	up[$5 SUBSEP k] = up[$5 SUBSEP k] " " $13
+	# Medians over the undisturbed runs; over the disturbed ones only
+	# when a proxy has no other on a workload.  The best run of all.
+	key = $5 SUBSEP k
+	if ($16 == 1) { key = "d" key; ndist[$5 SUBSEP k]++ }
+	us[key] = us[key] " " $10
+	rps[key] = rps[key] " " $9
+	p99[key] = p99[key] " " $11
+	util[key] = util[key] " " $12
+	up[key] = up[key] " " $13
+	all[$5 SUBSEP k] = all[$5 SUBSEP k] " " $10
 	reps = $4 > reps ? $4 : reps
 	if (!day) { day = $1; commit = $2; kernel = $3; conns = $8 }
 	runs++; othsum += $14; dist += $16; retried += $15 > 1
 }
 END {
+	for (key in ndist)
+		if (!(key in us)) {
+			us[key] = us["d" key]; rps[key] = rps["d" key]; p99[key] = p99["d" key]
+			util[key] = util["d" key]; up[key] = up["d" key]
+		}
 	np = split("http_lb-uring http_lb-epoll nginx haproxy", pv, " ")
 	print "## L7 load balancer"
 	print ""
@@ -462,21 +474,37 @@ END {
 	print "| --- | --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= nk; i++) {
 		k = order[i]
-		for (j = 1; j <= np; j++) m[pv[j]] = median(us[pv[j] SUBSEP k])
-		best = ""; bname = ""
+		for (j = 1; j <= np; j++) {
+			m[pv[j]] = median(us[pv[j] SUBSEP k])
+			lo[pv[j]] = least(all[pv[j] SUBSEP k])
+			nd[pv[j]] = ndist[pv[j] SUBSEP k] ? "*" : ""
+		}
+		best = ""; bname = ""; blo = ""
 		if (m["nginx"] != "") { best = m["nginx"]; bname = "nginx" }
 		if (m["haproxy"] != "" && (best == "" || m["haproxy"] + 0 < best + 0)) { best = m["haproxy"]; bname = "HAProxy" }
+		if (lo["nginx"] != "") blo = lo["nginx"]
+		if (lo["haproxy"] != "" && (blo == "" || lo["haproxy"] + 0 < blo + 0)) blo = lo["haproxy"]
 		ru = best > 0 && m["http_lb-uring"] != "" ? m["http_lb-uring"] / best : ""
 		re = best > 0 && m["http_lb-epoll"] != "" ? m["http_lb-epoll"] / best : ""
-		printf "| %s | %s | %s | %s | %s | %s | %s |\n", load(k),
-			cell(m["http_lb-uring"], "%.2f"), cell(m["http_lb-epoll"], "%.2f"),
-			cell(m["nginx"], "%.2f"), cell(m["haproxy"], "%.2f"),
-			verdict(ru) (ru == "" ? "" : " vs " bname), verdict(re) (re == "" ? "" : " vs " bname)
+		lu = blo > 0 && lo["http_lb-uring"] != "" ? fx(lo["http_lb-uring"] / blo) : "n/a"
+		le = blo > 0 && lo["http_lb-epoll"] != "" ? fx(lo["http_lb-epoll"] / blo) : "n/a"
+		printf "| %s | %s%s | %s%s | %s%s | %s%s | %s | %s |\n", load(k),
+			cell(m["http_lb-uring"], "%.2f"), nd["http_lb-uring"],
+			cell(m["http_lb-epoll"], "%.2f"), nd["http_lb-epoll"],
+			cell(m["nginx"], "%.2f"), nd["nginx"], cell(m["haproxy"], "%.2f"), nd["haproxy"],
+			verdict(ru) (ru == "" ? "" : " vs " bname " (best runs " lu ")"),
+			verdict(re) (re == "" ? "" : " vs " bname " (best runs " le ")")
 	}
 	print ""
-	print "Proxy CPU-µs per request, medians; the best peer is whichever of nginx"
-	print "and HAProxy spent less on that workload. Below 1.00x coreio spends less"
-	print "CPU per request than the best peer (ahead), above it more (behind)."
+	print "Proxy CPU-µs per request, medians of the runs that other work left"
+	print "alone; a * marks a median that leaves disturbed runs out (or is made"
+	print "of them, when every run of that proxy and workload was)."
+	print "The best peer is whichever of nginx and HAProxy spent less on that"
+	print "workload. Below 1.00x coreio spends less CPU per request than the best"
+	print "peer (ahead), above it more (behind). In brackets, the ratio of the"
+	print "best single runs (coreio'"'"'s over the better peer'"'"'s), disturbed or not:"
+	print "where it disagrees with the medians, the difference is within the noise"
+	print "of this machine."
 	print ""
 	print "| Workload | Proxy | req/s | p99 ms | proxy CPU busy | upstream CPU-µs/req |"
 	print "| --- | --- | --- | --- | --- | --- |"
