@@ -379,7 +379,7 @@ set terminal pngcairo size 1000,440 font "DejaVu Sans,10"
 set output "$root/$chart"
 set termoption noenhanced
 set datafile missing "?"
-set title "L7 load balancers, $conns kept-alive connections: proxy on CPU $proxy_cpu; wrk -t1 and the upstream\n(http_hello) on CPU $client_cpu; median of $reps run(s)"
+set title "L7 load balancers, $conns kept-alive connections: proxy on CPU $proxy_cpu; wrk -t1 and the upstream\n(http_hello) on CPU $client_cpu; medians of $reps runs, disturbed ones left out"
 set ylabel "proxy CPU-µs per request (lower is better)"
 set style data histograms
 set style histogram clustered gap 1
