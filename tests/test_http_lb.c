@@ -354,6 +354,9 @@ static void smuggling(int port, int upstream_port)
 		"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
 		"GET / HTTP/1.1\nHost: x\n\n",
 		"GET / HTTP/1.1\r\nHost: x\nX-A: a\r\n\r\n",
+		/* no Host, two Hosts */
+		"GET / HTTP/1.1\r\nX-A: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 		/* over-long and invalid chunk sizes */
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n",

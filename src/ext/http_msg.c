@@ -14,6 +14,8 @@
 
 /* The response's own fields: more is a handler's bug, not a need. */
 #define MAX_RESP_FIELDS (64 * 1024)
+/* A response write goes in pieces of this, each within send_timeout. */
+#define SEND_PIECE (1024 * 1024)
 
 /* --- the response's head ------------------------------------------------------ */
 
@@ -330,7 +332,7 @@ static ssize_t broke(struct conn *c, ssize_t err)
 	return err;
 }
 
-ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
+static ssize_t resp_write_now(cio_http_resp *resp, const void *data, size_t len)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -355,7 +357,28 @@ ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
 	return n < 0 ? broke(c, n) : n;
 }
 
-ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_t len)
+ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
+{
+	struct conn *c = resp->c;
+	if (c->length >= 0 && !c->ended && c->written + len > (uint64_t)c->length)
+		return -EMSGSIZE;
+	/* A piece at a time, each within send_timeout: a long body to a
+	 * slow client is not cut for its length, one that stalls is. */
+	size_t done = 0;
+	do {
+		size_t piece = len - done < SEND_PIECE ? len - done : SEND_PIECE;
+		ssize_t n;
+		CIO_WITH_TIMEOUT(c->o.send_timeout) {
+			n = resp_write_now(resp, (const char *)data + done, piece);
+		}
+		if (n < 0)
+			return n;
+		done += piece;
+	} while (done < len);
+	return (ssize_t)len;
+}
+
+static ssize_t resp_sendfile_now(cio_http_resp *resp, int file, int64_t off, size_t len)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -387,7 +410,30 @@ ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_
 	return (ssize_t)moved;
 }
 
-int cio_http_resp_flush(cio_http_resp *resp)
+ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_t len)
+{
+	struct conn *c = resp->c;
+	if (c->ended)
+		return -EALREADY;
+	if (!c->head_sent && c->length < 0 && c->written == 0)
+		c->length = (int64_t)len; /* the whole, not the first piece */
+	size_t done = 0;
+	do {
+		size_t piece = len - done < SEND_PIECE ? len - done : SEND_PIECE;
+		ssize_t n;
+		CIO_WITH_TIMEOUT(c->o.send_timeout) {
+			n = resp_sendfile_now(resp, file, off + (int64_t)done, piece);
+		}
+		if (n < 0)
+			return n;
+		done += (size_t)n;
+		if ((size_t)n < piece)
+			break; /* the file ended */
+	} while (done < len);
+	return (ssize_t)done;
+}
+
+static int resp_flush_now(cio_http_resp *resp)
 {
 	struct conn *c = resp->c;
 	int err = ensure_head(c);
@@ -397,7 +443,16 @@ int cio_http_resp_flush(cio_http_resp *resp)
 	return err < 0 ? (int)broke(c, err) : 0;
 }
 
-int cio_http_resp_end(cio_http_resp *resp)
+int cio_http_resp_flush(cio_http_resp *resp)
+{
+	int rc;
+	CIO_WITH_TIMEOUT(resp->c->o.send_timeout) {
+		rc = resp_flush_now(resp);
+	}
+	return rc;
+}
+
+static int resp_end_now(cio_http_resp *resp)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -421,6 +476,15 @@ int cio_http_resp_end(cio_http_resp *resp)
 	if (have == 0 && (err = cio_stream_flush(c->s)) < 0)
 		return (int)broke(c, err);
 	return 0;
+}
+
+int cio_http_resp_end(cio_http_resp *resp)
+{
+	int rc;
+	CIO_WITH_TIMEOUT(resp->c->o.send_timeout) {
+		rc = resp_end_now(resp);
+	}
+	return rc;
 }
 
 int cio_http_resp_send(cio_http_resp *resp, int status, const char *content_type,
