@@ -75,6 +75,12 @@ int cio__http_in_refuse(struct http_in *m, int status);
  * the version (1.0 or 1.1).  0, or -1 with the refusal set. */
 int cio__http_in_head_end(struct http_in *m);
 
+/* Reads a whole body with read(obj, ...) into memory of its own
+ * (NUL-terminated) and sets *out.  Returns its length, -EMSGSIZE when it
+ * is longer than limit, -ENOMEM, or read's error; *out NULL on error. */
+ssize_t cio__http_read_all(ssize_t (*read)(void *obj, void *buf, size_t len), void *obj,
+			   size_t limit, char **out);
+
 /* The callbacks that collect the head and the body. */
 int cio__http_on_first(llhttp_t *p, const char *at, size_t len);
 int cio__http_on_first_complete(llhttp_t *p);

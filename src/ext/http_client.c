@@ -813,43 +813,21 @@ ssize_t cio_http_call_read(cio_http_call *call, void *buf, size_t len)
 	}
 }
 
+static ssize_t call_read(void *call, void *buf, size_t len)
+{
+	return cio_http_call_read(call, buf, len);
+}
+
 ssize_t cio_http_call_body(cio_http_call *call, size_t limit, const char **body)
 {
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	*body = NULL;
-	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
-	for (;;) {
-		if (cap - len < 4096 && cap < most) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			if (ncap > most || ncap < cap)
-				ncap = most;
-			char *nbuf = cio__realloc(buf, ncap + 1);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		ssize_t n = cio_http_call_read(call, buf + len, cap - len);
-		if (n < 0) {
-			free(buf);
-			return n;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > limit) {
-			free(buf);
-			return -EMSGSIZE;
-		}
+	char *all;
+	ssize_t n = cio__http_read_all(call_read, call, limit, &all);
+	*body = all;
+	if (n >= 0) {
+		free(call->body_all);
+		call->body_all = all;
 	}
-	buf[len] = '\0';
-	free(call->body_all);
-	call->body_all = buf;
-	*body = buf;
-	return (ssize_t)len;
+	return n;
 }
 
 const char *cio_http_call_error(const cio_http_call *call)

@@ -218,3 +218,42 @@ int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max)
 	cio_stream_consume(s, used);
 	return 0;
 }
+
+ssize_t cio__http_read_all(ssize_t (*read)(void *obj, void *buf, size_t len), void *obj,
+			   size_t limit, char **out)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+	*out = NULL;
+	/* Room for one byte over the limit, to see a body that is longer. */
+	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
+	for (;;) {
+		if (cap - len < 4096 && cap < most) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			if (ncap > most || ncap < cap)
+				ncap = most;
+			char *nbuf = cio__realloc(buf, ncap + 1);
+			if (!nbuf) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		ssize_t n = read(obj, buf + len, cap - len);
+		if (n < 0) {
+			free(buf);
+			return n;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > limit) {
+			free(buf);
+			return -EMSGSIZE;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return (ssize_t)len;
+}

@@ -211,47 +211,27 @@ ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len)
 	return cio__http_body_read(req->c, buf, len, req->c->o.body_timeout);
 }
 
+static ssize_t req_read(void *req, void *buf, size_t len)
+{
+	return cio_http_req_read(req, buf, len);
+}
+
 ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body)
 {
 	struct conn *c = req->c;
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	*body = NULL;
-	/* Room for one byte over the limit, to see a body that is longer. */
-	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
-	for (;;) {
-		if (cap - len < 4096 && cap < most) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			if (ncap > most || ncap < cap)
-				ncap = most;
-			char *nbuf = cio__realloc(buf, ncap + 1);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		ssize_t n = cio_http_req_read(req, buf + len, cap - len);
-		if (n < 0) {
-			free(buf);
-			return n;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > limit) {
-			/* Too long for this handler: a 413 if it gives up. */
-			free(buf);
-			c->close = true;
-			return c->body_err = -EMSGSIZE;
-		}
+	char *all;
+	ssize_t n = cio__http_read_all(req_read, req, limit, &all);
+	*body = all;
+	if (n == -EMSGSIZE) {
+		/* Too long for this handler: a 413 if it gives up. */
+		c->close = true;
+		return c->body_err = -EMSGSIZE;
 	}
-	buf[len] = '\0';
-	free(c->body_all);
-	c->body_all = buf;
-	*body = buf;
-	return (ssize_t)len;
+	if (n >= 0) {
+		free(c->body_all);
+		c->body_all = all;
+	}
+	return n;
 }
 
 /* --- the response's calls -------------------------------------------------- */
