@@ -9,6 +9,9 @@
 #                fault-injection sweep (check-faults, about 3 minutes)
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
+# The suite's builds: a warning is an error there (a user's build keeps
+# going: CMake's COREIO_WERROR is off by default).
+CHECK_CFG = $(CMAKE_CFG) -DCOREIO_WERROR=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
@@ -22,7 +25,10 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps
+# The library's own build needs less than the suite: a user's `make
+# install` pulls in no test or benchmark tools.
+build:
+	@scripts/deps.sh lib
 	$(CMAKE_CFG) -B build -DCMAKE_BUILD_TYPE=Release -DCOREIO_BUILD_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
@@ -36,7 +42,7 @@ check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucont
 	@echo "make check: all suites passed"
 
 check-gcc:
-	CC=gcc $(CMAKE_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	CC=gcc $(CHECK_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-gcc -j$(JOBS)
 	cd build-gcc && $(CTEST)
 
@@ -45,7 +51,7 @@ check-layers: check-gcc
 	scripts/check-layers.sh build-gcc
 
 check-clang:
-	CC=clang $(CMAKE_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+	CC=clang $(CHECK_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-clang -j$(JOBS)
 	cd build-clang && $(CTEST)
 
@@ -54,7 +60,7 @@ check-clang:
 # knobs, which the cases of test_fs and test_pool that need them use.
 # The other builds are the library as shipped; those cases are left out.
 check-asan:
-	CC=gcc $(CMAKE_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
+	CC=gcc $(CHECK_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=address,undefined >/dev/null
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -64,7 +70,7 @@ check-asan:
 # blocking pool, cross-core channels.  Each task is a TSan fiber of its own
 # (src/platform/fiber.h); any report fails the test (halt_on_error).
 check-tsan:
-	CC=clang $(CMAKE_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
+	CC=clang $(CHECK_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -84,7 +90,7 @@ PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_KQUEUE_EMULATION=ON \
 empty :=
 space := $(empty) $(empty)
 check-portable:
-	CC=gcc $(CMAKE_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
+	CC=gcc $(CHECK_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
 	cmake --build build-portable -j$(JOBS)
 	scripts/check-layers.sh build-portable
 	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -244,6 +250,7 @@ bench-cores: deps
 
 install: build
 	cmake --install build
+	ldconfig
 
 clean:
 	rm -rf build build-*
