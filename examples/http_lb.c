@@ -175,21 +175,32 @@ static void upstream_ok(struct upstream *u, bool readmit)
 
 /* --- fields ----------------------------------------------------------------------- */
 
+/* A field name with its length: names are compared by length first,
+ * which most fail. */
+struct name {
+	const char *s;
+	size_t len;
+};
+#define NAME(lit) {lit, sizeof lit - 1}
+
+static bool name_is(const char *name, size_t len, struct name n)
+{
+	return len == n.len && strncasecmp(name, n.s, len) == 0;
+}
+
 /* Whether a field is the connection's own, not the message's: the
  * standard hop-by-hop ones, the framing (each side frames its own), and
  * those the message's Connection field names. */
-static bool hop_by_hop(const char *name, const char *connection)
+static bool hop_by_hop(const char *name, size_t len, const char *connection)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-					  "te", "trailer", "transfer-encoding", "upgrade",
-					  "content-length", "proxy-authorization", NULL};
-	for (const char *const *h = hop; *h; h++)
-		if (strcasecmp(name, *h) == 0)
+	static const struct name hop[] = {
+		NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"), NAME("te"),
+		NAME("trailer"), NAME("transfer-encoding"), NAME("upgrade"),
+		NAME("content-length"), NAME("proxy-authorization")};
+	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+		if (name_is(name, len, hop[i]))
 			return true;
-	if (!connection)
-		return false;
-	size_t len = strlen(name);
-	for (const char *p = connection; *p;) {
+	for (const char *p = connection; p && *p;) {
 		p += strspn(p, " \t,");
 		size_t n = strcspn(p, " \t,");
 		if (n == len && strncasecmp(p, name, len) == 0)
@@ -197,6 +208,23 @@ static bool hop_by_hop(const char *name, const char *connection)
 		p += n;
 	}
 	return false;
+}
+
+/* "a, b" into buf (cap bytes), or b alone when a is NULL; truncated to
+ * fit. */
+static const char *append(char *buf, size_t cap, const char *a, const char *b)
+{
+	size_t al = a ? strlen(a) : 0, bl = strlen(b), n = 0;
+	if (al && al + 2 < cap) {
+		memcpy(buf, a, al);
+		memcpy(buf + al, ", ", 2);
+		n = al + 2;
+	}
+	if (bl > cap - 1 - n)
+		bl = cap - 1 - n;
+	memcpy(buf + n, b, bl);
+	buf[n + bl] = '\0';
+	return buf;
 }
 
 /* The client's address without its port ("unix" for a Unix socket). */
@@ -227,6 +255,9 @@ struct conn {
  * the proxy's own. */
 static int copy_request_head(cio_http_req *req, cio_http_call *call, const struct conn *cn)
 {
+	static const struct name xff_name = NAME("x-forwarded-for"), via_name = NAME("via"),
+				 proto_name = NAME("x-forwarded-proto"),
+				 expect_name = NAME("expect");
 	const char *connection = cio_http_req_header(req, "connection");
 	const char *xff = NULL, *via = NULL;
 	size_t n = cio_http_req_header_count(req);
@@ -234,34 +265,33 @@ static int copy_request_head(cio_http_req *req, cio_http_call *call, const struc
 	for (size_t i = 0; i < n && err == 0; i++) {
 		const char *name, *value;
 		cio_http_req_header_at(req, i, &name, &value);
-		if (strcasecmp(name, "x-forwarded-for") == 0)
+		size_t len = strlen(name);
+		if (name_is(name, len, xff_name))
 			xff = value;
-		else if (strcasecmp(name, "via") == 0)
+		else if (name_is(name, len, via_name))
 			via = value;
-		else if (strcasecmp(name, "x-forwarded-proto") == 0 ||
-			 strcasecmp(name, "expect") == 0 || hop_by_hop(name, connection))
+		else if (name_is(name, len, proto_name) || name_is(name, len, expect_name) ||
+			 hop_by_hop(name, len, connection))
 			continue;
 		else
 			err = cio_http_call_add_header(call, name, value);
 	}
+	/* Only the first of a repeated X-Forwarded-For or Via is kept and
+	 * appended to: enough for a proxy of the example's size. */
 	char buf[1024];
-	if (err == 0) {
-		/* Only the first of a repeated field is kept and appended to:
-		 * enough for a proxy of the example's size. */
-		snprintf(buf, sizeof buf, "%s%s%s", xff ? xff : "", xff ? ", " : "", cn->ip);
-		err = cio_http_call_add_header(call, "X-Forwarded-For", buf);
-	}
+	if (err == 0)
+		err = cio_http_call_add_header(call, "X-Forwarded-For",
+					       append(buf, sizeof buf, xff, cn->ip));
 	if (err == 0)
 		err = cio_http_call_add_header(call, "X-Forwarded-Proto", cn->tls ? "https" : "http");
-	if (err == 0) {
-		snprintf(buf, sizeof buf, "%s%s" VIA, via ? via : "", via ? ", " : "");
-		err = cio_http_call_add_header(call, "Via", buf);
-	}
+	if (err == 0)
+		err = cio_http_call_add_header(call, "Via", append(buf, sizeof buf, via, VIA));
 	return err;
 }
 
 static int copy_response_head(cio_http_call *call, cio_http_resp *resp, bool head)
 {
+	static const struct name via_name = NAME("via"), date_name = NAME("date");
 	const char *connection = cio_http_call_header(call, "connection");
 	const char *via = NULL;
 	int status = cio_http_call_status(call);
@@ -270,17 +300,17 @@ static int copy_response_head(cio_http_call *call, cio_http_resp *resp, bool hea
 	for (size_t i = 0; i < n && err == 0; i++) {
 		const char *name, *value;
 		cio_http_call_header_at(call, i, &name, &value);
-		if (strcasecmp(name, "via") == 0)
+		size_t len = strlen(name);
+		if (name_is(name, len, via_name))
 			via = value;
-		else if (strcasecmp(name, "date") == 0 || hop_by_hop(name, connection))
+		else if (name_is(name, len, date_name) || hop_by_hop(name, len, connection))
 			continue; /* the server writes its own Date */
 		else
 			err = cio_http_resp_header(resp, name, value);
 	}
 	char buf[1024];
-	snprintf(buf, sizeof buf, "%s%s" VIA, via ? via : "", via ? ", " : "");
 	if (err == 0)
-		err = cio_http_resp_header(resp, "Via", buf);
+		err = cio_http_resp_header(resp, "Via", append(buf, sizeof buf, via, VIA));
 	int64_t len = cio_http_call_content_length(call);
 	if (head) {
 		/* HEAD: the length the upstream gave, though no body comes. */

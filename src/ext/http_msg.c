@@ -111,14 +111,26 @@ int cio__http_send_head(struct conn *c)
 	bool ka = keep_alive(c);
 	if (!ka)
 		c->close = true;
-	int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", code,
-			 cio__http_reason(code), http_date());
-	if (cio_stream_put(c->s, line, (size_t)n) < 0 ||
+	/* "HTTP/1.1 200 OK\r\nDate: ...\r\n", without printf's cost. */
+	char *p = line;
+	const char *why = cio__http_reason(code), *date = http_date();
+	size_t wl = strlen(why), dl = strlen(date);
+	memcpy(p, "HTTP/1.1 ", 9);
+	p = cio__http_u64(p + 9, (uint64_t)code);
+	*p++ = ' ';
+	memcpy(p, why, wl);
+	memcpy(p + wl, "\r\nDate: ", 8);
+	memcpy(p + wl + 8, date, dl);
+	memcpy(p + wl + 8 + dl, "\r\n", 2);
+	p += wl + 8 + dl + 2;
+	if (cio_stream_put(c->s, line, (size_t)(p - line)) < 0 ||
 	    (c->out_len && cio_stream_put(c->s, c->fields_out, c->out_len) < 0))
 		goto broken;
 	if (framed && c->length >= 0) {
-		n = snprintf(line, sizeof line, "Content-Length: %" PRId64 "\r\n", c->length);
-		if (cio_stream_put(c->s, line, (size_t)n) < 0)
+		memcpy(line, "Content-Length: ", 16);
+		p = cio__http_u64(line + 16, (uint64_t)c->length);
+		memcpy(p, "\r\n", 2);
+		if (cio_stream_put(c->s, line, (size_t)(p + 2 - line)) < 0)
 			goto broken;
 	} else if (c->chunked && put_str(c, "Transfer-Encoding: chunked\r\n") < 0) {
 		goto broken;
@@ -246,26 +258,18 @@ int cio_http_resp_status(cio_http_resp *resp, int status)
 	return 0;
 }
 
-bool cio__http_is_token(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
-			return false;
-	return true;
-}
-
 int cio_http_resp_header(cio_http_resp *resp, const char *name, const char *value)
 {
 	struct conn *c = resp->c;
 	if (c->head_sent)
 		return -EALREADY;
-	if (!cio__http_is_token(name) || strpbrk(value, "\r\n") ||
-	    strcasecmp(name, "content-length") == 0 ||
-	    strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "connection") == 0)
+	static const struct cio__http_name own[] = {
+		CIO__HTTP_NAME("content-length"), CIO__HTTP_NAME("transfer-encoding"),
+		CIO__HTTP_NAME("connection"), {NULL, 0}};
+	size_t nl = cio__http_token_len(name);
+	if (!nl || strpbrk(value, "\r\n") || cio__http_name_in(name, nl, own))
 		return -EINVAL;
-	size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+	size_t vl = strlen(value), need = nl + vl + 4;
 	if (c->out_len + need > MAX_RESP_FIELDS)
 		return -ENOSPC;
 	if (c->out_len + need > c->out_cap) {

@@ -52,9 +52,11 @@ static int on_headers_complete(llhttp_t *p)
 	/* Exactly one Host in HTTP/1.1, at most one in 1.0 (RFC 9112
 	 * section 3.2): a proxy and its upstream must not pick different
 	 * ones. */
+	static const struct cio__http_name host[] = {CIO__HTTP_NAME("host"), {NULL, 0}};
 	size_t hosts = 0;
 	for (size_t i = 0; i < c->in.nfields; i++)
-		hosts += strcasecmp(cio__http_field_name(&c->in, i), "host") == 0;
+		hosts += cio__http_name_in(cio__http_field_name(&c->in, i),
+					   c->in.fields[i].value - c->in.fields[i].name - 1, host);
 	if (hosts > 1 || (hosts == 0 && p->http_minor == 1))
 		return cio__http_in_refuse(&c->in, 400);
 	if (!(p->flags & F_CHUNKED) && p->content_length > c->o.max_body)
