@@ -42,7 +42,8 @@
  * request that failed before any response came is sent to another
  * upstream when that is safe: always when the connection was refused,
  * else when it is idempotent and has no body.  Else the client gets 502
- * (504 on a timeout, 503 when no upstream is available).
+ * (504 on a timeout).  When every upstream is ejected, a request goes to
+ * the one due back first rather than being refused.
  *
  * Every core keeps its own pools, counters and upstream health (its own
  * checks): nothing is shared between cores but the configuration.
@@ -147,6 +148,14 @@ static int pick(struct core *c, uint64_t tried)
 		}
 		if (best < 0 || c->up[i].active < c->up[best].active)
 			best = i;
+	}
+	if (best < 0 && tried == 0) {
+		/* Every upstream ejected: rather than refuse, try the one due
+		 * back first (an ejection guesses; a request finds out). */
+		for (int i = 0; i < opt.nup; i++)
+			if (best < 0 || c->up[i].down_until < c->up[best].down_until)
+				best = i;
+		bump(&c->no_upstream, 1);
 	}
 	if (best >= 0)
 		c->next = (unsigned)best + 1;
@@ -353,13 +362,12 @@ static int forward(cio_http_req *req, cio_http_call *call, const struct conn *cn
 	return err ? err : cio_http_call_send(call);
 }
 
-static int respond_error(cio_http_resp *resp, int status)
+/* 502, or 504 after a timeout. */
+static int respond_error(cio_http_resp *resp, int err)
 {
-	static const char *const text[] = {[502 - 502] = "502 Bad Gateway\n",
-					   [503 - 502] = "503 Service Unavailable\n",
-					   [504 - 502] = "504 Gateway Timeout\n"};
-	const char *t = text[status - 502];
-	return cio_http_resp_send(resp, status, "text/plain", t, strlen(t));
+	bool late = err == -ETIMEDOUT;
+	const char *t = late ? "504 Gateway Timeout\n" : "502 Bad Gateway\n";
+	return cio_http_resp_send(resp, late ? 504 : 502, "text/plain", t, strlen(t));
 }
 
 static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
@@ -370,7 +378,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	bool head = strcmp(method, "HEAD") == 0;
 	bool has_body = cio_http_req_content_length(req) != 0;
 	uint64_t tried = 0;
-	int rc = -EHOSTUNREACH;
+	int rc = -EHOSTUNREACH; /* pick() always finds one first */
 	bump(&c->requests, 1);
 	for (;;) {
 		int i = pick(c, tried);
@@ -423,13 +431,8 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 			break;
 		bump(&u->retries, 1);
 	}
-	if (rc == -EHOSTUNREACH && tried == 0) {
-		bump(&c->no_upstream, 1);
-		bump(&c->responses[5], 1);
-		return respond_error(resp, 503);
-	}
 	bump(&c->responses[5], 1);
-	return respond_error(resp, rc == -ETIMEDOUT ? 504 : 502);
+	return respond_error(resp, rc);
 }
 
 static void serve(void *arg, int fd)
@@ -530,7 +533,7 @@ static size_t format_stats(char *buf, size_t cap)
 		for (int s = 1; s <= 5 && cores[k].live; s++)
 			OUT("coreio_lb_responses_total{core=\"%d\",class=\"%s\"} %" PRIu64 "\n", k,
 			    classes[s], get(&cores[k].responses[s]));
-	OUT("# HELP coreio_lb_no_upstream_total Requests no upstream was available for.\n"
+	OUT("# HELP coreio_lb_no_upstream_total Requests sent to an ejected upstream, all being.\n"
 	    "# TYPE coreio_lb_no_upstream_total counter\n");
 	for (int k = 0; k < MAX_CORES; k++)
 		if (cores[k].live)

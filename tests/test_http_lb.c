@@ -9,7 +9,8 @@
  *   - X-Forwarded-For, X-Forwarded-Proto and Via added, hop-by-hop
  *     fields (and those Connection names) removed;
  *   - round-robin over a keep-alive connection; least connections; active
- *     health checks ejecting a dead upstream and readmitting it;
+ *     health checks ejecting a dead upstream and readmitting it; an
+ *     ejected upstream still tried when it is the only one;
  *   - TLS to an upstream given by name, its certificate verified;
  *   - request smuggling attempts: each refused with 400 and a close, and
  *     not one request reaches the upstream;
@@ -477,6 +478,35 @@ static void health(void)
 	ex_stop(&b, SIGKILL, 5000);
 }
 
+/* One upstream, ejected after its first failure for ten minutes: it is
+ * still tried, and serves again as soon as it is back. */
+static void fail_open(void)
+{
+	struct child a, lb;
+	upstream_start(&a, "a");
+	int pa = ex_port(&a);
+	char list[64];
+	snprintf(list, sizeof list, "127.0.0.1:%d", pa);
+	char *argv[] = {HTTP_LB_BIN, "--cores", "1", "--listen", "127.0.0.1:0", "--upstream",
+			list, "--fails", "1", "--eject-ms", "600000", NULL};
+	ex_start(&lb, argv, "listening on");
+	int port = ex_port(&lb);
+	ex_stop(&a, SIGKILL, 5000);
+	static const char req[] = "GET /who HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[4096];
+	const char *body;
+	int fd = ex_dial(port);
+	ex_send_all(fd, req, sizeof req - 1);
+	CHECK_EQ(read_response(fd, buf, sizeof buf, &body), 502);
+	close(fd);
+	upstream_on(&a, "a", pa);
+	char m[16];
+	who(port, m, sizeof m);
+	CHECK(strcmp(m, "a") == 0);
+	lb_stop(&lb);
+	ex_stop(&a, SIGKILL, 5000);
+}
+
 /* --- failures under load --------------------------------------------------------- */
 
 struct load {
@@ -724,6 +754,7 @@ int main(void)
 	lb_stop(&lb);
 	least_conn();
 	health();
+	fail_open();
 	fprintf(stderr, "ok: least connections, health checks\n");
 #ifdef COREIO_TEST_TLS
 	with_tls(ex_port(&a));
