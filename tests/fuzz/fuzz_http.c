@@ -8,8 +8,11 @@
  * The handler picks what it does from the request target's second byte:
  * read the whole body and echo it, stream it back (chunked, or
  * close-delimited for HTTP/1.0), announce a length, fail, set a status
- * (204, 304 too), copy the request's fields into the response, or answer
- * without reading the body.  Checked: the server returns an error it
+ * (204, 304 too), copy the request's fields into the response, send a
+ * file, or answer without reading the body: '/h' echoes, '/a' streams,
+ * '/b' announces a length (an odd number: from a file), '/c' fails,
+ * '/d' sets a status, '/e' copies fields, '/f' fails halfway, '/g' leaves
+ * the body; the digits after that letter are the handler's number.  Checked: the server returns an error it
  * documents; every response is "HTTP/1.1 NNN " with fields that are
  * token ":" value and framing that parses (Content-Length or chunks); as
  * many final responses as handlers that ended theirs; nothing leaks.
@@ -22,7 +25,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define FAIL(...) (fprintf(stderr, "fuzz_http: " __VA_ARGS__), fputc('\n', stderr), abort())
 #define MAX_CALLS 256
@@ -37,6 +43,7 @@ struct run {
 	const uint8_t *data;
 	size_t size;
 	int fds[2];
+	int file; /* 20000 bytes for cio_http_resp_sendfile() */
 	int serve_rc;
 	struct call calls[MAX_CALLS];
 	size_t ncalls;
@@ -107,6 +114,11 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 		if (cio_http_req_header_at(req, i, &name, &value) != 0 || !name || !value)
 			FAIL("header %zu of %zu", i, nf);
 	}
+	/* The framing as the handler sees it, against the fields. */
+	int64_t clen = cio_http_req_content_length(req);
+	const char *te = cio_http_req_header(req, "transfer-encoding");
+	if (clen < -1 || (clen == -1 && !te))
+		FAIL("content length %lld without Transfer-Encoding", (long long)clen);
 	unsigned pick = target[0] && target[1] ? (unsigned char)target[1] : 0;
 	unsigned num = (unsigned)strtoul(target + (target[0] ? 1 : 0) + (pick ? 1 : 0), NULL, 10);
 	switch (pick % 8) {
@@ -126,8 +138,15 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 			return rc;
 		rc = cio_http_resp_end(resp);
 		break;
-	case 2: { /* an announced length, written in pieces */
+	case 2: { /* an announced length, written in pieces or sent from a file */
 		size_t len = num % 20000, done = 0;
+		if (num & 1) {
+			n = cio_http_resp_sendfile(resp, r->file, (int64_t)(num % 7), len);
+			if (n < 0)
+				return (int)n;
+			rc = cio_http_resp_end(resp);
+			break;
+		}
 		memset(buf, 'x', sizeof buf);
 		if ((rc = cio_http_resp_set_length(resp, len)) < 0)
 			return rc;
@@ -330,12 +349,29 @@ static void *fuzz_main(void *arg)
 	struct run *r = arg;
 	if (cio_socketpair(SOCK_STREAM, r->fds) != 0)
 		FAIL("socketpair");
+	r->file = memfd_create("fuzz_http", MFD_CLOEXEC);
+	if (r->file < 0 || ftruncate(r->file, 20000 + 7) != 0)
+		FAIL("memfd");
 	cio_task_t t[3] = {cio_spawn(server, r), cio_spawn(writer, r), cio_spawn(reader, r)};
 	for (int i = 0; i < 3; i++)
 		if (t[i] < 0 || cio_join(t[i], NULL) != 0)
 			FAIL("task %d", i);
 	cio_close(r->fds[0]);
+	close(r->file);
 	return NULL;
+}
+
+/* A runtime sizes its per-fd table by RLIMIT_NOFILE, and each input
+ * starts one: a small limit makes that start some 40% cheaper.  An input
+ * needs a handful of fds; libFuzzer one at a time for its files. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256) {
+		rl.rlim_cur = 256;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define NCTL 8
@@ -236,6 +237,19 @@ static void *fuzz_main(void *arg)
 	cio_join(rd, NULL);
 	cio_close(r->fds[0]);
 	return NULL;
+}
+
+/* A runtime sizes its per-fd table by RLIMIT_NOFILE, and each input
+ * starts one: a small limit makes that start some 40% cheaper.  An input
+ * needs a handful of fds; libFuzzer one at a time for its files. */
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256) {
+		rl.rlim_cur = 256;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
