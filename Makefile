@@ -272,6 +272,13 @@ bench-cores: deps
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_cores
 	bench/cores.sh $(BENCH_BUILD)
 
+# A long run of echo and proxy traffic with churning and misbehaving
+# connections against the Release examples, failing when the servers'
+# RSS or fd count grows (scripts/soak.sh; SOAK_SECONDS, default 600).
+# Not part of make check.
+soak: build
+	nice -n 10 scripts/soak.sh build
+
 install: build
 	cmake --install build
 	ldconfig
