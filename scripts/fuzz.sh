@@ -21,11 +21,11 @@ seconds=${2:?usage: fuzz.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 case $build in /*) ;; *) build=$root/$build ;; esac
 targets=${*:-addr stream http}
-export COREIO_BACKEND=${FUZZ_BACKEND:-epoll}
+export COREIO_BACKEND="${FUZZ_BACKEND:-epoll}"
 timeout_s=${FUZZ_TIMEOUT:-10}
 # abort_on_error: a report ends the run as a crash, which libFuzzer saves.
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
-export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}"
 artifacts=$build/fuzz-artifacts
 mkdir -p "$artifacts"
 

@@ -38,10 +38,12 @@ name=${SOAK_NAME:-soak}
 for p in examples/echo_server examples/tcp_proxy bench/soakgen; do
 	[ -x "$build/$p" ] || { echo "soak.sh: $build/$p missing; run make soak" >&2; exit 1; }
 done
-[ -n "${SOAK_BACKEND:-}" ] && export COREIO_BACKEND=$SOAK_BACKEND
+if [ -n "${SOAK_BACKEND:-}" ]; then
+	export COREIO_BACKEND="$SOAK_BACKEND"
+fi
 
 work=$(mktemp -d)
-echo_pid= proxy_pid= sampler_pid=
+echo_pid='' proxy_pid='' sampler_pid=''
 cleanup() {
 	for p in $sampler_pid $proxy_pid $echo_pid; do kill -KILL "$p" 2>/dev/null || true; done
 	rm -rf "$work"
@@ -92,7 +94,7 @@ while [ -z "$bound" ] && [ "$port" -lt "${SOAK_PORT_LAST:-47999}" ]; do
 		wait "$proxy_pid" 2>/dev/null || true
 		kill -KILL "$echo_pid"
 		wait "$echo_pid" 2>/dev/null || true
-		proxy_pid= echo_pid=
+		proxy_pid='' echo_pid=''
 		continue
 	fi
 	bound=1
@@ -150,14 +152,17 @@ while :; do
 	sleep 0.1
 done
 
-for p in proxy echo; do
-	eval "pid=\$${p}_pid"
-	kill -TERM "$pid"
+# Both stop cleanly on SIGTERM (a drain), the proxy first.
+stop() {
+	kill -TERM "$2"
 	st=0
-	wait "$pid" || st=$?
-	eval "${p}_pid="
-	[ "$st" = 0 ] || fail "the $p server exited with status $st on SIGTERM"
-done
+	wait "$2" || st=$?
+	[ "$st" = 0 ] || fail "$1 exited with status $st on SIGTERM"
+}
+stop tcp_proxy "$proxy_pid"
+proxy_pid=''
+stop echo_server "$echo_pid"
+echo_pid=''
 
 # Medians of the first minute after the warm-up and of the last minute
 # (a fifth of the run each when it is shorter than five minutes).
