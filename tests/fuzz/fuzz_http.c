@@ -16,8 +16,8 @@
  * documents; every response is "HTTP/1.1 NNN " with fields that are
  * token ":" value and framing that parses (Content-Length or chunks); as
  * many final responses as handlers that ended theirs; nothing leaks.
- * One runtime per input (cio_run). */
-#include <coreio.h>
+ * Each input runs as a task of the process's runtime (fuzz_rt.c). */
+#include "fuzz_rt.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -25,7 +25,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -361,19 +360,6 @@ static void *fuzz_main(void *arg)
 	return NULL;
 }
 
-/* A runtime sizes its per-fd table by RLIMIT_NOFILE, and each input
- * starts one: a small limit makes that start some 40% cheaper.  An input
- * needs a handful of fds; libFuzzer one at a time for its files. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256) {
-		rl.rlim_cur = 256;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct run r;
@@ -383,9 +369,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r.ctl = data;
 	r.data = data + 2;
 	r.size = size - 2;
-	int rc = cio_run(fuzz_main, &r);
-	if (rc != 0)
-		FAIL("cio_run: %d", rc);
+	fuzz_rt_run(fuzz_main, &r);
 	switch (r.serve_rc) {
 	case 0: case -EPROTO: case -EMSGSIZE: case -EIO: case -EPIPE: case -ECONNRESET:
 		break;

@@ -11,16 +11,15 @@
  * one the contract in coreio.h promises.
  *
  * Input: 8 control bytes (read buffer size, then piece sizes and calls,
- * taken in turn), then the bytes to send.  One runtime per input
- * (cio_run): it starts in microseconds, and nothing outlives an input. */
-#include <coreio.h>
+ * taken in turn), then the bytes to send.  Each input runs as a task of
+ * the process's runtime (fuzz_rt.c). */
+#include "fuzz_rt.h"
 
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define NCTL 8
@@ -239,27 +238,12 @@ static void *fuzz_main(void *arg)
 	return NULL;
 }
 
-/* A runtime sizes its per-fd table by RLIMIT_NOFILE, and each input
- * starts one: a small limit makes that start some 40% cheaper.  An input
- * needs a handful of fds; libFuzzer one at a time for its files. */
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur > 256) {
-		rl.rlim_cur = 256;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	return 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < NCTL)
 		return 0;
 	struct run r = {.ctl = data, .data = data + NCTL, .size = size - NCTL};
 	r.rcap = 64 + (size_t)data[0] * 4; /* 64 to 1084 bytes */
-	int rc = cio_run(fuzz_main, &r);
-	if (rc != 0)
-		FAIL("cio_run: %d", rc);
+	fuzz_rt_run(fuzz_main, &r);
 	return 0;
 }
