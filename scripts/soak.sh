@@ -114,12 +114,14 @@ proxy_pipes0=$(pipes "$proxy_pid")
 mkdir -p "$root/bench/results"
 csv=$root/bench/results/$(date +%Y-%m-%d)-$name.csv
 echo "second,echo_rss_kib,echo_fds,proxy_rss_kib,proxy_fds" >"$csv"
+start=$(date +%s)
 (
-	t=0
+	# A sample takes a while with thousands of fds: the clock, not a
+	# count of samples, says when it was taken.
 	while kill -0 "$echo_pid" 2>/dev/null && kill -0 "$proxy_pid" 2>/dev/null; do
+		t=$(($(date +%s) - start))
 		echo "$t,$(rss "$echo_pid"),$(fds "$echo_pid"),$(rss "$proxy_pid"),$(fds "$proxy_pid")" >>"$csv"
 		sleep 1
-		t=$((t + 1))
 	done
 ) &
 sampler_pid=$!
@@ -201,10 +203,10 @@ fi
 
 if command -v gnuplot >/dev/null 2>&1; then
 	gnuplot <<-GP || echo "soak.sh: gnuplot failed; no chart" >&2
-		set terminal pngcairo size 900,420 font ",10"
+		set terminal pngcairo size 900,420 font ",10" noenhanced
 		set output "$root/docs/soak.png"
 		set datafile separator ","
-		set key top left
+		set key bottom right opaque
 		set xlabel "seconds"
 		set ylabel "RSS (MiB)"
 		set y2label "open fds"
