@@ -127,7 +127,7 @@ check-aarch64:
 FUZZ_SECONDS ?= 300
 FUZZ_CHECK_SECONDS ?= 15
 fuzz-build: deps
-	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON \
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON -DCOREIO_WERROR=ON \
 		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
 	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http
 
