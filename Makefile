@@ -6,7 +6,11 @@
 #                and the BSDs run it (POSIX paths of the platform shims,
 #                kqueue over the kevent emulation); the context
 #                switches assembled for macOS (Mach-O); and the sampled
-#                fault-injection sweep (check-faults, about 3 minutes)
+#                fault-injection sweep (check-faults, about 3 minutes);
+#                and a short run of each fuzz target (check-fuzz)
+#   make fuzz    the fuzz targets for FUZZ_SECONDS (300) each
+#   make soak    echo and proxy traffic with churn and misbehaving peers
+#                for SOAK_SECONDS (600), failing on RSS or fd growth
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
 # The suite's builds: a warning is an error there (a user's build keeps
@@ -16,7 +20,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
-	check-portable check-faults check-faults-full bench-core bench-net bench-cores \
+	check-portable check-faults check-faults-full check-fuzz fuzz fuzz-build soak bench-core bench-net bench-cores \
 	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-net-build bench-files \
 	bench-proxy install clean
 
@@ -38,7 +42,7 @@ demo: build
 	scripts/demo.sh build
 
 check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 \
-	check-apple-asm check-install check-valgrind check-portable check-faults
+	check-apple-asm check-install check-valgrind check-portable check-faults check-fuzz
 	@echo "make check: all suites passed"
 
 check-gcc:
@@ -112,6 +116,26 @@ check-faults-full:
 
 check-aarch64:
 	scripts/check-aarch64.sh
+
+# libFuzzer targets (tests/fuzz: the address parser, a stream's line
+# reader, the HTTP server over a socketpair) in a clang build of their
+# own, with coverage, ASan and UBSan (build-fuzz).  scripts/fuzz.sh runs
+# each over its seed corpus (tests/fuzz/corpus/<target>, the regression
+# inputs), then fuzzes it; any crash, leak or report fails the target.
+#   make fuzz         FUZZ_SECONDS (300) of fuzzing per target
+#   make check-fuzz   FUZZ_CHECK_SECONDS (15) per target, in make check
+FUZZ_SECONDS ?= 300
+FUZZ_CHECK_SECONDS ?= 15
+fuzz-build: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON -DCOREIO_WERROR=ON \
+		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http
+
+fuzz: fuzz-build
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+check-fuzz: fuzz-build
+	scripts/fuzz.sh build-fuzz $(FUZZ_CHECK_SECONDS)
 
 # The context switches assembled as Mach-O for arm64 and x86-64 macOS:
 # their symbols, and the same machine code as on ELF.  Nothing runs them.
@@ -247,6 +271,13 @@ bench-cores: deps
 	$(BENCH_CFG)
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_cores
 	bench/cores.sh $(BENCH_BUILD)
+
+# A long run of echo and proxy traffic with churning and misbehaving
+# connections against the Release examples, failing when the servers'
+# RSS or fd count grows (scripts/soak.sh; SOAK_SECONDS, default 600).
+# Not part of make check.
+soak: build
+	nice -n 10 scripts/soak.sh build
 
 install: build
 	cmake --install build
