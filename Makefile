@@ -6,14 +6,21 @@
 #                and the BSDs run it (POSIX paths of the platform shims,
 #                kqueue over the kevent emulation); the context
 #                switches assembled for macOS (Mach-O); and the sampled
-#                fault-injection sweep (check-faults, about 3 minutes)
+#                fault-injection sweep (check-faults, about 3 minutes);
+#                and a short run of each fuzz target (check-fuzz)
+#   make fuzz    the fuzz targets for FUZZ_SECONDS (300) each
+#   make soak    echo and proxy traffic with churn and misbehaving peers
+#                for SOAK_SECONDS (600), failing on RSS or fd growth
 JOBS ?= $(shell nproc)
 CMAKE_CFG = cmake -S . -DCOREIO_BUILD_EXAMPLES=ON
+# The suite's builds: a warning is an error there (a user's build keeps
+# going: CMake's COREIO_WERROR is off by default).
+CHECK_CFG = $(CMAKE_CFG) -DCOREIO_WERROR=ON
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
-	check-portable check-faults check-faults-full bench-core bench-net bench-cores \
+	check-portable check-faults check-faults-full check-fuzz fuzz fuzz-build soak bench-core bench-net bench-cores \
 	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-lb bench-net-build bench-files \
 	bench-proxy install clean
 
@@ -22,7 +29,10 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps
+# The library's own build needs less than the suite: a user's `make
+# install` pulls in no test or benchmark tools.
+build:
+	@scripts/deps.sh lib
 	$(CMAKE_CFG) -B build -DCMAKE_BUILD_TYPE=Release -DCOREIO_BUILD_TESTS=OFF >/dev/null
 	cmake --build build -j$(JOBS)
 
@@ -32,11 +42,11 @@ demo: build
 	scripts/demo.sh build
 
 check: deps check-gcc check-layers check-clang check-asan check-tsan check-ucontext check-aarch64 \
-	check-apple-asm check-install check-valgrind check-portable check-faults
+	check-apple-asm check-install check-valgrind check-portable check-faults check-fuzz
 	@echo "make check: all suites passed"
 
 check-gcc:
-	CC=gcc $(CMAKE_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	CC=gcc $(CHECK_CFG) -B build-gcc -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	cmake --build build-gcc -j$(JOBS)
 	cd build-gcc && $(CTEST)
 
@@ -45,7 +55,7 @@ check-layers: check-gcc
 	scripts/check-layers.sh build-gcc
 
 check-clang:
-	CC=clang $(CMAKE_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
+	CC=clang $(CHECK_CFG) -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build build-clang -j$(JOBS)
 	cd build-clang && $(CTEST)
 
@@ -54,7 +64,7 @@ check-clang:
 # knobs, which the cases of test_fs and test_pool that need them use.
 # The other builds are the library as shipped; those cases are left out.
 check-asan:
-	CC=gcc $(CMAKE_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
+	CC=gcc $(CHECK_CFG) -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=address,undefined >/dev/null
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -64,7 +74,7 @@ check-asan:
 # blocking pool, cross-core channels.  Each task is a TSan fiber of its own
 # (src/platform/fiber.h); any report fails the test (halt_on_error).
 check-tsan:
-	CC=clang $(CMAKE_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
+	CC=clang $(CHECK_CFG) -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 		-DCOREIO_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
@@ -84,7 +94,7 @@ PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_KQUEUE_EMULATION=ON \
 empty :=
 space := $(empty) $(empty)
 check-portable:
-	CC=gcc $(CMAKE_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
+	CC=gcc $(CHECK_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
 	cmake --build build-portable -j$(JOBS)
 	scripts/check-layers.sh build-portable
 	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -106,6 +116,26 @@ check-faults-full:
 
 check-aarch64:
 	scripts/check-aarch64.sh
+
+# libFuzzer targets (tests/fuzz: the address parser, a stream's line
+# reader, the HTTP server over a socketpair) in a clang build of their
+# own, with coverage, ASan and UBSan (build-fuzz).  scripts/fuzz.sh runs
+# each over its seed corpus (tests/fuzz/corpus/<target>, the regression
+# inputs), then fuzzes it; any crash, leak or report fails the target.
+#   make fuzz         FUZZ_SECONDS (300) of fuzzing per target
+#   make check-fuzz   FUZZ_CHECK_SECONDS (15) per target, in make check
+FUZZ_SECONDS ?= 300
+FUZZ_CHECK_SECONDS ?= 15
+fuzz-build: deps
+	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON -DCOREIO_WERROR=ON \
+		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http
+
+fuzz: fuzz-build
+	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)
+
+check-fuzz: fuzz-build
+	scripts/fuzz.sh build-fuzz $(FUZZ_CHECK_SECONDS)
 
 # The context switches assembled as Mach-O for arm64 and x86-64 macOS:
 # their symbols, and the same machine code as on ELF.  Nothing runs them.
@@ -254,8 +284,16 @@ bench-cores: deps
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target bench_cores
 	bench/cores.sh $(BENCH_BUILD)
 
+# A long run of echo and proxy traffic with churning and misbehaving
+# connections against the Release examples, failing when the servers'
+# RSS or fd count grows (scripts/soak.sh; SOAK_SECONDS, default 600).
+# Not part of make check.
+soak: build
+	nice -n 10 scripts/soak.sh build
+
 install: build
 	cmake --install build
+	ldconfig
 
 clean:
 	rm -rf build build-*

@@ -50,3 +50,8 @@ set_target_properties(${net_tools} PROPERTIES
 # `make bench` builds this: the load generator and every C peer there is.
 add_custom_target(bench_net_tools)
 add_dependencies(bench_net_tools ${net_tools})
+
+# The soak test's client (scripts/soak.sh, make soak): churning,
+# misbehaving connections with every byte checked.
+add_executable(soakgen ${PROJECT_SOURCE_DIR}/bench/soakgen.c)
+set_target_properties(soakgen PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)

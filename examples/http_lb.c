@@ -42,7 +42,8 @@
  * request that failed before any response came is sent to another
  * upstream when that is safe: always when the connection was refused,
  * else when it is idempotent and has no body.  Else the client gets 502
- * (504 on a timeout, 503 when no upstream is available).
+ * (504 on a timeout).  When every upstream is ejected, a request goes to
+ * the one due back first rather than being refused.
  *
  * Every core keeps its own pools, counters and upstream health (its own
  * checks): nothing is shared between cores but the configuration.
@@ -148,6 +149,14 @@ static int pick(struct core *c, uint64_t tried)
 		if (best < 0 || c->up[i].active < c->up[best].active)
 			best = i;
 	}
+	if (best < 0 && tried == 0) {
+		/* Every upstream ejected: rather than refuse, try the one due
+		 * back first (an ejection guesses; a request finds out). */
+		for (int i = 0; i < opt.nup; i++)
+			if (best < 0 || c->up[i].down_until < c->up[best].down_until)
+				best = i;
+		bump(&c->no_upstream, 1);
+	}
 	if (best >= 0)
 		c->next = (unsigned)best + 1;
 	return best;
@@ -175,21 +184,32 @@ static void upstream_ok(struct upstream *u, bool readmit)
 
 /* --- fields ----------------------------------------------------------------------- */
 
+/* A field name with its length: names are compared by length first,
+ * which most fail. */
+struct name {
+	const char *s;
+	size_t len;
+};
+#define NAME(lit) {lit, sizeof lit - 1}
+
+static bool name_is(const char *name, size_t len, struct name n)
+{
+	return len == n.len && strncasecmp(name, n.s, len) == 0;
+}
+
 /* Whether a field is the connection's own, not the message's: the
  * standard hop-by-hop ones, the framing (each side frames its own), and
  * those the message's Connection field names. */
-static bool hop_by_hop(const char *name, const char *connection)
+static bool hop_by_hop(const char *name, size_t len, const char *connection)
 {
-	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection",
-					  "te", "trailer", "transfer-encoding", "upgrade",
-					  "content-length", "proxy-authorization", NULL};
-	for (const char *const *h = hop; *h; h++)
-		if (strcasecmp(name, *h) == 0)
+	static const struct name hop[] = {
+		NAME("connection"), NAME("keep-alive"), NAME("proxy-connection"), NAME("te"),
+		NAME("trailer"), NAME("transfer-encoding"), NAME("upgrade"),
+		NAME("content-length"), NAME("proxy-authorization")};
+	for (size_t i = 0; i < sizeof hop / sizeof hop[0]; i++)
+		if (name_is(name, len, hop[i]))
 			return true;
-	if (!connection)
-		return false;
-	size_t len = strlen(name);
-	for (const char *p = connection; *p;) {
+	for (const char *p = connection; p && *p;) {
 		p += strspn(p, " \t,");
 		size_t n = strcspn(p, " \t,");
 		if (n == len && strncasecmp(p, name, len) == 0)
@@ -197,6 +217,23 @@ static bool hop_by_hop(const char *name, const char *connection)
 		p += n;
 	}
 	return false;
+}
+
+/* "a, b" into buf (cap bytes), or b alone when a is NULL; truncated to
+ * fit. */
+static const char *append(char *buf, size_t cap, const char *a, const char *b)
+{
+	size_t al = a ? strlen(a) : 0, bl = strlen(b), n = 0;
+	if (al && al + 2 < cap) {
+		memcpy(buf, a, al);
+		memcpy(buf + al, ", ", 2);
+		n = al + 2;
+	}
+	if (bl > cap - 1 - n)
+		bl = cap - 1 - n;
+	memcpy(buf + n, b, bl);
+	buf[n + bl] = '\0';
+	return buf;
 }
 
 /* The client's address without its port ("unix" for a Unix socket). */
@@ -227,6 +264,9 @@ struct conn {
  * the proxy's own. */
 static int copy_request_head(cio_http_req *req, cio_http_call *call, const struct conn *cn)
 {
+	static const struct name xff_name = NAME("x-forwarded-for"), via_name = NAME("via"),
+				 proto_name = NAME("x-forwarded-proto"),
+				 expect_name = NAME("expect");
 	const char *connection = cio_http_req_header(req, "connection");
 	const char *xff = NULL, *via = NULL;
 	size_t n = cio_http_req_header_count(req);
@@ -234,34 +274,33 @@ static int copy_request_head(cio_http_req *req, cio_http_call *call, const struc
 	for (size_t i = 0; i < n && err == 0; i++) {
 		const char *name, *value;
 		cio_http_req_header_at(req, i, &name, &value);
-		if (strcasecmp(name, "x-forwarded-for") == 0)
+		size_t len = strlen(name);
+		if (name_is(name, len, xff_name))
 			xff = value;
-		else if (strcasecmp(name, "via") == 0)
+		else if (name_is(name, len, via_name))
 			via = value;
-		else if (strcasecmp(name, "x-forwarded-proto") == 0 ||
-			 strcasecmp(name, "expect") == 0 || hop_by_hop(name, connection))
+		else if (name_is(name, len, proto_name) || name_is(name, len, expect_name) ||
+			 hop_by_hop(name, len, connection))
 			continue;
 		else
 			err = cio_http_call_add_header(call, name, value);
 	}
+	/* Only the first of a repeated X-Forwarded-For or Via is kept and
+	 * appended to: enough for a proxy of the example's size. */
 	char buf[1024];
-	if (err == 0) {
-		/* Only the first of a repeated field is kept and appended to:
-		 * enough for a proxy of the example's size. */
-		snprintf(buf, sizeof buf, "%s%s%s", xff ? xff : "", xff ? ", " : "", cn->ip);
-		err = cio_http_call_add_header(call, "X-Forwarded-For", buf);
-	}
+	if (err == 0)
+		err = cio_http_call_add_header(call, "X-Forwarded-For",
+					       append(buf, sizeof buf, xff, cn->ip));
 	if (err == 0)
 		err = cio_http_call_add_header(call, "X-Forwarded-Proto", cn->tls ? "https" : "http");
-	if (err == 0) {
-		snprintf(buf, sizeof buf, "%s%s" VIA, via ? via : "", via ? ", " : "");
-		err = cio_http_call_add_header(call, "Via", buf);
-	}
+	if (err == 0)
+		err = cio_http_call_add_header(call, "Via", append(buf, sizeof buf, via, VIA));
 	return err;
 }
 
 static int copy_response_head(cio_http_call *call, cio_http_resp *resp, bool head)
 {
+	static const struct name via_name = NAME("via"), date_name = NAME("date");
 	const char *connection = cio_http_call_header(call, "connection");
 	const char *via = NULL;
 	int status = cio_http_call_status(call);
@@ -270,17 +309,17 @@ static int copy_response_head(cio_http_call *call, cio_http_resp *resp, bool hea
 	for (size_t i = 0; i < n && err == 0; i++) {
 		const char *name, *value;
 		cio_http_call_header_at(call, i, &name, &value);
-		if (strcasecmp(name, "via") == 0)
+		size_t len = strlen(name);
+		if (name_is(name, len, via_name))
 			via = value;
-		else if (strcasecmp(name, "date") == 0 || hop_by_hop(name, connection))
+		else if (name_is(name, len, date_name) || hop_by_hop(name, len, connection))
 			continue; /* the server writes its own Date */
 		else
 			err = cio_http_resp_header(resp, name, value);
 	}
 	char buf[1024];
-	snprintf(buf, sizeof buf, "%s%s" VIA, via ? via : "", via ? ", " : "");
 	if (err == 0)
-		err = cio_http_resp_header(resp, "Via", buf);
+		err = cio_http_resp_header(resp, "Via", append(buf, sizeof buf, via, VIA));
 	int64_t len = cio_http_call_content_length(call);
 	if (head) {
 		/* HEAD: the length the upstream gave, though no body comes. */
@@ -323,13 +362,12 @@ static int forward(cio_http_req *req, cio_http_call *call, const struct conn *cn
 	return err ? err : cio_http_call_send(call);
 }
 
-static int respond_error(cio_http_resp *resp, int status)
+/* 502, or 504 after a timeout. */
+static int respond_error(cio_http_resp *resp, int err)
 {
-	static const char *const text[] = {[502 - 502] = "502 Bad Gateway\n",
-					   [503 - 502] = "503 Service Unavailable\n",
-					   [504 - 502] = "504 Gateway Timeout\n"};
-	const char *t = text[status - 502];
-	return cio_http_resp_send(resp, status, "text/plain", t, strlen(t));
+	bool late = err == -ETIMEDOUT;
+	const char *t = late ? "504 Gateway Timeout\n" : "502 Bad Gateway\n";
+	return cio_http_resp_send(resp, late ? 504 : 502, "text/plain", t, strlen(t));
 }
 
 static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
@@ -340,7 +378,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	bool head = strcmp(method, "HEAD") == 0;
 	bool has_body = cio_http_req_content_length(req) != 0;
 	uint64_t tried = 0;
-	int rc = -EHOSTUNREACH;
+	int rc = -EHOSTUNREACH; /* pick() always finds one first */
 	bump(&c->requests, 1);
 	for (;;) {
 		int i = pick(c, tried);
@@ -393,13 +431,8 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 			break;
 		bump(&u->retries, 1);
 	}
-	if (rc == -EHOSTUNREACH && tried == 0) {
-		bump(&c->no_upstream, 1);
-		bump(&c->responses[5], 1);
-		return respond_error(resp, 503);
-	}
 	bump(&c->responses[5], 1);
-	return respond_error(resp, rc == -ETIMEDOUT ? 504 : 502);
+	return respond_error(resp, rc);
 }
 
 static void serve(void *arg, int fd)
@@ -500,7 +533,7 @@ static size_t format_stats(char *buf, size_t cap)
 		for (int s = 1; s <= 5 && cores[k].live; s++)
 			OUT("coreio_lb_responses_total{core=\"%d\",class=\"%s\"} %" PRIu64 "\n", k,
 			    classes[s], get(&cores[k].responses[s]));
-	OUT("# HELP coreio_lb_no_upstream_total Requests no upstream was available for.\n"
+	OUT("# HELP coreio_lb_no_upstream_total Requests sent to an ejected upstream, all being.\n"
 	    "# TYPE coreio_lb_no_upstream_total counter\n");
 	for (int k = 0; k < MAX_CORES; k++)
 		if (cores[k].live)

@@ -1838,8 +1838,9 @@ CIO_API int cio_dial(const char *hostport, const cio_dial_opts *opts);
  * A request whose head the server cannot trust never reaches the
  * handler: the server answers 400 (malformed, or framed in a way a proxy
  * could read two ways: Content-Length with Transfer-Encoding, duplicate
- * Content-Length, obs-fold, bare LF or CR, NUL, a space before a colon,
- * Transfer-Encoding not ending in chunked, chunked in HTTP/1.0), 431
+ * Content-Length, no Host in HTTP/1.1 or two Hosts, obs-fold, bare LF or
+ * CR, NUL, a space before a colon, Transfer-Encoding not ending in
+ * chunked, chunked in HTTP/1.0), 431
  * (head too long, too many headers), 413 (a Content-Length over
  * max_body), 408 (a head too slow), 417 (an Expect other than
  * 100-continue) or 505 (a version other than 1.0 and 1.1), then closes.
@@ -1885,6 +1886,9 @@ typedef struct cio_http_server_opts {
 	size_t discard_limit;   /* request body left unread by a handler that
 	                         * the server reads and drops to keep the
 	                         * connection; 0: 64 KiB; more: it closes */
+	int64_t send_timeout;   /* ns the client has to take each MiB of a
+	                         * response (a write, a flush, the end); 0:
+	                         * 30 s (then -ETIMEDOUT, and it closes) */
 } cio_http_server_opts;
 
 /* Blocking.  Serves HTTP/1.1 on stream s until the connection ends:
@@ -1975,7 +1979,8 @@ CIO_API int cio_http_resp_close(cio_http_resp *resp);
  * the head first when it has not gone yet; nothing goes on the wire for
  * HEAD requests and 204 or 304 responses (the bytes count, though).
  * Returns len, or -EMSGSIZE (more than set_length announced; nothing
- * written), -EALREADY (after cio_http_resp_end()), or the connection's
+ * written), -EALREADY (after cio_http_resp_end()), -ETIMEDOUT (the client
+ * did not take a MiB of it within send_timeout), or the connection's
  * error, after which the connection closes. */
 CIO_API ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len);
 

@@ -33,7 +33,7 @@ for tool in cmake aarch64-linux-gnu-gcc qemu-aarch64 timeout; do
 	fi
 done
 
-cmake -S "$top" -B "$build" \
+cmake -S "$top" -B "$build" -DCOREIO_WERROR=ON \
 	-DCMAKE_TOOLCHAIN_FILE="$top/cmake/aarch64-linux-gnu.cmake" \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOREIO_WITH_LIBURING=OFF \
 	-DCOREIO_BUILD_TESTS=ON >/dev/null

@@ -73,7 +73,7 @@ if [ "${1:-}" = --one ]; then
 fi
 
 start=$(date +%s)
-CC=gcc cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
+CC=gcc cmake -S . -B "$BUILD" -DCOREIO_WERROR=ON -DCMAKE_BUILD_TYPE=Debug -DCOREIO_TESTING=ON \
 	-DCOREIO_SANITIZE=address,undefined -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target $TESTS >/dev/null
 scripts/check-layers.sh "$BUILD"

@@ -9,7 +9,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 build="$top/build-ucontext"
 jobs=$(nproc)
 
-cmake -S "$top" -B "$build" -DCOREIO_CONTEXT=ucontext \
+cmake -S "$top" -B "$build" -DCOREIO_WERROR=ON -DCOREIO_CONTEXT=ucontext \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOREIO_BUILD_TESTS=ON >/dev/null
 cmake --build "$build" -j"$jobs"
 

@@ -237,6 +237,68 @@ static inline long ex_rss_kib(pid_t pid)
 	return kib;
 }
 
+/* --- programs of this machine's: clients, peers ------------------------------ */
+
+/* Starts (wait_for: as ex_start()) or runs (NULL: as ex_run(), 20 s) a
+ * program of this machine's (curl, python3, wrk), never under the
+ * emulator COREIO_TEST_EXEC_WRAPPER names, which runs only the examples
+ * under test.  Returns 0 when started, or the exit status when run. */
+static inline int ex_native(struct child *c, char *const argv[], const char *wait_for)
+{
+	char *wrap = getenv("COREIO_TEST_EXEC_WRAPPER");
+	wrap = wrap ? strdup(wrap) : NULL;
+	unsetenv("COREIO_TEST_EXEC_WRAPPER");
+	int st = wait_for ? ex_start(c, argv, wait_for) : ex_run(c, argv, 20000);
+	if (wrap) {
+		setenv("COREIO_TEST_EXEC_WRAPPER", wrap, 1);
+		free(wrap);
+	}
+	return st;
+}
+
+/* Runs a client (ex_native()) that must exit 0; returns its output. */
+static inline const char *ex_run_ok(struct child *c, char *const argv[])
+{
+	int st = ex_native(c, argv, NULL);
+	if (st != 0) {
+		fprintf(stderr, "%s exited %d; it said:\n%s\n", argv[0], st, c->text);
+		CHECK(!"client failed");
+	}
+	return c->text;
+}
+
+/* Writes len pseudo-random bytes (from seed) to a new file at path. */
+static inline void ex_write_file(const char *path, size_t len, uint32_t seed)
+{
+	FILE *f = fopen(path, "we");
+	CHECK(f);
+	for (size_t i = 0; i < len; i++) {
+		seed = seed * 1103515245 + 12345;
+		fputc((int)(seed >> 16) & 0xff, f);
+	}
+	CHECK_EQ(fclose(f), 0);
+}
+
+/* The two files hold the same bytes. */
+static inline void ex_same_files(const char *a, const char *b)
+{
+	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
+	CHECK(fa && fb);
+	int ca, cb;
+	size_t n = 0;
+	do {
+		ca = fgetc(fa);
+		cb = fgetc(fb);
+		if (ca != cb) {
+			fprintf(stderr, "%s and %s differ at byte %zu\n", a, b, n);
+			CHECK(!"same bytes");
+		}
+		n++;
+	} while (ca != EOF);
+	fclose(fa);
+	fclose(fb);
+}
+
 /* --- a plain-socket client, sharing nothing with coreio -------------------- */
 
 /* A blocking TCP connection to 127.0.0.1:port, with 20 s send and receive

@@ -3,7 +3,8 @@
  * bodies by Content-Length and chunked from 1 B to 1 MiB checked byte for
  * byte, chunked responses, HEAD, HTTP/1.0, Expect: 100-continue, the 431,
  * 413 and 408 limits (a slow head, a body under the minimum rate) and the
- * idle timeout, handler failures, a battery of
+ * idle timeout, a client that stops reading (send_timeout), handler
+ * failures, a battery of
  * request-smuggling attempts (each refused with 400 and a close, the
  * handler never called), and a drain that closes idle connections. */
 #include "coreio.h"
@@ -91,6 +92,17 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 		}
 		CHECK_EQ(cio_http_resp_sendfile(resp, sendfile_fd, (int64_t)skip,
 						sendfile_len - skip), (ssize_t)(sendfile_len - skip));
+		return cio_http_resp_end(resp);
+	}
+	if (strcmp(t, "/flood") == 0) {
+		/* 256 MiB, more than any socket buffers, to a client that
+		 * reads none of it. */
+		static char zeros[1 << 20];
+		for (int i = 0; i < 256; i++) {
+			ssize_t n = cio_http_resp_write(resp, zeros, sizeof zeros);
+			if (n < 0)
+				return (int)n;
+		}
 		return cio_http_resp_end(resp);
 	}
 	if (strcmp(t, "/fail") == 0)
@@ -548,8 +560,8 @@ static void test_limits(void)
 	expect_eof(c, CIO_SEC);
 	cio_stream_close(c);
 	c = dial(&s);
-	char req[1024] = "GET /ten HTTP/1.1\r\n";
-	for (int i = 0; i < 10; i++)
+	char req[1024] = "GET /ten HTTP/1.1\r\nHost: x\r\n";
+	for (int i = 0; i < 9; i++)
 		snprintf(req + strlen(req), sizeof req - strlen(req), "X-%d: v\r\n", i);
 	strcat(req, "\r\n");
 	roundtrip(c, req, 200, "/ten");
@@ -688,6 +700,9 @@ static void test_smuggling(void)
 		{"HTTP/0.9", "GET /\r\n\r\n", 0, 505},
 		{"HTTP/2.0", "GET / HTTP/2.0\r\nHost: x\r\n\r\n", 0, 505},
 		{"Expect other", "GET / HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\r\n", 0, 417},
+		{"no Host in 1.1", "GET / HTTP/1.1\r\nX: y\r\n\r\n", 0, 400},
+		{"Host twice", "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 0, 400},
+		{"Host twice in 1.0", "GET / HTTP/1.0\r\nHost: x\r\nhost: x\r\n\r\n", 0, 400},
 	};
 	struct server s;
 	server_start(&s, NULL);
@@ -740,6 +755,25 @@ static void test_smuggling(void)
 }
 
 /* Last: a drain ends the run's listeners for good. */
+/* A client that stops reading: the response's write gives up after
+ * send_timeout and the connection closes. */
+static void test_send_timeout(void)
+{
+	struct server s;
+	cio_http_server_opts o = {.send_timeout = 200 * CIO_MS};
+	server_start(&s, &o);
+	cio_stream *c = dial(&s);
+	send_str(c, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
+	int64_t t0 = cio_now();
+	CIO_WITH_TIMEOUT(5 * CIO_SEC) {
+		CHECK_EQ(cio_wg_wait(&s.conns), 0);
+	}
+	CHECK(cio_now() - t0 < 3 * CIO_SEC);
+	CHECK_EQ(s.last_rc, -ETIMEDOUT);
+	cio_stream_close(c);
+	server_stop(&s);
+}
+
 static void test_drain(void)
 {
 	struct server s;
@@ -785,6 +819,8 @@ static void *test_main(void *arg)
 	fprintf(stderr, "limits: ok\n");
 	test_smuggling();
 	fprintf(stderr, "smuggling: ok\n");
+	test_send_timeout();
+	fprintf(stderr, "send timeout: ok\n");
 	test_drain();
 	fprintf(stderr, "drain: ok\n");
 	return NULL;

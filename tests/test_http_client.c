@@ -5,8 +5,9 @@
  * responses, interim 100s, many tasks over a few connections each given
  * its own response, max_conns waits, a kept connection the server closed
  * (an idempotent request sent again, a POST not sent on it), malformed
- * and truncated responses, timeouts, refused connections, idle expiry and
- * a drain closing the pool. */
+ * and truncated responses, timeouts, refused connections, idle expiry,
+ * https with the certificate verified (where the library has TLS), and a
+ * drain closing the pool. */
 #include "coreio.h"
 #include "check.h"
 
@@ -21,6 +22,7 @@
 struct server {
 	int lfd;
 	char addr[64];
+	cio_tls_ctx *tls;       /* NULL: plain */
 	cio_wg conns;
 	cio_task_t acceptor;
 	int accepted;
@@ -88,7 +90,8 @@ static void *serve_main(void *arg)
 	cio_stream *st;
 	cio_http_server_opts o = {.max_body = UINT64_MAX};
 	if (cio_stream_new(&st, fd, NULL) == 0) {
-		cio_http_serve_conn(st, &o, handler, s);
+		if (!s->tls || cio_stream_tls_accept(st, s->tls) == 0)
+			cio_http_serve_conn(st, &o, handler, s);
 		cio_stream_close(st);
 	}
 	cio_wg_done(&s->conns);
@@ -591,6 +594,74 @@ static void test_odd_responses(void)
 
 /* --- idle connections: expiry, free, drain ------------------------------------ */
 
+#ifdef COREIO_TEST_TLS
+/* https: the certificate checked against a CA file and the name. */
+static void test_tls(void)
+{
+	char dir[] = "/tmp/coreio-http-client-XXXXXX", cert[96], key[96], cmd[512];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(cert, sizeof cert, "%s/cert.pem", dir);
+	snprintf(key, sizeof key, "%s/key.pem", dir);
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+		 "-keyout %s -out %s -days 2 -subj /CN=localhost "
+		 "-addext subjectAltName=DNS:localhost 2>/dev/null", key, cert);
+	CHECK_EQ(system(cmd), 0);
+	struct server s;
+	server_start(&s);
+	char why[256];
+	cio_tls_cert c = {.cert_file = cert, .key_file = key};
+	cio_tls_server_opts so = {.certs = &c, .ncerts = 1};
+	CHECK_EQ(cio_tls_server_ctx(&s.tls, &so, why, sizeof why), 0);
+	cio_tls_ctx *trusting, *system_cas;
+	cio_tls_client_opts co = {.ca_file = cert};
+	CHECK_EQ(cio_tls_client_ctx(&trusting, &co, why, sizeof why), 0);
+	cio_tls_client_opts sys = {0};
+	CHECK_EQ(cio_tls_client_ctx(&system_cas, &sys, why, sizeof why), 0);
+
+	/* The origin by address, the name given: three calls, one handshake. */
+	cio_http_client *cl;
+	cio_http_client_opts o = {.tls = trusting, .server_name = "localhost"};
+	CHECK_EQ(cio_http_client_new(&cl, s.addr, &o), 0);
+	char *body;
+	size_t blen;
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(fetch(cl, "POST", "/echo", "secret", 6, &body, &blen), 200);
+		CHECK(strcmp(body, "secret") == 0);
+		free(body);
+	}
+	cio_http_client_stats st;
+	cio_http_client_stats_get(cl, &st);
+	CHECK_EQ(st.dialled, 1);
+	CHECK_EQ(cio_http_client_free(cl), 0);
+
+	/* A name the certificate does not carry; a CA not trusted. */
+	cio_http_call *call;
+	o.server_name = "example.com";
+	CHECK_EQ(cio_http_client_new(&cl, s.addr, &o), 0);
+	CHECK_EQ(cio_http_call_new(cl, "GET", "/id/1", &call), 0);
+	CHECK_EQ(cio_http_call_send(call), -EPROTO);
+	CHECK(strstr(cio_http_call_error(call), "mismatch"));
+	cio_http_call_free(call);
+	CHECK_EQ(cio_http_client_free(cl), 0);
+	o = (cio_http_client_opts){.tls = system_cas, .server_name = "localhost"};
+	CHECK_EQ(cio_http_client_new(&cl, s.addr, &o), 0);
+	CHECK_EQ(cio_http_call_new(cl, "GET", "/id/1", &call), 0);
+	CHECK_EQ(cio_http_call_send(call), -EPROTO);
+	CHECK(strstr(cio_http_call_error(call), "self-signed"));
+	cio_http_call_free(call);
+	CHECK_EQ(cio_http_client_free(cl), 0);
+
+	server_stop(&s);
+	cio_tls_ctx_free(s.tls);
+	cio_tls_ctx_free(trusting);
+	cio_tls_ctx_free(system_cas);
+	CHECK_EQ(unlink(cert), 0);
+	CHECK_EQ(unlink(key), 0);
+	CHECK_EQ(rmdir(dir), 0);
+}
+#endif
+
 /* Last: the runtime drains. */
 static void test_drain(void)
 {
@@ -660,6 +731,10 @@ static void *test_main(void *arg)
 	fprintf(stderr, "odd responses: ok\n");
 	test_idle();
 	fprintf(stderr, "idle: ok\n");
+#ifdef COREIO_TEST_TLS
+	test_tls();
+	fprintf(stderr, "tls: ok\n");
+#endif
 	test_drain();
 	fprintf(stderr, "drain: ok\n");
 	CHECK_EQ(test_count_fds(), fds);

@@ -15,57 +15,6 @@
 static char dir[64];
 static int port;
 
-/* Runs argv, a client of this machine's (never under the emulator
- * COREIO_TEST_EXEC_WRAPPER names, which runs only the server), which must
- * exit 0 within 10 s; returns its output. */
-static const char *run_ok(struct child *c, char *const argv[])
-{
-	char *wrap = getenv("COREIO_TEST_EXEC_WRAPPER");
-	wrap = wrap ? strdup(wrap) : NULL;
-	unsetenv("COREIO_TEST_EXEC_WRAPPER");
-	int st = ex_run(c, argv, 10000);
-	if (wrap) {
-		setenv("COREIO_TEST_EXEC_WRAPPER", wrap, 1);
-		free(wrap);
-	}
-	if (st != 0) {
-		fprintf(stderr, "%s exited %d; it said:\n%s\n", argv[0], st, c->text);
-		CHECK(!"client failed");
-	}
-	return c->text;
-}
-
-static void write_file(const char *path, size_t len)
-{
-	FILE *f = fopen(path, "we");
-	CHECK(f);
-	uint32_t x = 12345;
-	for (size_t i = 0; i < len; i++) {
-		x = x * 1103515245 + 12345;
-		fputc((int)(x >> 16) & 0xff, f);
-	}
-	CHECK_EQ(fclose(f), 0);
-}
-
-static void same_files(const char *a, const char *b)
-{
-	FILE *fa = fopen(a, "re"), *fb = fopen(b, "re");
-	CHECK(fa && fb);
-	int ca, cb;
-	size_t n = 0;
-	do {
-		ca = fgetc(fa);
-		cb = fgetc(fb);
-		if (ca != cb) {
-			fprintf(stderr, "%s and %s differ at byte %zu\n", a, b, n);
-			CHECK(!"same bytes");
-		}
-		n++;
-	} while (ca != EOF);
-	fclose(fa);
-	fclose(fb);
-}
-
 static void with_curl(void)
 {
 	struct child c;
@@ -78,37 +27,37 @@ static void with_curl(void)
 	/* Three URLs, one connection: num_connects is 1, then 0, 0. */
 	char *keep[] = {CURL_BIN, "-sS", "--fail-with-body", "-w", "[%{num_connects}]",
 			u1, u2, u3, NULL};
-	const char *text = run_ok(&c, keep);
+	const char *text = ex_run_ok(&c, keep);
 	CHECK(strcmp(text, HELLO "[1]" HELLO "[0]" HELLO "[0]") == 0);
 
 	/* HTTP/1.0: the answer, then the close. */
 	snprintf(hdrs, sizeof hdrs, "%s/headers", dir);
 	char *old[] = {CURL_BIN, "-sS", "--fail-with-body", "--http1.0", "-D", hdrs, u1, NULL};
-	CHECK(strcmp(run_ok(&c, old), HELLO) == 0);
+	CHECK(strcmp(ex_run_ok(&c, old), HELLO) == 0);
 	char *grep[] = {"grep", "-qi", "^Connection: close", hdrs, NULL};
-	run_ok(&c, grep);
+	ex_run_ok(&c, grep);
 
 	/* Uploads echoed back byte for byte: chunked, then with a length. */
 	snprintf(in, sizeof in, "%s/in", dir);
 	snprintf(out, sizeof out, "%s/out", dir);
-	write_file(in, 300001);
+	ex_write_file(in, 300001, 777);
 	char data[128];
 	snprintf(data, sizeof data, "@%s", in);
 	char *chunked[] = {CURL_BIN, "-sS", "--fail-with-body", "-H", "Transfer-Encoding: chunked",
 			   "--data-binary", data, "-o", out, echo, NULL};
-	run_ok(&c, chunked);
-	same_files(in, out);
+	ex_run_ok(&c, chunked);
+	ex_same_files(in, out);
 	char *sized[] = {CURL_BIN, "-sS", "--fail-with-body", "--data-binary", data, "-o", out,
 			 echo, NULL};
-	run_ok(&c, sized);
-	same_files(in, out);
+	ex_run_ok(&c, sized);
+	ex_same_files(in, out);
 
 	/* /bytes/N: N bytes of 'x', more than one write's worth. */
 	char bytes[64];
 	snprintf(bytes, sizeof bytes, "http://127.0.0.1:%d/bytes/40000", port);
 	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "-o", out, "-w", "[%{size_download}]",
 		       bytes, NULL};
-	CHECK(strcmp(run_ok(&c, get), "[40000]") == 0);
+	CHECK(strcmp(ex_run_ok(&c, get), "[40000]") == 0);
 	FILE *f = fopen(out, "re");
 	CHECK(f);
 	int ch;
@@ -133,7 +82,7 @@ static void with_stats(int stats_port)
 	snprintf(path, sizeof path, "%s/metrics", dir);
 	/* To a file: the text is longer than what a child's output keeps. */
 	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "--http1.0", "-o", path, url, NULL};
-	run_ok(&c, get);
+	ex_run_ok(&c, get);
 	FILE *f = fopen(path, "re");
 	CHECK(f);
 	size_t n = fread(text, 1, sizeof text - 1, f);
@@ -197,7 +146,7 @@ static void with_python(void)
 	char p[16];
 	snprintf(p, sizeof p, "%d", port);
 	char *argv[] = {PYTHON_BIN, "-c", (char *)python_client, p, NULL};
-	CHECK(strstr(run_ok(&c, argv), "python ok"));
+	CHECK(strstr(ex_run_ok(&c, argv), "python ok"));
 }
 
 #ifdef COREIO_TEST_TLS
@@ -221,7 +170,7 @@ static void with_tls(void)
 	snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", tport);
 	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "--cacert", cert, "--resolve", resolve,
 		       "-w", "[%{num_connects}]", url, url, NULL};
-	CHECK(strcmp(run_ok(&c, get), HELLO "[1]" HELLO "[0]") == 0);
+	CHECK(strcmp(ex_run_ok(&c, get), HELLO "[1]" HELLO "[0]") == 0);
 	CHECK_EQ(ex_stop(&srv, SIGTERM, 10000), 0);
 	CHECK_EQ(unlink(cert), 0);
 	CHECK_EQ(unlink(key), 0);

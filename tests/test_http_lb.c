@@ -9,7 +9,8 @@
  *   - X-Forwarded-For, X-Forwarded-Proto and Via added, hop-by-hop
  *     fields (and those Connection names) removed;
  *   - round-robin over a keep-alive connection; least connections; active
- *     health checks ejecting a dead upstream and readmitting it;
+ *     health checks ejecting a dead upstream and readmitting it; an
+ *     ejected upstream still tried when it is the only one;
  *   - TLS to an upstream given by name, its certificate verified;
  *   - request smuggling attempts: each refused with 400 and a close, and
  *     not one request reaches the upstream;
@@ -96,29 +97,13 @@ static const char upstream_py[] =
 	"threading.Thread(target=orphaned, daemon=True).start()\n"
 	"s.serve_forever()\n";
 
-/* Starts (wait_for: ex_start()) or runs (NULL: ex_run(), 20 s) a program
- * of this machine's, never under the emulator COREIO_TEST_EXEC_WRAPPER
- * names for the proxy; the exit status when run. */
-static int native(struct child *c, char *const argv[], const char *wait_for)
-{
-	char *wrap = getenv("COREIO_TEST_EXEC_WRAPPER");
-	wrap = wrap ? strdup(wrap) : NULL;
-	unsetenv("COREIO_TEST_EXEC_WRAPPER");
-	int st = wait_for ? ex_start(c, argv, wait_for) : ex_run(c, argv, 20000);
-	if (wrap) {
-		setenv("COREIO_TEST_EXEC_WRAPPER", wrap, 1);
-		free(wrap);
-	}
-	return st;
-}
-
 /* An upstream whose /who answers mode, on port (0: any). */
 static void upstream_on(struct child *c, const char *mode, int port)
 {
 	char p[16];
 	snprintf(p, sizeof p, "%d", port);
 	char *argv[] = {PYTHON_BIN, "-c", (char *)upstream_py, (char *)mode, p, NULL};
-	native(c, argv, "listening on");
+	ex_native(c, argv, "listening on");
 }
 
 static void upstream_start(struct child *c, const char *mode)
@@ -145,17 +130,6 @@ static void lb_stop(struct child *c)
 		fprintf(stderr, "http_lb exited %d; it said:\n%s\n", st, c->text);
 		CHECK(!"http_lb exits 0");
 	}
-}
-
-/* Runs a client that must exit 0 within 20 s; returns its output. */
-static const char *run_ok(struct child *c, char *const argv[])
-{
-	int st = native(c, argv, NULL);
-	if (st != 0) {
-		fprintf(stderr, "%s exited %d; it said:\n%s\n", argv[0], st, c->text);
-		CHECK(!"client failed");
-	}
-	return c->text;
 }
 
 /* A whole response read from a plain socket, and nothing after it (a
@@ -199,25 +173,6 @@ static void upstream_count(int port, int *requests, int *cut)
 	close(fd);
 }
 
-static void write_file(const char *path, size_t len)
-{
-	FILE *f = fopen(path, "we");
-	CHECK(f);
-	uint32_t x = 777;
-	for (size_t i = 0; i < len; i++) {
-		x = x * 1103515245 + 12345;
-		fputc((int)(x >> 16) & 0xff, f);
-	}
-	CHECK_EQ(fclose(f), 0);
-}
-
-static void same_files(const char *a, const char *b)
-{
-	char cmd[256];
-	snprintf(cmd, sizeof cmd, "cmp -s %s %s", a, b);
-	CHECK_EQ(system(cmd), 0);
-}
-
 /* --- clients through the proxy ----------------------------------------------- */
 
 static void with_curl(int port)
@@ -232,9 +187,9 @@ static void with_curl(int port)
 	/* Two URLs, one connection; HTTP/1.0. */
 	char *keep[] = {CURL_BIN, "-sS", "--fail-with-body", "-w", "[%{num_connects}]", u1, u2,
 			NULL};
-	CHECK(strcmp(run_ok(&c, keep), "/a[1]/b?x=1[0]") == 0);
+	CHECK(strcmp(ex_run_ok(&c, keep), "/a[1]/b?x=1[0]") == 0);
 	char *old[] = {CURL_BIN, "-sS", "--fail-with-body", "--http1.0", u1, NULL};
-	CHECK(strcmp(run_ok(&c, old), "/a") == 0);
+	CHECK(strcmp(ex_run_ok(&c, old), "/a") == 0);
 
 	/* The fields the upstream got: the proxy's added, hop-by-hop gone;
 	 * and those the client got. */
@@ -243,7 +198,7 @@ static void with_curl(int port)
 			  "-H", "X-Private: 1", "-H", "Keep-Alive: timeout=5", "-H", "TE: trailers",
 			  "-H", "Upgrade: websocket", "-H", "X-Forwarded-For: 10.1.2.3",
 			  "-H", "X-Kept: yes", hdr, NULL};
-	const char *t = run_ok(&c, fields);
+	const char *t = ex_run_ok(&c, fields);
 	CHECK(strcasestr(t, "X-Forwarded-For: 10.1.2.3, 127.0.0.1"));
 	CHECK(strcasestr(t, "X-Forwarded-Proto: http"));
 	CHECK(strcasestr(t, "Via: 1.1 coreio-lb"));
@@ -262,16 +217,16 @@ static void with_curl(int port)
 	snprintf(data, sizeof data, "@%s", in);
 	static const size_t sizes[] = {1000, 300001};
 	for (int k = 0; k < 2; k++) {
-		write_file(in, sizes[k]);
+		ex_write_file(in, sizes[k], 777);
 		char *chunked[] = {CURL_BIN, "-sS", "--fail-with-body", "-H",
 				   "Transfer-Encoding: chunked", "--data-binary", data, "-o", out,
 				   echo, NULL};
-		run_ok(&c, chunked);
-		same_files(in, out);
+		ex_run_ok(&c, chunked);
+		ex_same_files(in, out);
 		char *sized[] = {CURL_BIN, "-sS", "--fail-with-body", "--data-binary", data, "-o",
 				 out, echo, NULL};
-		run_ok(&c, sized);
-		same_files(in, out);
+		ex_run_ok(&c, sized);
+		ex_same_files(in, out);
 	}
 	CHECK_EQ(unlink(in), 0);
 	CHECK_EQ(unlink(out), 0);
@@ -309,7 +264,7 @@ static void with_python(int port)
 	char p[16];
 	snprintf(p, sizeof p, "%d", port);
 	char *argv[] = {PYTHON_BIN, "-c", (char *)python_client, p, NULL};
-	CHECK(strstr(run_ok(&c, argv), "python ok"));
+	CHECK(strstr(ex_run_ok(&c, argv), "python ok"));
 }
 
 /* Three requests in one send: three responses, in order. */
@@ -354,6 +309,9 @@ static void smuggling(int port, int upstream_port)
 		"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
 		"GET / HTTP/1.1\nHost: x\n\n",
 		"GET / HTTP/1.1\r\nHost: x\nX-A: a\r\n\r\n",
+		/* no Host, two Hosts */
+		"GET / HTTP/1.1\r\nX-A: a\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
 		/* over-long and invalid chunk sizes */
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFF\r\nx\r\n0\r\n\r\n",
 		"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\nx\r\n0\r\n\r\n",
@@ -518,6 +476,35 @@ static void health(void)
 	lb_stop(&lb);
 	ex_stop(&a, SIGKILL, 5000);
 	ex_stop(&b, SIGKILL, 5000);
+}
+
+/* One upstream, ejected after its first failure for ten minutes: it is
+ * still tried, and serves again as soon as it is back. */
+static void fail_open(void)
+{
+	struct child a, lb;
+	upstream_start(&a, "a");
+	int pa = ex_port(&a);
+	char list[64];
+	snprintf(list, sizeof list, "127.0.0.1:%d", pa);
+	char *argv[] = {HTTP_LB_BIN, "--cores", "1", "--listen", "127.0.0.1:0", "--upstream",
+			list, "--fails", "1", "--eject-ms", "600000", NULL};
+	ex_start(&lb, argv, "listening on");
+	int port = ex_port(&lb);
+	ex_stop(&a, SIGKILL, 5000);
+	static const char req[] = "GET /who HTTP/1.1\r\nHost: x\r\n\r\n";
+	char buf[4096];
+	const char *body;
+	int fd = ex_dial(port);
+	ex_send_all(fd, req, sizeof req - 1);
+	CHECK_EQ(read_response(fd, buf, sizeof buf, &body), 502);
+	close(fd);
+	upstream_on(&a, "a", pa);
+	char m[16];
+	who(port, m, sizeof m);
+	CHECK(strcmp(m, "a") == 0);
+	lb_stop(&lb);
+	ex_stop(&a, SIGKILL, 5000);
 }
 
 /* --- failures under load --------------------------------------------------------- */
@@ -700,20 +687,20 @@ static void with_tls(int upstream_port)
 	snprintf(resolve, sizeof resolve, "localhost:%d:127.0.0.1", port);
 	char *get[] = {CURL_BIN, "-sS", "--fail-with-body", "--cacert", cert, "--resolve", resolve,
 		       url, NULL};
-	CHECK(strcasestr(run_ok(&c, get), "X-Forwarded-Proto: https"));
+	CHECK(strcasestr(ex_run_ok(&c, get), "X-Forwarded-Proto: https"));
 	lb_stop(&lb);
 
 	/* TLS to an upstream given by name, its certificate checked. */
 	struct child hello;
 	char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "--tls-cert", cert, "--tls-key", key,
 			 "127.0.0.1:0", NULL};
-	native(&hello, hargv, "listening on");
+	ex_native(&hello, hargv, "listening on");
 	snprintf(up, sizeof up, "localhost:%d", ex_port(&hello));
 	char *extra2[] = {"--upstream-ca", cert, NULL};
 	lb_start(&lb, extra2, up);
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/", ex_port(&lb));
 	char *get2[] = {CURL_BIN, "-sS", "--fail-with-body", url, url, NULL};
-	CHECK(strcmp(run_ok(&c, get2), "Hello, world!\nHello, world!\n") == 0);
+	CHECK(strcmp(ex_run_ok(&c, get2), "Hello, world!\nHello, world!\n") == 0);
 	lb_stop(&lb);
 	CHECK_EQ(ex_stop(&hello, SIGTERM, 10000), 0);
 	CHECK_EQ(unlink(cert), 0);
@@ -727,7 +714,7 @@ static void with_wrk(int port)
 	char url[64];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/", port);
 	char *argv[] = {WRK_BIN, "-t1", "-c16", "-d1", url, NULL};
-	const char *t = run_ok(&c, argv);
+	const char *t = ex_run_ok(&c, argv);
 	if (strstr(t, "Non-2xx") || strstr(t, "Socket errors") || !strstr(t, "requests in")) {
 		fprintf(stderr, "wrk through http_lb:\n%s\n", t);
 		CHECK(!"wrk clean");
@@ -767,6 +754,7 @@ int main(void)
 	lb_stop(&lb);
 	least_conn();
 	health();
+	fail_open();
 	fprintf(stderr, "ok: least connections, health checks\n");
 #ifdef COREIO_TEST_TLS
 	with_tls(ex_port(&a));
@@ -777,7 +765,7 @@ int main(void)
 
 	/* In front of http_hello: wrk, slowloris, the drain. */
 	char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "127.0.0.1:0", NULL};
-	native(&hello, hargv, "listening on");
+	ex_native(&hello, hargv, "listening on");
 	snprintf(list, sizeof list, "127.0.0.1:%d", ex_port(&hello));
 	lb_start(&lb, NULL, list);
 	port = ex_port(&lb);

@@ -134,6 +134,7 @@ static inline ssize_t cio__io_fail(const struct cio__io **io, struct cio__io *co
 	case CIO__IO_RECV: case CIO__IO_RECVMSG: e = CIO_FAIL(recv); break;
 	case CIO__IO_SEND: case CIO__IO_SENDMSG: e = CIO_FAIL(send); break;
 	case CIO__IO_ACCEPT: e = CIO_FAIL(accept); break;
+	case CIO__IO_CONNECT: e = CIO_FAIL(connect); break;
 	case CIO__IO_SPLICE: e = CIO_FAIL(splice); break;
 	default: return 0;
 	}

@@ -42,7 +42,11 @@ static int ep_open(struct cio__driver *d, void **pp)
 	if (!p)
 		return -ENOMEM;
 	p->wake = &d->wake;
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	int fail = CIO_FAIL(poller);
+	if (fail)
+		errno = fail, p->epfd = -1;
+	else
+		p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.fd = d->wake.rd};
 	if (p->epfd < 0 || ctl(p->epfd, EPOLL_CTL_ADD, d->wake.rd, &ev) < 0) {
 		int err = errno;

@@ -30,7 +30,11 @@ static int kq_open(struct cio__driver *d, void **pp)
 	struct kqueue_poller *p = cio__calloc(1, sizeof *p);
 	if (!p)
 		return -ENOMEM;
-	p->kq = kqueue();
+	int fail = CIO_FAIL(poller);
+	if (fail)
+		errno = fail, p->kq = -1;
+	else
+		p->kq = kqueue();
 	struct kevent wake;
 	EV_SET(&wake, WAKE_IDENT, EVFILT_USER, EV_ADD | EV_CLEAR, 0, 0, NULL);
 	if (p->kq < 0 || fcntl(p->kq, F_SETFD, FD_CLOEXEC) < 0 ||

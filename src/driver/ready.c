@@ -179,6 +179,11 @@ static ssize_t attempt(const struct cio__io *io)
 static int connect_fd(struct cio__driver *d, struct cio__task *self,
 		      const struct cio__io *io)
 {
+	struct cio__io copy;
+	const struct cio__io *cur = io;
+	ssize_t failed = cio__io_fail(&cur, &copy);
+	if (failed < 0)
+		return (int)failed;
 	if (connect(io->fd, io->p.addr, io->n.alen) == 0)
 		return 0;
 	int err = errno;

@@ -11,6 +11,7 @@
  * take, or wait behind, another's answer. */
 #include "coreio.h"
 #include "../core/rt.h"
+#include "../platform/fail.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -277,6 +278,11 @@ static int sock_connect(ares_socket_t fd, const struct sockaddr *a, ares_socklen
 			void *ud)
 {
 	(void)ud;
+	int fail = CIO_FAIL(connect);
+	if (fail) {
+		errno = fail;
+		return -1;
+	}
 	return connect(fd, a, len);
 }
 
@@ -284,12 +290,24 @@ static ares_ssize_t sock_recvfrom(ares_socket_t fd, void *buf, size_t len, int f
 				  struct sockaddr *from, ares_socklen_t *fromlen, void *ud)
 {
 	(void)ud;
+	int fail = CIO_FAIL(recv);
+	if (fail > 0) {
+		errno = fail;
+		return -1;
+	}
+	if (fail == CIO__FAIL_SHORT)
+		len = cio__fail_short(len); /* a datagram cut short: a bad answer */
 	return recvfrom(fd, buf, len, flags, from, fromlen);
 }
 
 static ares_ssize_t sock_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *ud)
 {
 	(void)ud;
+	int fail = CIO_FAIL(send);
+	if (fail > 0) {
+		errno = fail;
+		return -1;
+	}
 	struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
 #ifdef MSG_NOSIGNAL
 	return sendmsg(fd, &m, MSG_NOSIGNAL); /* a TCP server gone: no SIGPIPE */

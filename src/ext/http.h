@@ -75,6 +75,36 @@ int cio__http_in_refuse(struct http_in *m, int status);
  * the version (1.0 or 1.1).  0, or -1 with the refusal set. */
 int cio__http_in_head_end(struct http_in *m);
 
+/* Reads a whole body with read(obj, ...) into memory of its own
+ * (NUL-terminated) and sets *out.  Returns its length, -EMSGSIZE when it
+ * is longer than limit, -ENOMEM, or read's error; *out NULL on error. */
+ssize_t cio__http_read_all(ssize_t (*read)(void *obj, void *buf, size_t len), void *obj,
+			   size_t limit, char **out);
+
+/* The length of s when it is a token (a field name, a method), else 0. */
+size_t cio__http_token_len(const char *s);
+
+/* A field name and its length, for cio__http_name_in(). */
+struct cio__http_name {
+	const char *s;
+	size_t len;
+};
+#define CIO__HTTP_NAME(lit) {lit, sizeof lit - 1}
+
+/* Whether name (len bytes) is one of list's (ended by a NULL s), in any
+ * case: lengths are compared before bytes, which most names fail. */
+static inline bool cio__http_name_in(const char *name, size_t len,
+				     const struct cio__http_name *list)
+{
+	for (; list->s; list++)
+		if (list->len == len && strncasecmp(name, list->s, len) == 0)
+			return true;
+	return false;
+}
+
+/* Writes v in decimal at p; returns the end. */
+char *cio__http_u64(char *p, uint64_t v);
+
 /* The callbacks that collect the head and the body. */
 int cio__http_on_first(llhttp_t *p, const char *at, size_t len);
 int cio__http_on_first_complete(llhttp_t *p);
@@ -156,7 +186,5 @@ void cio__http_refuse(struct conn *c, int status);
 /* http_msg.c: the reason phrase of a status code. */
 const char *cio__http_reason(int code);
 
-/* http_msg.c: whether s is a token (a field name, a method). */
-bool cio__http_is_token(const char *s);
 
 #endif

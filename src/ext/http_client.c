@@ -429,16 +429,20 @@ int cio_http_call_new(cio_http_client *cl, const char *method, const char *targe
 						 "PUT", "DELETE", NULL};
 	static const char *const with_body[] = {"POST", "PUT", "PATCH", NULL};
 	*out = NULL;
-	if (!cio__http_is_token(method) || !target[0] || strpbrk(target, " \r\n"))
+	size_t ml = cio__http_token_len(method), tl = strlen(target);
+	if (!ml || !tl || strpbrk(target, " \r\n"))
 		return -EINVAL;
 	cio_http_call *call = cio__calloc(1, sizeof *call);
-	size_t len = strlen(method) + strlen(target) + sizeof " HTTP/1.1\r\n" + 1;
-	char *line = call ? cio__malloc(len) : NULL;
+	static const char version[] = " HTTP/1.1\r\n";
+	char *line = call ? cio__malloc(ml + 1 + tl + sizeof version) : NULL;
 	if (!line) {
 		free(call);
 		return -ENOMEM;
 	}
-	snprintf(line, len, "%s %s HTTP/1.1\r\n", method, target);
+	memcpy(line, method, ml);
+	line[ml] = ' ';
+	memcpy(line + ml + 1, target, tl);
+	memcpy(line + ml + 1 + tl, version, sizeof version);
 	call->line = line;
 	call->cl = cl;
 	call->length = -1;
@@ -467,16 +471,17 @@ static bool grow(char **buf, size_t *cap, size_t need, size_t first)
 
 int cio_http_call_add_header(cio_http_call *call, const char *name, const char *value)
 {
-	static const char *const own[] = {"content-length", "transfer-encoding", "connection",
-					  "keep-alive", "te", "upgrade", NULL};
+	static const struct cio__http_name own[] = {
+		CIO__HTTP_NAME("content-length"), CIO__HTTP_NAME("transfer-encoding"),
+		CIO__HTTP_NAME("connection"), CIO__HTTP_NAME("keep-alive"),
+		CIO__HTTP_NAME("te"), CIO__HTTP_NAME("upgrade"), {NULL, 0}};
+	static const struct cio__http_name host[] = {CIO__HTTP_NAME("host"), {NULL, 0}};
 	if (call->committed || call->sent)
 		return -EALREADY;
-	if (!cio__http_is_token(name) || strpbrk(value, "\r\n"))
+	size_t nl = cio__http_token_len(name);
+	if (!nl || strpbrk(value, "\r\n") || cio__http_name_in(name, nl, own))
 		return -EINVAL;
-	for (const char *const *o = own; *o; o++)
-		if (strcasecmp(name, *o) == 0)
-			return -EINVAL;
-	size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+	size_t vl = strlen(value), need = nl + vl + 4;
 	if (call->fields_len + need > MAX_REQ_FIELDS)
 		return -ENOSPC;
 	if (!grow(&call->fields, &call->fields_cap, call->fields_len + need, 512))
@@ -487,7 +492,7 @@ int cio_http_call_add_header(cio_http_call *call, const char *name, const char *
 	memcpy(o + nl + 2, value, vl);
 	memcpy(o + nl + 2 + vl, "\r\n", 2);
 	call->fields_len += need;
-	if (strcasecmp(name, "host") == 0)
+	if (cio__http_name_in(name, nl, host))
 		call->has_host = true;
 	return 0;
 }
@@ -557,8 +562,11 @@ static int commit(cio_http_call *call, bool whole)
 		if (length < 0 && whole && (call->hold_len || call->body_method))
 			length = (int64_t)call->hold_len;
 		if (length >= 0) {
-			snprintf(line, sizeof line, "Content-Length: %" PRId64 "\r\n\r\n", length);
-			err = put_str(call, line);
+			static const char field[] = "Content-Length: ";
+			memcpy(line, field, sizeof field - 1);
+			char *e = cio__http_u64(line + sizeof field - 1, (uint64_t)length);
+			memcpy(e, "\r\n\r\n", 4);
+			err = put(call, line, (size_t)(e + 4 - line));
 		} else if (whole) {
 			err = put_str(call, "\r\n");
 		} else {
@@ -813,43 +821,21 @@ ssize_t cio_http_call_read(cio_http_call *call, void *buf, size_t len)
 	}
 }
 
+static ssize_t call_read(void *call, void *buf, size_t len)
+{
+	return cio_http_call_read(call, buf, len);
+}
+
 ssize_t cio_http_call_body(cio_http_call *call, size_t limit, const char **body)
 {
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	*body = NULL;
-	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
-	for (;;) {
-		if (cap - len < 4096 && cap < most) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			if (ncap > most || ncap < cap)
-				ncap = most;
-			char *nbuf = cio__realloc(buf, ncap + 1);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		ssize_t n = cio_http_call_read(call, buf + len, cap - len);
-		if (n < 0) {
-			free(buf);
-			return n;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > limit) {
-			free(buf);
-			return -EMSGSIZE;
-		}
+	char *all;
+	ssize_t n = cio__http_read_all(call_read, call, limit, &all);
+	*body = all;
+	if (n >= 0) {
+		free(call->body_all);
+		call->body_all = all;
 	}
-	buf[len] = '\0';
-	free(call->body_all);
-	call->body_all = buf;
-	*body = buf;
-	return (ssize_t)len;
+	return n;
 }
 
 const char *cio_http_call_error(const cio_http_call *call)

@@ -205,16 +205,95 @@ int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max)
 	} else if (e != HPE_OK) {
 		return m->status ? m->status : 400;
 	}
-	if (in_head) {
+	if (in_head && used) {
 		/* A line ended by LF alone: llhttp takes it after the start
 		 * line; a proxy on either side may not, so it is refused. */
-		for (size_t i = 0; i < used; i++) {
-			if (data[i] == '\n' && m->head_last != '\r')
+		const char *p = data, *end = data + used, *lf;
+		while ((lf = memchr(p, '\n', (size_t)(end - p)))) {
+			if ((lf > data ? lf[-1] : m->head_last) != '\r')
 				return 400;
-			m->head_last = data[i];
+			p = lf + 1;
 		}
+		m->head_last = data[used - 1];
 		m->head_bytes += used;
 	}
 	cio_stream_consume(s, used);
 	return 0;
+}
+
+ssize_t cio__http_read_all(ssize_t (*read)(void *obj, void *buf, size_t len), void *obj,
+			   size_t limit, char **out)
+{
+	size_t len = 0, cap = 0;
+	char *buf = NULL;
+	*out = NULL;
+	/* Room for one byte over the limit, to see a body that is longer. */
+	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
+	for (;;) {
+		if (cap - len < 4096 && cap < most) {
+			size_t ncap = cap ? cap * 2 : 4096;
+			if (ncap > most || ncap < cap)
+				ncap = most;
+			char *nbuf = cio__realloc(buf, ncap + 1);
+			if (!nbuf) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nbuf;
+			cap = ncap;
+		}
+		ssize_t n = read(obj, buf + len, cap - len);
+		if (n < 0) {
+			free(buf);
+			return n;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > limit) {
+			free(buf);
+			return -EMSGSIZE;
+		}
+	}
+	buf[len] = '\0';
+	*out = buf;
+	return (ssize_t)len;
+}
+
+size_t cio__http_token_len(const char *s)
+{
+	/* RFC 9110's tchar: alphanumerics and !#$%&'*+-.^_`|~ */
+	static const unsigned char tchar[256] = {
+		['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1,
+		['*'] = 1, ['+'] = 1, ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1,
+		['`'] = 1, ['|'] = 1, ['~'] = 1,
+		['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1,
+		['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+		['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1,
+		['G'] = 1, ['H'] = 1, ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1,
+		['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1, ['Q'] = 1, ['R'] = 1,
+		['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+		['Y'] = 1, ['Z'] = 1,
+		['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1,
+		['g'] = 1, ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1,
+		['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1, ['q'] = 1, ['r'] = 1,
+		['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+		['y'] = 1, ['z'] = 1,
+	};
+	size_t n = 0;
+	while (tchar[(unsigned char)s[n]])
+		n++;
+	return s[n] ? 0 : n;
+}
+
+char *cio__http_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
 }

@@ -14,6 +14,8 @@
 
 /* The response's own fields: more is a handler's bug, not a need. */
 #define MAX_RESP_FIELDS (64 * 1024)
+/* A response write goes in pieces of this, each within send_timeout. */
+#define SEND_PIECE (1024 * 1024)
 
 /* --- the response's head ------------------------------------------------------ */
 
@@ -109,14 +111,26 @@ int cio__http_send_head(struct conn *c)
 	bool ka = keep_alive(c);
 	if (!ka)
 		c->close = true;
-	int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", code,
-			 cio__http_reason(code), http_date());
-	if (cio_stream_put(c->s, line, (size_t)n) < 0 ||
+	/* "HTTP/1.1 200 OK\r\nDate: ...\r\n", without printf's cost. */
+	char *p = line;
+	const char *why = cio__http_reason(code), *date = http_date();
+	size_t wl = strlen(why), dl = strlen(date);
+	memcpy(p, "HTTP/1.1 ", 9);
+	p = cio__http_u64(p + 9, (uint64_t)code);
+	*p++ = ' ';
+	memcpy(p, why, wl);
+	memcpy(p + wl, "\r\nDate: ", 8);
+	memcpy(p + wl + 8, date, dl);
+	memcpy(p + wl + 8 + dl, "\r\n", 2);
+	p += wl + 8 + dl + 2;
+	if (cio_stream_put(c->s, line, (size_t)(p - line)) < 0 ||
 	    (c->out_len && cio_stream_put(c->s, c->fields_out, c->out_len) < 0))
 		goto broken;
 	if (framed && c->length >= 0) {
-		n = snprintf(line, sizeof line, "Content-Length: %" PRId64 "\r\n", c->length);
-		if (cio_stream_put(c->s, line, (size_t)n) < 0)
+		memcpy(line, "Content-Length: ", 16);
+		p = cio__http_u64(line + 16, (uint64_t)c->length);
+		memcpy(p, "\r\n", 2);
+		if (cio_stream_put(c->s, line, (size_t)(p + 2 - line)) < 0)
 			goto broken;
 	} else if (c->chunked && put_str(c, "Transfer-Encoding: chunked\r\n") < 0) {
 		goto broken;
@@ -209,47 +223,27 @@ ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len)
 	return cio__http_body_read(req->c, buf, len, req->c->o.body_timeout);
 }
 
+static ssize_t req_read(void *req, void *buf, size_t len)
+{
+	return cio_http_req_read(req, buf, len);
+}
+
 ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body)
 {
 	struct conn *c = req->c;
-	size_t len = 0, cap = 0;
-	char *buf = NULL;
-	*body = NULL;
-	/* Room for one byte over the limit, to see a body that is longer. */
-	size_t most = limit < SIZE_MAX - 1 ? limit + 1 : SIZE_MAX - 1;
-	for (;;) {
-		if (cap - len < 4096 && cap < most) {
-			size_t ncap = cap ? cap * 2 : 4096;
-			if (ncap > most || ncap < cap)
-				ncap = most;
-			char *nbuf = cio__realloc(buf, ncap + 1);
-			if (!nbuf) {
-				free(buf);
-				return -ENOMEM;
-			}
-			buf = nbuf;
-			cap = ncap;
-		}
-		ssize_t n = cio_http_req_read(req, buf + len, cap - len);
-		if (n < 0) {
-			free(buf);
-			return n;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-		if (len > limit) {
-			/* Too long for this handler: a 413 if it gives up. */
-			free(buf);
-			c->close = true;
-			return c->body_err = -EMSGSIZE;
-		}
+	char *all;
+	ssize_t n = cio__http_read_all(req_read, req, limit, &all);
+	*body = all;
+	if (n == -EMSGSIZE) {
+		/* Too long for this handler: a 413 if it gives up. */
+		c->close = true;
+		return c->body_err = -EMSGSIZE;
 	}
-	buf[len] = '\0';
-	free(c->body_all);
-	c->body_all = buf;
-	*body = buf;
-	return (ssize_t)len;
+	if (n >= 0) {
+		free(c->body_all);
+		c->body_all = all;
+	}
+	return n;
 }
 
 /* --- the response's calls -------------------------------------------------- */
@@ -264,26 +258,18 @@ int cio_http_resp_status(cio_http_resp *resp, int status)
 	return 0;
 }
 
-bool cio__http_is_token(const char *s)
-{
-	if (!*s)
-		return false;
-	for (; *s; s++)
-		if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
-			return false;
-	return true;
-}
-
 int cio_http_resp_header(cio_http_resp *resp, const char *name, const char *value)
 {
 	struct conn *c = resp->c;
 	if (c->head_sent)
 		return -EALREADY;
-	if (!cio__http_is_token(name) || strpbrk(value, "\r\n") ||
-	    strcasecmp(name, "content-length") == 0 ||
-	    strcasecmp(name, "transfer-encoding") == 0 || strcasecmp(name, "connection") == 0)
+	static const struct cio__http_name own[] = {
+		CIO__HTTP_NAME("content-length"), CIO__HTTP_NAME("transfer-encoding"),
+		CIO__HTTP_NAME("connection"), {NULL, 0}};
+	size_t nl = cio__http_token_len(name);
+	if (!nl || strpbrk(value, "\r\n") || cio__http_name_in(name, nl, own))
 		return -EINVAL;
-	size_t nl = strlen(name), vl = strlen(value), need = nl + vl + 4;
+	size_t vl = strlen(value), need = nl + vl + 4;
 	if (c->out_len + need > MAX_RESP_FIELDS)
 		return -ENOSPC;
 	if (c->out_len + need > c->out_cap) {
@@ -330,7 +316,7 @@ static ssize_t broke(struct conn *c, ssize_t err)
 	return err;
 }
 
-ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
+static ssize_t resp_write_now(cio_http_resp *resp, const void *data, size_t len)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -355,7 +341,28 @@ ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
 	return n < 0 ? broke(c, n) : n;
 }
 
-ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_t len)
+ssize_t cio_http_resp_write(cio_http_resp *resp, const void *data, size_t len)
+{
+	struct conn *c = resp->c;
+	if (c->length >= 0 && !c->ended && c->written + len > (uint64_t)c->length)
+		return -EMSGSIZE;
+	/* A piece at a time, each within send_timeout: a long body to a
+	 * slow client is not cut for its length, one that stalls is. */
+	size_t done = 0;
+	do {
+		size_t piece = len - done < SEND_PIECE ? len - done : SEND_PIECE;
+		ssize_t n;
+		CIO_WITH_TIMEOUT(c->o.send_timeout) {
+			n = resp_write_now(resp, (const char *)data + done, piece);
+		}
+		if (n < 0)
+			return n;
+		done += piece;
+	} while (done < len);
+	return (ssize_t)len;
+}
+
+static ssize_t resp_sendfile_now(cio_http_resp *resp, int file, int64_t off, size_t len)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -387,7 +394,30 @@ ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_
 	return (ssize_t)moved;
 }
 
-int cio_http_resp_flush(cio_http_resp *resp)
+ssize_t cio_http_resp_sendfile(cio_http_resp *resp, int file, int64_t off, size_t len)
+{
+	struct conn *c = resp->c;
+	if (c->ended)
+		return -EALREADY;
+	if (!c->head_sent && c->length < 0 && c->written == 0)
+		c->length = (int64_t)len; /* the whole, not the first piece */
+	size_t done = 0;
+	do {
+		size_t piece = len - done < SEND_PIECE ? len - done : SEND_PIECE;
+		ssize_t n;
+		CIO_WITH_TIMEOUT(c->o.send_timeout) {
+			n = resp_sendfile_now(resp, file, off + (int64_t)done, piece);
+		}
+		if (n < 0)
+			return n;
+		done += (size_t)n;
+		if ((size_t)n < piece)
+			break; /* the file ended */
+	} while (done < len);
+	return (ssize_t)done;
+}
+
+static int resp_flush_now(cio_http_resp *resp)
 {
 	struct conn *c = resp->c;
 	int err = ensure_head(c);
@@ -397,7 +427,16 @@ int cio_http_resp_flush(cio_http_resp *resp)
 	return err < 0 ? (int)broke(c, err) : 0;
 }
 
-int cio_http_resp_end(cio_http_resp *resp)
+int cio_http_resp_flush(cio_http_resp *resp)
+{
+	int rc;
+	CIO_WITH_TIMEOUT(resp->c->o.send_timeout) {
+		rc = resp_flush_now(resp);
+	}
+	return rc;
+}
+
+static int resp_end_now(cio_http_resp *resp)
 {
 	struct conn *c = resp->c;
 	if (c->ended)
@@ -421,6 +460,15 @@ int cio_http_resp_end(cio_http_resp *resp)
 	if (have == 0 && (err = cio_stream_flush(c->s)) < 0)
 		return (int)broke(c, err);
 	return 0;
+}
+
+int cio_http_resp_end(cio_http_resp *resp)
+{
+	int rc;
+	CIO_WITH_TIMEOUT(resp->c->o.send_timeout) {
+		rc = resp_end_now(resp);
+	}
+	return rc;
 }
 
 int cio_http_resp_send(cio_http_resp *resp, int status, const char *content_type,

@@ -25,6 +25,7 @@
 #define DEF_IDLE_TIMEOUT (60 * CIO_SEC)
 #define DEF_BODY_TIMEOUT (30 * CIO_SEC)
 #define DEF_DISCARD (64 * 1024)
+#define DEF_SEND_TIMEOUT (30 * CIO_SEC)
 #define LINGER_BYTES (256 * 1024)
 
 /* --- parsing ---------------------------------------------------------------- */
@@ -48,6 +49,16 @@ static int on_headers_complete(llhttp_t *p)
 		if (!(p->flags & F_CHUNKED) || p->http_minor == 0)
 			return cio__http_in_refuse(&c->in, 400);
 	}
+	/* Exactly one Host in HTTP/1.1, at most one in 1.0 (RFC 9112
+	 * section 3.2): a proxy and its upstream must not pick different
+	 * ones. */
+	static const struct cio__http_name host[] = {CIO__HTTP_NAME("host"), {NULL, 0}};
+	size_t hosts = 0;
+	for (size_t i = 0; i < c->in.nfields; i++)
+		hosts += cio__http_name_in(cio__http_field_name(&c->in, i),
+					   c->in.fields[i].value - c->in.fields[i].name - 1, host);
+	if (hosts > 1 || (hosts == 0 && p->http_minor == 1))
+		return cio__http_in_refuse(&c->in, 400);
 	if (!(p->flags & F_CHUNKED) && p->content_length > c->o.max_body)
 		return cio__http_in_refuse(&c->in, 413);
 	const char *expect = cio__http_find_field(&c->in, "expect");
@@ -87,7 +98,11 @@ static int flush_pending(struct conn *c)
 {
 	if (c->s->wtail == c->s->whead)
 		return 0;
-	return cio_stream_flush(c->s);
+	int err;
+	CIO_WITH_TIMEOUT(c->o.send_timeout) {
+		err = cio_stream_flush(c->s);
+	}
+	return err;
 }
 
 /* Waits for more bytes, until cio_now() + timeout and at most until
@@ -144,7 +159,7 @@ static int send_continue(struct conn *c)
 	static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	ssize_t n = cio_stream_put(c->s, line, sizeof line - 1);
 	if (n >= 0)
-		n = cio_stream_flush(c->s);
+		n = flush_pending(c);
 	return n < 0 ? (int)n : 0;
 }
 
@@ -359,6 +374,8 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 		c->o.body_timeout = DEF_BODY_TIMEOUT;
 	if (!c->o.discard_limit)
 		c->o.discard_limit = DEF_DISCARD;
+	if (!c->o.send_timeout)
+		c->o.send_timeout = DEF_SEND_TIMEOUT;
 	if (cio__http_in_init(&c->in, HTTP_REQUEST, &settings, c->o.max_head,
 			      c->o.max_headers, c->o.max_body) < 0) {
 		free(c);

@@ -30,7 +30,9 @@ static const int kind_default[CIO__FAIL_NKINDS] = {
 	[CIO__FAIL_epoll_wait] = EINTR,  [CIO__FAIL_recv] = ECONNRESET,
 	[CIO__FAIL_send] = ECONNRESET,   [CIO__FAIL_read] = EIO,
 	[CIO__FAIL_write] = EIO,         [CIO__FAIL_splice] = EIO,
-	[CIO__FAIL_ring] = EINVAL,
+	[CIO__FAIL_ring] = EINVAL,       [CIO__FAIL_connect] = ECONNREFUSED,
+	[CIO__FAIL_poller] = EMFILE,     [CIO__FAIL_signalfd] = EMFILE,
+	[CIO__FAIL_nowait] = EAGAIN,
 };
 
 static const struct {
@@ -42,6 +44,8 @@ static const struct {
 	{"ENOSPC", ENOSPC}, {"EBUSY", EBUSY}, {"ECONNRESET", ECONNRESET},
 	{"EPIPE", EPIPE}, {"EIO", EIO}, {"ENOBUFS", ENOBUFS},
 	{"ECONNABORTED", ECONNABORTED}, {"EINVAL", EINVAL},
+	{"ECONNREFUSED", ECONNREFUSED}, {"ENETUNREACH", ENETUNREACH},
+	{"ETIMEDOUT", ETIMEDOUT}, {"EPERM", EPERM}, {"EACCES", EACCES},
 };
 
 #define MAX_RULES 32

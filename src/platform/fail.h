@@ -12,6 +12,9 @@
  *   COREIO_FAIL="recv:3:EINTR"      the 3rd recv fails with EINTR
  *   COREIO_FAIL="socket:*:EMFILE"   every socket() fails with EMFILE
  *   COREIO_FAIL="read:2:SHORT,send:5"   several, comma-separated
+ * `poller` is the backend's own fd (epoll_create1, kqueue), `nowait` a
+ * file transfer tried with RWF_NOWAIT before the blocking pool takes it
+ * (EAGAIN sends it there).
  *   COREIO_FAIL_REPORT=1            at exit, the calls made of each kind
  * Counters are per process and atomic: every core counts into them. */
 #ifndef CIO_PLATFORM_FAIL_H
@@ -25,8 +28,9 @@
  * CIO_FAIL(recv) names CIO__FAIL_recv. */
 #define CIO__FAIL_KINDS(X)                                                    \
 	X(alloc) X(mmap) X(madvise) X(sqe) X(submit) X(eventfd) X(pipe)       \
-	X(socket) X(accept) X(epoll_ctl) X(epoll_wait) X(recv) X(send)        \
-	X(read) X(write) X(splice) X(ring)
+	X(socket) X(accept) X(connect) X(epoll_ctl) X(epoll_wait) X(recv)     \
+	X(send) X(read) X(write) X(splice) X(ring) X(poller) X(signalfd)      \
+	X(nowait)
 
 enum cio__fail_kind {
 #define CIO__FAIL_ENUM_(k) CIO__FAIL_##k,

@@ -1,6 +1,7 @@
 /* file.c - the Linux-only file and zero-copy calls, and their POSIX
  * counterparts (see file.h). */
 #include "file.h"
+#include "fail.h"
 
 #include <errno.h>
 #include <stdio.h> /* renameat2 */
@@ -118,6 +119,9 @@ ssize_t cio__file_try(int fd, const struct iovec *iov, int iovcnt, int64_t off,
 		      bool write)
 {
 #if CIO__LINUX
+	int fail = CIO_FAIL(nowait);
+	if (fail)
+		return -fail;
 	ssize_t r = write ? pwritev2(fd, iov, iovcnt, off, RWF_NOWAIT)
 			  : preadv2(fd, iov, iovcnt, off, RWF_NOWAIT);
 	return r < 0 ? -errno : r;

@@ -18,6 +18,9 @@
 
 int cio__sigfd_open(const sigset_t *set)
 {
+	int fail = CIO_FAIL(signalfd);
+	if (fail)
+		return -fail;
 	int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
