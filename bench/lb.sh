@@ -342,14 +342,18 @@ while [ "$rep" -le "$repeats" ]; do
 	rep=$((rep + 1))
 done
 
+# The chart and the section show the CSV's last run only: the rows of the
+# commit its last line names (a day's CSV may hold several runs).
+last=$(tail -n 1 "$csv" | cut -d, -f2)
+
 # ---- the chart ---------------------------------------------------------------
 # Clustered bars: median proxy CPU-µs per request, one cluster a workload,
 # one bar a proxy.
 chart=
 if command -v gnuplot >/dev/null 2>&1; then
 	dat=$tmp/chart.dat
-	awk -F, -v all="$all_proxies" "$awk_median"'
-	NR == 1 { next }
+	awk -F, -v all="$all_proxies" -v last="$last" "$awk_median"'
+	NR == 1 || $2 != last { next }
 	{
 		k = $6 " " $7
 		if (!(k in seen)) { seen[k]; order[++nk] = k }
@@ -373,7 +377,7 @@ if command -v gnuplot >/dev/null 2>&1; then
 		}
 	}' "$csv" >"$dat"
 	chart=docs/bench-lb.png
-	reps=$(awk -F, 'NR > 1 && $4 > r { r = $4 } END { print r + 0 }' "$csv")
+	reps=$(awk -F, -v last="$last" 'NR > 1 && $2 == last && $4 > r { r = $4 } END { print r + 0 }' "$csv")
 	cat >"$tmp/chart.gp" <<GP
 set terminal pngcairo size 1000,440 font "DejaVu Sans,10"
 set output "$root/$chart"
@@ -407,7 +411,7 @@ getppid_ns=$(syscall_ns "$tmp" || true)
 nginx_version=$(nginx -v 2>&1 | sed -n 's/.*: nginx\//nginx /p' | head -n 1 || true)
 haproxy_version=$(haproxy -v 2>/dev/null | awk 'NR == 1 { print "HAProxy " $3 }' || true)
 section=$tmp/section
-awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" -v nv="$nginx_version" \
+awk -F, -v csvname="$csvrel" -v last="$last" -v getppid="$getppid_ns" -v nv="$nginx_version" \
 	-v hv="$haproxy_version" -v cpu="$(cpu_model)" -v chart="$chart" \
 	-v skipped="$skipped" -v maxo="$max_other" "$awk_median"'
 function name(p) { return p == "nginx" ? "nginx" : p == "haproxy" ? "HAProxy" : p }
@@ -421,7 +425,7 @@ function verdict(r) {
 	if (r == "") return "n/a"
 	return fx(r) ": " (r < 0.995 ? "ahead" : r > 1.005 ? "**behind**" : "even")
 }
-NR == 1 { next }
+NR == 1 || $2 != last { next }
 {
 	k = $6 SUBSEP $7
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
