@@ -129,7 +129,7 @@ FUZZ_CHECK_SECONDS ?= 15
 fuzz-build: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON -DCOREIO_WERROR=ON \
 		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
-	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http fuzz_http_client
 
 fuzz: fuzz-build
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)

@@ -2120,8 +2120,9 @@ CIO_API ssize_t cio_http_call_write(cio_http_call *call, const void *data, size_
 /* Blocking.  Ends the request, sends what is held of it, and waits for
  * the response's head (skipping 100 Continue and other interim
  * responses).  Returns the response's status (200 to 599), or: -EPROTO
- * (fewer body bytes written than announced; a malformed response, a 101,
- * a head over max_head or max_headers), -EPIPE (the server closed before
+ * (fewer body bytes written than announced; a malformed response, its
+ * status outside 100 to 599 among them; a 101, a head over max_head or
+ * max_headers), -EPIPE (the server closed before
  * a whole head), -ECONNRESET, -ETIMEDOUT (connect_timeout,
  * response_timeout, io_timeout, or the task's deadline), -ECANCELED,
  * -ENOMEM, a cio_dial() error (-ECONNREFUSED, CIO_EDNS_*...), a TLS

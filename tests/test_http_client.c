@@ -488,7 +488,8 @@ static void script_odd(int fd, int n)
 		/* 7 */ "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n",
 		/* 8 */ "",
 		/* 9 */ "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
-		/* 10 */ NULL, /* silence */
+		/* 10 */ "HTTP/1.1 900 OK\r\nContent-Length: 0\r\n\r\n",
+		/* 11 */ NULL, /* silence */
 	};
 	if (!read_request(fd))
 		return;
@@ -501,7 +502,7 @@ static void script_odd(int fd, int n)
 		for (int i = 0; i < 100; i++)
 			if (cio_send(fd, line, sizeof line - 1, 0) < 0)
 				break;
-	} else if (n < 10) {
+	} else if (n < 11) {
 		send_all(fd, answers[n]);
 	} else {
 		cio_sleep(2 * CIO_SEC);
@@ -521,11 +522,11 @@ static void test_odd_responses(void)
 	char buf[64];
 	/* Each call gets a connection of its own: freeing a failed call
 	 * closes its connection. */
-	for (int n = 0; n <= 10; n++) {
+	for (int n = 0; n <= 11; n++) {
 		CHECK_EQ(cio_http_call_new(cl, "GET", "/", &call), 0);
 		int rc = cio_http_call_send(call);
 		switch (n) {
-		case 0: case 1: case 2: case 7: case 8: case 9:
+		case 0: case 1: case 2: case 7: case 8: case 9: case 10:
 			CHECK_EQ(rc, -EPROTO);
 			CHECK(cio_http_call_error(call)[0]);
 			break;
@@ -551,7 +552,7 @@ static void test_odd_responses(void)
 			CHECK_EQ(rc, 200);
 			CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), -EPROTO);
 			break;
-		case 10:
+		case 11:
 			CHECK_EQ(rc, -ETIMEDOUT);
 			CHECK(strstr(cio_http_call_error(call), "in time"));
 			break;

@@ -694,7 +694,7 @@ static void with_tls(int upstream_port)
 	struct child hello;
 	char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "--tls-cert", cert, "--tls-key", key,
 			 "127.0.0.1:0", NULL};
-	ex_native(&hello, hargv, "listening on");
+	ex_start(&hello, hargv, "listening on");
 	snprintf(up, sizeof up, "localhost:%d", ex_port(&hello));
 	char *extra2[] = {"--upstream-ca", cert, NULL};
 	lb_start(&lb, extra2, up);
@@ -765,7 +765,7 @@ int main(void)
 
 	/* In front of http_hello: wrk, slowloris, the drain. */
 	char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "127.0.0.1:0", NULL};
-	ex_native(&hello, hargv, "listening on");
+	ex_start(&hello, hargv, "listening on");
 	snprintf(list, sizeof list, "127.0.0.1:%d", ex_port(&hello));
 	lb_start(&lb, NULL, list);
 	port = ex_port(&lb);

@@ -87,8 +87,8 @@ static int on_response_head(llhttp_t *p)
 	struct hconn *k = CIO__HTTP_OWNER(p, struct hconn, in.p);
 	if (cio__http_in_head_end(&k->in) < 0)
 		return -1;
-	if (p->status_code == 101)
-		return cio__http_in_refuse(&k->in, 400); /* never asked for */
+	if (p->status_code == 101 || p->status_code < 100 || p->status_code > 599)
+		return cio__http_in_refuse(&k->in, 400); /* never asked for, or none */
 	if (p->status_code >= 100 && p->status_code < 200)
 		return 0; /* interim: no body, its end comes next */
 	if (k->head_request)
