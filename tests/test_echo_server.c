@@ -175,7 +175,7 @@ static int run(bool stream)
 	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "--drain-ms", "20000",
 			stream ? "--stream" : "--stats", "127.0.0.1:0", "127.0.0.1:0", NULL};
 	if (stream)
-		argv[8] = NULL;
+		argv[9] = NULL; /* --stream ADDR: no stats address */
 	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
 	const char *sl = strstr(srv.text, "stats on 127.0.0.1:");
