@@ -93,11 +93,14 @@ PORTABLE_CFG ?= -DCOREIO_PORTABLE=ON -DCOREIO_KQUEUE_EMULATION=ON \
 	-DCOREIO_SANITIZE=address,undefined -DCOREIO_TESTING=ON
 empty :=
 space := $(empty) $(empty)
+comma := ,
 check-portable:
 	CC=gcc $(CHECK_CFG) -B build-portable -DCMAKE_BUILD_TYPE=Debug $(PORTABLE_CFG) >/dev/null
 	cmake --build build-portable -j$(JOBS)
 	scripts/check-layers.sh build-portable
+	# This build has no io_uring: what CI requires of it is what it has.
 	cd build-portable && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		COREIO_REQUIRE_BACKENDS=$${COREIO_REQUIRE_BACKENDS:+$(subst $(space),$(comma),$(strip $(PORTABLE_BACKENDS)))} \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(CTEST) -R '\.($(subst $(space),|,$(strip $(PORTABLE_BACKENDS))))$$'
 
@@ -108,11 +111,13 @@ check-portable:
 # a sanitizer report.  check-faults samples which call fails (a few
 # minutes); check-faults-full fails each call in turn (hours).  See
 # scripts/check-faults.sh.
+# The sweep fails the runtime's own set-up too, which is no missing
+# backend: COREIO_REQUIRE_BACKENDS is left out of it.
 check-faults:
-	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh
+	env -u COREIO_REQUIRE_BACKENDS FAULTS_JOBS=$(JOBS) scripts/check-faults.sh
 
 check-faults-full:
-	FAULTS_JOBS=$(JOBS) scripts/check-faults.sh full
+	env -u COREIO_REQUIRE_BACKENDS FAULTS_JOBS=$(JOBS) scripts/check-faults.sh full
 
 check-aarch64:
 	scripts/check-aarch64.sh
