@@ -421,8 +421,16 @@ static int listen_here(char *addr, size_t cap)
  * retrying while it starts.  Returns the connected fd. */
 static int s_server_start(struct child *ch, char *a1, char *a2, char *a3)
 {
-	char addr[64];
-	cio_close(listen_here(addr, sizeof addr)); /* a port free now */
+	/* A port free now, on a loopback address of this process's own:
+	 * another test picking the same port at the same moment (CTest runs
+	 * the backends side by side) cannot take it from its s_server. */
+	char addr[64], here[32];
+	unsigned pid = (unsigned)getpid();
+	snprintf(here, sizeof here, "127.%u.%u.1:0", (pid >> 8) & 255, pid & 255);
+	int lfd = cio_listen(here, NULL);
+	CHECK(lfd >= 0);
+	local_addr(lfd, addr, sizeof addr);
+	cio_close(lfd);
 	char *argv[] = {"openssl", "s_server", "-accept", addr, "-cert", srv_crt, "-key",
 			srv_key, "-naccept", "1", "-quiet", a1, a2, a3, NULL};
 	child_spawn(ch, argv);
