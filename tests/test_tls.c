@@ -495,6 +495,51 @@ static size_t read_text(int fd, char *buf, size_t cap, const char *until)
 	return got;
 }
 
+/* The HTTP client over TLS against openssl s_server -www, a server that
+ * shares no code with coreio: the certificate checked against the test
+ * CA and the name, an HTTP/1.0 response read to its end. */
+static void test_http_client_s_server(void)
+{
+	char addr[64], here[32], out[4096];
+	unsigned pid = (unsigned)getpid();
+	snprintf(here, sizeof here, "127.%u.%u.2:0", (pid >> 8) & 255, pid & 255);
+	int lfd = cio_listen(here, NULL);
+	CHECK(lfd >= 0);
+	local_addr(lfd, addr, sizeof addr);
+	cio_close(lfd);
+	char *sargv[] = {"openssl", "s_server", "-accept", addr, "-cert", srv_crt, "-key",
+			 srv_key, "-naccept", "1", "-www", NULL};
+	struct child srv;
+	child_spawn(&srv, sargv);
+	CIO_WITH_TIMEOUT(10 * CIO_SEC) {
+		read_text(srv.out, out, sizeof out, "ACCEPT"); /* listening */
+	}
+	CHECK(strstr(out, "ACCEPT"));
+	cio_tls_ctx *cctx = client_ctx((cio_tls_client_opts){0});
+	cio_http_client *cl;
+	cio_http_client_opts o = {.tls = cctx, .server_name = "localhost"};
+	CHECK_EQ(cio_http_client_new(&cl, addr, &o), 0);
+	cio_http_call *call;
+	CHECK_EQ(cio_http_call_new(cl, "GET", "/", &call), 0);
+	int st = cio_http_call_send(call);
+	if (st != 200)
+		fprintf(stderr, "  GET from s_server -www: %d %s\n", st, cio_http_call_error(call));
+	CHECK_EQ(st, 200);
+	CHECK_EQ(cio_http_call_version(call), 10);
+	CHECK(strncmp(cio_http_call_header(call, "content-type"), "text/html", 9) == 0);
+	const char *body;
+	ssize_t n = cio_http_call_body(call, 1 << 20, &body);
+	if (n < 0)
+		fprintf(stderr, "  body from s_server -www: %zd %s\n", n, cio_http_call_error(call));
+	CHECK(n > 0);
+	CHECK(strstr(body, "<HTML>") || strstr(body, "<html>"));
+	cio_http_call_free(call);
+	CHECK_EQ(cio_http_client_free(cl), 0);
+	cio_tls_ctx_free(cctx);
+	child_reap(&srv, 5 * CIO_SEC);
+	fprintf(stderr, "  HTTP client against openssl s_server -www: ok\n");
+}
+
 /* examples/tls_get against openssl s_server -www: the name dialled,
  * the certificate checked against the test CA, the response printed. */
 static void test_tls_get(void)
@@ -1005,6 +1050,7 @@ static void *main_task(void *arg)
 	test_s_client(CIO_TLS1_3);
 	test_s_client(CIO_TLS1_2);
 #ifdef TLS_GET_BIN
+	test_http_client_s_server();
 	test_tls_get();
 #endif
 	test_tls10();
