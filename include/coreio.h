@@ -1357,31 +1357,62 @@ enum cio_select_op {
 	CIO_SELECT_SEND,     /* send .elem on .chan */
 	CIO_SELECT_TIMER,    /* fires at .deadline (cio_now() clock) */
 	CIO_SELECT_DRAIN,    /* completes once a drain is requested (cio_drain()) */
+	CIO_SELECT_XRECV,    /* receive from the cross-core .xchan into .elem */
+	CIO_SELECT_XSEND,    /* send .elem on the cross-core .xchan */
+	CIO_SELECT_READABLE, /* .fd is readable, at its end, or in error */
+	CIO_SELECT_WRITABLE, /* .fd is writable, or in error */
+	CIO_SELECT_JOIN,     /* task .task has ended: joins it */
+	CIO_SELECT_GROUP,    /* every member of .group has ended: ends its scope */
 };
+
+typedef struct cio_group cio_group;
 
 typedef struct cio_select_case {
 	enum cio_select_op op;
-	cio_chan *chan;
-	void *elem;
-	int64_t deadline;
-	int result; /* out: 0, or -EPIPE for a closed channel (see below) */
+	cio_chan *chan;     /* RECV, SEND */
+	cio_xchan *xchan;   /* XRECV, XSEND */
+	void *elem;         /* RECV, SEND, XRECV, XSEND; JOIN: void ** or NULL */
+	int64_t deadline;   /* TIMER */
+	int fd;             /* READABLE, WRITABLE */
+	cio_task_t task;    /* JOIN */
+	cio_group *group;   /* GROUP */
+	int result;         /* out: see below */
 } cio_select_case;
 
 /* Blocking.  Waits until one case can complete, completes it alone, and
- * returns its index; the other cases' channels are left untouched (nothing
- * received from or sent on them).  A case on a closed channel completes at
- * once with .result = -EPIPE (a RECV case: once the channel is also
- * empty); a SEND on an unbounded channel that cannot grow completes with
- * .result = -ENOMEM.  Cases ready together take turns: each select of the
- * runtime starts looking one case further on than the one before (round
- * the array), so none starves; position gives no priority, except that a
- * channel hand-off is never undone for a DRAIN case.  RECV and SEND cases
- * need .chan and .elem; a TIMER case with .deadline = CIO_NEVER never
- * fires; a DRAIN case needs nothing and completes once the runtime drains
- * (cio_drain()), and at once in every select after that.  Returns the
- * index, or -EINVAL (n == 0 or a bad case), -ENOMEM (more than 16 cases
- * and no memory for their waiters), -ECANCELED, -ETIMEDOUT (task deadline;
- * a TIMER case returns its index instead). */
+ * returns its index; the other cases are left untouched (nothing received
+ * from or sent on their channels, no task joined, no group closed).
+ * Cases ready together take turns: each select of the runtime starts
+ * looking one case further on than the one before (round the array), so
+ * none starves; position gives no priority, except that a channel
+ * hand-off is never undone for a DRAIN case.
+ *
+ * What each case needs, and its .result when it completes:
+ * - RECV, SEND: .chan and .elem; 0, or -EPIPE at once on a closed channel
+ *   (a RECV: once it is also empty), -ENOMEM for a SEND on an unbounded
+ *   channel that cannot grow.
+ * - XRECV, XSEND: .xchan and .elem, as cio_xchan_recv() / _send(): 0 or
+ *   -EPIPE.
+ * - TIMER: .deadline; CIO_NEVER never fires.  0.
+ * - DRAIN: nothing; completes once the runtime drains (cio_drain()), and
+ *   at once in every select after that.  0.
+ * - READABLE, WRITABLE: .fd; the poll(2) revents (POLLIN or POLLOUT, with
+ *   POLLHUP or POLLERR), or -EBADF.  Readiness is only looked at: no byte
+ *   is read or written.  The first look is a poll(2); a select that then
+ *   waits spawns a task per fd case to wait on it (cio_spawn()'s cost),
+ *   which it cancels and waits for before it returns.
+ * - JOIN: .task, of this runtime and joinable; the task is joined (its
+ *   id spent) and its result stored in *(void **).elem unless .elem is
+ *   NULL.  0, or cio_join()'s errors at once: -ESRCH, -EINVAL, -EDEADLK.
+ * - GROUP: .group, of this runtime; once no member runs, the group ends
+ *   as in cio_group_wait() (closed), and .result is what that returns (the
+ *   first member error, or 0); -EPERM or -EBUSY at once.  An interrupted
+ *   select, unlike cio_group_wait(), cancels no member.
+ *
+ * Returns the index, or -EINVAL (n == 0 or a case without what it needs),
+ * -ENOMEM (more than 16 cases and no memory for their waiters, or no task
+ * for an fd case), -ECANCELED, -ETIMEDOUT (task deadline; a TIMER case
+ * returns its index instead).  An interrupted select completed nothing. */
 CIO_API int cio_select(cio_select_case *cases, size_t n);
 
 /* --- task groups ---------------------------------------------------- */
@@ -1396,8 +1427,8 @@ CIO_API int cio_select(cio_select_case *cases, size_t n);
  * member to return an error cancels the others.  A group belongs to the
  * runtime that made it: calls from another core's task are refused with
  * -EPERM.  Unlike a group's members, a task of cio_spawn() inherits
- * neither deadline nor cancellation. */
-typedef struct cio_group cio_group;
+ * neither deadline nor cancellation.  cio_select() can wait for a group
+ * among other things (CIO_SELECT_GROUP). */
 
 /* A member: returns 0 or a negated errno (its status). */
 typedef int cio_group_fn(void *arg);

@@ -4,7 +4,10 @@
  * leave behind (nothing lost, nothing delivered twice). */
 #include "check.h"
 
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1304,6 +1307,312 @@ static void test_select_cancel(void)
 	cio_chan_free(b);
 }
 
+/* --- select over fds, cross-core channels, tasks and groups ----------- */
+
+static cio_select_case fd_case(enum cio_select_op op, int fd)
+{
+	return (cio_select_case){.op = op, .fd = fd, .result = 1};
+}
+
+static uint64_t tasks_live(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.tasks_live;
+}
+
+static void *sleep_then(void *arg)
+{
+	CHECK_EQ(cio_sleep(20 * MS), 0);
+	return arg;
+}
+
+static int group_member_sleep(void *arg)
+{
+	return cio_sleep((intptr_t)arg * MS);
+}
+
+static int group_member_fail(void *arg)
+{
+	int rc = cio_sleep((intptr_t)arg * MS);
+	return rc < 0 ? rc : -EIO;
+}
+
+static void test_select_fds(void)
+{
+	int sv[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, sv), 0);
+	cio_chan *a = chan_make(sizeof(int), 1);
+	int x = -1;
+	uint64_t live = tasks_live();
+
+	/* Writable at once, at the first look. */
+	cio_select_case w[] = {recv_case(a, &x), fd_case(CIO_SELECT_WRITABLE, sv[0])};
+	CHECK_EQ(cio_select(w, 2), 1);
+	CHECK(w[1].result & POLLOUT);
+
+	/* Readable by waiting; the byte stays for the reader. */
+	cio_select_case cs[] = {recv_case(a, &x), fd_case(CIO_SELECT_READABLE, sv[0])};
+	struct sel_job j = {cs, 2, 0};
+	cio_task_t t = cio_spawn(sel_run, &j);
+	settle();
+	CHECK_EQ(tasks_live(), live + 2); /* the select and its watcher */
+	CHECK_EQ(cio_send(sv[1], "z", 1, 0), 1);
+	CHECK_EQ(join_rc(t), 1);
+	CHECK(cs[1].result & POLLIN);
+	CHECK_EQ(tasks_live(), live); /* the watcher ended with the select */
+	char c;
+	CHECK_EQ(cio_recv(sv[0], &c, 1, 0), 1);
+	CHECK_EQ(c, 'z');
+
+	/* A channel wins: the watcher is cancelled and waited for. */
+	t = cio_spawn(sel_run, &j);
+	settle();
+	CHECK_EQ(cio_chan_send(a, &(int){3}), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(x, 3);
+	CHECK_EQ(tasks_live(), live);
+
+	/* Ready fds take turns with ready channels: none starves. */
+	CHECK_EQ(cio_send(sv[1], "y", 1, 0), 1);
+	int wins[2] = {0, 0};
+	for (int i = 0; i < 100; i++) {
+		CHECK_EQ(cio_chan_send(a, &i), 0);
+		int k = cio_select(cs, 2);
+		CHECK(k == 0 || k == 1);
+		wins[k]++;
+		if (k == 1)
+			CHECK_EQ(cio_chan_recv(a, &x), 0);
+	}
+	CHECK_EQ(wins[0], 50);
+	CHECK_EQ(wins[1], 50);
+	CHECK_EQ(cio_recv(sv[0], &c, 1, 0), 1);
+
+	/* The peer's close: readable, with POLLHUP on a socket pair. */
+	CHECK_EQ(cio_shutdown(sv[1], SHUT_WR), 0);
+	t = cio_spawn(sel_run, &j);
+	CHECK_EQ(join_rc(t), 1);
+	CHECK(cs[1].result & POLLIN);
+
+	/* A bad fd completes at once with -EBADF. */
+	cio_select_case bad[] = {recv_case(a, &x), fd_case(CIO_SELECT_READABLE, -1)};
+	CHECK_EQ(cio_select(bad, 2), 1);
+	CHECK_EQ(bad[1].result, -EBADF);
+	int spare = dup(sv[0]);
+	CHECK(spare >= 0 && close(spare) == 0);
+	bad[1].fd = spare;
+	CHECK_EQ(cio_select(bad, 2), 1);
+	CHECK_EQ(bad[1].result, -EBADF);
+
+	/* Deadlines and cancels end a select waiting on an fd, many times
+	 * over, and leave no watcher behind. */
+	int quiet[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, quiet), 0);
+	cio_select_case q[] = {fd_case(CIO_SELECT_READABLE, quiet[0]),
+			       fd_case(CIO_SELECT_READABLE, quiet[1])};
+	for (int i = 0; i < 200; i++) {
+		int rc;
+		CIO_WITH_TIMEOUT(i % 3 * 100000) rc = cio_select(q, 2);
+		CHECK_EQ(rc, -ETIMEDOUT);
+	}
+	struct sel_job jq = {q, 2, 0};
+	for (int i = 0; i < 50; i++) {
+		t = cio_spawn(sel_run, &jq);
+		if (i % 2)
+			settle();
+		CHECK_EQ(cio_cancel(t), 0);
+		CHECK_EQ(join_rc(t), -ECANCELED);
+	}
+	CHECK_EQ(tasks_live(), live);
+	/* A close under the wait ends it with the fd's error. */
+	cio_select_case q1[] = {recv_case(a, &x), fd_case(CIO_SELECT_READABLE, quiet[0])};
+	struct sel_job j1 = {q1, 2, 0};
+	t = cio_spawn(sel_run, &j1);
+	settle();
+	CHECK_EQ(cio_close(quiet[0]), 0);
+	CHECK_EQ(join_rc(t), 1);
+	CHECK_EQ(q1[1].result, -EBADF);
+	CHECK_EQ(cio_close(quiet[1]), 0);
+	CHECK_EQ(cio_close(sv[0]), 0);
+	CHECK_EQ(cio_close(sv[1]), 0);
+	cio_chan_free(a);
+}
+
+static void test_select_tasks(void)
+{
+	cio_chan *a = chan_make(sizeof(int), 1);
+	int x;
+	void *res = NULL;
+
+	/* A task's end: joined, with its result. */
+	cio_task_t t = cio_spawn(sleep_then, (void *)42);
+	cio_select_case cs[] = {recv_case(a, &x), {.op = CIO_SELECT_JOIN, .task = t, .elem = &res}};
+	CHECK_EQ(cio_select(cs, 2), 1);
+	CHECK_EQ(cs[1].result, 0);
+	CHECK_EQ((intptr_t)res, 42);
+	CHECK_EQ(cio_join(t, NULL), -ESRCH); /* spent */
+
+	/* Ended already: at once.  No such task: -ESRCH at once. */
+	t = cio_spawn(sleep_then, (void *)43);
+	CHECK_EQ(cio_sleep(40 * MS), 0);
+	cs[1].task = t;
+	CHECK_EQ(cio_select(cs, 2), 1);
+	CHECK_EQ((intptr_t)res, 43);
+	CHECK_EQ(cio_select(cs, 2), 1);
+	CHECK_EQ(cs[1].result, -ESRCH);
+	cs[1].task = cio_self();
+	CHECK_EQ(cio_select(cs, 2), 1);
+	CHECK_EQ(cs[1].result, -EDEADLK);
+
+	/* Another case wins: the task is not joined, and cio_join() can. */
+	t = cio_spawn(sleep_then, (void *)44);
+	cs[1].task = t;
+	CHECK_EQ(cio_chan_send(a, &(int){9}), 0);
+	CHECK_EQ(cio_select(cs, 2), 0);
+	CHECK_EQ(cio_join(t, &res), 0);
+	CHECK_EQ((intptr_t)res, 44);
+
+	/* A group's end: closed, with the first error; a losing group case
+	 * leaves the group as it was. */
+	cio_group *g;
+	CHECK_EQ(cio_group_new(&g, NULL), 0);
+	CHECK_EQ(cio_group_spawn(g, group_member_sleep, (void *)(intptr_t)10), 0);
+	CHECK_EQ(cio_group_spawn(g, group_member_fail, (void *)(intptr_t)20), 1);
+	cio_select_case gs[] = {timer_case(cio_now() + 5 * MS),
+				{.op = CIO_SELECT_GROUP, .group = g, .result = 1}};
+	CHECK_EQ(cio_select(gs, 2), 0);
+	CHECK_EQ(cio_group_status(g, 1), -EINPROGRESS);
+	gs[0] = timer_case(cio_now() + 5000 * MS);
+	CHECK_EQ(cio_select(gs, 2), 1);
+	CHECK_EQ(gs[1].result, -EIO);
+	CHECK_EQ(cio_group_spawn(g, group_member_sleep, NULL), -EPIPE);
+	cio_group_free(g);
+
+	/* A group case of a select interrupted cancels no member. */
+	CHECK_EQ(cio_group_new(&g, NULL), 0);
+	CHECK_EQ(cio_group_spawn(g, group_member_sleep, (void *)(intptr_t)30), 0);
+	gs[0] = recv_case(a, &x);
+	gs[1].group = g;
+	int rc;
+	CIO_WITH_TIMEOUT(5 * MS) rc = cio_select(gs, 2);
+	CHECK_EQ(rc, -ETIMEDOUT);
+	CHECK_EQ(cio_group_wait(g), 0);
+	CHECK_EQ(cio_group_status(g, 0), 0);
+	cio_group_free(g);
+	cio_chan_free(a);
+}
+
+/* A plain thread on the other end of cross-core channels. */
+struct xpeer {
+	cio_xchan *in, *out;
+	int sent, got;
+};
+
+static void *xpeer_main(void *arg)
+{
+	struct xpeer *p = arg;
+	usleep(20000);
+	CHECK_EQ(cio_xchan_try_send(p->in, &p->sent), 0);
+	usleep(20000);
+	while (cio_xchan_try_recv(p->out, &p->got) == -EAGAIN)
+		usleep(1000);
+	return NULL;
+}
+
+static void test_select_xchan(void)
+{
+	cio_chan *a = chan_make(sizeof(int), 1);
+	struct xpeer p = {.sent = 1234};
+	CHECK_EQ(cio_xchan_new(&p.in, sizeof(int), 1), 0);
+	CHECK_EQ(cio_xchan_new(&p.out, sizeof(int), 1), 0);
+	int x = -1, y = -1, z = 99, full = 0;
+	CHECK_EQ(cio_xchan_try_send(p.out, &full), 0); /* out full */
+
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, xpeer_main, &p), 0);
+	cio_select_case cs[] = {recv_case(a, &x),
+				{.op = CIO_SELECT_XRECV, .xchan = p.in, .elem = &y},
+				{.op = CIO_SELECT_XSEND, .xchan = p.out, .elem = &z}};
+	/* The other thread sends first, then takes the element that makes
+	 * room. */
+	CHECK_EQ(cio_select(cs, 3), 1);
+	CHECK_EQ(y, 1234);
+	CHECK_EQ(cio_select(cs, 3), 2);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	CHECK_EQ(p.got, 0);
+	int v;
+	CHECK_EQ(cio_xchan_try_recv(p.out, &v), 0);
+	CHECK_EQ(v, 99);
+
+	/* Cancelled while armed: nothing taken, nothing sent. */
+	struct sel_job j = {cs, 3, 0};
+	CHECK_EQ(cio_xchan_try_send(p.out, &full), 0);
+	cio_task_t t = cio_spawn(sel_run, &j);
+	settle();
+	CHECK_EQ(cio_cancel(t), 0);
+	CHECK_EQ(cio_xchan_try_send(p.in, &(int){5}), 0);
+	CHECK_EQ(join_rc(t), -ECANCELED);
+	CHECK_EQ(cio_xchan_try_recv(p.in, &v), 0);
+	CHECK_EQ(v, 5);
+	CHECK_EQ(cio_xchan_try_recv(p.out, &v), 0);
+	CHECK_EQ(v, 0);
+
+	/* Closed: -EPIPE at once, for either side. */
+	cio_xchan_close(p.in);
+	CHECK_EQ(cio_select(cs, 2), 1);
+	CHECK_EQ(cs[1].result, -EPIPE);
+	cio_xchan_free(p.in);
+	cio_xchan_free(p.out);
+	cio_chan_free(a);
+}
+
+/* Every kind of case ready at once: each wins in turn. */
+static void test_select_all_ready(void)
+{
+	cio_chan *a = chan_make(sizeof(int), 1);
+	cio_xchan *xa;
+	CHECK_EQ(cio_xchan_new(&xa, sizeof(int), 1), 0);
+	int sv[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, sv), 0);
+	int x, y;
+	void *res;
+	bool won[7] = {false};
+	for (int round = 0; round < 7; round++) {
+		cio_chan_try_send(a, &round);
+		cio_xchan_try_send(xa, &round);
+		cio_group *g;
+		CHECK_EQ(cio_group_new(&g, NULL), 0);
+		cio_task_t t = cio_spawn(sleep_then, NULL);
+		CHECK_EQ(cio_join(cio_spawn(sleep_then, NULL), NULL), 0); /* t has ended too */
+		cio_select_case cs[] = {
+			recv_case(a, &x),
+			{.op = CIO_SELECT_XRECV, .xchan = xa, .elem = &y},
+			timer_case(0),
+			fd_case(CIO_SELECT_WRITABLE, sv[0]),
+			{.op = CIO_SELECT_JOIN, .task = t, .elem = &res},
+			{.op = CIO_SELECT_GROUP, .group = g},
+			{.op = CIO_SELECT_TIMER, .deadline = cio_now() - 1},
+		};
+		int k = cio_select(cs, 7);
+		CHECK(k >= 0 && k < 7);
+		CHECK_EQ(cs[k].result, k == 3 ? cs[3].result : 0);
+		won[k] = true;
+		if (k != 4)
+			CHECK_EQ(cio_join(t, NULL), 0);
+		if (k != 5)
+			CHECK_EQ(cio_group_wait(g), 0);
+		cio_group_free(g);
+	}
+	for (int i = 0; i < 7; i++)
+		CHECK(won[i]);
+	cio_chan_try_recv(a, &x);
+	cio_xchan_try_recv(xa, &y);
+	CHECK_EQ(cio_close(sv[0]), 0);
+	CHECK_EQ(cio_close(sv[1]), 0);
+	cio_xchan_free(xa);
+	cio_chan_free(a);
+}
+
 /* ===================================================================== */
 /* Programming errors abort with a message                                */
 /* ===================================================================== */
@@ -1401,6 +1710,10 @@ static void *test_main(void *arg)
 	test_select_wait();
 	test_select_timers();
 	test_select_cancel();
+	test_select_fds();
+	test_select_tasks();
+	test_select_xchan();
+	test_select_all_ready();
 	return NULL;
 }
 

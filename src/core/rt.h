@@ -386,6 +386,13 @@ void cio__rt_destroy(struct cio__rt *rt);
 struct cio__task *cio__slot_task(struct cio__rt *rt, cio_task_t id);
 void cio__task_finish(struct cio__rt *rt, struct cio__task *t, void *result);
 void cio__tasks_fini(struct cio__rt *rt);
+/* cio_select()'s join: joins task id now if it has ended (0, *result set
+ * when result is not NULL), -EAGAIN while it runs, or cio_join()'s
+ * errors.  Joining is allowed while self is the task's watcher. */
+int cio__join_try(cio_task_t id, void **result, struct cio__task *self);
+/* Makes `joiner` (NULL: nobody) the task woken, with code 0, when live
+ * task id ends; no-op for an unknown id. */
+void cio__join_watch(cio_task_t id, struct cio__task *joiner);
 
 /* Wait queues used by the sync objects: a node on the waiter's stack. */
 struct cio__waiter {

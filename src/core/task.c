@@ -202,33 +202,67 @@ cio_task_t cio_spawn(cio_fn *fn, void *arg)
 	return cio_spawn_with(NULL, fn, arg);
 }
 
+/* The slot of a task `self` may join, or NULL with *err: -ESRCH (no such
+ * task), -EDEADLK (itself), -EINVAL (detached, or another task joins it). */
+static struct cio__slot *joinable(struct cio__rt *rt, cio_task_t id, struct cio__task *self,
+				  uint32_t *idx, int *err)
+{
+	struct cio__slot *s = lookup(rt, id, idx);
+	*err = !s ? -ESRCH
+	       : s->kind == CIO__SLOT_LIVE && s->u.task == self ? -EDEADLK
+	       : s->detached || (s->joiner && s->joiner != self) ? -EINVAL
+			      : 0;
+	return *err ? NULL : s;
+}
+
+static void join_done(struct cio__rt *rt, uint32_t idx, void **result)
+{
+	if (result)
+		*result = rt->slots[idx].u.result;
+	slot_free(rt, idx);
+}
+
 int cio_join(cio_task_t id, void **result)
 {
 	struct cio__task *self = cio__self_or_die("cio_join");
 	struct cio__rt *rt = cio__rt_cur;
 	uint32_t idx;
-	struct cio__slot *s = lookup(rt, id, &idx);
+	int rc;
+	struct cio__slot *s = joinable(rt, id, self, &idx, &rc);
 	if (!s)
-		return -ESRCH;
-	if (s->kind == CIO__SLOT_LIVE && s->u.task == self)
-		return -EDEADLK;
-	if (s->detached || s->joiner)
-		return -EINVAL;
-	int rc = cio__interrupted(self);
-	if (rc < 0)
+		return rc;
+	if ((rc = cio__interrupted(self)) < 0)
 		return rc;
 	if (s->kind == CIO__SLOT_LIVE) {
 		s->joiner = self;
 		rc = cio__park(self);
-		s = &rt->slots[idx]; /* the table may have moved meanwhile */
-		s->joiner = NULL;
+		rt->slots[idx].joiner = NULL; /* the table may have moved meanwhile */
 		if (rc < 0)
 			return rc; /* still joinable, finished or not */
 	}
-	if (result)
-		*result = s->u.result;
-	slot_free(rt, idx);
+	join_done(rt, idx, result);
 	return 0;
+}
+
+int cio__join_try(cio_task_t id, void **result, struct cio__task *self)
+{
+	struct cio__rt *rt = cio__rt_cur;
+	uint32_t idx;
+	int rc;
+	struct cio__slot *s = joinable(rt, id, self, &idx, &rc);
+	if (!s)
+		return rc;
+	if (s->kind == CIO__SLOT_LIVE)
+		return -EAGAIN;
+	join_done(rt, idx, result);
+	return 0;
+}
+
+void cio__join_watch(cio_task_t id, struct cio__task *joiner)
+{
+	struct cio__slot *s = lookup(cio__rt_cur, id, NULL);
+	if (s)
+		s->joiner = joiner;
 }
 
 int cio_detach(cio_task_t id)

@@ -39,7 +39,7 @@
  * in flight, waits for its own runtime to handle it.  So when no task of a
  * runtime uses the channel, no other thread can touch that runtime on its
  * behalf, its inbox holds nothing of the channel's, and either may go. */
-#include "../core/rt.h"
+#include "xchan.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -383,6 +383,42 @@ static int wait_op(cio_xchan *ch, int side, void *elem, const char *call)
 	}
 	station_leave(st, self);
 	return rc;
+}
+
+/* --- cio_select()'s side ----------------------------------------------------------- */
+
+int cio__xchan_watch(cio_xchan *ch, bool send, void *elem, struct cio__xwatch *xw,
+		     struct cio__task *self)
+{
+	int side = send ? SEND : RECV;
+	struct station *st = station_get(ch, side, cio__rt_cur);
+	if (!st)
+		return -ENOMEM;
+	st->users++;
+	pthread_mutex_lock(&ch->lock);
+	st->armed = true;
+	atomic_store_explicit(&ch->want[side], 1, memory_order_relaxed);
+	pthread_mutex_unlock(&ch->lock);
+	/* Pairs with the fence in poke(), as in wait_op(). */
+	atomic_thread_fence(memory_order_seq_cst);
+	int rc = send ? cio_xchan_try_send(ch, elem) : cio_xchan_try_recv(ch, elem);
+	if (rc != -EAGAIN) {
+		station_leave(st, self);
+		return rc;
+	}
+	xw->station = st;
+	cio__waiter_init(&xw->w, self);
+	cio__waitq_push(&st->waiters, &xw->w);
+	cio__rt_cur->remote_waits++;
+	return -EAGAIN;
+}
+
+void cio__xchan_unwatch(struct cio__xwatch *xw, struct cio__task *self)
+{
+	cio__rt_cur->remote_waits--;
+	if (cio__waiter_queued(&xw->w))
+		cio__waitq_remove(&xw->w);
+	station_leave(xw->station, self);
 }
 
 int cio_xchan_send(cio_xchan *ch, const void *elem)

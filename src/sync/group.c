@@ -166,6 +166,24 @@ int cio_group_wait(cio_group *g)
 	return rc < 0 ? rc : g->first_error;
 }
 
+int cio__group_try(cio_group *g, struct cio__task *self, int *status)
+{
+	if (cio__rt_cur != g->rt)
+		return -EPERM;
+	if (g->waiter && g->waiter != self)
+		return -EBUSY;
+	if (g->running)
+		return -EAGAIN;
+	g->closed = true;
+	*status = g->first_error;
+	return 0;
+}
+
+void cio__group_watch(cio_group *g, struct cio__task *t)
+{
+	g->waiter = t;
+}
+
 int cio_group_status(const cio_group *g, size_t member)
 {
 	return member < g->n ? member_at((cio_group *)g, member)->status : -EINVAL;

@@ -95,6 +95,17 @@ struct cio_chan {
 int cio__chan_poll_send(cio_chan *ch, const void *elem);
 int cio__chan_poll_recv(cio_chan *ch, void *elem);
 
+/* --- groups: what select.c needs ----------------------------------- */
+
+/* Ends g's scope if no member runs: closes it and returns 0 with
+ * *status as cio_group_wait() would return it.  Else -EAGAIN; or -EPERM
+ * (another runtime's group), -EBUSY (another task waits for it). */
+int cio__group_try(cio_group *g, struct cio__task *self, int *status);
+
+/* Makes t (NULL: nobody) the task woken, with code 0, when g's last
+ * running member ends. */
+void cio__group_watch(cio_group *g, struct cio__task *t);
+
 /* --- mutex: what cio_cond_wait() needs ------------------------------- */
 
 /* Gives the mutex to its first parked waiter, or leaves it free. */
