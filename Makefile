@@ -78,7 +78,7 @@ check-tsan:
 		-DCOREIO_SANITIZE=thread >/dev/null
 	cmake --build build-tsan -j$(JOBS)
 	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-		$(CTEST) -R '^test_(cores|pool|xchan)\.'
+		$(CTEST) -R '^test_(cores|pool|xchan|sync)\.'
 
 check-ucontext:
 	scripts/check-ucontext.sh
