@@ -1434,7 +1434,14 @@ CIO_API int cio_select(cio_select_case *cases, size_t n);
 typedef int cio_group_fn(void *arg);
 
 typedef struct cio_group_opts {
-	bool fail_fast; /* the first member error cancels the other members */
+	bool fail_fast;    /* the first member error cancels the other members */
+	/* Members come without end (an accept loop's connections): an ended
+	 * member's entry is reused, so the group's memory follows the
+	 * members running, not those spawned; no status is kept
+	 * (cio_group_status() says -EINVAL, cio_group_spawn() returns 0). */
+	bool unbounded;
+	size_t stack_size; /* members' stacks, as cio_spawn_opts; 0: default */
+	const char *name;  /* members' task name (copied); NULL: "group-member" */
 } cio_group_opts;
 
 /* Makes a group on the calling thread's runtime, into *out (opts may be
@@ -1442,7 +1449,7 @@ typedef struct cio_group_opts {
 CIO_API int cio_group_new(cio_group **out, const cio_group_opts *opts);
 
 /* Starts fn(arg) as a member.  Returns its index in the group (0, 1, ...
- * in spawn order), or -EPIPE (the group was waited for: closed), -EPERM
+ * in spawn order; 0 in an unbounded group), or -EPIPE (the group was waited for: closed), -EPERM
  * (another runtime's group), -EINVAL (fn is NULL), -ENOMEM. */
 CIO_API int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg);
 
@@ -1458,16 +1465,15 @@ CIO_API void cio_group_cancel(cio_group *g);
 CIO_API int cio_group_wait(cio_group *g);
 
 /* Member `i`'s status: what its fn returned, -EINPROGRESS while it runs,
- * -EINVAL for no such member. */
+ * -EINVAL for no such member (or an unbounded group). */
 CIO_API int cio_group_status(const cio_group *g, size_t i);
 
-/* How many members were spawned. */
+/* How many members were spawned (the spawns that failed not counted). */
 CIO_API size_t cio_group_size(const cio_group *g);
 
 /* Frees a group (NULL is ignored) once no member runs (else aborts):
  * after cio_group_wait().  A group keeps each member's status until then
- * (40 bytes a member): it suits work that ends, not an accept loop's
- * unbounded stream of connections. */
+ * (48 bytes a member), unless it was made unbounded. */
 CIO_API void cio_group_free(cio_group *g);
 
 /* ===================================================================== */

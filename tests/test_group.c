@@ -4,7 +4,9 @@
  * group used from another core. */
 #include "check.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <stdint.h>
 
 #define MS CIO_MS
@@ -296,6 +298,51 @@ static void test_many(void)
 	cio_group_free(g);
 }
 
+static int named(void *arg)
+{
+	(void)arg;
+	char big[384 << 10]; /* more than the default 256 KiB stack holds */
+	memset(big, 1, sizeof big);
+	__asm__ volatile("" : : "r"(big) : "memory");
+	return strcmp(cio_task_name(), "conn") == 0 ? 0 : -EINVAL;
+}
+
+/* An accept loop's group: members without end, in memory that follows
+ * the members running; cancels and fail_fast still reach them all. */
+static void test_unbounded(void)
+{
+	cio_group *g;
+	cio_group_opts o = {.unbounded = true, .fail_fast = true, .stack_size = 512 << 10,
+			    .name = "conn"};
+	CHECK_EQ(cio_group_new(&g, &o), 0);
+	struct mallinfo2 before = mallinfo2();
+	for (int i = 0; i < MANY; i++) {
+		CHECK_EQ(cio_group_spawn(g, i % 1000 ? ok : named, NULL), 0);
+		if (i % 100 == 99)
+			CHECK_EQ(cio_yield(), 0); /* let members end */
+	}
+	/* 100 members at most at once: two chunks of entries, not 100,000
+	 * entries' 4.8 MB. */
+	CHECK(mallinfo2().uordblks - before.uordblks < 64 << 10);
+	CHECK_EQ(cio_group_size(g), MANY);
+	CHECK_EQ(cio_group_status(g, 0), -EINVAL);
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(cio_group_spawn(g, sleeper, (void *)(intptr_t)10000), 0);
+	CHECK_EQ(cio_group_spawn(g, fail_after, (void *)(intptr_t)0), 0);
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_group_wait(g), -EIO); /* named() passed: no -EINVAL */
+	CHECK(cio_now() - t0 < 5000 * MS); /* the sleepers were cancelled */
+	cio_group_free(g);
+
+	/* A stack size spawn refuses is refused for each member. */
+	o.stack_size = 1;
+	CHECK_EQ(cio_group_new(&g, &o), 0);
+	CHECK_EQ(cio_group_spawn(g, ok, NULL), -EINVAL);
+	CHECK_EQ(cio_group_wait(g), 0);
+	CHECK_EQ(cio_group_size(g), 0);
+	cio_group_free(g);
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -308,6 +355,7 @@ static void *test_main(void *arg)
 	test_ignores_cancel();
 	test_shielded_spawn();
 	test_many();
+	test_unbounded();
 	return NULL;
 }
 

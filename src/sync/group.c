@@ -24,6 +24,7 @@
 
 struct member {
 	cio_group *g;
+	struct member *next_free; /* unbounded groups: entries to reuse */
 	cio_group_fn *fn;
 	void *arg;
 	cio_task_t task;
@@ -36,7 +37,11 @@ struct cio_group {
 	size_t n, nchunks;
 	size_t running;
 	int first_error;             /* the first failure, in time */
-	bool fail_fast, cancelled, closed;
+	bool fail_fast, unbounded, cancelled, closed;
+	struct member *free;         /* unbounded: ended members' entries */
+	size_t spawned;
+	size_t stack_size;           /* the members' */
+	char name[CIO__NAME_MAX];    /* the members' */
 	struct cio__task *waiter;    /* in cio_group_wait() */
 	struct member first[FIRST];
 };
@@ -61,8 +66,13 @@ int cio_group_new(cio_group **out, const cio_group_opts *opts)
 	g->first_error = 0;
 	g->cancelled = g->closed = false;
 	g->waiter = NULL;
+	g->free = NULL;
 	g->rt = rt;
 	g->fail_fast = opts && opts->fail_fast;
+	g->unbounded = opts && opts->unbounded;
+	g->spawned = 0;
+	g->stack_size = opts ? opts->stack_size : 0;
+	snprintf(g->name, sizeof g->name, "%s", opts && opts->name ? opts->name : "group-member");
 	*out = g;
 	return 0;
 }
@@ -94,6 +104,10 @@ static void *member_main(void *p)
 		if (g->fail_fast)
 			cancel_members(g);
 	}
+	if (g->unbounded) {
+		m->next_free = g->free;
+		g->free = m;
+	}
 	if (--g->running == 0 && g->waiter)
 		cio__wake(g->waiter, 0);
 	return NULL;
@@ -108,23 +122,38 @@ int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg)
 		return -EINVAL;
 	if (g->closed)
 		return -EPIPE;
-	if (g->n == FIRST + g->nchunks * CHUNK) {
-		struct member **c = cio__realloc(g->chunks, (g->nchunks + 1) * sizeof *c);
-		if (!c)
-			return -ENOMEM;
-		g->chunks = c;
-		if (!(c[g->nchunks] = cio__malloc(CHUNK * sizeof **c)))
-			return -ENOMEM;
-		g->nchunks++;
+	struct member *m = g->free;
+	size_t idx = g->n;
+	if (m) {
+		g->free = m->next_free;
+	} else {
+		if (g->n == FIRST + g->nchunks * CHUNK) {
+			struct member **c = cio__realloc(g->chunks, (g->nchunks + 1) * sizeof *c);
+			if (!c)
+				return -ENOMEM;
+			g->chunks = c;
+			if (!(c[g->nchunks] = cio__malloc(CHUNK * sizeof **c)))
+				return -ENOMEM;
+			g->nchunks++;
+		}
+		m = member_at(g, g->n++);
 	}
-	struct member *m = member_at(g, g->n);
-	*m = (struct member){g, fn, arg, 0, -EINPROGRESS};
-	cio_task_t t = cio_spawn_with(&(cio_spawn_opts){.name = "group-member", .detached = true},
-				      member_main, m);
-	if (t < 0)
+	*m = (struct member){g, NULL, fn, arg, 0, -EINPROGRESS};
+	cio_spawn_opts so = {.name = g->name, .stack_size = g->stack_size, .detached = true};
+	cio_task_t t = cio_spawn_with(&so, member_main, m);
+	if (t < 0) {
+		m->status = (int)t; /* not running: cancels skip it */
+		if (g->unbounded) {
+			m->next_free = g->free;
+			g->free = m;
+		} else {
+			g->n--;
+		}
 		return (int)t;
+	}
 	m->task = t;
 	g->running++;
+	g->spawned++;
 	/* Inherited: the spawner's deadline, as the member's own base, and
 	 * a cancel standing against the spawner or the group. */
 	struct cio__task *self = rt->current;
@@ -132,7 +161,7 @@ int cio_group_spawn(cio_group *g, cio_group_fn *fn, void *arg)
 		cio__slot_task(rt, t)->deadline = self->deadline;
 	if (g->cancelled || (self && self->cancel && !self->shielded))
 		cio_cancel(t); /* a shield's cleanup may use members */
-	return (int)g->n++;
+	return g->unbounded ? 0 : (int)idx;
 }
 
 int cio_group_wait(cio_group *g)
@@ -186,12 +215,12 @@ void cio__group_watch(cio_group *g, struct cio__task *t)
 
 int cio_group_status(const cio_group *g, size_t member)
 {
-	return member < g->n ? member_at((cio_group *)g, member)->status : -EINVAL;
+	return member < g->n && !g->unbounded ? member_at((cio_group *)g, member)->status : -EINVAL;
 }
 
 size_t cio_group_size(const cio_group *g)
 {
-	return g->n;
+	return g->spawned;
 }
 
 void cio_group_free(cio_group *g)
