@@ -65,12 +65,16 @@ static inline void *ex_wait_bound(void *arg)
 	return (void *)(intptr_t)cio_wg_wait(&ex_bound);
 }
 
-/* Core 0's timer for --seconds. */
+/* Core 0's timer for --seconds: drains when it fires, and ends at once
+ * when a drain comes first. */
 static inline void *ex_stop_later(void *arg)
 {
 	const struct ex_server *srv = arg;
-	cio_drain_idle(true); /* a drain from elsewhere ends it at once */
-	if (cio_sleep(srv->run_ns) == 0)
+	cio_select_case cs[] = {
+		{.op = CIO_SELECT_TIMER, .deadline = cio_now() + srv->run_ns},
+		{.op = CIO_SELECT_DRAIN},
+	};
+	if (cio_select(cs, 2) == 0)
 		cio_drain();
 	return NULL;
 }
@@ -227,57 +231,50 @@ struct ex_conn {
 	ex_serve_fn *serve;
 	void *arg;
 	int fd;
-	cio_wg *conns;
 };
 
-static inline void *ex_conn_main(void *p)
+static inline int ex_conn_main(void *p)
 {
 	struct ex_conn c = *(struct ex_conn *)p;
 	free(p);
 	c.serve(c.arg, c.fd);
-	cio_wg_done(c.conns);
-	return NULL;
+	return 0;
 }
 
-/* Starts serve(arg, fd) on a detached task, counted in conns until it
- * ends.  Returns 0, or -ENOMEM and the like, fd closed. */
-static inline int ex_conn_start(const struct ex_server *srv, cio_wg *conns,
-				ex_serve_fn *serve, void *arg, int fd)
+/* Starts serve(arg, fd) as a member of conns.  Returns 0, or -ENOMEM and
+ * the like, fd closed. */
+static inline int ex_conn_start(cio_group *conns, ex_serve_fn *serve, void *arg, int fd)
 {
 	struct ex_conn *c = malloc(sizeof *c);
 	if (!c) {
 		cio_close(fd);
 		return -ENOMEM;
 	}
-	*c = (struct ex_conn){serve, arg, fd, conns};
-	cio_spawn_opts o = {.name = srv->name, .stack_size = srv->conn_stack, .detached = true};
-	cio_wg_add(conns, 1);
-	cio_task_t t = cio_spawn_with(&o, ex_conn_main, c);
-	if (t < 0) {
-		cio_wg_done(conns);
+	*c = (struct ex_conn){serve, arg, fd};
+	int rc = cio_group_spawn(conns, ex_conn_main, c);
+	if (rc < 0) {
 		free(c);
 		cio_close(fd);
-		return (int)t;
 	}
-	return 0;
+	return rc;
 }
 
 /* Accepts on lfd until the drain closes it, serving each connection with
- * serve(arg, fd) on a task of its own (counted in conns).  Passing errors
+ * serve(arg, fd) on a task of its own, a member of conns.  Passing errors
  * go to failed(arg, err) (if not NULL) and are lived through: out of fds
  * (-EMFILE, -ENFILE: the connection stays queued and cio_accept() has
  * paused), a client that gave up in the backlog (-ECONNABORTED), memory
  * short (-ENOBUFS, -ENOMEM: a short sleep), a firewall (-EPERM), and a
  * connection that got no task (its fd closed).  A broken listener stops
  * the server (status 1). */
-static inline void ex_server_accept(const struct ex_server *srv, int lfd, cio_wg *conns,
+static inline void ex_server_accept(const struct ex_server *srv, int lfd, cio_group *conns,
 				    ex_serve_fn *serve, void (*failed)(void *arg, int err),
 				    void *arg)
 {
 	for (;;) {
 		int fd = cio_accept(lfd, NULL);
 		if (fd >= 0) {
-			int rc = ex_conn_start(srv, conns, serve, arg, fd);
+			int rc = ex_conn_start(conns, serve, arg, fd);
 			if (rc < 0 && failed)
 				failed(arg, rc);
 			continue;
@@ -301,22 +298,27 @@ static inline void ex_server_accept(const struct ex_server *srv, int lfd, cio_wg
 
 /* On every core: listens, accepts until the drain, closes the listener
  * and waits for the connections to end.  Returns 0, or -1 when the core
- * could not listen. */
+ * could not listen or make its group. */
 static inline int ex_server_run(const struct ex_server *srv, ex_serve_fn *serve,
 				void (*failed)(void *arg, int err), void *arg)
 {
-	cio_wg conns;
-	cio_wg_init(&conns);
-	int lfd = ex_server_listen(srv);
-	if (lfd < 0)
+	/* The connections are the group's members: its scope ends only once
+	 * every one has, and whatever interrupts the wait (the drain's
+	 * timeout cancels every task) cancels them all. */
+	cio_group *conns;
+	cio_group_opts go = {.unbounded = true, .stack_size = srv->conn_stack, .name = srv->name};
+	int rc = cio_group_new(&conns, &go);
+	int lfd = rc < 0 ? -1 : ex_server_listen(srv);
+	if (lfd < 0) {
+		if (rc < 0)
+			fprintf(stderr, "%s: %s\n", srv->name, cio_strerror(rc));
+		cio_group_free(conns);
 		return -1;
-	ex_server_accept(srv, lfd, &conns, serve, failed, arg);
+	}
+	ex_server_accept(srv, lfd, conns, serve, failed, arg);
 	cio_close(lfd);
-	/* Draining: connections end by themselves, or the runtime cancels
-	 * them after the drain timeout. */
-	do
-		cio_cancel_clear(); /* their tasks use conns: wait them out */
-	while (cio_wg_wait(&conns) < 0);
+	cio_group_wait(conns);
+	cio_group_free(conns);
 	return 0;
 }
 
