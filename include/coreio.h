@@ -551,7 +551,9 @@ CIO_API int cio_fd_adopt(int fd);
 
 /* Blocking.  As recv(2)/send(2): returns bytes moved (0 from recv at end
  * of stream), or -errno: -ECONNRESET, -EPIPE (peer gone; never SIGPIPE),
- * -EBADF, -ECANCELED, -ETIMEDOUT.  A send may be short. */
+ * -EBADF, -ECANCELED, -ETIMEDOUT.  A send may be short.  With
+ * MSG_DONTWAIT in flags (these and the msg forms) the call makes one try
+ * and never parks: -EAGAIN when it would have waited. */
 CIO_API ssize_t cio_recv(int fd, void *buf, size_t len, int flags);
 CIO_API ssize_t cio_send(int fd, const void *buf, size_t len, int flags);
 
