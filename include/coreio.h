@@ -1478,6 +1478,49 @@ CIO_API size_t cio_group_size(const cio_group *g);
  * (48 bytes a member), unless it was made unbounded. */
 CIO_API void cio_group_free(cio_group *g);
 
+/* --- serving connections ------------------------------------------------ */
+
+/* Serves one connection, on a task of its own.  It owns fd (or whatever
+ * takes it over, a stream) and closes it before it returns. */
+typedef void cio_serve_fn(void *arg, int fd);
+
+typedef struct cio_serve_opts {
+	/* Connections served at once on this core; 0: no limit.  At the
+	 * limit, accepting waits until one ends: the kernel's backlog holds
+	 * the clients that come meanwhile. */
+	size_t max_conns;
+	size_t stack_size;  /* connection tasks' stacks; 0: the runtime's */
+	const char *name;   /* connection tasks' name; NULL: "conn" */
+	/* Told of each error lived through: an accept that failed in passing
+	 * (-EMFILE, -ENFILE, -ECONNABORTED, -ENOBUFS, -ENOMEM, -EPERM...) or a
+	 * connection that got no task (-ENOMEM; its fd closed).  NULL: none.
+	 * For counting and logging; it must not block. */
+	void (*error)(void *arg, int err);
+} cio_serve_opts;
+
+/* Blocking.  Serves listener lfd on the calling core until the runtime
+ * drains: accepts connections and runs fn(arg, fd) for each on a task of
+ * its own, all of them members of one task group (unbounded) scoped to
+ * this call.  Errors that pass are lived through: out of fds (cio_accept()
+ * pauses), a client that gave up in the backlog, memory short (a 10 ms
+ * pause).  Once the drain shuts lfd down (a listener of cio_listen()),
+ * stops accepting and waits for the connections to end; the drain's
+ * timeout cancels them, and they are still waited for.  lfd stays open.
+ * opts may be NULL.  Returns 0 after a drain; -ECANCELED or -ETIMEDOUT
+ * when the calling task was interrupted (its connections cancelled and
+ * ended); -EBADF, -EINVAL, -ENOTSOCK, -EOPNOTSUPP for a listener that is
+ * broken (after the connections ended); -ENOMEM; -EINVAL for no fn. */
+CIO_API int cio_serve_fd(int lfd, const cio_serve_opts *opts, cio_serve_fn *fn, void *arg);
+
+/* Blocking.  Listens on addr with SO_REUSEPORT (cio_listen()), serves as
+ * cio_serve_fd(), then closes the listener.  Called on every core of
+ * cio_run_cores(), it makes a server of them all, each core with a
+ * listener of its own among which the kernel spreads connections.  Port
+ * 0 picks a port per core: for one port on every core, listen on one
+ * core first and give its address to the others.  Returns as
+ * cio_serve_fd(), or cio_listen()'s errors. */
+CIO_API int cio_serve(const char *addr, const cio_serve_opts *opts, cio_serve_fn *fn, void *arg);
+
 /* ===================================================================== */
 /*  Streams: buffered I/O over a connection, plain or TLS                 */
 /* ===================================================================== */
