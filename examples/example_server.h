@@ -2,8 +2,7 @@
  * core listens on one address with SO_REUSEPORT (core 0 binds first, so
  * that port 0 becomes one port for all), core 0 prints the "listening
  * on" line, starts the --seconds timer and serves the --stats endpoint,
- * and each core accepts until the drain shuts its listener, living
- * through passing errors. */
+ * and each core serves with cio_serve_fd() until the drain. */
 #ifndef COREIO_EXAMPLE_SERVER_H
 #define COREIO_EXAMPLE_SERVER_H
 
@@ -28,10 +27,6 @@ struct ex_server {
 	const char *stats_addr; /* --stats: where core 0 serves the counters
 	                         * of every core (Prometheus text), or NULL */
 };
-
-/* What a server does with one connection, on a task of its own: serves
- * it, and closes fd (or what took it over) before it returns. */
-typedef void ex_serve_fn(void *arg, int fd);
 
 /* The address core 0 bound, for the others. */
 static char ex_bound_addr[128];
@@ -227,98 +222,25 @@ static inline int ex_server_listen(const struct ex_server *srv)
 	return lfd;
 }
 
-struct ex_conn {
-	ex_serve_fn *serve;
-	void *arg;
-	int fd;
-};
-
-static inline int ex_conn_main(void *p)
-{
-	struct ex_conn c = *(struct ex_conn *)p;
-	free(p);
-	c.serve(c.arg, c.fd);
-	return 0;
-}
-
-/* Starts serve(arg, fd) as a member of conns.  Returns 0, or -ENOMEM and
- * the like, fd closed. */
-static inline int ex_conn_start(cio_group *conns, ex_serve_fn *serve, void *arg, int fd)
-{
-	struct ex_conn *c = malloc(sizeof *c);
-	if (!c) {
-		cio_close(fd);
-		return -ENOMEM;
-	}
-	*c = (struct ex_conn){serve, arg, fd};
-	int rc = cio_group_spawn(conns, ex_conn_main, c);
-	if (rc < 0) {
-		free(c);
-		cio_close(fd);
-	}
-	return rc;
-}
-
-/* Accepts on lfd until the drain closes it, serving each connection with
- * serve(arg, fd) on a task of its own, a member of conns.  Passing errors
- * go to failed(arg, err) (if not NULL) and are lived through: out of fds
- * (-EMFILE, -ENFILE: the connection stays queued and cio_accept() has
- * paused), a client that gave up in the backlog (-ECONNABORTED), memory
- * short (-ENOBUFS, -ENOMEM: a short sleep), a firewall (-EPERM), and a
- * connection that got no task (its fd closed).  A broken listener stops
- * the server (status 1). */
-static inline void ex_server_accept(const struct ex_server *srv, int lfd, cio_group *conns,
-				    ex_serve_fn *serve, void (*failed)(void *arg, int err),
-				    void *arg)
-{
-	for (;;) {
-		int fd = cio_accept(lfd, NULL);
-		if (fd >= 0) {
-			int rc = ex_conn_start(conns, serve, arg, fd);
-			if (rc < 0 && failed)
-				failed(arg, rc);
-			continue;
-		}
-		if (fd == -ESHUTDOWN || fd == -ECANCELED)
-			return; /* drained: the runtime shut the listener down */
-		if (fd == -EBADF || fd == -EINVAL || fd == -ENOTSOCK || fd == -EOPNOTSUPP) {
-			/* The listener itself is broken: no retry can help. */
-			fprintf(stderr, "%s: accept: %s; stopping\n", srv->name,
-				cio_strerror(fd));
-			atomic_store(&ex_status, 1);
-			cio_drain();
-			return;
-		}
-		if (failed)
-			failed(arg, fd);
-		if ((fd == -ENOBUFS || fd == -ENOMEM) && cio_sleep(10 * CIO_MS) == -ECANCELED)
-			return;
-	}
-}
-
-/* On every core: listens, accepts until the drain, closes the listener
- * and waits for the connections to end.  Returns 0, or -1 when the core
- * could not listen or make its group. */
-static inline int ex_server_run(const struct ex_server *srv, ex_serve_fn *serve,
+/* On every core: listens, then serves with cio_serve_fd() (the accept
+ * loop, a task per connection, the drain) until the drain.  Returns 0, or
+ * -1 when the core could not listen or its listener broke (said on
+ * stderr, the exit status set to 1). */
+static inline int ex_server_run(const struct ex_server *srv, cio_serve_fn *serve,
 				void (*failed)(void *arg, int err), void *arg)
 {
-	/* The connections are the group's members: its scope ends only once
-	 * every one has, and whatever interrupts the wait (the drain's
-	 * timeout cancels every task) cancels them all. */
-	cio_group *conns;
-	cio_group_opts go = {.unbounded = true, .stack_size = srv->conn_stack, .name = srv->name};
-	int rc = cio_group_new(&conns, &go);
-	int lfd = rc < 0 ? -1 : ex_server_listen(srv);
-	if (lfd < 0) {
-		if (rc < 0)
-			fprintf(stderr, "%s: %s\n", srv->name, cio_strerror(rc));
-		cio_group_free(conns);
+	int lfd = ex_server_listen(srv);
+	if (lfd < 0)
+		return -1;
+	cio_serve_opts o = {.stack_size = srv->conn_stack, .name = srv->name, .error = failed};
+	int rc = cio_serve_fd(lfd, &o, serve, arg);
+	cio_close(lfd);
+	if (rc < 0 && rc != -ECANCELED && rc != -ETIMEDOUT) {
+		fprintf(stderr, "%s: serving: %s; stopping\n", srv->name, cio_strerror(rc));
+		atomic_store(&ex_status, 1);
+		cio_drain();
 		return -1;
 	}
-	ex_server_accept(srv, lfd, conns, serve, failed, arg);
-	cio_close(lfd);
-	cio_group_wait(conns);
-	cio_group_free(conns);
 	return 0;
 }
 
