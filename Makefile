@@ -123,10 +123,10 @@ check-aarch64:
 	scripts/check-aarch64.sh
 
 # libFuzzer targets (tests/fuzz: the address parser, a stream's line
-# reader, the HTTP server over a socketpair) in a clang build of their
-# own, with coverage, ASan and UBSan (build-fuzz).  scripts/fuzz.sh runs
-# each over its seed corpus (tests/fuzz/corpus/<target>, the regression
-# inputs), then fuzzes it; any crash, leak or report fails the target.
+# reader, the HTTP server and client, TLS on a fuzzed peer) in a clang
+# build of their own, with coverage, ASan and UBSan (build-fuzz).
+# scripts/fuzz.sh runs each over its seed corpus (tests/fuzz/corpus/
+# <target>, the regression inputs), then fuzzes it; any crash, leak or report fails the target.
 #   make fuzz         FUZZ_SECONDS (300) of fuzzing per target
 #   make check-fuzz   FUZZ_CHECK_SECONDS (15) per target, in make check
 FUZZ_SECONDS ?= 300
@@ -134,7 +134,7 @@ FUZZ_CHECK_SECONDS ?= 15
 fuzz-build: deps
 	CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DCOREIO_FUZZ=ON -DCOREIO_WERROR=ON \
 		-DCOREIO_BUILD_TESTS=OFF -DCOREIO_BUILD_EXAMPLES=OFF >/dev/null
-	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http fuzz_http_client
+	cmake --build build-fuzz -j$(JOBS) --target fuzz_addr fuzz_stream fuzz_http fuzz_http_client fuzz_tls
 
 fuzz: fuzz-build
 	scripts/fuzz.sh build-fuzz $(FUZZ_SECONDS)

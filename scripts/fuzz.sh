@@ -20,7 +20,7 @@ build=${1:?usage: fuzz.sh BUILD_DIR SECONDS [TARGET...]}
 seconds=${2:?usage: fuzz.sh BUILD_DIR SECONDS [TARGET...]}
 shift 2
 case $build in /*) ;; *) build=$root/$build ;; esac
-targets=${*:-addr stream http http_client}
+targets=${*:-addr stream http http_client tls}
 export COREIO_BACKEND="${FUZZ_BACKEND:-epoll}"
 timeout_s=${FUZZ_TIMEOUT:-10}
 # abort_on_error: a report ends the run as a crash, which libFuzzer saves.

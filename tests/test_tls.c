@@ -746,6 +746,64 @@ static void test_trickle(void)
 	cio_tls_ctx_free(sctx);
 }
 
+/* A peer that is gone before our flight goes out: the send's -EPIPE is
+ * -ECONNRESET to the handshake, "the peer left", as coreio.h says (found
+ * by fuzz_tls). */
+struct hello_job {
+	int fd;
+	cio_tls_ctx *ctx;
+};
+
+static void *hello_client(void *arg)
+{
+	struct hello_job *h = arg;
+	cio_stream *c;
+	CHECK_EQ(cio_stream_new(&c, h->fd, NULL), 0);
+	int rc = cio_stream_tls_connect(c, h->ctx, "localhost");
+	cio_stream_close(c);
+	return (void *)(intptr_t)rc;
+}
+
+static void test_peer_gone(void)
+{
+	cio_tls_ctx *sctx = server_ctx(srv_crt, srv_key, (cio_tls_server_opts){0});
+	cio_tls_ctx *cctx = client_ctx((cio_tls_client_opts){0});
+	int a[2], b[2];
+	cio_stream *s;
+
+	/* A client whose server has closed its socket. */
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, a), 0);
+	CHECK_EQ(cio_close(a[1]), 0);
+	struct hello_job h = {.fd = a[0], .ctx = cctx};
+	int rc = (int)(intptr_t)hello_client(&h);
+	CHECK_EQ(rc, -ECONNRESET);
+
+	/* A server that got a ClientHello from a peer that then closed. */
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, a), 0);
+	h.fd = a[0];
+	cio_task_t t = cio_spawn(hello_client, &h);
+	uint8_t hello[4096];
+	size_t len = 0;
+	while (len < 5 || len < 5 + (size_t)(hello[3] << 8 | hello[4])) {
+		ssize_t n = cio_recv(a[1], hello + len, sizeof hello - len, 0);
+		CHECK(n > 0);
+		len += (size_t)n;
+	}
+	CHECK_EQ(cio_close(a[1]), 0);
+	CHECK_EQ(join_rc(t), -ECONNRESET);
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, b), 0);
+	CHECK_EQ(cio_send_all(b[0], hello, len, 0, NULL), (ssize_t)len);
+	CHECK_EQ(cio_close(b[0]), 0);
+	CHECK_EQ(cio_stream_new(&s, b[1], NULL), 0);
+	rc = cio_stream_tls_accept(s, sctx);
+	fprintf(stderr, "  peer gone: %s\n", cio_stream_error(s));
+	CHECK_EQ(rc, -ECONNRESET);
+	CHECK(strstr(cio_stream_error(s), "closed during the TLS handshake"));
+	cio_stream_close(s);
+	cio_tls_ctx_free(sctx);
+	cio_tls_ctx_free(cctx);
+}
+
 /* --- a man in the middle that cuts a record ---------------------------- */
 
 enum { CUT_NONE, CUT_RESET, CUT_FIN };
@@ -1033,6 +1091,7 @@ static void *main_task(void *arg)
 	test_transfers(CIO_TLS1_2);
 	test_refusals();
 	test_trickle();
+	test_peer_gone();
 	test_cut(CUT_RESET);
 	test_cut(CUT_FIN);
 	test_sni_alpn();

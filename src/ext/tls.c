@@ -857,6 +857,14 @@ static int handshake(cio_stream *s, struct tls *t)
 			err = ssl_failure(s, t, e, true);
 		/* Our flight, or the alert that tells the peer why not. */
 		rc = flush_out(s, t, true);
+		/* A peer that left before our flight went out is -EPIPE to
+		 * the send, and as much "the peer left" (-ECONNRESET) as one
+		 * that leaves while we wait for its flight. */
+		if (rc == -EPIPE && !err) {
+			rc = -ECONNRESET;
+			snprintf(t->why, sizeof t->why, "connection closed during the TLS handshake");
+			t->failed = rc;
+		}
 		if (err) {
 			rc = err;
 			break;

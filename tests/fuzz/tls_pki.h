@@ -1,0 +1,54 @@
+/* tls_pki.h - the fixed test PKI of fuzz_tls, written by tls_pki.sh. */
+static const char pki_ca[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBmTCCAT+gAwIBAgIUduqQRsmAgOse2diX43S2va575kkwCgYIKoZIzj0EAwIw\n"
+	"GTEXMBUGA1UEAwwOY29yZWlvIGZ1enogQ0EwIBcNMjYxMjA3MDMzNjI2WhgPMjEy\n"
+	"NjExMTMwMzM2MjZaMBkxFzAVBgNVBAMMDmNvcmVpbyBmdXp6IENBMFkwEwYHKoZI\n"
+	"zj0CAQYIKoZIzj0DAQcDQgAEq4rt99ZewaCxHUZ9kxNA1+7wiybTEprwzfQ495xr\n"
+	"4+u0eCB0hF4ED/Nbgss5tMRms6NXSBvGUelTkMHMCPkQdKNjMGEwHQYDVR0OBBYE\n"
+	"FI7OTijORBN5slg/fUAkswPS+qc+MB8GA1UdIwQYMBaAFI7OTijORBN5slg/fUAk\n"
+	"swPS+qc+MA8GA1UdEwEB/wQFMAMBAf8wDgYDVR0PAQH/BAQDAgEGMAoGCCqGSM49\n"
+	"BAMCA0gAMEUCIFeAIL9uDR3qNggnQglJNkIdSzXfObJA0cmpje5ZtSsBAiEAtg64\n"
+	"56wc10tc/pImwh0231uOTl6bhiuaub7/oqMUdUk=\n"
+	"-----END CERTIFICATE-----\n"
+;
+static const char pki_local_crt[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBijCCATCgAwIBAgIIQJ+iIkDRe7AwCgYIKoZIzj0EAwIwGTEXMBUGA1UEAwwO\n"
+	"Y29yZWlvIGZ1enogQ0EwIBcNMjYxMjA3MDMzNjI2WhgPMjEyNjExMTMwMzM2MjZa\n"
+	"MBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IA\n"
+	"BKvkgmdxd+HEuhLsDPnQcDLOz9W6Qwpgrxs+6J+REscgWDST6px/pVFvNwMfjFuA\n"
+	"tLndDBSQSzk6+YDpdIjk83yjZTBjMCEGA1UdEQQaMBiCCWxvY2FsaG9zdIILKi5s\n"
+	"b2NhbGhvc3QwHQYDVR0OBBYEFGxt+keJCt7HlYvHe7ZV7LlaeAfTMB8GA1UdIwQY\n"
+	"MBaAFI7OTijORBN5slg/fUAkswPS+qc+MAoGCCqGSM49BAMCA0gAMEUCIQCTvtx6\n"
+	"4FKmRSK3ZYYJI7R/JykXlvIFQ6psPR9o4XFvqwIgbLx2PsGGCySWLxtWy6zQ1KKf\n"
+	"ufc/ExzYThkeDTTiiak=\n"
+	"-----END CERTIFICATE-----\n"
+;
+static const char pki_local_key[] =
+	"-----BEGIN PRIVATE KEY-----\n"
+	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvMhO4uARl1htMlc9\n"
+	"hMTHsgjZtaftTp7M00X+nL6PSsyhRANCAASr5IJncXfhxLoS7Az50HAyzs/VukMK\n"
+	"YK8bPuifkRLHIFg0k+qcf6VRbzcDH4xbgLS53QwUkEs5OvmA6XSI5PN8\n"
+	"-----END PRIVATE KEY-----\n"
+;
+static const char pki_other_crt[] =
+	"-----BEGIN CERTIFICATE-----\n"
+	"MIIBjjCCATOgAwIBAgIIJzZ3jvtKpzUwCgYIKoZIzj0EAwIwGTEXMBUGA1UEAwwO\n"
+	"Y29yZWlvIGZ1enogQ0EwIBcNMjYxMjA3MDMzNjI2WhgPMjEyNjExMTMwMzM2MjZa\n"
+	"MBUxEzARBgNVBAMMCm90aGVyLnRlc3QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNC\n"
+	"AAQu8K2xA4+WR/4cOD/YyNsLiTHG/U3VqKC0TvXY7bociMRNK+E/4qNL3kJpEpLb\n"
+	"p9c4eX2d4+HVZiXVtqH2WRWBo2cwZTAjBgNVHREEHDAaggpvdGhlci50ZXN0ggwq\n"
+	"Lm90aGVyLnRlc3QwHQYDVR0OBBYEFEWqsjabjm+vCgvL1odaWATHlsmoMB8GA1Ud\n"
+	"IwQYMBaAFI7OTijORBN5slg/fUAkswPS+qc+MAoGCCqGSM49BAMCA0kAMEYCIQCP\n"
+	"VryG3z/LuGtazGOqyxbVBm2nbx9ev8nXv220Y+VkGwIhAJ4MqXNmpsDafaHNzji7\n"
+	"AvcFa/PcTqkHWqNHP14tiTTx\n"
+	"-----END CERTIFICATE-----\n"
+;
+static const char pki_other_key[] =
+	"-----BEGIN PRIVATE KEY-----\n"
+	"MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgTd6U9rsp1TbiOWsq\n"
+	"VuDuGcyglhEqQxOKsn4agNGT9FehRANCAAQu8K2xA4+WR/4cOD/YyNsLiTHG/U3V\n"
+	"qKC0TvXY7bociMRNK+E/4qNL3kJpEpLbp9c4eX2d4+HVZiXVtqH2WRWB\n"
+	"-----END PRIVATE KEY-----\n"
+;
