@@ -725,20 +725,27 @@ static void with_wrk(int port)
  * that needs it: two counting Python upstreams, a and b; http_lb in front
  * of a, given by name; http_hello, and http_lb in front of it. */
 static struct child up_a, up_b, lb_a, hello, lb_hello;
-static bool have_ab, have_lb_a, have_hello, have_lb_hello;
+static bool have_a, have_b, have_lb_a, have_hello, have_lb_hello;
 
-static void need_upstreams(void)
+/* A Python upstream takes most of a second to start: each is started
+ * only for the cases that use it. */
+static void need_a(void)
 {
-	if (have_ab)
-		return;
-	upstream_start(&up_a, "a");
-	upstream_start(&up_b, "b");
-	have_ab = true;
+	if (!have_a)
+		upstream_start(&up_a, "a");
+	have_a = true;
+}
+
+static void need_b(void)
+{
+	if (!have_b)
+		upstream_start(&up_b, "b");
+	have_b = true;
 }
 
 static int lb_on_a(void)
 {
-	need_upstreams();
+	need_a();
 	if (!have_lb_a) {
 		char list[128];
 		snprintf(list, sizeof list, "localhost:%d", ex_port(&up_a));
@@ -777,7 +784,8 @@ static void round_robin_ab(void)
 {
 	struct child lb;
 	char list[128];
-	need_upstreams();
+	need_a();
+	need_b();
 	snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", ex_port(&up_a),
 		 ex_port(&up_b));
 	lb_start(&lb, NULL, list);
@@ -814,16 +822,16 @@ int main(int argc, char **argv)
 	TEST_CASE(fail_open, fail_open());
 #ifdef COREIO_TEST_TLS
 	TEST_CASE(tls, {
-		need_upstreams();
+		need_a();
 		with_tls(ex_port(&up_a));
 	});
 #else
 	TEST_CASE_OFF(tls, "no TLS in this build");
 #endif
-	if (have_ab) {
+	if (have_a)
 		ex_stop(&up_a, SIGKILL, 5000);
+	if (have_b)
 		ex_stop(&up_b, SIGKILL, 5000);
-	}
 
 	/* In front of http_hello: wrk, slowloris, the drain. */
 	TEST_CASE(wrk, with_wrk(lb_on_hello()));
