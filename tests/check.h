@@ -1,9 +1,49 @@
-/* check.h - assertions and the per-backend runner shared by the tests.
+/* check.h - assertions, cases and the per-backend runner shared by the
+ * tests.
  *
- * Each test program is registered with CTest once per backend; CTest sets
- * COREIO_BACKEND, and test_run() checks that the runtime really runs on
- * that backend.  A backend this machine lacks exits 77 (CTest: skipped)
- * with the reason, never a silent pass. */
+ * Each case of a test program is a CTest entry of its own, once per
+ * backend: NAME.CASE.BACKEND (test_sync.select_fds.uring), so that a
+ * failure names its case, the other cases still run, and `ctest -R`
+ * picks one.  CTest sets COREIO_BACKEND, and test_run() checks that the
+ * runtime really runs on that backend.  A backend this machine lacks
+ * exits 77 (CTest: skipped) with the reason, never a silent pass.
+ *
+ * A program's cases, in main or in the task test_run() runs:
+ *
+ *	int main(int argc, char **argv)
+ *	{
+ *		test_cases_begin(argc, argv);	// argv[1]: the one case to run
+ *		...shared set-up...
+ *		TEST_CASE(chan_fifo, test_chan_fifo());
+ *		TEST_CASE(select_fds, test_select_fds());
+ *		...
+ *		return test_cases_end();	// 2 if argv[1] named no case
+ *	}
+ *
+ * TEST_CASE(name, statements...) runs its statements when no case was
+ * named (the program alone, or the fault sweep of scripts/check-faults.sh:
+ * every case in order, as before) or when `name` was.  tests/CMakeLists.txt
+ * registers the cases by reading the TEST_CASE( and TEST_CASE_OFF( lines
+ * of the source, so each must start its line, with its name a plain
+ * identifier on that line.  A case compiled out (#ifdef) needs a
+ * TEST_CASE_OFF(name, "why") in the other branch: named, it exits 77
+ * (skipped) with the reason.  Each case starts with a line "-- name" on
+ * stderr.
+ *
+ * A case must not depend on what an earlier case left behind: run alone,
+ * it must set up what it needs.  Set-up that cases share (a temp dir, a
+ * server child) stays in main or the test task, before the cases, and
+ * runs whichever case is named; one that only some cases need is started
+ * by the first of them that does (tests/test_http_lb.c), or guarded by
+ * test_case_wanted().  A check over what every case did together (a
+ * server's summary) holds only under test_cases_all().
+ *
+ * To convert a program: main takes (argc, argv) and calls
+ * test_cases_begin() first, each case's call becomes a TEST_CASE line, and
+ * main returns test_cases_end() where it returned 0.  A program that
+ * re-executes itself keeps its children's argv apart from case names
+ * (tests/test_inject.c: `--child NAME`).  A program without TEST_CASE
+ * lines stays one entry, NAME.BACKEND. */
 #ifndef COREIO_TEST_CHECK_H
 #define COREIO_TEST_CHECK_H
 
@@ -46,6 +86,73 @@ static inline void test_check_failed_(void)
 			test_check_failed_();                                \
 		}                                                            \
 	} while (0)
+
+/* The case argv[1] named (NULL: every case), whether one of that name
+ * ran, and whether it was compiled out. */
+static const char *test_case_named_;
+static const char *test_case_prog_ = "test";
+static const char *test_case_current; /* the case running, for its messages */
+static bool test_case_found_, test_case_off_;
+
+static inline void test_cases_begin(int argc, char **argv)
+{
+	if (argc > 0 && argv[0])
+		test_case_prog_ = argv[0];
+	test_case_named_ = argc > 1 ? argv[1] : NULL;
+}
+
+/* Whether case `name` is to run: every case, or the one named.  For a
+ * set-up that only some cases need. */
+static inline bool test_case_wanted(const char *name)
+{
+	return !test_case_named_ || strcmp(test_case_named_, name) == 0;
+}
+
+/* Whether every case runs (no case named). */
+static inline bool test_cases_all(void)
+{
+	return !test_case_named_;
+}
+
+static inline bool test_case_start_(const char *name)
+{
+	if (!test_case_wanted(name))
+		return false;
+	test_case_found_ = true;
+	test_case_current = name;
+	fprintf(stderr, "-- %s\n", name);
+	return true;
+}
+
+#define TEST_CASE(name, ...)                                                 \
+	do {                                                                 \
+		if (test_case_start_(#name)) {                               \
+			__VA_ARGS__;                                         \
+		}                                                            \
+	} while (0)
+
+#define TEST_CASE_OFF(name, why)                                             \
+	do {                                                                 \
+		if (test_case_start_(#name)) {                               \
+			fprintf(stderr, "%s: left out: %s\n", #name, why);  \
+			test_case_off_ = true;                               \
+		}                                                            \
+	} while (0)
+
+/* What main returns after its cases: 2 (and a message) when argv[1]
+ * named no case of the program, never a silent pass; 77 when the one
+ * named was compiled out; else 0. */
+static inline int test_cases_end(void)
+{
+	if (test_case_named_ && !test_case_found_) {
+		fprintf(stderr, "%s: no case named \"%s\"\n", test_case_prog_,
+			test_case_named_);
+		return 2;
+	}
+	if (test_case_named_ && test_case_off_)
+		return 77;
+	return 0;
+}
 
 /* Under the fault sweep (COREIO_CHECK_EXIT=1), a spawn refused for want
  * of memory or of a stack fails the test at once, through its own check:

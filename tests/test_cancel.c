@@ -299,21 +299,23 @@ static void test_shield(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_cancel_sleeper();
-	test_cancel_before_start();
-	test_join_deadline();
-	test_deadline_accuracy();
-	test_nested_scopes();
-	test_cancel_in_scopes();
-	test_cancel_beats_deadline();
-	test_self_cancel();
-	test_interval();
-	test_timer_order();
-	test_shield();
+	TEST_CASE(cancel_sleeper, test_cancel_sleeper());
+	TEST_CASE(cancel_before_start, test_cancel_before_start());
+	TEST_CASE(join_deadline, test_join_deadline());
+	TEST_CASE(deadline_accuracy, test_deadline_accuracy());
+	TEST_CASE(nested_scopes, test_nested_scopes());
+	TEST_CASE(cancel_in_scopes, test_cancel_in_scopes());
+	TEST_CASE(cancel_beats_deadline, test_cancel_beats_deadline());
+	TEST_CASE(self_cancel, test_self_cancel());
+	TEST_CASE(interval, test_interval());
+	TEST_CASE(timer_order, test_timer_order());
+	TEST_CASE(shield, test_shield());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	return test_run(test_main, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -602,22 +602,25 @@ static void test_dial_cancel(void)
 static void *run(void *arg)
 {
 	(void)arg;
+	/* The dnsmasq that most cases ask, started for any case. */
 	server_start(&main_server, 60);
-	test_families();
-	test_numeric();
-	test_errors();
-	test_deadline();
-	test_cancel();
-	test_concurrent();
-	test_cache();
-	test_cache_bound();
-	test_dial();
-	test_dial_cancel();
+	TEST_CASE(families, test_families());
+	TEST_CASE(numeric, test_numeric());
+	TEST_CASE(errors, test_errors());
+	TEST_CASE(deadline, test_deadline());
+	TEST_CASE(cancel, test_cancel());
+	TEST_CASE(concurrent, test_concurrent());
+	TEST_CASE(cache, test_cache());
+	TEST_CASE(cache_bound, test_cache_bound());
+	TEST_CASE(dial, test_dial());
+	TEST_CASE(dial_cancel, test_dial_cancel());
 	server_stop(&main_server);
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	return test_run(run, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_run(run, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -232,10 +232,15 @@ static int run(bool stream)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	/* The backend check: a backend this machine lacks skips (77), as
 	 * every test does; the server is then not started. */
 	int rc = test_backend_missing();
-	return rc ? rc : run(false) || run(true);
+	if (rc)
+		return rc;
+	TEST_CASE(raw, run(false));
+	TEST_CASE(stream, run(true));
+	return test_cases_end();
 }

@@ -153,12 +153,9 @@ static void test_loop_stoppable(void)
 	cio_deadline_pop(tok);
 }
 
-static void *test_main(void *arg)
+/* Every kind of failing fd, in one case: they share the fds. */
+static void loop_yields(void)
 {
-	(void)arg;
-	test_deadline_first();
-	test_cancel_first();
-
 	int p[2], tcp, udp;
 	CHECK_EQ(cio_pipe(p), 0);
 	CHECK((tcp = cio_socket(AF_INET, SOCK_STREAM, 0)) >= 0);
@@ -175,18 +172,27 @@ static void *test_main(void *arg)
 	CHECK_EQ(cio_close(p[1]), 0);
 	CHECK_EQ(cio_close(tcp), 0);
 	CHECK_EQ(cio_close(udp), 0);
+}
 
-	test_loop_lets_signal_in();
-	test_loop_stoppable();
+static void *test_main(void *arg)
+{
+	(void)arg;
+	TEST_CASE(deadline_first, test_deadline_first());
+	TEST_CASE(cancel_first, test_cancel_first());
+	TEST_CASE(loop_yields, loop_yields());
+	TEST_CASE(loop_lets_signal_in, test_loop_lets_signal_in());
+	TEST_CASE(loop_stoppable, test_loop_stoppable());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	/* cio_signal_wait() wants the signal blocked in every thread. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
 	CHECK_EQ(pthread_sigmask(SIG_BLOCK, &set, NULL), 0);
-	return test_run(test_main, NULL);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

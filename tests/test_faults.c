@@ -373,22 +373,25 @@ static void *run_nested(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	/* The backend CTest asked for must exist here, or this is a skip. */
 	int skip = test_backend_missing();
 	if (skip)
 		return skip;
-	test_overflow(NULL);
-	test_overflow("mprotect");
-	test_other_fault();
-	test_outside_task();
-	test_scope_misuse();
-	CHECK_EQ(cio_run(scoped_main, NULL), 0);
-	test_true_deadlock();
-	int rc = 0;
-	CHECK_EQ(cio_run(run_nested, &rc), 0);
-	CHECK_EQ(rc, -EBUSY);
+	TEST_CASE(overflow, test_overflow(NULL));
+	TEST_CASE(overflow_mprotect, test_overflow("mprotect"));
+	TEST_CASE(other_fault, test_other_fault());
+	TEST_CASE(outside_task, test_outside_task());
+	TEST_CASE(scope_misuse, test_scope_misuse());
+	TEST_CASE(scoped_blocks, CHECK_EQ(cio_run(scoped_main, NULL), 0));
+	TEST_CASE(true_deadlock, test_true_deadlock());
+	TEST_CASE(nested_run, {
+		int rc = 0;
+		CHECK_EQ(cio_run(run_nested, &rc), 0);
+		CHECK_EQ(rc, -EBUSY);
+	});
 	fprintf(stderr, "ok\n");
-	return 0;
+	return test_cases_end();
 }

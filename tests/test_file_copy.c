@@ -61,12 +61,63 @@ static int copy(const char *qd, bool direct, const char *src, const char *dst,
 	return ex_run(c, args, 20000);
 }
 
-int main(void)
+/* Every size, queue depth and mode, byte for byte. */
+static void copies(const char *src, const char *dst, bool direct_ok)
 {
 	static const size_t sizes[] = {0, 1, 4095, 4097, (10u << 20) + 3};
 	static const char *const qds[] = {"1", "16"};
 	struct child c;
+	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+		uint32_t seed = 0x1000u + (uint32_t)s;
+		write_file(src, sizes[s], seed);
+		for (int q = 0; q < 2; q++)
+			for (int d = 0; d < 2; d++) {
+				if (d && !direct_ok)
+					continue;
+				unlink(dst);
+				if (s == 2)
+					write_file(dst, 99999, 1); /* an old, longer DST */
+				int rc = copy(qds[q], d, src, dst, &c);
+				if (rc != 0 || !same(dst, sizes[s], seed)) {
+					fprintf(stderr, "copy of %zu bytes, qd %s%s: exit %d: %s\n",
+						sizes[s], qds[q], d ? ", direct" : "", rc, c.text);
+					CHECK(!"copy failed");
+				}
+				CHECK(strstr(c.text, "bytes in"));
+			}
+	}
+	fprintf(stderr, "  10 MiB: %s", c.text);
+}
+
+/* Errors: a clear message and a non-zero status. */
+static void copy_errors(const char *src, const char *dst)
+{
+	struct child c;
+	char missing[160];
+	const size_t size = (1u << 20) + 3;
+	write_file(src, size, 0x2000u);
+	snprintf(missing, sizeof missing, "%s/no-such-file", dir);
+	CHECK_EQ(copy("4", false, missing, dst, &c), 1);
+	CHECK(strstr(c.text, "No such file or directory"));
+	CHECK(strstr(c.text, "no-such-file"));
+	CHECK_EQ(copy("4", false, dir, dst, &c), 1);
+	CHECK(strstr(c.text, "Is a directory"));
+	snprintf(missing, sizeof missing, "%s/no-dir/dst", dir);
+	CHECK_EQ(copy("4", false, src, missing, &c), 1);
+	CHECK(strstr(c.text, "No such file or directory"));
+	CHECK_EQ(copy("4", false, src, src, &c), 1); /* and SRC survives */
+	CHECK(same(src, size, 0x2000u));
+	char *bad[] = {FILE_COPY_BIN, "--qd", "0", (char *)src, (char *)dst, NULL};
+	CHECK_EQ(ex_run(&c, bad, 5000), 2);
+	char *help[] = {FILE_COPY_BIN, "--help", NULL};
+	CHECK_EQ(ex_run(&c, help, 5000), 0);
+	CHECK(strstr(c.text, "usage"));
+}
+
+int main(int argc, char **argv)
+{
 	char src[128], dst[128];
+	test_cases_begin(argc, argv);
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
@@ -86,49 +137,11 @@ int main(void)
 	else
 		fprintf(stderr, "  no O_DIRECT in %s: %s\n", dir, strerror(errno));
 	unlink(probe);
-	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-		uint32_t seed = 0x1000u + (uint32_t)s;
-		write_file(src, sizes[s], seed);
-		for (int q = 0; q < 2; q++)
-			for (int d = 0; d < 2; d++) {
-				if (d && !direct_ok)
-					continue;
-				unlink(dst);
-				if (s == 2)
-					write_file(dst, 99999, 1); /* an old, longer DST */
-				rc = copy(qds[q], d, src, dst, &c);
-				if (rc != 0 || !same(dst, sizes[s], seed)) {
-					fprintf(stderr, "copy of %zu bytes, qd %s%s: exit %d: %s\n",
-						sizes[s], qds[q], d ? ", direct" : "", rc, c.text);
-					CHECK(!"copy failed");
-				}
-				CHECK(strstr(c.text, "bytes in"));
-			}
-	}
-	fprintf(stderr, "  10 MiB: %s", c.text);
-
-	/* Errors: a clear message and a non-zero status. */
-	char missing[160];
-	snprintf(missing, sizeof missing, "%s/no-such-file", dir);
-	CHECK_EQ(copy("4", false, missing, dst, &c), 1);
-	CHECK(strstr(c.text, "No such file or directory"));
-	CHECK(strstr(c.text, "no-such-file"));
-	CHECK_EQ(copy("4", false, dir, dst, &c), 1);
-	CHECK(strstr(c.text, "Is a directory"));
-	snprintf(missing, sizeof missing, "%s/no-dir/dst", dir);
-	CHECK_EQ(copy("4", false, src, missing, &c), 1);
-	CHECK(strstr(c.text, "No such file or directory"));
-	CHECK_EQ(copy("4", false, src, src, &c), 1); /* and SRC survives */
-	CHECK(same(src, sizes[4], 0x1004u));
-	char *bad[] = {FILE_COPY_BIN, "--qd", "0", src, dst, NULL};
-	CHECK_EQ(ex_run(&c, bad, 5000), 2);
-	char *help[] = {FILE_COPY_BIN, "--help", NULL};
-	CHECK_EQ(ex_run(&c, help, 5000), 0);
-	CHECK(strstr(c.text, "usage"));
-
+	TEST_CASE(copies, copies(src, dst, direct_ok));
+	TEST_CASE(errors, copy_errors(src, dst));
 	unlink(src);
 	unlink(dst);
 	CHECK_EQ(rmdir(dir), 0);
 	fprintf(stderr, "ok (%s)\n", getenv("COREIO_BACKEND") ? getenv("COREIO_BACKEND") : "auto");
-	return 0;
+	return test_cases_end();
 }

@@ -346,8 +346,9 @@ static void malformed(void)
 	expect("/big.bin", 200);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
@@ -380,13 +381,13 @@ int main(void)
 	CHECK_EQ(symlink("index.html", path), 0);
 
 	struct child srv;
-	char *argv[] = {FILE_SERVER_BIN, "--root", root, "--listen", "127.0.0.1:0", "--cores",
+	char *sargv[] = {FILE_SERVER_BIN, "--root", root, "--listen", "127.0.0.1:0", "--cores",
 			"2", "--read-timeout-ms", "500", "--seconds", "100", NULL};
-	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
+	CHECK_EQ(ex_start(&srv, sargv, "listening on"), 0);
 	port = ex_port(&srv);
-	serves();
-	refuses();
-	malformed();
+	TEST_CASE(serves, serves());
+	TEST_CASE(refuses, refuses());
+	TEST_CASE(malformed, malformed());
 	CHECK_EQ(ex_stop(&srv, SIGTERM, 10000), 0);
 	CHECK(strstr(srv.text, "stopped"));
 
@@ -401,5 +402,5 @@ int main(void)
 	CHECK_EQ(rmdir(top), 0);
 	free(big);
 	fprintf(stderr, "ok (%s)\n", getenv("COREIO_BACKEND") ? getenv("COREIO_BACKEND") : "auto");
-	return 0;
+	return test_cases_end();
 }

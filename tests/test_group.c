@@ -346,16 +346,16 @@ static void test_unbounded(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_basic();
-	test_errors(false);
-	test_errors(true);
-	test_deadline_reaches_members();
-	test_inheritance();
-	test_nested_cancel();
-	test_ignores_cancel();
-	test_shielded_spawn();
-	test_many();
-	test_unbounded();
+	TEST_CASE(basic, test_basic());
+	TEST_CASE(errors, test_errors(false));
+	TEST_CASE(errors_fail_fast, test_errors(true));
+	TEST_CASE(deadline_reaches_members, test_deadline_reaches_members());
+	TEST_CASE(inheritance, test_inheritance());
+	TEST_CASE(nested_cancel, test_nested_cancel());
+	TEST_CASE(ignores_cancel, test_ignores_cancel());
+	TEST_CASE(shielded_spawn, test_shielded_spawn());
+	TEST_CASE(many, test_many());
+	TEST_CASE(unbounded, test_unbounded());
 	return NULL;
 }
 
@@ -388,12 +388,15 @@ static void *cores_main(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_run(test_main, NULL);
 	if (rc)
 		return rc;
-	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
-	CHECK_EQ(cio_run_cores_with(&cc, 2, cores_main, NULL), 0);
-	return 0;
+	TEST_CASE(cores, {
+		cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+		CHECK_EQ(cio_run_cores_with(&cc, 2, cores_main, NULL), 0);
+	});
+	return test_cases_end();
 }

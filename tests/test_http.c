@@ -809,24 +809,19 @@ static void test_drain(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_keepalive_and_pipelining();
-	fprintf(stderr, "keepalive_and_pipelining: ok\n");
-	test_bodies();
-	fprintf(stderr, "bodies: ok\n");
-	test_responses();
-	fprintf(stderr, "responses: ok\n");
-	test_limits();
-	fprintf(stderr, "limits: ok\n");
-	test_smuggling();
-	fprintf(stderr, "smuggling: ok\n");
-	test_send_timeout();
-	fprintf(stderr, "send timeout: ok\n");
-	test_drain();
-	fprintf(stderr, "drain: ok\n");
+	TEST_CASE(keepalive_and_pipelining, test_keepalive_and_pipelining());
+	TEST_CASE(bodies, test_bodies());
+	TEST_CASE(responses, test_responses());
+	TEST_CASE(limits, test_limits());
+	TEST_CASE(smuggling, test_smuggling());
+	TEST_CASE(send_timeout, test_send_timeout());
+	TEST_CASE(drain, test_drain());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	return test_run(test_main, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -722,27 +722,24 @@ static void *test_main(void *arg)
 {
 	(void)arg;
 	int fds = test_count_fds();
-	test_basics();
-	fprintf(stderr, "basics: ok\n");
-	test_many();
-	fprintf(stderr, "many: ok\n");
-	test_stale();
-	fprintf(stderr, "stale: ok\n");
-	test_odd_responses();
-	fprintf(stderr, "odd responses: ok\n");
-	test_idle();
-	fprintf(stderr, "idle: ok\n");
+	TEST_CASE(basics, test_basics());
+	TEST_CASE(many, test_many());
+	TEST_CASE(stale, test_stale());
+	TEST_CASE(odd_responses, test_odd_responses());
+	TEST_CASE(idle, test_idle());
 #ifdef COREIO_TEST_TLS
-	test_tls();
-	fprintf(stderr, "tls: ok\n");
+	TEST_CASE(tls, test_tls());
+#else
+	TEST_CASE_OFF(tls, "no TLS in this build");
 #endif
-	test_drain();
-	fprintf(stderr, "drain: ok\n");
+	TEST_CASE(drain, test_drain());
 	CHECK_EQ(test_count_fds(), fds);
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	return test_run(test_main, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -721,8 +721,81 @@ static void with_wrk(int port)
 	}
 }
 
-int main(void)
+/* The fixtures that several cases share, each started by the first case
+ * that needs it: two counting Python upstreams, a and b; http_lb in front
+ * of a, given by name; http_hello, and http_lb in front of it. */
+static struct child up_a, up_b, lb_a, hello, lb_hello;
+static bool have_a, have_b, have_lb_a, have_hello, have_lb_hello;
+
+/* A Python upstream takes most of a second to start: each is started
+ * only for the cases that use it. */
+static void need_a(void)
 {
+	if (!have_a)
+		upstream_start(&up_a, "a");
+	have_a = true;
+}
+
+static void need_b(void)
+{
+	if (!have_b)
+		upstream_start(&up_b, "b");
+	have_b = true;
+}
+
+static int lb_on_a(void)
+{
+	need_a();
+	if (!have_lb_a) {
+		char list[128];
+		snprintf(list, sizeof list, "localhost:%d", ex_port(&up_a));
+		lb_start(&lb_a, NULL, list);
+		have_lb_a = true;
+	}
+	return ex_port(&lb_a);
+}
+
+static int lb_on_hello(void)
+{
+	if (!have_lb_hello) {
+		char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "127.0.0.1:0", NULL};
+		ex_start(&hello, hargv, "listening on");
+		have_hello = true;
+		char list[128];
+		snprintf(list, sizeof list, "127.0.0.1:%d", ex_port(&hello));
+		lb_start(&lb_hello, NULL, list);
+		have_lb_hello = true;
+	}
+	return ex_port(&lb_hello);
+}
+
+/* Stops the http_lb in front of http_hello: within 5 s, as slowloris's
+ * connections are closed at once, and no request failed. */
+static void stop_lb_hello(void)
+{
+	int64_t t0 = ex_now_ms();
+	lb_stop(&lb_hello);
+	have_lb_hello = false;
+	CHECK(ex_now_ms() - t0 < 5000);
+	CHECK(strstr(lb_hello.text, "0 answered 5xx"));
+}
+
+static void round_robin_ab(void)
+{
+	struct child lb;
+	char list[128];
+	need_a();
+	need_b();
+	snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", ex_port(&up_a),
+		 ex_port(&up_b));
+	lb_start(&lb, NULL, list);
+	round_robin(ex_port(&lb));
+	lb_stop(&lb);
+}
+
+int main(int argc, char **argv)
+{
+	test_cases_begin(argc, argv);
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
@@ -734,52 +807,46 @@ int main(void)
 	snprintf(dir, sizeof dir, "/tmp/coreio-lb-XXXXXX");
 	CHECK(mkdtemp(dir) != NULL);
 
-	/* Two counting upstreams, one given by name. */
-	struct child a, b, lb, hello;
-	upstream_start(&a, "a");
-	upstream_start(&b, "b");
-	char list[128];
-	snprintf(list, sizeof list, "localhost:%d", ex_port(&a));
-	lb_start(&lb, NULL, list);
-	int port = ex_port(&lb);
-	with_curl(port);
-	with_python(port);
-	pipelined(port);
-	smuggling(port, ex_port(&a));
-	fprintf(stderr, "ok: curl, python, pipelining, smuggling\n");
-	lb_stop(&lb);
-	snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d", ex_port(&a), ex_port(&b));
-	lb_start(&lb, NULL, list);
-	round_robin(ex_port(&lb));
-	lb_stop(&lb);
-	least_conn();
-	health();
-	fail_open();
-	fprintf(stderr, "ok: least connections, health checks\n");
+	TEST_CASE(curl, with_curl(lb_on_a()));
+	TEST_CASE(python, with_python(lb_on_a()));
+	TEST_CASE(pipelined, pipelined(lb_on_a()));
+	TEST_CASE(smuggling, {
+		int port = lb_on_a(); /* before up_a's port is read */
+		smuggling(port, ex_port(&up_a));
+	});
+	if (have_lb_a)
+		lb_stop(&lb_a);
+	TEST_CASE(round_robin, round_robin_ab());
+	TEST_CASE(least_conn, least_conn());
+	TEST_CASE(health, health());
+	TEST_CASE(fail_open, fail_open());
 #ifdef COREIO_TEST_TLS
-	with_tls(ex_port(&a));
-	fprintf(stderr, "ok: round-robin, TLS termination\n");
+	TEST_CASE(tls, {
+		need_a();
+		with_tls(ex_port(&up_a));
+	});
+#else
+	TEST_CASE_OFF(tls, "no TLS in this build");
 #endif
-	ex_stop(&a, SIGKILL, 5000);
-	ex_stop(&b, SIGKILL, 5000);
+	if (have_a)
+		ex_stop(&up_a, SIGKILL, 5000);
+	if (have_b)
+		ex_stop(&up_b, SIGKILL, 5000);
 
 	/* In front of http_hello: wrk, slowloris, the drain. */
-	char *hargv[] = {HTTP_HELLO_BIN, "--cores", "1", "127.0.0.1:0", NULL};
-	ex_start(&hello, hargv, "listening on");
-	snprintf(list, sizeof list, "127.0.0.1:%d", ex_port(&hello));
-	lb_start(&lb, NULL, list);
-	port = ex_port(&lb);
-	with_wrk(port);
-	slowloris(port, lb.pid);
-	int64_t t0 = ex_now_ms();
-	lb_stop(&lb);
-	CHECK(ex_now_ms() - t0 < 5000);
-	CHECK(strstr(lb.text, "0 answered 5xx"));
-	CHECK_EQ(ex_stop(&hello, SIGTERM, 10000), 0);
-	fprintf(stderr, "ok: wrk, slowloris, drain\n");
+	TEST_CASE(wrk, with_wrk(lb_on_hello()));
+	TEST_CASE(slowloris, {
+		int port = lb_on_hello(); /* before lb_hello's pid is read */
+		slowloris(port, lb_hello.pid);
+		stop_lb_hello();
+	});
+	if (have_lb_hello)
+		stop_lb_hello();
+	if (have_hello)
+		CHECK_EQ(ex_stop(&hello, SIGTERM, 10000), 0);
 
-	failures();
+	TEST_CASE(failures, failures());
 	CHECK_EQ(rmdir(dir), 0);
 	fprintf(stderr, "ok\n");
-	return 0;
+	return test_cases_end();
 }

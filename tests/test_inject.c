@@ -107,8 +107,9 @@ static const struct {
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
-/* Runs this program's case `name` in a child with env (NAME=VALUE pairs,
- * NULL-terminated); returns its wait status. */
+/* Runs this program's child `name` (`--child NAME`, not a case name of
+ * CTest's) with env (NAME=VALUE pairs, NULL-terminated); returns its wait
+ * status. */
 static int run_child(char **argv, const char *name, const char *const *env)
 {
 	fflush(stderr);
@@ -117,7 +118,7 @@ static int run_child(char **argv, const char *name, const char *const *env)
 	if (pid == 0) {
 		for (; env && env[0]; env += 2)
 			setenv(env[0], env[1], 1);
-		execl("/proc/self/exe", argv[0], name, (char *)NULL);
+		execl("/proc/self/exe", argv[0], "--child", name, (char *)NULL);
 		_exit(127);
 	}
 	int st;
@@ -156,33 +157,63 @@ static int poller_refused(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* The case of the table by the name of the case running, in a child
+ * with its COREIO_FAIL; a child that cannot run the backend skips the
+ * whole. */
+static void inject(char **argv)
 {
-	if (argc == 2 && strcmp(argv[1], "ring_required") == 0)
-		return test_run(nothing, NULL);
-	if (argc == 2 && strcmp(argv[1], "poller_refused") == 0)
-		return poller_refused();
-	if (argc == 2) {
-		for (size_t i = 0; i < NCASES; i++)
-			if (strcmp(argv[1], cases[i].name) == 0)
-				return test_run(cases[i].fn, NULL);
-		CHECK(0);
-	}
-	const char *backend = getenv("COREIO_BACKEND");
-	if (backend && strcmp(backend, "uring") == 0)
-		broken_ring(argv);
-	const char *const poller_env[] = {"COREIO_FAIL", "poller:*:EMFILE", NULL};
-	int pst = run_child(argv, "poller_refused", poller_env);
-	CHECK(WIFEXITED(pst) && WEXITSTATUS(pst) == 0);
-	fprintf(stderr, "poller_refused (COREIO_FAIL=poller:*:EMFILE): ok\n");
 	for (size_t i = 0; i < NCASES; i++) {
+		if (strcmp(cases[i].name, test_case_current) != 0)
+			continue;
 		const char *const env[] = {"COREIO_FAIL", cases[i].fail, NULL};
 		int st = run_child(argv, cases[i].name, env);
 		CHECK(WIFEXITED(st));
 		if (WEXITSTATUS(st) == 77)
-			return 77; /* the backend does not run here */
+			exit(77); /* the backend does not run here */
 		CHECK_EQ(WEXITSTATUS(st), 0);
 		fprintf(stderr, "%s (COREIO_FAIL=%s): ok\n", cases[i].name, cases[i].fail);
+		return;
 	}
-	return 0;
+	CHECK(!"a case of the table");
+}
+
+int main(int argc, char **argv)
+{
+	/* A child of this program's, run with its COREIO_FAIL. */
+	if (argc == 3 && strcmp(argv[1], "--child") == 0) {
+		if (strcmp(argv[2], "ring_required") == 0)
+			return test_run(nothing, NULL);
+		if (strcmp(argv[2], "poller_refused") == 0)
+			return poller_refused();
+		for (size_t i = 0; i < NCASES; i++)
+			if (strcmp(argv[2], cases[i].name) == 0)
+				return test_run(cases[i].fn, NULL);
+		CHECK(!"a child's name");
+	}
+	test_cases_begin(argc, argv);
+	const char *backend = getenv("COREIO_BACKEND");
+	TEST_CASE(broken_ring, {
+		if (backend && strcmp(backend, "uring") == 0)
+			broken_ring(argv);
+		else
+			fprintf(stderr, "broken_ring: io_uring only\n");
+	});
+	TEST_CASE(poller_refused, {
+		const char *const poller_env[] = {"COREIO_FAIL", "poller:*:EMFILE", NULL};
+		int pst = run_child(argv, "poller_refused", poller_env);
+		CHECK(WIFEXITED(pst) && WEXITSTATUS(pst) == 0);
+		fprintf(stderr, "poller_refused (COREIO_FAIL=poller:*:EMFILE): ok\n");
+	});
+	/* The table's cases, by the name of each. */
+	TEST_CASE(recv_eintr, inject(argv));
+	TEST_CASE(connect_refused, inject(argv));
+#ifndef COREIO_PORTABLE
+	TEST_CASE(signalfd_refused, inject(argv));
+#else
+	TEST_CASE_OFF(signalfd_refused, "Linux's signalfd only");
+#endif
+	TEST_CASE(file_nowait, inject(argv));
+	TEST_CASE(dns_connect, inject(argv));
+	TEST_CASE(dns_send, inject(argv));
+	return test_cases_end();
 }

@@ -350,15 +350,16 @@ static void test_eintr(void)
 	close(kq);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	test_clear();
-	test_eof();
-	test_errors();
-	test_receipt();
-	test_user();
-	test_timeout();
-	test_eintr();
+	test_cases_begin(argc, argv);
+	TEST_CASE(clear, test_clear());
+	TEST_CASE(eof, test_eof());
+	TEST_CASE(errors, test_errors());
+	TEST_CASE(receipt, test_receipt());
+	TEST_CASE(user, test_user());
+	TEST_CASE(timeout, test_timeout());
+	TEST_CASE(eintr, test_eintr());
 	fprintf(stderr, "ok (kevent emulation)\n");
-	return 0;
+	return test_cases_end();
 }

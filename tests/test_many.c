@@ -155,21 +155,25 @@ static void *wave(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int rc = test_run(hundred_k, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_backend_missing();
 	if (rc)
 		return rc;
-	cio_config small_cache = {.stack_cache = 100};
-	CHECK_EQ(cio_run_with(&small_cache, wave, NULL), 0);
+	TEST_CASE(hundred_k, CHECK_EQ(test_run(hundred_k, NULL), 0));
+	TEST_CASE(wave, {
+		cio_config small_cache = {.stack_cache = 100};
+		CHECK_EQ(cio_run_with(&small_cache, wave, NULL), 0);
+	});
 	/* mprotect guards: two VMAs a stack, so vm.max_map_count stops us. */
-	enomem_child("mprotect");
+	TEST_CASE(enomem_mprotect, enomem_child("mprotect"));
 	/* Guard markers in large mappings: the address-space limit stops us.
 	 * (Not under ASan, whose shadow memory alone exceeds any such limit.) */
 #if defined(__SANITIZE_ADDRESS__)
-	fprintf(stderr, "RLIMIT_AS case not run: ASan reserves terabytes\n");
+	TEST_CASE_OFF(enomem_rlimit_as, "ASan reserves terabytes");
 #else
-	enomem_child(NULL);
+	TEST_CASE(enomem_rlimit_as, enomem_child(NULL));
 #endif
-	return 0;
+	return test_cases_end();
 }

@@ -417,15 +417,17 @@ static void *test_main(void *arg)
 	const char *why = cio_backend_reason();
 	fprintf(stderr, "backend %s%s%s, seed %#x\n", cio_backend_name(),
 		why ? ": " : "", why ? why : "", rng);
-	test_addresses_and_options();
-	test_half_close();
-	test_echo_sizes();
-	test_many_connections();
+	TEST_CASE(addresses_and_options, test_addresses_and_options());
+	TEST_CASE(half_close, test_half_close());
+	TEST_CASE(echo_sizes, test_echo_sizes());
+	TEST_CASE(many_connections, test_many_connections());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
-	return test_run(test_main, NULL);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

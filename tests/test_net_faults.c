@@ -1094,35 +1094,42 @@ static void *test_main(void *arg)
 {
 	(void)arg;
 	fprintf(stderr, "backend %s\n", cio_backend_name());
-	test_bad_fds();
-	test_reset();
-	refused("127.0.0.1:0");
-	if (have_ipv6())
-		refused("[::1]:0");
-	test_connect_timeout();
-	test_accept_emfile();
-	test_interrupted_transfers();
-	test_eintr();
-	test_close_while_blocked();
-	test_close_only_that_fd();
+	TEST_CASE(bad_fds, test_bad_fds());
+	TEST_CASE(reset, test_reset());
+	TEST_CASE(refused, {
+		refused("127.0.0.1:0");
+		if (have_ipv6())
+			refused("[::1]:0");
+	});
+	TEST_CASE(connect_timeout, test_connect_timeout());
+	TEST_CASE(accept_emfile, test_accept_emfile());
+	TEST_CASE(interrupted_transfers, test_interrupted_transfers());
+	TEST_CASE(eintr, test_eintr());
+	TEST_CASE(close_while_blocked, test_close_while_blocked());
+	TEST_CASE(close_only_that_fd, test_close_only_that_fd());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	/* Children first: a fork from inside a runtime would inherit it,
 	 * and the SIGPIPE child wants a process where none has run yet. */
 	bool ok = true;
-	ok &= child_ok("SIGPIPE at its default", in_child(sigpipe_child, 10), true);
+	TEST_CASE(sigpipe_default,
+		  ok &= child_ok("SIGPIPE at its default", in_child(sigpipe_child, 10), true));
 #ifdef COREIO_TEST_SECCOMP
-	ok &= child_ok("seccomp fallback", in_child(seccomp_child, 10), true);
+	TEST_CASE(seccomp_fallback,
+		  ok &= child_ok("seccomp fallback", in_child(seccomp_child, 10), true));
 #else
-	fprintf(stderr, "seccomp fallback not built: no libseccomp for this target\n");
+	TEST_CASE_OFF(seccomp_fallback, "no libseccomp for this target");
 #endif
-	ok &= child_ok("wait on a negative fd", in_child(negative_fd_child, 5), true);
-	ok &= child_ok("Unix connect to a full backlog", in_child(unix_backlog_child, 10),
-		       true);
-	ok &= outside_task_aborts();
+	TEST_CASE(negative_fd,
+		  ok &= child_ok("wait on a negative fd", in_child(negative_fd_child, 5), true));
+	TEST_CASE(unix_full_backlog,
+		  ok &= child_ok("Unix connect to a full backlog",
+				 in_child(unix_backlog_child, 10), true));
+	TEST_CASE(outside_task_aborts, ok &= outside_task_aborts());
 	/* A child's failure is never hidden by a skip: children skip (77)
 	 * only for the documented reasons, and then so does the whole. */
 	CHECK(ok);
@@ -1130,5 +1137,5 @@ int main(void)
 	if (rc)
 		return rc;
 	rc = test_run(test_main, NULL);
-	return rc;
+	return rc ? rc : test_cases_end();
 }

@@ -929,27 +929,28 @@ static void *test_main(void *arg)
 {
 	(void)arg;
 	fprintf(stderr, "backend %s, seed %#x, dir %s\n", cio_backend_name(), rng, tmpdir);
-	test_addr();
-	test_udp();
-	test_unix_stream();
-	test_unix_dgram();
-	test_unix_seqpacket();
-	test_socketpair();
-	test_fd_passing();
-	test_partial();
-	test_pipes();
-	test_readiness();
-	test_foreign_fd_reuse();
+	TEST_CASE(addr, test_addr());
+	TEST_CASE(udp, test_udp());
+	TEST_CASE(unix_stream, test_unix_stream());
+	TEST_CASE(unix_dgram, test_unix_dgram());
+	TEST_CASE(unix_seqpacket, test_unix_seqpacket());
+	TEST_CASE(socketpair, test_socketpair());
+	TEST_CASE(fd_passing, test_fd_passing());
+	TEST_CASE(partial, test_partial());
+	TEST_CASE(pipes, test_pipes());
+	TEST_CASE(readiness, test_readiness());
+	TEST_CASE(foreign_fd_reuse, test_foreign_fd_reuse());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
 	const char *base = getenv("TMPDIR");
 	snprintf(tmpdir, sizeof tmpdir, "%s/coreio-net-XXXXXX", base && *base ? base : "/tmp");
 	CHECK(mkdtemp(tmpdir) != NULL);
 	int rc = test_run(test_main, NULL);
 	CHECK_EQ(rmdir(tmpdir), 0); /* every socket file was removed */
-	return rc;
+	return rc ? rc : test_cases_end();
 }

@@ -516,6 +516,23 @@ static void tls_termination(void)
 }
 #endif
 
+/* A proxy whose upstream refuses: a port with no listener behind it. */
+static void refusing_upstream(void)
+{
+	char dead_addr[64];
+	int dead = cio_listen("127.0.0.1:0", NULL);
+	CHECK(dead >= 0);
+	local_addr(dead, dead_addr, sizeof dead_addr);
+	cio_close(dead);
+	char *argv2[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", dead_addr,
+			 "--cores", "1", "--seconds", "100", NULL};
+	CHECK_EQ(ex_start(&refused, argv2, "listening on"), 0);
+	snprintf(refused_addr, sizeof refused_addr, "127.0.0.1:%d", ex_port(&refused));
+	upstream_refuses();
+	CHECK_EQ(ex_stop(&refused, SIGINT, 10000), 0);
+	CHECK(strstr(refused.text, "refused 3"));
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -525,13 +542,6 @@ static void *test_main(void *arg)
 	cio_task_t up = cio_spawn(upstream, NULL);
 	CHECK(up > 0);
 
-	/* A port with no listener, for the proxy whose upstream refuses. */
-	char dead_addr[64];
-	int dead = cio_listen("127.0.0.1:0", NULL);
-	CHECK(dead >= 0);
-	local_addr(dead, dead_addr, sizeof dead_addr);
-	cio_close(dead);
-
 	char cores[16], idle[16];
 	snprintf(cores, sizeof cores, "%d", PROXY_CORES);
 	snprintf(idle, sizeof idle, "%d", IDLE_MS);
@@ -540,28 +550,33 @@ static void *test_main(void *arg)
 			"--seconds", "100", NULL};
 	CHECK_EQ(ex_start(&proxy, argv, "listening on"), 0);
 	snprintf(proxy_addr, sizeof proxy_addr, "127.0.0.1:%d", ex_port(&proxy));
-	char *argv2[] = {TCP_PROXY_BIN, "--listen", "127.0.0.1:0", "--upstream", dead_addr,
-			 "--cores", "1", "--seconds", "100", NULL};
-	CHECK_EQ(ex_start(&refused, argv2, "listening on"), 0);
-	snprintf(refused_addr, sizeof refused_addr, "127.0.0.1:%d", ex_port(&refused));
 
 	echo_once(); /* warm up: whatever the proxy makes once is made */
 	cio_sleep(100 * CIO_MS);
 	int base_pipes, base = ex_fds(proxy.pid, &base_pipes);
 
-	int64_t t0 = cio_now();
-	many_connections();
-	fprintf(stderr, "  %d concurrent connections: %.2f s\n", CONNS,
-		(double)(cio_now() - t0) / 1e9);
-	upstream_half_close();
-	upstream_reset();
-	echo_once();
-	client_reset();
-	echo_once();
-	slow_reader();
-	upstream_refuses();
-	idle_timeout();
-	echo_once();
+	/* After a case that breaks connections, the proxy still serves. */
+	TEST_CASE(many_connections, {
+		int64_t t0 = cio_now();
+		many_connections();
+		fprintf(stderr, "  %d concurrent connections: %.2f s\n", CONNS,
+			(double)(cio_now() - t0) / 1e9);
+	});
+	TEST_CASE(upstream_half_close, upstream_half_close());
+	TEST_CASE(upstream_reset, {
+		upstream_reset();
+		echo_once();
+	});
+	TEST_CASE(client_reset, {
+		client_reset();
+		echo_once();
+	});
+	TEST_CASE(slow_reader, slow_reader());
+	TEST_CASE(upstream_refuses, refusing_upstream());
+	TEST_CASE(idle_timeout, {
+		idle_timeout();
+		echo_once();
+	});
 
 	/* Every connection closed: the fds are back to the baseline; only
 	 * the pool's empty pipes (at most 32 a core) may have stayed. */
@@ -581,13 +596,11 @@ static void *test_main(void *arg)
 	fprintf(stderr, "  %s", proxy.text);
 	CHECK(strstr(proxy.text, "stopped after"));
 	CHECK(strstr(proxy.text, "errors:"));
-	CHECK_EQ(ex_stop(&refused, SIGINT, 10000), 0);
-	CHECK(strstr(refused.text, "refused 3"));
 
 #ifdef COREIO_TEST_TLS
-	tls_termination();
+	TEST_CASE(tls_termination, tls_termination());
 #else
-	fprintf(stderr, "  no TLS in this build: tcp_proxy --tls-cert not tried\n");
+	TEST_CASE_OFF(tls_termination, "no TLS in this build: tcp_proxy --tls-cert not tried");
 #endif
 
 	cio_close(up_lfd);
@@ -595,9 +608,11 @@ static void *test_main(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
 	fprintf(stderr, "seed %#x\n", rng);
-	return test_run(test_main, NULL);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -835,22 +835,23 @@ static void *splice_main(void *arg)
 		f();                                                          \
 		fprintf(stderr, "%-24s %6.0f ms\n", #f, (double)(cio_now() - t) / 1e6); \
 	} while (0)
-	STEP(test_splice);
-	STEP(test_sendfile);
-	STEP(test_relay_both_ways);
-	STEP(test_relay_half_close);
-	STEP(test_relay_reset);
-	STEP(test_relay_slow_reader);
-	STEP(test_relay_idle);
-	STEP(test_relay_interrupt);
-	STEP(test_relay_small_after_bulk);
-	STEP(test_relay_misc);
+	TEST_CASE(splice, STEP(test_splice));
+	TEST_CASE(sendfile, STEP(test_sendfile));
+	TEST_CASE(relay_both_ways, STEP(test_relay_both_ways));
+	TEST_CASE(relay_half_close, STEP(test_relay_half_close));
+	TEST_CASE(relay_reset, STEP(test_relay_reset));
+	TEST_CASE(relay_slow_reader, STEP(test_relay_slow_reader));
+	TEST_CASE(relay_idle, STEP(test_relay_idle));
+	TEST_CASE(relay_interrupt, STEP(test_relay_interrupt));
+	TEST_CASE(relay_small_after_bulk, STEP(test_relay_small_after_bulk));
+	TEST_CASE(relay_misc, STEP(test_relay_misc));
 	fprintf(stderr, "zero-copy tests: %.2f s\n", (double)(cio_now() - t0) / 1e9);
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
 	seed = rng;
 	fprintf(stderr, "seed %#x (COREIO_TEST_SEED to repeat)\n", seed);
@@ -858,5 +859,5 @@ int main(void)
 	CHECK(mkdtemp(dir));
 	int rc = test_run(splice_main, NULL);
 	CHECK_EQ(rmdir(dir), 0);
-	return rc;
+	return rc ? rc : test_cases_end();
 }

@@ -117,59 +117,71 @@ static char *capture_stderr(int64_t stall_ns, cio_fn *fn, const char *name, int6
 	return out;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
 
 	/* Through the hook: the spinner is reported, by name and id. */
 	cio_stall_hook(hook, &reports);
-	reset();
-	CHECK(run_with_limit(50 * CIO_MS, spinner, "spinner") >= 1);
-	CHECK(atomic_load(&reports) >= 1);
-	CHECK(strcmp(seen_name, "spinner") == 0);
-	CHECK_EQ(atomic_load(&seen_task), atomic_load(&spinner_id));
-	CHECK(atomic_load(&seen_ns) >= 50 * CIO_MS);
+	TEST_CASE(hook_reports, {
+		reset();
+		CHECK(run_with_limit(50 * CIO_MS, spinner, "spinner") >= 1);
+		CHECK(atomic_load(&reports) >= 1);
+		CHECK(strcmp(seen_name, "spinner") == 0);
+		CHECK_EQ(atomic_load(&seen_task), atomic_load(&spinner_id));
+		CHECK(atomic_load(&seen_ns) >= 50 * CIO_MS);
 #if defined(__GLIBC__)
-	CHECK(atomic_load(&seen_frames) >= 2);
+		CHECK(atomic_load(&seen_frames) >= 2);
 #endif
+	});
 
 	/* A task that parks every 5 ms is never reported, though busy for
 	 * 400 ms.  The limit leaves room for the thread to be preempted on
 	 * a loaded machine, which a report would (rightly) count. */
-	reset();
-	CHECK_EQ(run_with_limit(150 * CIO_MS, parker, "parker"), 0);
-	CHECK_EQ(atomic_load(&reports), 0);
+	TEST_CASE(parker_quiet, {
+		reset();
+		CHECK_EQ(run_with_limit(150 * CIO_MS, parker, "parker"), 0);
+		CHECK_EQ(atomic_load(&reports), 0);
+	});
 
 	/* Off: nothing, even from the spinner. */
-	reset();
-	CHECK_EQ(run_with_limit(-1, spinner, "spinner"), 0);
-	CHECK_EQ(run_with_limit(0, spinner, "spinner"), 0); /* no COREIO_STALL_MS */
-	CHECK_EQ(atomic_load(&reports), 0);
+	TEST_CASE(off, {
+		reset();
+		CHECK_EQ(run_with_limit(-1, spinner, "spinner"), 0);
+		CHECK_EQ(run_with_limit(0, spinner, "spinner"), 0); /* no COREIO_STALL_MS */
+		CHECK_EQ(atomic_load(&reports), 0);
+	});
 
 	/* COREIO_STALL_MS turns them on where the config leaves it 0. */
-	CHECK(setenv("COREIO_STALL_MS", "50", 1) == 0);
-	CHECK(run_with_limit(0, spinner, "spinner") >= 1);
-	CHECK(atomic_load(&reports) >= 1);
-	CHECK_EQ(run_with_limit(-1, spinner, "spinner"), 0); /* < 0 wins */
-	CHECK(unsetenv("COREIO_STALL_MS") == 0);
+	TEST_CASE(env_limit, {
+		reset();
+		CHECK(setenv("COREIO_STALL_MS", "50", 1) == 0);
+		CHECK(run_with_limit(0, spinner, "spinner") >= 1);
+		CHECK(atomic_load(&reports) >= 1);
+		CHECK_EQ(run_with_limit(-1, spinner, "spinner"), 0); /* < 0 wins */
+		CHECK(unsetenv("COREIO_STALL_MS") == 0);
+	});
 
 	/* Without a hook: a line on stderr, then the backtrace. */
-	cio_stall_hook(NULL, NULL);
-	int64_t stalls;
-	const char *text = capture_stderr(50 * CIO_MS, spinner, "spinner", &stalls);
-	CHECK(stalls >= 1);
-	const char *line = strstr(text, "coreio: stall: core 0 task ");
-	CHECK(line != NULL);
-	const char *eol = strchr(line, '\n');
-	CHECK(eol != NULL);
-	CHECK(strstr(line, "\"spinner\" running ") != NULL);
-	CHECK(strstr(line, " ms without parking\n") == eol - strlen(" ms without parking"));
+	TEST_CASE(no_hook, {
+		cio_stall_hook(NULL, NULL);
+		int64_t stalls;
+		const char *text = capture_stderr(50 * CIO_MS, spinner, "spinner", &stalls);
+		CHECK(stalls >= 1);
+		const char *line = strstr(text, "coreio: stall: core 0 task ");
+		CHECK(line != NULL);
+		const char *eol = strchr(line, '\n');
+		CHECK(eol != NULL);
+		CHECK(strstr(line, "\"spinner\" running ") != NULL);
+		CHECK(strstr(line, " ms without parking\n") == eol - strlen(" ms without parking"));
 #if defined(__GLIBC__)
-	CHECK(eol[1] != '\0'); /* the frames follow */
+		CHECK(eol[1] != '\0'); /* the frames follow */
 #endif
+	});
 	cio_config cfg = test_backend_config();
 	fprintf(stderr, "ok (%s)\n", test_backend_key(&cfg));
-	return 0;
+	return test_cases_end();
 }

@@ -141,7 +141,7 @@ static void test_counters(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_counters();
+	TEST_CASE(counters, test_counters());
 	return NULL;
 }
 
@@ -197,17 +197,20 @@ static void test_cores(void)
 	CHECK(sample(dump, "coreio_tasks_spawned_total{core=\"1\"}") >= 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_run(test_main, NULL);
 	if (rc != 0)
 		return rc;
-	test_cores();
-	/* Off a runtime: zeros. */
-	cio_stats st;
-	memset(&st, 0xff, sizeof st);
-	cio_stats_get(&st);
-	CHECK_EQ(st.switches, 0);
-	CHECK_EQ(st.ops_read, 0);
-	return 0;
+	TEST_CASE(cores, test_cores());
+	TEST_CASE(off_runtime, {
+		/* Off a runtime: zeros. */
+		cio_stats st;
+		memset(&st, 0xff, sizeof st);
+		cio_stats_get(&st);
+		CHECK_EQ(st.switches, 0);
+		CHECK_EQ(st.ops_read, 0);
+	});
+	return test_cases_end();
 }

@@ -657,34 +657,44 @@ static void test_addresses_and_misuse(void)
 	CHECK_EQ(cio_close(lfd), 0);
 }
 
+/* A case runs over both transports: plain, then wrapped. */
+static void both(const char *name, void (*fn)(void))
+{
+	for (int pass = 0; pass < 2; pass++) {
+		use_wrapped = pass == 1;
+		fprintf(stderr, "%s: backend %s, %s transport\n", name, cio_backend_name(),
+			use_wrapped ? "wrapped" : "plain");
+		fn();
+	}
+	use_wrapped = false;
+}
+#define BOTH(f) both(#f, f)
+
 static void *test_main(void *arg)
 {
 	(void)arg;
-	for (int pass = 0; pass < 2; pass++) {
-		use_wrapped = pass == 1;
-		fprintf(stderr, "backend %s, %s transport\n", cio_backend_name(),
-			use_wrapped ? "wrapped" : "plain");
-		test_lines_split();
-		test_line_limit();
-		test_no_newline_flood();
-		test_interrupted_line();
-		test_half_close();
-		test_put_and_flush();
-		test_vectored();
-		test_interrupted_write();
-		test_interrupted_writev();
-		test_close_under_calls();
-		test_sticky_error();
-		test_sendfile();
-		test_relay();
-		test_relay_idle();
-	}
-	test_addresses_and_misuse();
+	TEST_CASE(lines_split, BOTH(test_lines_split));
+	TEST_CASE(line_limit, BOTH(test_line_limit));
+	TEST_CASE(no_newline_flood, BOTH(test_no_newline_flood));
+	TEST_CASE(interrupted_line, BOTH(test_interrupted_line));
+	TEST_CASE(half_close, BOTH(test_half_close));
+	TEST_CASE(put_and_flush, BOTH(test_put_and_flush));
+	TEST_CASE(vectored, BOTH(test_vectored));
+	TEST_CASE(interrupted_write, BOTH(test_interrupted_write));
+	TEST_CASE(interrupted_writev, BOTH(test_interrupted_writev));
+	TEST_CASE(close_under_calls, BOTH(test_close_under_calls));
+	TEST_CASE(sticky_error, BOTH(test_sticky_error));
+	TEST_CASE(sendfile, BOTH(test_sendfile));
+	TEST_CASE(relay, BOTH(test_relay));
+	TEST_CASE(relay_idle, BOTH(test_relay_idle));
+	TEST_CASE(addresses_and_misuse, test_addresses_and_misuse());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
-	return test_run(test_main, NULL);
+	int rc = test_run(test_main, NULL);
+	return rc ? rc : test_cases_end();
 }

@@ -288,9 +288,9 @@ static void test_fp_modes(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_int_regs();
-	test_fp_regs();
-	test_fp_modes();
+	TEST_CASE(int_regs, test_int_regs());
+	TEST_CASE(fp_regs, test_fp_regs());
+	TEST_CASE(fp_modes, test_fp_modes());
 	return NULL;
 }
 
@@ -304,8 +304,9 @@ static void *set_downward(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	for (int m = 0; m < NMODES; m++) {
 		CHECK_EQ(fesetround(modes[m]), 0);
 		fp_sig_now(&ref[m]);
@@ -329,9 +330,11 @@ int main(void)
 
 	/* The thread that calls cio_run() gets its own mode back, whatever
 	 * its tasks did. */
-	CHECK_EQ(fesetround(FE_TOWARDZERO), 0);
-	CHECK_EQ(cio_run(set_downward, NULL), 0);
-	check_mode(3);
-	CHECK_EQ(fesetround(FE_TONEAREST), 0);
-	return 0;
+	TEST_CASE(caller_mode_back, {
+		CHECK_EQ(fesetround(FE_TOWARDZERO), 0);
+		CHECK_EQ(cio_run(set_downward, NULL), 0);
+		check_mode(3);
+		CHECK_EQ(fesetround(FE_TONEAREST), 0);
+	});
+	return test_cases_end();
 }

@@ -1233,11 +1233,14 @@ static void test_select_timers(void)
 				 timer_case(t0 + 15 * MS), recv_case(a, &x)};
 	CHECK_EQ(cio_select(ts, 4), 2);
 	CHECK_TOOK(cio_now() - t0, 15 * MS);
-	/* Timers due together: the first in the array. */
+	/* Timers due together: one of them, whichever the runtime's turn
+	 * reaches first (position gives no priority, and the turn depends on
+	 * the selects made before in this runtime). */
 	t0 = cio_now();
 	cio_select_case tt[] = {recv_case(a, &x), timer_case(t0 + 15 * MS),
 				 timer_case(t0 + 15 * MS)};
-	CHECK_EQ(cio_select(tt, 3), 1);
+	int due = cio_select(tt, 3);
+	CHECK(due == 1 || due == 2);
 
 	/* A channel that becomes ready first beats the timer. */
 	struct sel_job j = {cs, 2, 0};
@@ -1693,27 +1696,27 @@ static void test_aborts(void)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_chan_fifo();
-	test_chan_receivers_fifo();
-	test_chan_backpressure();
-	test_chan_rendezvous();
-	test_chan_close();
-	test_chan_try();
-	test_chan_cancel();
-	test_chan_deadline();
-	test_oneshot();
-	test_mutex();
-	test_cond();
-	test_sem();
-	test_wg();
-	test_select_ready();
-	test_select_wait();
-	test_select_timers();
-	test_select_cancel();
-	test_select_fds();
-	test_select_tasks();
-	test_select_xchan();
-	test_select_all_ready();
+	TEST_CASE(chan_fifo, test_chan_fifo());
+	TEST_CASE(chan_receivers_fifo, test_chan_receivers_fifo());
+	TEST_CASE(chan_backpressure, test_chan_backpressure());
+	TEST_CASE(chan_rendezvous, test_chan_rendezvous());
+	TEST_CASE(chan_close, test_chan_close());
+	TEST_CASE(chan_try, test_chan_try());
+	TEST_CASE(chan_cancel, test_chan_cancel());
+	TEST_CASE(chan_deadline, test_chan_deadline());
+	TEST_CASE(oneshot, test_oneshot());
+	TEST_CASE(mutex, test_mutex());
+	TEST_CASE(cond, test_cond());
+	TEST_CASE(sem, test_sem());
+	TEST_CASE(wg, test_wg());
+	TEST_CASE(select_ready, test_select_ready());
+	TEST_CASE(select_wait, test_select_wait());
+	TEST_CASE(select_timers, test_select_timers());
+	TEST_CASE(select_cancel, test_select_cancel());
+	TEST_CASE(select_fds, test_select_fds());
+	TEST_CASE(select_tasks, test_select_tasks());
+	TEST_CASE(select_xchan, test_select_xchan());
+	TEST_CASE(select_all_ready, test_select_all_ready());
 	return NULL;
 }
 
@@ -1758,13 +1761,16 @@ static void *drain_select_main(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_run(test_main, NULL);
 	if (rc != 0)
 		return rc;
-	test_aborts();
-	cio_config cfg = test_backend_config();
-	CHECK_EQ(cio_run_with(&cfg, drain_select_main, NULL), 0);
-	return 0;
+	TEST_CASE(aborts, test_aborts());
+	TEST_CASE(drain_select, {
+		cio_config cfg = test_backend_config();
+		CHECK_EQ(cio_run_with(&cfg, drain_select_main, NULL), 0);
+	});
+	return test_cases_end();
 }

@@ -173,22 +173,25 @@ static void *leave_detached(void *arg)
 static void *test_main(void *arg)
 {
 	(void)arg;
-	test_order();
-	test_fairness();
-	test_join_errors();
-	test_two_joiners();
-	test_names();
+	TEST_CASE(order, test_order());
+	TEST_CASE(fairness, test_fairness());
+	TEST_CASE(join_errors, test_join_errors());
+	TEST_CASE(two_joiners, test_two_joiners());
+	TEST_CASE(names, test_names());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int rc = test_run(test_main, NULL);
 	if (rc != 0)
 		return rc;
-	detached_done = 0;
-	CHECK_EQ(cio_run(leave_detached, NULL), 0);
-	CHECK_EQ(detached_done, 1);
-	CHECK(cio_backend_name() == NULL); /* outside a runtime */
-	return 0;
+	TEST_CASE(detached, {
+		detached_done = 0;
+		CHECK_EQ(cio_run(leave_detached, NULL), 0);
+		CHECK_EQ(detached_done, 1);
+		CHECK(cio_backend_name() == NULL); /* outside a runtime */
+	});
+	return test_cases_end();
 }

@@ -572,20 +572,22 @@ static void *station_leave_race(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int rc = test_run(basics, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_backend_missing();
 	if (rc)
 		return rc;
-	CHECK_EQ(test_run(from_thread, NULL), 0);
-	CHECK_EQ(test_run(station_leave_race, NULL), 0);
+	TEST_CASE(basics, CHECK_EQ(test_run(basics, NULL), 0));
+	TEST_CASE(from_thread, CHECK_EQ(test_run(from_thread, NULL), 0));
+	TEST_CASE(station_leave_race, CHECK_EQ(test_run(station_leave_race, NULL), 0));
 	int fds = test_count_fds();
-	test_million();
-	test_many_senders();
-	test_backpressure();
-	test_close_waiting();
-	test_chaos();
+	TEST_CASE(million, test_million());
+	TEST_CASE(many_senders, test_many_senders());
+	TEST_CASE(backpressure, test_backpressure());
+	TEST_CASE(close_waiting, test_close_waiting());
+	TEST_CASE(chaos, test_chaos());
 	CHECK_EQ(test_count_fds(), fds);
 	fprintf(stderr, "ok\n");
-	return 0;
+	return test_cases_end();
 }
