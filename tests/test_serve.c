@@ -311,15 +311,17 @@ static void drain_timeout(void)
 	}
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-	int rc = test_run(basic, NULL);
+	test_cases_begin(argc, argv);
+	int rc = test_backend_missing();
 	if (rc)
 		return rc;
-	CHECK_EQ(test_run(limit, NULL), 0);
-	CHECK_EQ(test_run(out_of_fds, NULL), 0);
-	CHECK_EQ(test_run(no_task, NULL), 0);
-	CHECK_EQ(test_run(bad_calls, NULL), 0);
-	drain_timeout();
-	return 0;
+	TEST_CASE(basic, CHECK_EQ(test_run(basic, NULL), 0));
+	TEST_CASE(limit, CHECK_EQ(test_run(limit, NULL), 0));
+	TEST_CASE(out_of_fds, CHECK_EQ(test_run(out_of_fds, NULL), 0));
+	TEST_CASE(no_task, CHECK_EQ(test_run(no_task, NULL), 0));
+	TEST_CASE(bad_calls, CHECK_EQ(test_run(bad_calls, NULL), 0));
+	TEST_CASE(drain_timeout, drain_timeout());
+	return test_cases_end();
 }

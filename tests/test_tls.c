@@ -1086,41 +1086,49 @@ static void test_ctx_errors(void)
 
 static void *main_task(void *arg)
 {
-	test_ctx_errors();
-	test_transfers(CIO_TLS1_3);
-	test_transfers(CIO_TLS1_2);
-	test_refusals();
-	test_trickle();
-	test_peer_gone();
-	test_cut(CUT_RESET);
-	test_cut(CUT_FIN);
-	test_sni_alpn();
-	test_resumption(CIO_TLS1_3, true);
-	test_resumption(CIO_TLS1_2, true);
-	test_resumption(CIO_TLS1_2, false);
-	test_cancel();
-	test_close_under_calls();
+	(void)arg;
+	TEST_CASE(ctx_errors, test_ctx_errors());
+	TEST_CASE(transfers_tls13, test_transfers(CIO_TLS1_3));
+	TEST_CASE(transfers_tls12, test_transfers(CIO_TLS1_2));
+	TEST_CASE(refusals, test_refusals());
+	TEST_CASE(trickle, test_trickle());
+	TEST_CASE(peer_gone, test_peer_gone());
+	TEST_CASE(cut_reset, test_cut(CUT_RESET));
+	TEST_CASE(cut_fin, test_cut(CUT_FIN));
+	TEST_CASE(sni_alpn, test_sni_alpn());
+	TEST_CASE(resumption_tls13, test_resumption(CIO_TLS1_3, true));
+	TEST_CASE(resumption_tls12_tickets, test_resumption(CIO_TLS1_2, true));
+	TEST_CASE(resumption_tls12_ids, test_resumption(CIO_TLS1_2, false));
+	TEST_CASE(cancel, test_cancel());
+	TEST_CASE(close_under_calls, test_close_under_calls());
 	/* OpenSSL's own peers: scripts/deps.sh installs the binary. */
-	if (access(OPENSSL_BIN, X_OK) != 0)
-		fprintf(stderr, "FAIL: no %s (install openssl)\n", OPENSSL_BIN);
-	CHECK_EQ(access(OPENSSL_BIN, X_OK), 0);
-	test_s_server(CIO_TLS1_3);
-	test_s_server(CIO_TLS1_2);
-	test_s_client(CIO_TLS1_3);
-	test_s_client(CIO_TLS1_2);
+	if (test_case_wanted("s_server_tls13") || test_case_wanted("s_server_tls12") ||
+	    test_case_wanted("s_client_tls13") || test_case_wanted("s_client_tls12")) {
+		if (access(OPENSSL_BIN, X_OK) != 0)
+			fprintf(stderr, "FAIL: no %s (install openssl)\n", OPENSSL_BIN);
+		CHECK_EQ(access(OPENSSL_BIN, X_OK), 0);
+	}
+	TEST_CASE(s_server_tls13, test_s_server(CIO_TLS1_3));
+	TEST_CASE(s_server_tls12, test_s_server(CIO_TLS1_2));
+	TEST_CASE(s_client_tls13, test_s_client(CIO_TLS1_3));
+	TEST_CASE(s_client_tls12, test_s_client(CIO_TLS1_2));
 #ifdef TLS_GET_BIN
-	test_http_client_s_server();
-	test_tls_get();
+	TEST_CASE(http_client_s_server, test_http_client_s_server());
+	TEST_CASE(tls_get, test_tls_get());
+#else
+	TEST_CASE_OFF(http_client_s_server, "built without the examples");
+	TEST_CASE_OFF(tls_get, "built without the examples");
 #endif
-	test_tls10();
+	TEST_CASE(tls10, test_tls10());
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	net_seed_from_env();
 	pki_make();
 	int rc = test_run(main_task, NULL);
 	pki_remove();
-	return rc;
+	return rc ? rc : test_cases_end();
 }
