@@ -120,6 +120,10 @@ static inline void *ex_stats_conn(void *arg)
 		if (cio_send_all(fd, hdr, (size_t)h, 0, NULL) == h)
 			cio_send_all(fd, text, len, 0, NULL);
 		free(text);
+	} else if (got) {
+		/* Said, not a silent close: a scraper logs it. */
+		static const char busy[] = "HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n";
+		cio_send_all(fd, busy, sizeof busy - 1, 0, NULL);
 	}
 	cio_deadline_pop(tok);
 	cio_close(fd);

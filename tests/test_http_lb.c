@@ -598,7 +598,10 @@ static void failures(void)
 	int fd = ex_dial(sport);
 	static const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
 	ex_send_all(fd, req, sizeof req - 1);
-	CHECK_EQ(read_response(fd, t, sizeof t, &body), 200);
+	int status = read_response(fd, t, sizeof t, &body);
+	if (status != 200)
+		fprintf(stderr, "stats: status %d (%s)\n", status, strerror(errno));
+	CHECK_EQ(status, 200);
 	close(fd);
 	if (l.lost != cut)
 		fprintf(stderr, "stats:\n%s\n", body);
