@@ -232,6 +232,10 @@ void cio__stall_detach(struct cio__rt *rt);
 
 /* Of the blocking pool (pool.c): jobs waiting now, all classes. */
 size_t cio__blocking_queued(void);
+/* Of the blocking pool: threads idle now, waiting for a job. */
+size_t cio__blocking_idle(void);
+/* The stall watchdog's threads now: 0 or 1 (stall.c). */
+int cio__stall_threads(void);
 
 /* After this many operations in a row that completed without parking, a
  * task yields (cio__coop()). */

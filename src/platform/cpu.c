@@ -1,10 +1,17 @@
-/* cpu.c - the CPUs a process may use, and pinning (see cpu.h). */
+/* cpu.c - the CPUs a process may use, pinning, and counting the
+ * process's threads (see cpu.h). */
 #include "cpu.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#endif
 
 int cio__cpus_max(void)
 {
@@ -44,5 +51,35 @@ int cio__cpu_pin(int cpu)
 #else
 	(void)cpu;
 	return -ENOTSUP;
+#endif
+}
+
+int cio__threads_count(void)
+{
+#ifdef __linux__
+	DIR *d = opendir("/proc/self/task");
+	if (!d)
+		return -errno;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		char path[sizeof "/proc/self/task//comm" + sizeof e->d_name], comm[16];
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue; /* it ended meanwhile */
+		ssize_t r = read(fd, comm, sizeof comm);
+		close(fd);
+		/* iou-wrk-N, iou-sqp-N: the kernel's, for io_uring. */
+		if (r >= 4 && memcmp(comm, "iou-", 4) == 0)
+			continue;
+		n++;
+	}
+	closedir(d);
+	return n;
+#else
+	return -ENOSYS;
 #endif
 }
