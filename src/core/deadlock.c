@@ -21,9 +21,12 @@
  * that it has not seen.  The CAS decides who takes the one back; the core
  * does it itself when it wakes.
  *
- * Between a sender's CAS and its subtraction the count is one too high.
- * A sender that is a core is awake, so not counted: the count cannot read
- * n.  Pool threads reply to a core that counts the job in remote_waits,
+ * Between a sender's CAS and its subtraction the count is one too high,
+ * for a core about to wake; that core cannot count itself again before
+ * the subtraction (the flag reads LEAVING until then).  The sender, if a
+ * core, is awake: not counted, or counted too high only while its own
+ * sender is in that window, and so on back to one that is not counted at
+ * all.  So the count cannot read n while a core runs.  Pool threads reply to a core that counts the job in remote_waits,
  * so is not stuck.  Any other thread is one detection does not know: it
  * may be about to send on an xchan, or done() an xwg.  So a round first
  * counts the process's threads (cpu.h), and runs only if there are none
@@ -47,10 +50,14 @@
 #include "../platform/sigfd.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-enum { DL_AWAKE, DL_STUCK, DL_GONE };
+/* A core's flag: AWAKE -> STUCK by the core (count + 1); STUCK ->
+ * LEAVING -> AWAKE by whoever wins the CAS (count - 1 in between); AWAKE
+ * -> GONE by the core as it ends (count + 1). */
+enum { DL_AWAKE, DL_STUCK, DL_LEAVING, DL_GONE };
 
 #define RECHECK_MIN CIO_MS
 #define RECHECK_MAX CIO_SEC
@@ -112,14 +119,25 @@ void cio__dl_group_init(struct cio__dl_group *dg, struct cio__rt **rts, int n)
 /* --- the count ------------------------------------------------------------ */
 
 /* Clears rt's stuck flag if set, and takes it out of the count.  Returns
- * whether it was stuck. */
+ * whether it was stuck.  The flag reads LEAVING until the count is
+ * down: the core may not count itself again before, or it would be
+ * counted twice (and a group with a core awake could read all stuck). */
 static bool unstick(struct cio__rt *rt)
 {
 	int stuck = DL_STUCK;
-	if (!atomic_compare_exchange_strong(&rt->dl_stuck, &stuck, DL_AWAKE))
+	if (!atomic_compare_exchange_strong(&rt->dl_stuck, &stuck, DL_LEAVING))
 		return false;
 	atomic_fetch_sub(&rt->dl->stuck, 1);
+	atomic_store(&rt->dl_stuck, DL_AWAKE);
 	return true;
+}
+
+/* On rt's thread: until a sender that took rt out of the count is done
+ * (two atomic operations away; rare). */
+static void wait_left(struct cio__rt *rt)
+{
+	while (atomic_load(&rt->dl_stuck) == DL_LEAVING)
+		sched_yield();
 }
 
 void cio__dl_unstuck(struct cio__rt *rt)
@@ -174,8 +192,9 @@ static void poke(struct cio__dl_group *dg)
 	for (int k = 0; k < dg->n; k++) {
 		struct cio__rt *rt = dg->rts[k];
 		if (unstick(rt)) {
+			/* From no runtime: only a core that ended pokes. */
 			if (!atomic_exchange(&rt->inbox.notified, 1))
-				rt->poller->wake(cio__rt_cur, rt);
+				rt->poller->wake(NULL, rt);
 			return;
 		}
 	}
@@ -253,6 +272,7 @@ bool cio__dl_stuck(struct cio__rt *rt)
 {
 	struct cio__dl_group *dg = rt->dl;
 	rt->dl_recheck = 0;
+	wait_left(rt);
 	atomic_store(&rt->dl_stuck, DL_STUCK);
 	int old = atomic_fetch_add(&dg->stuck, 1);
 	/* A message pushed before the flag was set, whose sender's CAS
@@ -270,6 +290,7 @@ void cio__dl_exit(struct cio__rt *rt)
 {
 	struct cio__dl_group *dg = rt->dl;
 	atomic_fetch_sub(&dg->alive, 1);
+	wait_left(rt);
 	atomic_store(&rt->dl_stuck, DL_GONE);
 	if (atomic_fetch_add(&dg->stuck, 1) + 1 == dg->n)
 		round_try(dg, NULL);

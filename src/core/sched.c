@@ -608,12 +608,14 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	cio__inbox_close(rt);
 	while (rt->inflight)
 		rt->poller->wait(rt, 0);
-	/* Ended: stuck for good, as far as the group's detection goes. */
-	if (rt->dl)
-		cio__dl_exit(rt);
 	cio__stall_detach(rt);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
+	/* Ended: stuck for good, as far as the group's detection goes.  Off
+	 * the runtime: a wake it sends to another core must not wait in this
+	 * ring (an io_uring MSG_RING) for an enter that never comes. */
+	if (rt->dl)
+		cio__dl_exit(rt);
 	if (rc == 0 && rt->deadlocked)
 		rc = -EDEADLK;
 	return rc;
