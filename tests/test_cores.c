@@ -907,9 +907,10 @@ static void *cycle_back(void *arg)
 
 static void *cycle_main(void *arg)
 {
-	(void)arg;
 	if (cio_core_id() == 0)
 		atomic_store(&cycle_rc[0], cio_core_call(1, cycle_back, NULL, NULL));
+	else
+		waits_on_own_chan(arg); /* core 1 stays for the call */
 	return NULL;
 }
 
@@ -918,8 +919,10 @@ static void test_call_cycle_deadlock(void)
 	cio_cores_config cc = {.all = test_backend_config()};
 	for (int i = 0; i < 3; i++)
 		atomic_store(&cycle_rc[i], 1);
+	atomic_store(&dl_rc[1], 1);
 	CHECK_EQ(cio_run_cores_with(&cc, 2, cycle_main, NULL), -EDEADLK);
 	CHECK_EQ(atomic_load(&cycle_rc[2]), -ECANCELED);
+	CHECK_EQ(atomic_load(&dl_rc[1]), -ECANCELED);
 	/* The calls were cancelled, or their replies came as they were. */
 	CHECK(atomic_load(&cycle_rc[1]) == -ECANCELED || atomic_load(&cycle_rc[1]) == 0);
 	CHECK(atomic_load(&cycle_rc[0]) == -ECANCELED || atomic_load(&cycle_rc[0]) == 0);
