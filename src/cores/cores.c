@@ -483,7 +483,8 @@ static int signal_wait(const sigset_t *set, bool quiet)
 		if (quiet)
 			rt->quiet_waiter = rt->current;
 		rc = cio_wait_readable(fd);
-		rt->quiet_waiter = NULL;
+		if (quiet)
+			rt->quiet_waiter = NULL;
 		if (rc < 0 || (rc = cio__sigfd_take(fd)) != -EAGAIN)
 			break;
 	}
