@@ -880,9 +880,36 @@ typedef struct cio_cores_config {
  * the first of them starts a drain (cio_drain()); a second cancels
  * every task at once.
  *
+ * Deadlocks.  When every core is stuck at once (no runnable task, no
+ * timer, no I/O, nothing in its inbox) and nothing else can wake a task,
+ * the group has deadlocked: each core reports it on stderr and cancels
+ * its parked tasks, whose blocking calls return -ECANCELED, as cio_run()
+ * does, and the run returns -EDEADLK once they have finished.  A core
+ * that ended counts as stuck.  Waits on other cores (cio_core_call(),
+ * cio_xchan, cio_xwg) do not keep a core from being stuck.  What may
+ * still end a wait is never a deadlock:
+ *   - a signal: a task in cio_signal_wait(), and, unless no_signals, one
+ *     in cio_drain_wait() or a cio_select() on the drain (SIGINT or
+ *     SIGTERM drains).  The signal watcher's own read does not count.
+ *     With no_signals a drain can come only from a core: a waiter in
+ *     cio_drain_wait() is stuck like any other (one in a cio_select() on
+ *     the drain still counts as waiting for the outside);
+ *   - a job of the blocking pool;
+ *   - another thread: a plain thread may send on an xchan or done() an
+ *     xwg, so while the process has a thread that is neither a core of
+ *     the group, nor the thread in cio_run_cores(), nor one of coreio's
+ *     (an idle pool thread, the stall watchdog, the signal helper), no
+ *     deadlock is reported; once such threads have ended, it is, within
+ *     a second.  Only Linux can count threads (/proc): elsewhere a group's
+ *     deadlock is never reported.
+ * If the only tasks left wait uninterruptibly, the process aborts, as
+ * under cio_run().
+ *
  * Returns 0, or a negated errno: -EINVAL (n < 0), -EBUSY (called from a
  * runtime), -EAGAIN (threads), or the error of a core that could not
- * start (-ENOMEM, or the forced backend's error); then no core runs. */
+ * start (-ENOMEM, or the forced backend's error); then no core runs.
+ * -EDEADLK: the group deadlocked (see above) and no core had another
+ * error, which would be returned instead (the lowest core's). */
 CIO_API int cio_run_cores(int n, cio_fn *main, void *arg);
 CIO_API int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main,
 			       void *arg);
@@ -968,7 +995,9 @@ CIO_API void cio_drain_idle(bool idle);
 CIO_API bool cio_draining(void);
 
 /* Blocking.  Waits until a drain is requested.  Returns 0, -ECANCELED,
- * -ETIMEDOUT. */
+ * -ETIMEDOUT.  Under cio_run() only a task can request it: a runtime
+ * whose tasks all wait here is deadlocked.  Under cio_run_cores() a
+ * signal may (unless no_signals): a waiter here is never deadlocked. */
 CIO_API int cio_drain_wait(void);
 
 /* Blocking.  Waits for one of the signals in `set` and returns its number.
@@ -1089,8 +1118,10 @@ CIO_API int cio_gai_error(int err);
  * the other side wakes it through its runtime's inbox, with one message
  * per waiting runtime per burst, not one per element.  Woken tasks retry:
  * among several waiters there is no FIFO order.  An interrupted call has
- * done nothing: no element sent or taken.  A runtime whose tasks wait on
- * an xchan is not considered deadlocked (another thread may wake them).
+ * done nothing: no element sent or taken.  A cio_run() runtime whose
+ * tasks wait on an xchan is not considered deadlocked (another thread
+ * may wake them); under cio_run_cores() a group whose every core is
+ * stuck is, unless the process has other threads (see cio_run_cores()).
  *
  * A cio_xchan is not tied to a runtime; make it before the cores start,
  * or on one core and hand it to others. */
@@ -1153,9 +1184,11 @@ CIO_API void cio_xwg_add(cio_xwg *wg, size_t n);
 CIO_API void cio_xwg_done(cio_xwg *wg);
 
 /* Blocking.  Waits until the count is zero.  Returns 0, or -ECANCELED /
- * -ETIMEDOUT (the count was not zero yet; the group is unchanged).  A
- * task waiting here is not counted as deadlocked: another thread may
- * wake it. */
+ * -ETIMEDOUT (the count was not zero yet; the group is unchanged).  As
+ * for a cio_xchan: under cio_run() a task waiting here is not counted as
+ * deadlocked (another thread may wake it); under cio_run_cores() it is
+ * when every core is stuck and no other thread runs (see
+ * cio_run_cores()). */
 CIO_API int cio_xwg_wait(cio_xwg *wg);
 
 /* ===================================================================== */

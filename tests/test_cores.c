@@ -1,11 +1,13 @@
 /* test_cores.c - thread-per-core: the launcher, calls and posts between
- * cores, errors, the drain on a signal, and signal waits. */
+ * cores, errors, the drain on a signal, signal waits, and deadlocks of a
+ * whole group. */
 #include "net_util.h"
 
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MS CIO_MS
@@ -765,6 +767,247 @@ static void test_signal_waits(void)
 	CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
 }
 
+/* --- deadlocks of a whole group --------------------------------------------- */
+
+/* Group deadlock detection counts the process's threads (Linux only): a
+ * thread it does not know of might still wake a task. */
+#ifdef __linux__
+#define GROUP_DEADLOCKS 1
+#else
+#define GROUP_DEADLOCKS 0
+#endif
+
+static atomic_int dl_rc[2];
+
+/* Waits on a channel of its own core that nobody will ever send on. */
+static void *waits_on_own_chan(void *arg)
+{
+	(void)arg;
+	cio_chan *ch;
+	CHECK_EQ(cio_chan_new(&ch, sizeof(int), 1), 0);
+	int v;
+	atomic_store(&dl_rc[cio_core_id()], cio_chan_recv(ch, &v));
+	cio_chan_free(ch);
+	return NULL;
+}
+
+/* Every core's main waits on a local channel: each core alone looks
+ * merely idle, the group is deadlocked, with the signal watcher's read
+ * in flight (signals on) or without it. */
+static void test_group_deadlock(bool no_signals)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = no_signals};
+	atomic_store(&dl_rc[0], 1);
+	atomic_store(&dl_rc[1], 1);
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_run_cores_with(&cc, 2, waits_on_own_chan, NULL), -EDEADLK);
+	CHECK(cio_now() - t0 < 2 * CIO_SEC);
+	CHECK_EQ(atomic_load(&dl_rc[0]), -ECANCELED);
+	CHECK_EQ(atomic_load(&dl_rc[1]), -ECANCELED);
+}
+
+/* A core that ended counts as stuck: core 1 ends at once, core 0 waits
+ * for ever. */
+static void *one_waits_one_ends(void *arg)
+{
+	if (cio_core_id() == 1)
+		return NULL;
+	return waits_on_own_chan(arg);
+}
+
+static void test_group_deadlock_after_end(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	atomic_store(&dl_rc[0], 1);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, one_waits_one_ends, NULL), -EDEADLK);
+	CHECK_EQ(atomic_load(&dl_rc[0]), -ECANCELED);
+}
+
+/* Core 0 waits on an xchan that core 1 sends on after a sleep: core 0 is
+ * stuck meanwhile, the group is not. */
+static cio_xchan *late_xch;
+static void *xchan_late(void *arg)
+{
+	(void)arg;
+	int v = 0;
+	if (cio_core_id() == 0) {
+		CHECK_EQ(cio_xchan_recv(late_xch, &v), 0);
+		CHECK_EQ(v, 42);
+	} else {
+		CHECK_EQ(cio_sleep(50 * MS), 0);
+		v = 42;
+		CHECK_EQ(cio_xchan_send(late_xch, &v), 0);
+	}
+	return NULL;
+}
+
+static void test_xchan_late_not_deadlock(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	CHECK_EQ(cio_xchan_new(&late_xch, sizeof(int), 1), 0);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, xchan_late, NULL), 0);
+	cio_xchan_free(late_xch);
+}
+
+/* A plain thread that will still send: while it lives, no deadlock. */
+static void *send_later_from_thread(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	for (int i = 0; i < 2; i++) {
+		int v = 7;
+		while (cio_xchan_try_send(late_xch, &v) == -EAGAIN)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void *recv_from_thread(void *arg)
+{
+	(void)arg;
+	int v = 0;
+	CHECK_EQ(cio_xchan_recv(late_xch, &v), 0);
+	CHECK_EQ(v, 7);
+	return NULL;
+}
+
+static void test_plain_thread_not_deadlock(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	CHECK_EQ(cio_xchan_new(&late_xch, sizeof(int), 2), 0);
+	pthread_t th;
+	CHECK_EQ(pthread_create(&th, NULL, send_later_from_thread, NULL), 0);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, recv_from_thread, NULL), 0);
+	CHECK_EQ(pthread_join(th, NULL), 0);
+	cio_xchan_free(late_xch);
+}
+
+/* A cycle of calls: core 0 calls core 1, which calls core 0, which waits
+ * for what never comes. */
+static atomic_int cycle_rc[3];
+
+static void *cycle_end(void *arg)
+{
+	(void)arg;
+	cio_chan *ch;
+	CHECK_EQ(cio_chan_new(&ch, sizeof(int), 1), 0);
+	int v;
+	atomic_store(&cycle_rc[2], cio_chan_recv(ch, &v));
+	cio_chan_free(ch);
+	return NULL;
+}
+
+static void *cycle_back(void *arg)
+{
+	(void)arg;
+	atomic_store(&cycle_rc[1], cio_core_call(0, cycle_end, NULL, NULL));
+	return NULL;
+}
+
+static void *cycle_main(void *arg)
+{
+	if (cio_core_id() == 0)
+		atomic_store(&cycle_rc[0], cio_core_call(1, cycle_back, NULL, NULL));
+	else
+		waits_on_own_chan(arg); /* core 1 stays for the call */
+	return NULL;
+}
+
+static void test_call_cycle_deadlock(void)
+{
+	cio_cores_config cc = {.all = test_backend_config()};
+	for (int i = 0; i < 3; i++)
+		atomic_store(&cycle_rc[i], 1);
+	atomic_store(&dl_rc[1], 1);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, cycle_main, NULL), -EDEADLK);
+	CHECK_EQ(atomic_load(&cycle_rc[2]), -ECANCELED);
+	CHECK_EQ(atomic_load(&dl_rc[1]), -ECANCELED);
+	/* The calls were cancelled, or their replies came as they were. */
+	CHECK(atomic_load(&cycle_rc[1]) == -ECANCELED || atomic_load(&cycle_rc[1]) == 0);
+	CHECK(atomic_load(&cycle_rc[0]) == -ECANCELED || atomic_load(&cycle_rc[0]) == 0);
+}
+
+/* Waiting for a drain, with the signal watcher on, waits for a signal:
+ * not a deadlock.  SIGTERM comes 50 ms later from a kernel timer (no
+ * thread of ours that would hold detection off by itself), or from a
+ * plain thread. */
+static atomic_int drain_waited, drain_cancelled;
+static void *waits_for_drain(void *arg)
+{
+	(void)arg;
+	int rc = cio_drain_wait();
+	CHECK(rc == 0 || rc == -ECANCELED);
+	atomic_fetch_add(rc == 0 ? &drain_waited : &drain_cancelled, 1);
+	return NULL;
+}
+
+static void *sigterm_later(void *arg)
+{
+	(void)arg;
+	struct timespec ts = {0, 50 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	kill(getpid(), SIGTERM);
+	return NULL;
+}
+
+static void test_drain_wait_not_deadlock(bool from_thread)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 50 * MS};
+	atomic_store(&drain_waited, 0);
+	atomic_store(&drain_cancelled, 0);
+	sigset_t term, old;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	/* Pending until the watchers read it, even if it comes early. */
+	CHECK_EQ(pthread_sigmask(SIG_BLOCK, &term, &old), 0);
+	pthread_t th;
+	timer_t tm;
+	if (from_thread) {
+		CHECK_EQ(pthread_create(&th, NULL, sigterm_later, NULL), 0);
+	} else {
+		struct sigevent ev = {.sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGTERM};
+		CHECK_EQ(timer_create(CLOCK_MONOTONIC, &ev, &tm), 0);
+		struct itimerspec at = {.it_value = {0, 50 * 1000 * 1000}};
+		CHECK_EQ(timer_settime(tm, 0, &at, NULL), 0);
+	}
+	CHECK_EQ(cio_run_cores_with(&cc, 2, waits_for_drain, NULL), 0);
+	CHECK_EQ(atomic_load(&drain_waited), 2);
+	if (from_thread)
+		CHECK_EQ(pthread_join(th, NULL), 0);
+	else
+		CHECK_EQ(timer_delete(tm), 0);
+	CHECK_EQ(pthread_sigmask(SIG_SETMASK, &old, NULL), 0);
+}
+
+/* Without the watcher only a core can request a drain: cores that all
+ * wait for one are deadlocked. */
+static void test_drain_wait_no_signals_deadlock(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .no_signals = true};
+	atomic_store(&drain_waited, 0);
+	atomic_store(&drain_cancelled, 0);
+	CHECK_EQ(cio_run_cores_with(&cc, 2, waits_for_drain, NULL), -EDEADLK);
+	CHECK_EQ(atomic_load(&drain_waited), 0);
+	CHECK_EQ(atomic_load(&drain_cancelled), 2);
+}
+
+static void test_group_deadlocks(void)
+{
+	/* What is never a deadlock, wherever threads cannot be counted. */
+	test_xchan_late_not_deadlock();
+	test_plain_thread_not_deadlock();
+	test_drain_wait_not_deadlock(false);
+	test_drain_wait_not_deadlock(true);
+	if (!GROUP_DEADLOCKS)
+		return;
+	test_group_deadlock(false);
+	test_group_deadlock(true);
+	test_group_deadlock_after_end();
+	test_call_cycle_deadlock();
+	test_drain_wait_no_signals_deadlock();
+}
+
 static void *nothing(void *arg)
 {
 	return arg;
@@ -814,6 +1057,7 @@ int main(void)
 	test_drain_live();
 	test_accept_spread();
 	test_signal_waits();
+	test_group_deadlocks();
 	fprintf(stderr, "ok\n");
 	return 0;
 }

@@ -29,8 +29,13 @@ int cio__inbox_push(struct cio__rt *to, struct cio__msg *m)
 	struct cio__rt *self = cio__rt_cur;
 	if (self)
 		self->stats.msgs_sent++;
-	if (self != to && !atomic_exchange(&to->inbox.notified, 1))
+	if (self != to && !atomic_exchange(&to->inbox.notified, 1)) {
+		/* A sleeper, maybe counted stuck: no longer (deadlock.c).
+		 * Only here, where a wake costs a system call anyway. */
+		if (to->dl)
+			cio__dl_unstuck(to);
 		to->poller->wake(self, to);
+	}
 	return 0;
 }
 

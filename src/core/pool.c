@@ -341,6 +341,14 @@ size_t cio__blocking_queued(void)
 	return st.queued;
 }
 
+size_t cio__blocking_idle(void)
+{
+	pthread_mutex_lock(&pool.lock);
+	size_t n = pool.idle;
+	pthread_mutex_unlock(&pool.lock);
+	return n;
+}
+
 /* --- the caller's side ---------------------------------------------------- */
 
 /* On the caller's runtime: the reply. */

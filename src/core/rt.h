@@ -76,6 +76,9 @@ struct cio__task {
 	struct cio__scope scope_inline[CIO__SCOPES_INLINE];
 	struct cio__stack stack;
 	bool daemon;               /* the runtime's own: does not keep it alive */
+	/* Waits for the world outside the runtimes (the signal watcher):
+	 * a deadlock break leaves it parked (see rt->quiet_waiter). */
+	bool outside;
 	char name[CIO__NAME_MAX];
 #ifdef CIO_TSAN
 	void *tsan_fiber;          /* made at spawn, freed at exit */
@@ -165,7 +168,14 @@ struct cio__rt {
 	size_t live;                /* tasks spawned and not finished */
 	size_t daemons;             /* runtime's own tasks, not counted in live */
 	bool daemons_cancelled;
-	size_t remote_waits;        /* tasks waiting on other threads */
+	/* Tasks waiting on another thread that deadlock detection cannot
+	 * see: a pool thread, a signal.  Such a wait is never a deadlock. */
+	size_t remote_waits;
+	/* Tasks waiting on another core of the group (a call, an xchan, an
+	 * xwg): under cio_run() another thread may end them, so they are not
+	 * a deadlock; in a group, only when some core is not stuck
+	 * (deadlock.c). */
+	size_t peer_waits;
 
 	struct cio__stack_pool stacks;
 	size_t stack_size;
@@ -173,6 +183,9 @@ struct cio__rt {
 	/* The layers above, each its own (src/driver/, src/io/). */
 	const struct cio__poller *poller;
 	size_t inflight;            /* I/O operations a kernel holds: polled for */
+	/* The signal watcher while in its read: one of the I/O in flight,
+	 * which waits for the outside and brings no task progress. */
+	struct cio__task *quiet_waiter;
 	struct cio__driver *driver;
 	struct cio__io_rt *io;
 	struct cio__rt_ext *ext;    /* the batteries' state, newest first */
@@ -183,6 +196,13 @@ struct cio__rt {
 
 	struct cio__inbox inbox;
 	struct cio__group *group;   /* NULL for cio_run() */
+	/* Group-wide deadlock detection (deadlock.c); NULL for cio_run(). */
+	struct cio__dl_group *dl;
+	atomic_int dl_stuck;        /* DL_* of deadlock.c */
+	atomic_int dl_msg_busy;     /* dl_msg is pushed and not yet handled */
+	struct cio__msg dl_msg;     /* "break your deadlock", from a peer */
+	bool deadlocked;            /* a deadlock was broken here: -EDEADLK */
+	int64_t dl_recheck;         /* stuck: look again after this many ns */
 	int core_id, core_count;
 	bool draining;              /* a drain was requested */
 	int64_t drain_timeout;      /* ns from the drain to cancelling all */
@@ -232,6 +252,10 @@ void cio__stall_detach(struct cio__rt *rt);
 
 /* Of the blocking pool (pool.c): jobs waiting now, all classes. */
 size_t cio__blocking_queued(void);
+/* Of the blocking pool: threads idle now, waiting for a job. */
+size_t cio__blocking_idle(void);
+/* The stall watchdog's threads now: 0 or 1 (stall.c). */
+int cio__stall_threads(void);
 
 /* After this many operations in a row that completed without parking, a
  * task yields (cio__coop()). */
@@ -381,6 +405,54 @@ cio_task_t cio__spawn_daemon(const char *name, cio_fn *fn, void *arg);
 struct cio__rt *cio__rt_create(const cio_config *cfg, int *err);
 int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg);
 void cio__rt_destroy(struct cio__rt *rt);
+
+/* Deadlock detection (deadlock.c).
+ *
+ * A runtime alone (cio_run()) is deadlocked when it has no runnable task,
+ * no timer, no I/O and no wait on another thread.  In a group every core
+ * must be stuck at once (the same, but waits on other cores allowed) with
+ * no message on its way and no thread but the group's own that could
+ * send one.  A core that ended counts as stuck for good. */
+struct cio__dl_group {
+	atomic_int stuck;           /* cores stuck, or ended */
+	atomic_int alive;           /* cores not ended: their threads */
+	int n;
+	struct cio__rt **rts;       /* the group's runtimes, n of them */
+	atomic_int declaring;       /* a core runs a round: others stay out */
+	atomic_int missed;          /* one stayed out: the holder looks again */
+	atomic_int round_pending;   /* breaks pushed and not yet handled */
+	atomic_size_t round_cancels; /* tasks the last round cancelled */
+	unsigned rounds;            /* under declaring */
+	int64_t recheck;            /* under declaring: the next look's delay */
+};
+
+/* The I/O in flight that is the signal watcher's read, while it waits
+ * for a signal: 1 or 0.  Once interrupted, its I/O (a cancel on its way
+ * through the kernel) is I/O like any other. */
+static inline size_t cio__quiet_io(const struct cio__rt *rt)
+{
+	return rt->quiet_waiter && rt->quiet_waiter->state == CIO__PARKED;
+}
+
+/* Cancels every parked task of rt (not the signal watcher) and reports
+ * it; rt alone aborts when only uninterruptible waits are left.  Returns
+ * how many tasks it cancelled; sets rt->deadlocked when any. */
+size_t cio__deadlock_break(struct cio__rt *rt);
+/* Before any core runs: a group of the n runtimes rts (filled in by the
+ * time they run). */
+void cio__dl_group_init(struct cio__dl_group *dg, struct cio__rt **rts, int n);
+/* Before the core runs, on its thread: rt is a member of dg. */
+void cio__dl_join(struct cio__rt *rt, struct cio__dl_group *dg);
+/* The core is about to sleep with nothing but waits on other cores: it
+ * counts itself stuck, and runs a round when it is the last.  Returns
+ * true if there is work after all (a message came, or a round broke this
+ * core's deadlock): the caller must not sleep.  Else the caller sleeps,
+ * for at most rt->dl_recheck ns when that is not 0. */
+bool cio__dl_stuck(struct cio__rt *rt);
+/* rt is no longer stuck (it woke, or a message is on its way to it). */
+void cio__dl_unstuck(struct cio__rt *rt);
+/* The core ended (its inbox closed): stuck for good. */
+void cio__dl_exit(struct cio__rt *rt);
 
 /* Task table and life cycle (task.c). */
 struct cio__task *cio__slot_task(struct cio__rt *rt, cio_task_t id);

@@ -418,31 +418,6 @@ bool cio_cancel_clear(void)
 
 /* --- the loop ------------------------------------------------------------ */
 
-/* Every task is parked and nothing (timer, I/O) can wake any of them:
- * rather than hang, cancel them all so that they unwind. */
-static void break_deadlock(struct cio__rt *rt)
-{
-	size_t n = 0;
-	for (uint32_t i = 0; i < rt->nslots; i++) {
-		struct cio__slot *s = &rt->slots[i];
-		if (s->kind == CIO__SLOT_LIVE && s->u.task->state == CIO__PARKED) {
-			s->u.task->cancel = true;
-			cio__wake(s->u.task, -ECANCELED);
-			n++;
-		}
-	}
-	if (n == 0) {
-		/* Only uninterruptible waits are left (a condition re-lock of
-		 * a mutex whose owner ended without unlocking, say). */
-		fprintf(stderr, "coreio: deadlock: %zu task(s) wait "
-				"uninterruptibly with nothing left to wake them\n",
-			rt->live);
-		abort();
-	}
-	fprintf(stderr, "coreio: deadlock: %zu task(s) blocked with nothing "
-			"left to wake them; cancelling them\n", n);
-}
-
 /* Once only the runtime's own tasks are left, they are told to end. */
 static void cancel_daemons(struct cio__rt *rt)
 {
@@ -492,10 +467,9 @@ static bool idle_poll(struct cio__rt *rt, int64_t next)
 	}
 }
 
-/* Runs until no task is left.  Returns whether a deadlock was broken. */
-static bool sched_loop(struct cio__rt *rt)
+/* Runs until no task is left (rt->deadlocked: a deadlock was broken). */
+static void sched_loop(struct cio__rt *rt)
 {
-	bool deadlocked = false;
 	for (;;) {
 		if (rt->budget) {
 			struct cio__task *t = runq_pop(rt);
@@ -519,13 +493,15 @@ static bool sched_loop(struct cio__rt *rt)
 		}
 		if (!rt->runq_len) {
 			int64_t next = cio__timers_next(rt);
-			/* Alone (not one of several cores), with no timer, no I/O
-			 * and nothing expected from another thread, nothing can
-			 * ever wake a task again. */
-			if (next == CIO_NEVER && !rt->inflight &&
-			    !rt->remote_waits && !rt->group) {
-				deadlocked = true;
-				break_deadlock(rt);
+			/* No timer, no I/O but the signal watcher's, and nothing
+			 * expected from a thread detection cannot see.  Alone
+			 * (not one of several cores), with nothing expected from
+			 * another thread either, nothing can ever wake a task
+			 * again; in a group, unless another core can. */
+			bool stuck = next == CIO_NEVER && !rt->remote_waits &&
+				     rt->inflight == cio__quiet_io(rt);
+			if (stuck && !rt->group && !rt->peer_waits) {
+				cio__deadlock_break(rt);
 				continue;
 			}
 			if (rt->idle_poll_ns && idle_poll(rt, next)) {
@@ -546,14 +522,27 @@ static bool sched_loop(struct cio__rt *rt)
 				rt->budget = rt->runq_len;
 				continue;
 			}
+			stuck = stuck && rt->dl;
+			if (stuck && cio__dl_stuck(rt)) {
+				/* A message came, or this core broke a deadlock
+				 * of the whole group. */
+				if (cio__inbox_pending(rt))
+					cio__inbox_drain(rt);
+				rt->budget = rt->runq_len;
+				continue;
+			}
 			int64_t timeout = CIO_NEVER;
 			if (next != CIO_NEVER) {
 				timeout = next - cio__clock_ns();
 				if (timeout < 0)
 					timeout = 0;
+			} else if (stuck && rt->dl_recheck) {
+				timeout = rt->dl_recheck; /* the group may be */
 			}
 			rt->stats.driver_waits++;
 			rt->poller->wait(rt, timeout);
+			if (stuck)
+				cio__dl_unstuck(rt);
 			if (cio__inbox_pending(rt))
 				cio__inbox_drain(rt);
 			if (rt->timers.n)
@@ -563,7 +552,6 @@ static bool sched_loop(struct cio__rt *rt)
 		}
 		rt->budget = rt->runq_len;
 	}
-	return deadlocked;
 }
 
 static void thread_stack_bounds(struct cio__rt *rt)
@@ -610,11 +598,10 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	int rc = 0;
 	cio_task_t first = cio_spawn_with(&(cio_spawn_opts){.name = "main", .detached = true},
 					  main, arg);
-	bool deadlocked = false;
 	if (first < 0)
 		rc = (int)first;
 	else
-		deadlocked = sched_loop(rt);
+		sched_loop(rt);
 	/* Messages that came too late are turned down (a call gets
 	 * -ESHUTDOWN); then nothing can reach this runtime any more.  Wakes
 	 * this runtime sent (replies, io_uring MSG_RINGs) must still leave. */
@@ -624,7 +611,12 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	cio__stall_detach(rt);
 	cio__overflow_detach(rt);
 	cio__rt_cur = NULL;
-	if (rc == 0 && deadlocked)
+	/* Ended: stuck for good, as far as the group's detection goes.  Off
+	 * the runtime: a wake it sends to another core must not wait in this
+	 * ring (an io_uring MSG_RING) for an enter that never comes. */
+	if (rt->dl)
+		cio__dl_exit(rt);
+	if (rc == 0 && rt->deadlocked)
 		rc = -EDEADLK;
 	return rc;
 }

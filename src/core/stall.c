@@ -234,6 +234,14 @@ static void *watchdog(void *arg)
 	return NULL;
 }
 
+int cio__stall_threads(void)
+{
+	pthread_mutex_lock(&wd.lock);
+	int n = wd.running;
+	pthread_mutex_unlock(&wd.lock);
+	return n;
+}
+
 /* A child of fork() has none of the parent's threads: no watchdog, and
  * none of the parent's runtimes to watch. */
 static void fork_child(void)

@@ -32,6 +32,7 @@ struct cio__group {
 	bool go;              /* every core exists: run */
 	atomic_int failed;    /* first core's setup error */
 	atomic_int signals;   /* SIGINT/SIGTERM seen, by any core's watcher */
+	struct cio__dl_group dl; /* deadlock detection (core/deadlock.c) */
 	int *cpus;         /* the CPUs of our affinity mask */
 	int ncpus;
 };
@@ -184,7 +185,7 @@ int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void 
 	/* Another core will wake us; a call to our own core is this
 	 * runtime's to finish, and a deadlock there is one to report. */
 	size_t remote = to != rt;
-	rt->remote_waits += remote;
+	rt->peer_waits += remote;
 	rc = cio__park(self);
 	bool acking = false;
 	if (!c->done && rc < 0) {
@@ -197,7 +198,7 @@ int cio_core_call_drop(int core, cio_fn *fn, void *arg, cio_drop_fn *drop, void 
 	int interrupted = rc;
 	while (!c->done || (acking && !c->acked))
 		cio__park_hard(self);
-	rt->remote_waits -= remote;
+	rt->peer_waits -= remote;
 	if (interrupted < 0 && c->err == 0 && !acking) {
 		/* The reply came with the interruption: keep the result,
 		 * the interruption shows on the next blocking call. */
@@ -447,13 +448,18 @@ int cio_drain_wait(void)
 	struct cio__waiter w;
 	cio__waiter_init(&w, self);
 	cio__waitq_push(&rt->drain_waiters, &w);
-	/* In a group a signal or another core may end the wait; under
-	 * cio_run() only a task of this runtime can, so a lone waiter is a
-	 * deadlock that the scheduler reports. */
-	size_t remote = rt->group != NULL;
-	rt->remote_waits += remote;
+	/* Under cio_run() only a task of this runtime can end the wait, so
+	 * a lone waiter is a deadlock that the scheduler reports.  In a
+	 * group a signal may end it (the watcher turns SIGINT and SIGTERM
+	 * into a drain): never a deadlock; without the watcher (no_signals)
+	 * only another core can, and a group stuck all over is one. */
+	size_t *waits = !rt->group ? NULL
+		      : rt->group->cfg->no_signals ? &rt->peer_waits : &rt->remote_waits;
+	if (waits)
+		++*waits;
 	rc = cio__park(self);
-	rt->remote_waits -= remote;
+	if (waits)
+		--*waits;
 	if (cio__waiter_queued(&w))
 		cio__waitq_remove(&w);
 	return rt->draining ? 0 : rc;
@@ -461,22 +467,38 @@ int cio_drain_wait(void)
 
 /* --- signals ------------------------------------------------------------------- */
 
-int cio_signal_wait(const sigset_t *set)
+/* cio_signal_wait(); quiet: the wait is the signal watcher's, whose read
+ * is not I/O that keeps the group from being found deadlocked
+ * (cio__quiet_io()). */
+static int signal_wait(const sigset_t *set, bool quiet)
 {
-	cio__self_or_die("cio_signal_wait");
-	if (!set)
-		return -EINVAL;
+	struct cio__rt *rt = cio__rt_cur;
 	int fd = cio__sigfd_open(set);
 	if (fd < 0)
 		return fd;
 	cio_fd_adopt(fd);
 	int rc;
 	/* -EAGAIN: another waiter (another core's) took the signal first. */
-	while ((rc = cio_wait_readable(fd)) >= 0 && (rc = cio__sigfd_take(fd)) == -EAGAIN)
-		;
+	for (;;) {
+		if (quiet)
+			rt->quiet_waiter = rt->current;
+		rc = cio_wait_readable(fd);
+		if (quiet)
+			rt->quiet_waiter = NULL;
+		if (rc < 0 || (rc = cio__sigfd_take(fd)) != -EAGAIN)
+			break;
+	}
 	cio__sigfd_release(fd);
 	cio_close(fd);
 	return rc;
+}
+
+int cio_signal_wait(const sigset_t *set)
+{
+	cio__self_or_die("cio_signal_wait");
+	if (!set)
+		return -EINVAL;
+	return signal_wait(set, false);
 }
 
 /* A daemon on every core, so that signals are heard while any core runs
@@ -489,8 +511,11 @@ static void *watch_signals(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	/* Its wait is for the world outside, not a task: deadlock detection
+	 * neither counts it as progress to come nor cancels it. */
+	cio__rt_cur->current->outside = true;
 	for (;;) {
-		int sig = cio_signal_wait(&set);
+		int sig = signal_wait(&set, true);
 		if (sig == -ECANCELED || sig == -ETIMEDOUT)
 			return NULL; /* the runtime is ending */
 		if (sig < 0) {
@@ -531,6 +556,7 @@ static void *core_thread(void *p)
 	struct cio__rt *rt = cio__runtime_new(cfg, &err);
 	if (rt) {
 		rt->group = g;
+		cio__dl_join(rt, &g->dl);
 		rt->core_id = k;
 		rt->core_count = g->n;
 		rt->drain_timeout = g->cfg->drain_timeout > 0 ? g->cfg->drain_timeout
@@ -609,6 +635,7 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 	pthread_sigmask(SIG_BLOCK, &sigs, &old);
 	pthread_mutex_init(&g.lock, NULL);
 	pthread_cond_init(&g.ready, NULL);
+	cio__dl_group_init(&g.dl, g.rts, g.n);
 	int started = 0;
 	for (; started < g.n; started++) {
 		st[started] = (struct start){&g, started};
@@ -623,14 +650,21 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 	g.go = true;
 	pthread_cond_broadcast(&g.ready);
 	pthread_mutex_unlock(&g.lock);
+	/* The first core's error; a deadlock (the group's, broken on every
+	 * core it stuck) only when no core had another error. */
+	bool deadlocked = false;
 	for (int k = 0; k < started; k++) {
 		void *r;
 		pthread_join(th[k], &r);
-		if (rc == 0 && (intptr_t)r < 0 && (intptr_t)r != -EDEADLK)
+		if ((intptr_t)r == -EDEADLK)
+			deadlocked = true;
+		else if (rc == 0 && (intptr_t)r < 0)
 			rc = (int)(intptr_t)r;
 	}
 	if (rc == 0)
 		rc = atomic_load(&g.failed);
+	if (rc == 0 && deadlocked)
+		rc = -EDEADLK;
 	for (int k = 0; k < g.n; k++)
 		if (g.rts[k])
 			cio__runtime_free(g.rts[k]);

@@ -372,9 +372,9 @@ static int wait_op(cio_xchan *ch, int side, void *elem, const char *call)
 		struct cio__waiter w;
 		cio__waiter_init(&w, self);
 		cio__waitq_push(&st->waiters, &w);
-		rt->remote_waits++; /* another thread will wake us */
+		rt->peer_waits++; /* another core (or thread) will wake us */
 		rc = cio__park(self);
-		rt->remote_waits--;
+		rt->peer_waits--;
 		if (cio__waiter_queued(&w))
 			cio__waitq_remove(&w);
 		/* Nothing was handed over: an interrupted call did nothing. */

@@ -129,7 +129,7 @@ int cio_xwg_wait(cio_xwg *wg)
 	wg->waiters = &w;
 	pthread_mutex_unlock(&wg->lock);
 
-	rt->remote_waits++; /* another thread will wake us */
+	rt->peer_waits++; /* another core (or thread) will wake us */
 	rc = cio__park(self);
 	if (rc < 0 && !w.woken) {
 		pthread_mutex_lock(&wg->lock);
@@ -142,14 +142,14 @@ int cio_xwg_wait(cio_xwg *wg)
 		}
 		pthread_mutex_unlock(&wg->lock);
 		if (listed) {
-			rt->remote_waits--;
+			rt->peer_waits--;
 			return rc;
 		}
 	}
 	/* Taken by the last done(): its message is on the way. */
 	while (!w.woken)
 		cio__park_hard(self);
-	rt->remote_waits--;
+	rt->peer_waits--;
 	/* The done() that pushed it may still be inside the push. */
 	pthread_mutex_lock(&wg->lock);
 	pthread_mutex_unlock(&wg->lock);

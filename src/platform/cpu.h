@@ -18,4 +18,11 @@ int cio__cpus_max(void);
 /* Pins the calling thread to CPU cpu.  Returns 0 or -errno. */
 int cio__cpu_pin(int cpu);
 
+/* How many threads the process has now, io_uring's kernel workers left
+ * out (they act for the rings, not for the program): for deadlock
+ * detection, which must know whether a thread it does not know of may
+ * still wake a task.  Linux: /proc/self/task (a portable build on Linux
+ * too: no POSIX call counts threads).  Elsewhere -ENOSYS. */
+int cio__threads_count(void);
+
 #endif

@@ -39,6 +39,11 @@ void cio__sigfd_release(int fd)
 	(void)fd;
 }
 
+int cio__sigfd_threads(void)
+{
+	return 0;
+}
+
 #else
 
 #ifndef NSIG
@@ -237,6 +242,14 @@ void cio__sigfd_release(int fd)
 	pthread_mutex_unlock(&restart);
 	close(w->wr);
 	free(w);
+}
+
+int cio__sigfd_threads(void)
+{
+	pthread_mutex_lock(&restart); /* running's lock */
+	int n = running;
+	pthread_mutex_unlock(&restart);
+	return n;
 }
 
 #endif

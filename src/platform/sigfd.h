@@ -33,4 +33,9 @@ int cio__sigfd_take(int fd);
  * taken goes to another waiter, or stays pending. */
 void cio__sigfd_release(int fd);
 
+/* Threads the signal waits run now: the helper (0 or 1; always 0 on
+ * Linux).  It takes signals only, and wakes no task but a signal's
+ * waiter. */
+int cio__sigfd_threads(void);
+
 #endif
