@@ -992,22 +992,6 @@ static void test_drain_wait_no_signals_deadlock(void)
 	CHECK_EQ(atomic_load(&drain_cancelled), 2);
 }
 
-static void test_group_deadlocks(void)
-{
-	/* What is never a deadlock, wherever threads cannot be counted. */
-	test_xchan_late_not_deadlock();
-	test_plain_thread_not_deadlock();
-	test_drain_wait_not_deadlock(false);
-	test_drain_wait_not_deadlock(true);
-	if (!GROUP_DEADLOCKS)
-		return;
-	test_group_deadlock(false);
-	test_group_deadlock(true);
-	test_group_deadlock_after_end();
-	test_call_cycle_deadlock();
-	test_drain_wait_no_signals_deadlock();
-}
-
 static void *nothing(void *arg)
 {
 	return arg;
@@ -1030,34 +1014,49 @@ static void test_count_cores(int avail)
 	CHECK_EQ(atomic_load(&counted), avail);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	test_cases_begin(argc, argv);
 	int skip = test_backend_missing();
 	if (skip)
 		return skip;
-	CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
-	CHECK_EQ(cio_core_id(), -1);
-	CHECK_EQ(cio_core_count(), 0);
+	TEST_CASE(bad_calls, {
+		CHECK_EQ(cio_run_cores(-1, nothing, NULL), -EINVAL);
+		CHECK_EQ(cio_core_id(), -1);
+		CHECK_EQ(cio_core_count(), 0);
+	});
 	/* Known before the run: what a run of 0 cores starts. */
-	int avail = cio_cores_available();
-	cpu_set_t set;
-	CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
-	CHECK_EQ(avail, POSIX_PATHS ? (int)sysconf(_SC_NPROCESSORS_ONLN) : CPU_COUNT(&set));
-	test_count_cores(avail);
-	test_calls(0);
-	test_calls(50 * CIO_US); /* idle cores watch their inbox a while */
-	test_interrupted_calls();
-	test_xwg();
-	test_xwg_runtime_end();
-	test_self_call_deadlock();
-	test_posts();
-	test_post_then_end();
-	test_drain();
-	test_late_signal();
-	test_drain_live();
-	test_accept_spread();
-	test_signal_waits();
-	test_group_deadlocks();
-	fprintf(stderr, "ok\n");
-	return 0;
+	TEST_CASE(count_cores, {
+		int avail = cio_cores_available();
+		cpu_set_t set;
+		CHECK_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+		CHECK_EQ(avail, POSIX_PATHS ? (int)sysconf(_SC_NPROCESSORS_ONLN) : CPU_COUNT(&set));
+		test_count_cores(avail);
+	});
+	TEST_CASE(calls, test_calls(0));
+	TEST_CASE(calls_idle_poll, test_calls(50 * CIO_US)); /* idle cores watch their inbox */
+	TEST_CASE(interrupted_calls, test_interrupted_calls());
+	TEST_CASE(xwg, test_xwg());
+	TEST_CASE(xwg_runtime_end, test_xwg_runtime_end());
+	TEST_CASE(self_call_deadlock, test_self_call_deadlock());
+	TEST_CASE(posts, test_posts());
+	TEST_CASE(post_then_end, test_post_then_end());
+	TEST_CASE(drain, test_drain());
+	TEST_CASE(late_signal, test_late_signal());
+	TEST_CASE(drain_live, test_drain_live());
+	TEST_CASE(accept_spread, test_accept_spread());
+	TEST_CASE(signal_waits, test_signal_waits());
+	/* What is never a deadlock, wherever threads cannot be counted. */
+	TEST_CASE(xchan_late_not_deadlock, test_xchan_late_not_deadlock());
+	TEST_CASE(plain_thread_not_deadlock, test_plain_thread_not_deadlock());
+	TEST_CASE(drain_wait_not_deadlock_timer, test_drain_wait_not_deadlock(false));
+	TEST_CASE(drain_wait_not_deadlock_thread, test_drain_wait_not_deadlock(true));
+	/* Group deadlocks: reported only where threads can be counted. */
+	TEST_CASE(group_deadlock, if (GROUP_DEADLOCKS) test_group_deadlock(false));
+	TEST_CASE(group_deadlock_watcher, if (GROUP_DEADLOCKS) test_group_deadlock(true));
+	TEST_CASE(group_deadlock_after_end, if (GROUP_DEADLOCKS) test_group_deadlock_after_end());
+	TEST_CASE(call_cycle_deadlock, if (GROUP_DEADLOCKS) test_call_cycle_deadlock());
+	TEST_CASE(drain_wait_no_signals_deadlock,
+		  if (GROUP_DEADLOCKS) test_drain_wait_no_signals_deadlock());
+	return test_cases_end();
 }

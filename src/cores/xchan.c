@@ -409,13 +409,13 @@ int cio__xchan_watch(cio_xchan *ch, bool send, void *elem, struct cio__xwatch *x
 	xw->station = st;
 	cio__waiter_init(&xw->w, self);
 	cio__waitq_push(&st->waiters, &xw->w);
-	cio__rt_cur->remote_waits++;
+	cio__rt_cur->peer_waits++;
 	return -EAGAIN;
 }
 
 void cio__xchan_unwatch(struct cio__xwatch *xw, struct cio__task *self)
 {
-	cio__rt_cur->remote_waits--;
+	cio__rt_cur->peer_waits--;
 	if (cio__waiter_queued(&xw->w))
 		cio__waitq_remove(&xw->w);
 	station_leave(xw->station, self);
