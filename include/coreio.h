@@ -131,6 +131,10 @@ typedef struct cio_config {
 	                        * parking (see "stall reports", under Tasks); 0:
 	                        * COREIO_STALL_MS from the environment, and
 	                        * off when that is unset or 0; < 0: off */
+	size_t buf_size;       /* bytes of each lent buffer (cio_recv_buf());
+	                        * 0: 16 KiB */
+	size_t buf_budget;     /* bytes of lent buffers out at once, at most,
+	                        * on this runtime; 0: 64 MiB */
 } cio_config;
 
 /* Runs a runtime on the calling thread: spawns `main(arg)` as the first
@@ -204,6 +208,8 @@ typedef struct cio_stats {
 	uint64_t pool_queued;    /* now: jobs waiting in the pool (process-wide) */
 	uint64_t stalls;         /* stall reports of this core's tasks
 	                          * (cio_config.stall_ns) */
+	uint64_t bufs_lent;      /* now: bytes of lent buffers out
+	                          * (cio_recv_buf()) */
 } cio_stats;
 
 /* Fills *st with the calling thread's runtime counters (zeros off a
@@ -546,6 +552,43 @@ CIO_API int cio_close(int fd);
  * for fds made outside coreio (by another library) before their first
  * use with coreio.  Returns 0. */
 CIO_API int cio_fd_adopt(int fd);
+
+/* --- lent buffers ----------------------------------------------------------- */
+
+/* Buffers the runtime lends: a task that waits for bytes holds no buffer
+ * of its own, and one that got bytes holds them until it gives them back.
+ * A connection parked in cio_recv_buf() costs no buffer memory at all.
+ *
+ * Ownership: cio_recv_buf() lends a buffer to the calling task; it is
+ * the task's (or whichever task of the same runtime it hands it to) until
+ * cio_buf_release() or cio_send_buf() gives it back, whatever happens
+ * meanwhile (cancels, deadlines, the fd's close).  A buffer belongs to the
+ * runtime that lent it: giving it back from another runtime or thread
+ * aborts.  The buffers out at once are bounded per runtime (buf_budget);
+ * past it, cio_recv_buf() fails with -ENOBUFS rather than use more
+ * memory. */
+typedef struct cio_buf {
+	char *data;  /* the bytes */
+	size_t len;  /* how many; may be changed (shortened) by the holder */
+	size_t cap;  /* room at data: buf_size */
+} cio_buf;
+
+/* Blocking.  Receives from socket fd into a buffer of the runtime's: at
+ * most cap bytes, as recv(2) with no flags.  Returns the bytes received,
+ * with *out the buffer that holds them; 0 at end of stream, or -errno
+ * (-ECONNRESET, -EBADF, -ENOTSOCK, -ECANCELED, -ETIMEDOUT, -ENOBUFS: the
+ * runtime's budget of lent buffers is spent, -ENOMEM), with *out NULL.
+ * No buffer is held while it waits. */
+CIO_API ssize_t cio_recv_buf(int fd, cio_buf **out);
+
+/* Gives a lent buffer back (NULL is ignored). */
+CIO_API void cio_buf_release(cio_buf *b);
+
+/* Blocking.  Sends b->data[0..len) whole on fd, as cio_send_all(), then
+ * gives b back, whether the send succeeded or not.  Returns b's length, or
+ * -errno (-EPIPE, -ECONNRESET, -ECANCELED, -ETIMEDOUT...) with *moved (if
+ * not NULL) the bytes that did leave. */
+CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
 
 /* --- transfers ----------------------------------------------------------- */
 

@@ -91,6 +91,8 @@ static const struct metric {
 	  "Blocking-pool jobs that found no idle thread.", NULL),
 	M(stalls, "stalls_total", "counter", "Stall reports: tasks that ran too long without parking.",
 	  NULL),
+	M(bufs_lent, "bufs_lent_bytes", "gauge", "Bytes of lent buffers out now (cio_recv_buf).",
+	  NULL),
 #undef M
 };
 

@@ -1,6 +1,7 @@
 /* driver.c - chooses the I/O backend at run time, and is the driver
  * layer's face to the scheduler (struct cio__poller). */
 #include "driver.h"
+#include "bufs.h"
 #include "../core/rt.h"
 
 #include <errno.h>
@@ -91,6 +92,7 @@ int cio__driver_open(struct cio__rt *rt, const cio_config *cfg)
 	if (!d)
 		return -ENOMEM;
 	d->rt = rt;
+	cio__bufs_init(&d->bufs, cfg);
 	/* Every backend waits on this too, so that any thread can wake it. */
 	int rc = cio__wakefd_open(&d->wake);
 	if (rc == 0 && (rc = open_backend(d, cfg)) < 0)
@@ -159,6 +161,7 @@ void cio__driver_close(struct cio__rt *rt)
 		return;
 	d->ops->close(d);
 	cio__wakefd_close(&d->wake);
+	cio__bufs_fini(&d->bufs);
 	free(d);
 	rt->driver = NULL;
 }

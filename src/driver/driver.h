@@ -173,6 +173,15 @@ static inline ssize_t cio__io_sync(const struct cio__io *io)
  * abort outside a task.  src/driver/io.c */
 ssize_t cio__io(const char *call, struct cio__io *io);
 
+/* The pool of buffers a runtime lends (bufs.h). */
+struct cio__lent;
+struct cio__bufpool {
+	struct cio__lent *spare; /* kept for reuse */
+	size_t nspare;
+	size_t lent;             /* bytes out now */
+	size_t size, budget;     /* cio_config.buf_size, buf_budget */
+};
+
 struct cio__driver_ops {
 	const char *name;
 	/* Sets the backend up.  Returns 0 or a negated errno, and on failure
@@ -191,6 +200,12 @@ struct cio__driver_ops {
 	 * received, a connection accepted) returns its real result: nothing is
 	 * lost; the interruption shows on the task's next blocking call. */
 	ssize_t (*io)(struct cio__driver *d, struct cio__io *io);
+	/* The lent receive (cio_recv_buf()): waits until fd has bytes, its
+	 * end or an error, holding no buffer meanwhile, then receives into
+	 * a buffer of the runtime's pool (bufs.h).  Returns the bytes with
+	 * *out set; 0; or -errno (-ENOBUFS: the pool's budget is spent;
+	 * -ECANCELED, -ETIMEDOUT as io(), with nothing lent). */
+	ssize_t (*recv_lent)(struct cio__driver *d, int fd, struct cio__lent **out);
 	/* Closes fd.  Tasks blocked on it wake with -EBADF. */
 	int (*close_fd)(struct cio__driver *d, int fd);
 	/* A new fd (from socket(), accept(), pipe()...) took this number:
@@ -213,6 +228,7 @@ struct cio__driver {
 	struct cio__rt *rt; /* whose: rt->inflight counts what the kernel holds */
 	struct cio__wakefd wake; /* other threads signal it to wake this driver */
 	char reason[128];  /* why not io_uring; "" when on io_uring */
+	struct cio__bufpool bufs;
 };
 
 extern const struct cio__driver_ops cio__uring_ops; /* uring.c */

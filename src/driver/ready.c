@@ -9,6 +9,7 @@
  * at each wait, since its number may have been closed and reused behind
  * our back, dropping the registration. */
 #include "ready.h"
+#include "bufs.h"
 #include "../core/rt.h"
 #include "../platform/file.h"
 #include "../platform/sock.h"
@@ -285,6 +286,26 @@ ssize_t cio__ready_io(struct cio__driver *d, struct cio__io *io)
 		if (r >= 0 || (r != -EAGAIN && r != -EINTR))
 			return r;
 		if (r == -EAGAIN && (rc = wait_fd(d, self, io->fd, dir)) < 0)
+			return rc;
+	}
+}
+
+ssize_t cio__ready_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out)
+{
+	struct cio__task *self = cio__rt_cur->current;
+	/* As a plain read (cio__ready_io()): after a short one, wait for
+	 * the next edge rather than try a receive sure to fail. */
+	struct fdstate *f = fd_state(d->impl, fd, true);
+	int rc;
+	if (f && f->drained && (rc = wait_fd(d, self, fd, POLLIN)) < 0)
+		return rc;
+	for (;;) {
+		ssize_t n = cio__bufs_try(d->rt, fd, out);
+		if (f && n > 0 && (size_t)n < (*out)->pub.cap && !f->hup && is_stream(f, fd))
+			f->drained = true;
+		if (n != -EAGAIN)
+			return n;
+		if ((rc = wait_fd(d, self, fd, POLLIN)) < 0)
 			return rc;
 	}
 }

@@ -50,6 +50,7 @@ int cio__ready_open(struct cio__driver *d, const struct cio__poller_ops *po);
 void cio__ready_close(struct cio__driver *d);
 int cio__ready_wait(struct cio__driver *d, int64_t timeout_ns);
 ssize_t cio__ready_io(struct cio__driver *d, struct cio__io *io);
+ssize_t cio__ready_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out);
 int cio__ready_close_fd(struct cio__driver *d, int fd);
 void cio__ready_fd_new(struct cio__driver *d, int fd);
 int cio__ready_wake(struct cio__driver *d);
@@ -59,6 +60,7 @@ int cio__ready_wake(struct cio__driver *d);
 	{                                                                   \
 		.name = (nm), .open = (open_fn), .close = cio__ready_close, \
 		.wait = cio__ready_wait, .io = cio__ready_io,               \
+		.recv_lent = cio__ready_recv_lent,                          \
 		.close_fd = cio__ready_close_fd, .fd_new = cio__ready_fd_new, \
 		.wake = cio__ready_wake,                                    \
 	}

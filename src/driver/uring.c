@@ -6,6 +6,7 @@
  * runs.  Older kernels get COOP_TASKRUN (5.19), then plain flags.  Every
  * wait submits what the tick queued and waits in the same system call. */
 #include "driver.h"
+#include "bufs.h"
 #include "../core/rt.h"
 
 #include <errno.h>
@@ -682,6 +683,7 @@ const struct cio__driver_ops cio__uring_ops = {
 	.close = ur_close,
 	.wait = ur_wait,
 	.io = ur_io,
+	.recv_lent = cio__recv_lent_polling,
 	.close_fd = ur_close_fd,
 	.fd_new = ur_fd_new,
 	.notify = ur_notify,

@@ -1,0 +1,35 @@
+/* bufs.h - the buffers a runtime lends (cio_recv_buf()): a per-runtime
+ * pool of fixed-size buffers within a budget, and the lent receive each
+ * backend makes with them (driver op recv_lent). */
+#ifndef CIO_DRIVER_BUFS_H
+#define CIO_DRIVER_BUFS_H
+
+#include "driver.h"
+
+/* A lent buffer: the public part, then the pool's. */
+struct cio__lent {
+	cio_buf pub;
+	struct cio__rt *rt;      /* the lender */
+	struct cio__lent *next;  /* among the spares */
+	_Alignas(16) char bytes[];
+};
+
+void cio__bufs_init(struct cio__bufpool *p, const cio_config *cfg);
+void cio__bufs_fini(struct cio__bufpool *p);
+
+/* A buffer of the calling runtime's pool, or NULL with *err: -ENOBUFS
+ * (the budget is spent) or -ENOMEM. */
+struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err);
+
+/* Gives b back to its pool; aborts off the runtime that lent it. */
+void cio__bufs_give_back(struct cio__lent *b);
+
+/* One receive into a fresh buffer that never waits: bytes (> 0, *out
+ * set), 0, or -errno; -EAGAIN when nothing is there (nothing lent). */
+ssize_t cio__bufs_try(struct cio__rt *rt, int fd, struct cio__lent **out);
+
+/* The lent receive of a backend without one of its own: waits for
+ * readability holding nothing, then tries; see driver op recv_lent. */
+ssize_t cio__recv_lent_polling(struct cio__driver *d, int fd, struct cio__lent **out);
+
+#endif

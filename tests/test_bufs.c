@@ -1,0 +1,370 @@
+/* test_bufs.c - lent buffers (cio_recv_buf(), cio_buf_release(),
+ * cio_send_buf()): every byte once and in order, no buffer held while a
+ * task waits, the budget's -ENOBUFS, cancels and closes with buffers out,
+ * ends of stream, resets, mixing with cio_recv(), and many connections
+ * at once. */
+#include "check.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MS CIO_MS
+
+static uint64_t lent(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.bufs_lent;
+}
+
+static int pair[2];
+
+/* Sends n bytes of a pattern that starts at `from`, in pieces. */
+struct feed {
+	int fd;
+	size_t n, from, piece;
+	bool close;
+};
+
+static void *feeder(void *arg)
+{
+	struct feed *f = arg;
+	unsigned char chunk[7000];
+	size_t done = 0;
+	while (done < f->n) {
+		size_t k = f->n - done;
+		if (k > f->piece)
+			k = f->piece;
+		for (size_t i = 0; i < k; i++)
+			chunk[i] = (unsigned char)((f->from + done + i) * 7 + 3);
+		CHECK_EQ(cio_send_all(f->fd, chunk, k, 0, NULL), (ssize_t)k);
+		done += k;
+	}
+	if (f->close)
+		CHECK_EQ(cio_shutdown(f->fd, SHUT_WR), 0);
+	return NULL;
+}
+
+static bool pattern_ok(const cio_buf *b, size_t from)
+{
+	for (size_t i = 0; i < b->len; i++)
+		if ((unsigned char)b->data[i] != (unsigned char)((from + i) * 7 + 3))
+			return false;
+	return true;
+}
+
+/* 4 MB in pieces of every size: received whole and in order, then the
+ * end of stream; every buffer given back. */
+static void test_order(void)
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	struct feed f = {.fd = pair[1], .n = 4 << 20, .piece = 6999, .close = true};
+	cio_task_t t = cio_spawn(feeder, &f);
+	size_t got = 0;
+	cio_buf *b;
+	ssize_t n;
+	while ((n = cio_recv_buf(pair[0], &b)) > 0) {
+		CHECK(b != NULL);
+		CHECK_EQ((size_t)n, b->len);
+		CHECK(b->len <= b->cap);
+		CHECK(pattern_ok(b, got));
+		got += b->len;
+		cio_buf_release(b);
+	}
+	CHECK_EQ(n, 0);
+	CHECK(b == NULL);
+	CHECK_EQ(got, (size_t)4 << 20);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+}
+
+/* Echo through lent buffers: what comes in goes out without a copy of
+ * the task's own. */
+static void *echo_lent(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	cio_buf *b;
+	ssize_t n;
+	while ((n = cio_recv_buf(fd, &b)) > 0)
+		if (cio_send_buf(fd, b, NULL) != n)
+			break;
+	return (void *)(intptr_t)n;
+}
+
+static void test_echo(void)
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	cio_task_t t = cio_spawn(echo_lent, (void *)(intptr_t)pair[0]);
+	char out[3000], in[3000];
+	for (int round = 0; round < 200; round++) {
+		size_t len = 1 + (size_t)round * 13 % sizeof out;
+		for (size_t i = 0; i < len; i++)
+			out[i] = (char)(round + i);
+		CHECK_EQ(cio_send_all(pair[1], out, len, 0, NULL), (ssize_t)len);
+		CHECK_EQ(cio_recv_exact(pair[1], in, len, 0, NULL), (ssize_t)len);
+		CHECK(memcmp(in, out, len) == 0);
+	}
+	CHECK_EQ(cio_shutdown(pair[1], SHUT_WR), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+}
+
+static void *recv_one(void *arg)
+{
+	cio_buf **out = arg;
+	return (void *)(intptr_t)cio_recv_buf(pair[0], out);
+}
+
+/* Waiting holds no buffer; a cancel or a close while waiting loses
+ * nothing and lends nothing; a buffer out survives the fd's close. */
+static void test_wait_and_cancel(void)
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	cio_buf *b = (cio_buf *)1;
+	cio_task_t t = cio_spawn(recv_one, &b);
+	CHECK_EQ(cio_sleep(10 * MS), 0);
+	CHECK_EQ(lent(), 0); /* parked, holding nothing */
+	CHECK_EQ(cio_cancel(t), 0);
+	CHECK_EQ(join_rc(t), -ECANCELED);
+	CHECK(b == NULL);
+	CHECK_EQ(lent(), 0);
+
+	/* The bytes sent now are all there for the next receive. */
+	CHECK_EQ(cio_send_all(pair[1], "abc", 3, 0, NULL), 3);
+	CHECK_EQ(cio_recv_buf(pair[0], &b), 3);
+	CHECK(memcmp(b->data, "abc", 3) == 0);
+	CHECK(lent() > 0);
+
+	/* A deadline: -ETIMEDOUT, nothing lent by it. */
+	cio_buf *c = (cio_buf *)1;
+	ssize_t rc;
+	CIO_WITH_TIMEOUT(5 * MS) rc = cio_recv_buf(pair[0], &c);
+	CHECK_EQ(rc, -ETIMEDOUT);
+	CHECK(c == NULL);
+
+	/* A close under a waiting receive: -EBADF; the buffer out stays
+	 * good until given back. */
+	t = cio_spawn(recv_one, &c);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(join_rc(t), -EBADF);
+	CHECK(memcmp(b->data, "abc", 3) == 0);
+	cio_buf_release(b);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+}
+
+/* Mixed with cio_recv() on one fd, the bytes stay in order. */
+static void test_mixed(void)
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	struct feed f = {.fd = pair[1], .n = 1 << 20, .piece = 1000, .close = true};
+	cio_task_t t = cio_spawn(feeder, &f);
+	size_t got = 0;
+	for (int i = 0;; i++) {
+		cio_buf *b;
+		ssize_t n;
+		if (i % 2) {
+			unsigned char own[777];
+			n = cio_recv(pair[0], own, sizeof own, 0);
+			for (ssize_t k = 0; k < n; k++)
+				CHECK_EQ(own[k], (unsigned char)((got + (size_t)k) * 7 + 3));
+		} else {
+			n = cio_recv_buf(pair[0], &b);
+			if (n > 0) {
+				CHECK(pattern_ok(b, got));
+				cio_buf_release(b);
+			}
+		}
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	CHECK_EQ(got, (size_t)1 << 20);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+}
+
+/* A holder that never gives back meets the budget: -ENOBUFS, memory
+ * bounded; giving back makes room again. */
+static void *budget_main(void *arg)
+{
+	(void)arg;
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	cio_buf *held[8];
+	int n = 0;
+	char junk[4096];
+	memset(junk, 'j', sizeof junk);
+	for (;;) {
+		CHECK_EQ(cio_send_all(pair[1], junk, sizeof junk, 0, NULL), (ssize_t)sizeof junk);
+		cio_buf *b;
+		ssize_t rc = cio_recv_buf(pair[0], &b);
+		if (rc == -ENOBUFS) {
+			CHECK(b == NULL);
+			break;
+		}
+		CHECK(rc > 0 && n < 8);
+		held[n++] = b;
+	}
+	CHECK_EQ(n, 4); /* 4 x 4 KiB in a 16 KiB budget */
+	CHECK_EQ(lent(), 16 << 10);
+	cio_buf_release(held[--n]);
+	cio_buf *b;
+	CHECK(cio_recv_buf(pair[0], &b) > 0); /* room again */
+	cio_buf_release(b);
+	while (n)
+		cio_buf_release(held[--n]);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+	return NULL;
+}
+
+static void test_budget(void)
+{
+	cio_config cfg = test_backend_config();
+	cfg.buf_size = 4 << 10;
+	cfg.buf_budget = 16 << 10;
+	CHECK_EQ(cio_run_with(&cfg, budget_main, NULL), 0);
+}
+
+/* A reset mid-stream: the bytes before it, then -ECONNRESET. */
+static void test_reset(void)
+{
+	int lfd = cio_listen("127.0.0.1:0", NULL);
+	CHECK(lfd >= 0);
+	cio_addr a = {.len = sizeof a.u};
+	CHECK_EQ(getsockname(lfd, &a.u.sa, &a.len), 0);
+	char addr[64];
+	CHECK(cio_addr_format(&a, addr, sizeof addr) > 0);
+	int c = cio_connect(addr, 0);
+	CHECK(c >= 0);
+	int s = cio_accept(lfd, NULL);
+	CHECK(s >= 0);
+	CHECK_EQ(cio_send_all(c, "xyz", 3, 0, NULL), 3);
+	CHECK_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, &(struct linger){1, 0},
+			    sizeof(struct linger)), 0);
+	CHECK_EQ(cio_close(c), 0); /* RST */
+	cio_buf *b;
+	ssize_t n = cio_recv_buf(s, &b);
+	if (n > 0) { /* the bytes, if the reset did not overtake them */
+		CHECK(memcmp(b->data, "xyz", 3) == 0);
+		cio_buf_release(b);
+		n = cio_recv_buf(s, &b);
+	}
+	CHECK_EQ(n, -ECONNRESET);
+	CHECK(b == NULL);
+	CHECK_EQ(cio_close(s), 0);
+	CHECK_EQ(cio_close(lfd), 0);
+	CHECK_EQ(lent(), 0);
+}
+
+/* Not a socket, not an fd. */
+static void test_bad_fds(void)
+{
+	cio_buf *b = (cio_buf *)1;
+	CHECK_EQ(cio_recv_buf(-1, &b), -EBADF);
+	CHECK(b == NULL);
+	int p[2];
+	CHECK_EQ(cio_pipe(p), 0);
+	CHECK_EQ(cio_recv_buf(p[0], &b), -ENOTSOCK);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+	CHECK_EQ(lent(), 0);
+	cio_buf_release(NULL);
+}
+
+/* Many connections sending at once through a small budget: every byte
+ * arrives, in order, per connection; the budget is never passed. */
+#define CONNS 1000
+#define PER_CONN 20000
+
+static int conn_fds[CONNS][2];
+static uint64_t peak_lent;
+
+static void *many_reader(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	size_t got = 0;
+	for (;;) {
+		cio_buf *b;
+		ssize_t n = cio_recv_buf(conn_fds[k][0], &b);
+		if (n == -ENOBUFS) {
+			CHECK_EQ(cio_sleep(MS), 0); /* others give back */
+			continue;
+		}
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		CHECK(pattern_ok(b, got));
+		got += b->len;
+		if (lent() > peak_lent)
+			peak_lent = lent();
+		CHECK_EQ(cio_yield(), 0); /* hold it a moment */
+		cio_buf_release(b);
+	}
+	CHECK_EQ(got, (size_t)PER_CONN);
+	return NULL;
+}
+
+static void *many_main(void *arg)
+{
+	(void)arg;
+	static struct feed feeds[CONNS];
+	cio_task_t readers[CONNS], writers[CONNS];
+	for (int k = 0; k < CONNS; k++) {
+		CHECK_EQ(cio_socketpair(SOCK_STREAM, conn_fds[k]), 0);
+		feeds[k] = (struct feed){.fd = conn_fds[k][1], .n = PER_CONN, .piece = 1500,
+					 .close = true};
+		readers[k] = cio_spawn(many_reader, (void *)(intptr_t)k);
+		writers[k] = cio_spawn(feeder, &feeds[k]);
+	}
+	for (int k = 0; k < CONNS; k++) {
+		CHECK_EQ(join_rc(writers[k]), 0);
+		CHECK_EQ(join_rc(readers[k]), 0);
+		CHECK_EQ(cio_close(conn_fds[k][0]), 0);
+		CHECK_EQ(cio_close(conn_fds[k][1]), 0);
+	}
+	CHECK(peak_lent <= 256 << 10);
+	CHECK_EQ(lent(), 0);
+	return NULL;
+}
+
+static void test_many(void)
+{
+	cio_config cfg = test_backend_config();
+	cfg.buf_size = 2 << 10;
+	cfg.buf_budget = 256 << 10; /* 128 buffers for 1000 connections */
+	CHECK_EQ(cio_run_with(&cfg, many_main, NULL), 0);
+}
+
+static void *test_main(void *arg)
+{
+	(void)arg;
+	TEST_CASE(order, test_order());
+	TEST_CASE(echo, test_echo());
+	TEST_CASE(wait_and_cancel, test_wait_and_cancel());
+	TEST_CASE(mixed, test_mixed());
+	TEST_CASE(reset, test_reset());
+	TEST_CASE(bad_fds, test_bad_fds());
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	test_cases_begin(argc, argv);
+	int rc = test_run(test_main, NULL);
+	if (rc)
+		return rc;
+	TEST_CASE(budget, test_budget());
+	TEST_CASE(many, test_many());
+	return test_cases_end();
+}
