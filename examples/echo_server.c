@@ -4,7 +4,7 @@
  * errors; an optional idle timeout; and a graceful drain.
  *
  *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS]
- *               [--stream] [--stats ADDR] [ADDR]
+ *               [--own-buf | --stream] [--stats ADDR] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:7000; port 0
@@ -16,9 +16,13 @@
  *                 for MS milliseconds (default 0: never)
  *   --drain-ms MS how long a drain lets connections finish before they
  *                 are cancelled (default 1000)
+ *   --own-buf     receive into a buffer on the connection task's stack,
+ *                 rather than into buffers the runtime lends only while
+ *                 bytes are in hand (cio_recv_buf()): a waiting connection
+ *                 then holds its buffer's pages
  *   --stream      serve each connection through a cio_stream (its read
- *                 buffer in place of the task's own), to measure what a
- *                 stream costs over the raw fd
+ *                 buffer in place of lent ones), to measure what a stream
+ *                 costs over the raw fd
  *   --stats ADDR  serve the runtime's counters of every core on ADDR
  *                 (Prometheus text; each connection gets one HTTP/1.0
  *                 answer), and print "echo_server: stats on ADDR"
@@ -47,10 +51,11 @@
 #include "example_server.h"
 
 #define BUF_SIZE (16 << 10)
-/* The receive buffer lives on the task's stack; 64 KiB leaves it and libc
- * ample room while 10k connections cost little (stack pages are only
- * touched as used). */
-#define CONN_STACK (64 << 10)
+/* With lent buffers a connection's stack holds frames only: 32 KiB leaves
+ * libc ample room.  With its own buffer (--own-buf) the receive buffer
+ * lives on the stack too: 64 KiB.  Only the pages touched cost memory. */
+#define CONN_STACK (32 << 10)
+#define CONN_STACK_OWN (64 << 10)
 #define LOG_EVERY CIO_SEC
 
 /* Settings, shared read-only by every core. */
@@ -58,6 +63,7 @@ static struct {
 	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	int64_t idle_ns; /* --idle-ms, or 0 */
 	bool stream;     /* --stream */
+	bool own_buf;    /* --own-buf */
 } opt = {.srv = {.name = "echo_server", .conn_stack = CONN_STACK}};
 
 /* What every core served, summed as cores end. */
@@ -106,12 +112,30 @@ static ssize_t echo_stream_once(cio_stream *st)
 	return n;
 }
 
+/* One exchange in the connection's own buffer, on its stack. */
+static ssize_t echo_own_once(int fd)
+{
+	char buf[BUF_SIZE];
+	ssize_t n = cio_recv(fd, buf, sizeof buf, 0);
+	cio_drain_idle(false);
+	return n > 0 ? cio_send_all(fd, buf, (size_t)n, 0, NULL) : n;
+}
+
+/* One exchange in a buffer the runtime lends once bytes are there: while
+ * the connection waits it holds no buffer, and its stack stays small. */
+static ssize_t echo_lent_once(int fd)
+{
+	cio_buf *b;
+	ssize_t n = cio_recv_buf(fd, &b);
+	cio_drain_idle(false);
+	return n > 0 ? cio_send_buf(fd, b, NULL) : n;
+}
+
 /* One connection, on its own task: TCP_NODELAY (an echo is a small reply
  * that must not wait for Nagle), then echoes until the peer ends. */
 static void serve_conn(void *arg, int fd)
 {
 	struct server *s = arg;
-	char buf[BUF_SIZE];
 	cio_stream *st = NULL;
 	s->accepted++;
 	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
@@ -127,14 +151,7 @@ static void serve_conn(void *arg, int fd)
 		/* Between messages a drain may end the connection at once;
 		 * with bytes in hand, it lets their echo go out first. */
 		cio_drain_idle(true);
-		if (st) {
-			n = echo_stream_once(st);
-		} else {
-			n = cio_recv(fd, buf, sizeof buf, 0);
-			cio_drain_idle(false);
-			if (n > 0)
-				n = cio_send_all(fd, buf, (size_t)n, 0, NULL);
-		}
+		n = st ? echo_stream_once(st) : opt.own_buf ? echo_own_once(fd) : echo_lent_once(fd);
 		cio_drain_idle(false);
 		if (opt.idle_ns)
 			cio_deadline_pop(tok);
@@ -181,7 +198,8 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--idle-ms MS] "
-			"[--drain-ms MS] [--stream] [--stats ADDR] [HOST:PORT | PORT]\n", prog);
+			"[--drain-ms MS] [--own-buf | --stream] [--stats ADDR] [HOST:PORT | PORT]\n",
+		prog);
 	exit(2);
 }
 
@@ -209,6 +227,8 @@ int main(int argc, char **argv)
 			drain_ms = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--stream") == 0)
 			opt.stream = true;
+		else if (strcmp(argv[i], "--own-buf") == 0)
+			opt.own_buf = true;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--stats") == 0 && val)
@@ -221,8 +241,10 @@ int main(int argc, char **argv)
 		} else
 			opt.srv.addr = argv[i];
 	}
-	if (cores > 1024)
+	if (cores > 1024 || (opt.stream && opt.own_buf))
 		usage(argv[0]);
+	if (opt.own_buf)
+		opt.srv.conn_stack = CONN_STACK_OWN;
 	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
 

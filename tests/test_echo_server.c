@@ -4,9 +4,10 @@
  * messages byte for byte; one streams both ways at once; one half-closes
  * and still gets every byte back; rude peers reset mid-stream; then
  * SIGTERM stops the server cleanly, closing idle connections at once,
- * and its summary counts every connection.  All of it twice: with each
- * connection on its raw fd, and through a cio_stream (--stream).  The
- * raw run also scrapes --stats, whose counters must show the traffic. */
+ * and its summary counts every connection.  All of it three times: each
+ * connection on its raw fd receiving into lent buffers (the default) or
+ * into its own (--own-buf), and through a cio_stream (--stream).  The
+ * first run also scrapes --stats, whose counters must show the traffic. */
 #include "check.h"
 #include "example_util.h"
 
@@ -168,18 +169,19 @@ static void check_stats(int stats_port, int conns)
 	CHECK(writes > 0);
 }
 
-static int run(bool stream)
+/* mode: NULL (lent buffers, with --stats), "--own-buf" or "--stream". */
+static int run(const char *mode)
 {
 	struct child srv;
-	/* The raw run serves --stats too. */
+	/* The lent-buffer run serves --stats too. */
 	char *argv[] = {ECHO_SERVER_BIN, "--cores", "2", "--seconds", "100", "--drain-ms", "20000",
-			stream ? "--stream" : "--stats", "127.0.0.1:0", "127.0.0.1:0", NULL};
-	if (stream)
-		argv[9] = NULL; /* --stream ADDR: no stats address */
+			mode ? (char *)mode : "--stats", "127.0.0.1:0", "127.0.0.1:0", NULL};
+	if (mode)
+		argv[9] = NULL; /* MODE ADDR: no stats address */
 	CHECK_EQ(ex_start(&srv, argv, "listening on"), 0);
 	port = ex_port(&srv);
 	const char *sl = strstr(srv.text, "stats on 127.0.0.1:");
-	CHECK(stream == (sl == NULL));
+	CHECK((mode != NULL) == (sl == NULL));
 	int stats_port = sl ? atoi(sl + strlen("stats on 127.0.0.1:")) : 0;
 	const char *want = getenv("COREIO_BACKEND");
 	if (want) {
@@ -227,8 +229,8 @@ static int run(bool stream)
 		fprintf(stderr, "unexpected summary:\n%s\n", srv.text);
 		CHECK(!"summary");
 	}
-	fprintf(stderr, "ok%s: %d connections byte-exact, %d resets survived\n",
-		stream ? " (stream)" : "", CONNS + 2, RESETS);
+	fprintf(stderr, "ok (%s): %d connections byte-exact, %d resets survived\n",
+		mode ? mode : "lent buffers", CONNS + 2, RESETS);
 	return 0;
 }
 
@@ -240,7 +242,8 @@ int main(int argc, char **argv)
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
-	TEST_CASE(raw, run(false));
-	TEST_CASE(stream, run(true));
+	TEST_CASE(lent, run(NULL));
+	TEST_CASE(own_buf, run("--own-buf"));
+	TEST_CASE(stream, run("--stream"));
 	return test_cases_end();
 }
