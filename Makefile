@@ -21,7 +21,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
 	check-portable check-faults check-faults-full check-fuzz fuzz fuzz-build soak bench-core bench-net bench-cores \
-	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-lb bench-net-build bench-files \
+	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-lb bench-idle bench-net-build bench-files \
 	bench-proxy install clean
 
 all: build
@@ -237,6 +237,12 @@ bench-http: bench-net-build
 bench-lb: bench-net-build
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello http_lb
 	bench/lb.sh $(BENCH_BUILD)
+
+# What an idle connection costs: 15,000 connections echoed once, then
+# waiting; the server's RSS growth per connection, coreio (lent buffers
+# and the task's own, io_uring and epoll) against a raw epoll loop.
+bench-idle: bench-net-build
+	bench/idle.sh $(BENCH_BUILD)
 
 # The whole suite of peer comparisons: the network matrix and its
 # profile, then file reads against fio, the proxy against HAProxy, and

@@ -1,0 +1,88 @@
+#!/bin/sh
+# idle.sh - what an idle connection costs an echo server: IDLE_CONNS
+# connections (default 15000), each echoed once and then left waiting,
+# and the growth of the server's resident memory divided by them.  Each
+# server runs alone on CPU 0; the client (Python, one socket per
+# connection) on CPU 1.
+#
+#   bench/idle.sh [BUILD_DIR]      default build-bench
+#
+# Prints one line per server: NAME, connections, RSS before and after
+# (KiB), and KiB per idle connection.  The coreio servers run on io_uring
+# and on epoll, receiving into lent buffers (the default) and into their
+# own (--own-buf); the peers are bench/peers/epoll_echo (one shared
+# buffer, no runtime) and libuv's where built.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build-bench}
+case $build in /*) ;; *) build=$root/$build ;; esac
+conns=${IDLE_CONNS:-15000}
+port=${IDLE_PORT:-21000}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The fds a server and the client need: as many as the hard limit allows.
+ulimit -n "$(ulimit -H -n)"
+
+cat >"$work/client.py" <<'PY'
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    s.sendall(b"x")
+    if s.recv(1) != b"x":
+        sys.exit("no echo")
+    socks.append(s)
+print("idle", flush=True)
+sys.stdin.read()  # until the script is done measuring
+PY
+
+rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+
+measure() {
+	name=$1
+	shift
+	port=$((port + 1))
+	log=$work/$name.log
+	# shellcheck disable=SC2046
+	taskset -c 0 $(echo "$@" | sed "s/@PORT@/$port/g; s|@BUILD@|$build|g") >"$log" 2>&1 &
+	pid=$!
+	tries=0
+	until grep -q "listening on" "$log" 2>/dev/null; do
+		tries=$((tries + 1))
+		[ $tries -lt 200 ] || { echo "$name: did not listen" >&2; kill "$pid"; return 0; }
+		sleep 0.05
+	done
+	sleep 0.2
+	before=$(rss "$pid")
+	mkfifo "$work/hold"
+	taskset -c 1 python3 "$work/client.py" "$port" "$conns" <"$work/hold" >"$work/client.out" &
+	client=$!
+	exec 9>"$work/hold"
+	tries=0
+	until grep -q idle "$work/client.out" 2>/dev/null; do
+		tries=$((tries + 1))
+		kill -0 "$client" 2>/dev/null || { echo "$name: client failed" >&2; break; }
+		[ $tries -lt 1200 ] || { echo "$name: client too slow" >&2; break; }
+		sleep 0.05
+	done
+	sleep 0.5
+	after=$(rss "$pid")
+	exec 9>&-
+	wait "$client" || true
+	rm -f "$work/hold"
+	kill -TERM "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+	awk -v n="$name" -v c="$conns" -v a="$before" -v b="$after" \
+		'BEGIN { printf "%-22s %6d conns  RSS %7d -> %7d KiB  %5.2f KiB/conn\n", n, c, a, b, (b - a) / c }'
+}
+
+E="@BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@"
+measure coreio-uring-lent env COREIO_BACKEND=uring $E
+measure coreio-uring-own env COREIO_BACKEND=uring $E --own-buf
+measure coreio-epoll-lent env COREIO_BACKEND=epoll $E
+measure coreio-epoll-own env COREIO_BACKEND=epoll $E --own-buf
+measure epoll "@BUILD@/bench/epoll_echo @PORT@ 127.0.0.1"
+[ -x "$build/bench/uv_echo" ] && measure libuv "@BUILD@/bench/uv_echo @PORT@ 127.0.0.1"
+exit 0
