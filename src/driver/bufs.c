@@ -17,7 +17,7 @@
 void cio__bufs_init(struct cio__bufpool *p, const cio_config *cfg)
 {
 	p->spare = NULL;
-	p->nspare = p->lent = 0;
+	p->nspare = p->lent = p->held = 0;
 	p->size = cfg && cfg->buf_size ? cfg->buf_size : DEFAULT_SIZE;
 	p->budget = cfg && cfg->buf_budget ? cfg->buf_budget : DEFAULT_BUDGET;
 }
@@ -32,10 +32,11 @@ void cio__bufs_fini(struct cio__bufpool *p)
 	p->nspare = 0;
 }
 
-struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err)
+/* A buffer from the pool, within the budget, counted as held or lent. */
+static struct cio__lent *take(struct cio__rt *rt, int *err, bool held)
 {
 	struct cio__bufpool *p = &rt->driver->bufs;
-	if (p->lent + p->size > p->budget) {
+	if (p->lent + p->held + p->size > p->budget) {
 		*err = -ENOBUFS;
 		return NULL;
 	}
@@ -48,10 +49,34 @@ struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err)
 		return NULL;
 	}
 	b->rt = rt;
-	p->lent += p->size;
+	b->next = NULL;
+	b->held = held;
+	if (held)
+		p->held += p->size;
+	else
+		p->lent += p->size;
 	rt->stats.bufs_lent = p->lent;
 	b->pub = (cio_buf){.data = b->bytes, .len = 0, .cap = p->size};
 	return b;
+}
+
+struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err)
+{
+	return take(rt, err, false);
+}
+
+struct cio__lent *cio__bufs_hold(struct cio__rt *rt, int *err)
+{
+	return take(rt, err, true);
+}
+
+void cio__bufs_lend_held(struct cio__lent *b)
+{
+	struct cio__bufpool *p = &b->rt->driver->bufs;
+	b->held = false;
+	p->held -= p->size;
+	p->lent += p->size;
+	b->rt->stats.bufs_lent = p->lent;
 }
 
 void cio__bufs_give_back(struct cio__lent *b)
@@ -63,7 +88,10 @@ void cio__bufs_give_back(struct cio__lent *b)
 		abort();
 	}
 	struct cio__bufpool *p = &rt->driver->bufs;
-	p->lent -= p->size;
+	if (b->held)
+		p->held -= p->size;
+	else
+		p->lent -= p->size;
 	rt->stats.bufs_lent = p->lent;
 	if (p->nspare < SPARE_MAX) {
 		b->next = p->spare;

@@ -10,7 +10,8 @@
 struct cio__lent {
 	cio_buf pub;
 	struct cio__rt *rt;      /* the lender */
-	struct cio__lent *next;  /* among the spares */
+	struct cio__lent *next;  /* among the spares, or a backend's queue */
+	bool held;               /* the backend's (a ring's), not a task's */
 	_Alignas(16) char bytes[];
 };
 
@@ -21,7 +22,15 @@ void cio__bufs_fini(struct cio__bufpool *p);
  * (the budget is spent) or -ENOMEM. */
 struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err);
 
-/* Gives b back to its pool; aborts off the runtime that lent it. */
+/* A buffer for the backend to hold (io_uring's buffer ring): counted in
+ * the budget, not in what tasks hold.  NULL with *err as above. */
+struct cio__lent *cio__bufs_hold(struct cio__rt *rt, int *err);
+
+/* A held buffer, now lent to a task. */
+void cio__bufs_lend_held(struct cio__lent *b);
+
+/* Gives b (lent or held) back to its pool; aborts off the runtime that
+ * lent it. */
 void cio__bufs_give_back(struct cio__lent *b);
 
 /* One receive into a fresh buffer that never waits: bytes (> 0, *out

@@ -178,7 +178,8 @@ struct cio__lent;
 struct cio__bufpool {
 	struct cio__lent *spare; /* kept for reuse */
 	size_t nspare;
-	size_t lent;             /* bytes out now */
+	size_t lent;             /* bytes tasks hold now */
+	size_t held;             /* bytes the backend holds (a ring's) */
 	size_t size, budget;     /* cio_config.buf_size, buf_budget */
 };
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 /* Set by tests before a runtime starts: its ring takes none of the file
@@ -80,8 +81,28 @@ struct cio__op {
 	int32_t res;            /* the kernel's result: >= 0 or -errno */
 	uint32_t flags;         /* io_uring CQE flags */
 	bool done;
+	bool multishot;         /* a lent receive's: see struct lentfd */
 	int fd;                 /* the requests pending on one fd, listed */
 	struct cio__op *prev, *next;
+};
+
+/* Lent receives (cio_recv_buf()) on io_uring: one ring of provided
+ * buffers per runtime, filled from the pool of bufs.h, and per fd a
+ * multishot receive that picks a buffer for each arrival.  What arrives
+ * before a task asks waits on the fd's queue, in order; a task that
+ * waits holds no buffer.  A plain read of the fd first stops the
+ * multishot and takes what is queued, so the two mix in order. */
+struct lentfd {
+	struct cio__op op;        /* the multishot's: here, not on a stack */
+	bool armed;               /* in the kernel */
+	bool stale;               /* its fd number was closed behind our back */
+	bool closed;              /* by cio_close(), and not made anew */
+	int end;                  /* 1, or how the last multishot ended: 0
+	                           * (end of stream) or -errno, to report */
+	struct cio__task *waiter; /* in cio_recv_buf() */
+	struct cio__task *closer; /* stopping it (a close, a plain read) */
+	struct cio__lent *head, *tail; /* arrived, not yet asked for */
+	size_t off;               /* of head, taken by a plain read */
 };
 
 struct uring_state {
@@ -104,6 +125,15 @@ struct uring_state {
 	 * pread(2) does, where io_uring would ignore the offset. */
 	uint8_t *seeks;
 	size_t nseeks;
+	/* Lent receives: the provided-buffer ring (NULL until first used),
+	 * the pool buffer at each buffer id (NULL: an empty slot), and the
+	 * per-fd state. */
+	struct io_uring_buf_ring *br;
+	struct cio__lent **br_bufs;
+	unsigned br_entries, br_empty;
+	bool br_failed;           /* the kernel has none: poll, then recv */
+	struct lentfd **lentfds;
+	size_t nlentfds;
 };
 
 /* Whether fd takes file offsets: one lseek(2) on its first transfer at an
@@ -332,11 +362,32 @@ static void ur_close(struct cio__driver *d)
 	if (!s)
 		return;
 	io_uring_queue_exit(&s->ring);
+	/* The kernel has let go: the buffers it held, and those queued, are
+	 * freed with the pool (no task is left to give them back). */
+	for (size_t fd = 0; fd < s->nlentfds; fd++) {
+		struct lentfd *lf = s->lentfds[fd];
+		struct cio__lent *b;
+		while (lf && (b = lf->head)) {
+			lf->head = b->next;
+			free(b);
+		}
+		free(lf);
+	}
+	free(s->lentfds);
+	for (unsigned i = 0; i < s->br_entries; i++)
+		free(s->br_bufs[i]);
+	free(s->br_bufs);
+	if (s->br)
+		munmap(s->br, s->br_entries * sizeof(struct io_uring_buf));
 	free(s->byfd);
 	free(s->seeks);
 	free(s);
 	d->impl = NULL;
 }
+
+static void lent_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
+			  const struct io_uring_cqe *cqe);
+static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
 
 /* Completes every CQE the ring holds; returns how many. */
 static unsigned reap(struct cio__driver *d, struct uring_state *s)
@@ -354,6 +405,10 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		}
 		if (op == &s->wake_op) {
 			s->wake_armed = false; /* re-armed after the wait */
+			continue;
+		}
+		if (op->multishot) {
+			lent_complete(d, s, op, cqe);
 			continue;
 		}
 		op->res = cqe->res;
@@ -596,6 +651,15 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	if (io->off >= 0 && cio__io_has(io->kind, CIO__IO_AT_OFFSET) &&
 	    !takes_offsets(s, io->fd))
 		return -ESPIPE;
+	/* A plain read of an fd that lent receives use: what they queued
+	 * comes first. */
+	if ((size_t)io->fd < s->nlentfds && s->lentfds[io->fd] &&
+	    (io->kind == CIO__IO_RECV || io->kind == CIO__IO_RECVMSG ||
+	     ((io->kind == CIO__IO_READ || io->kind == CIO__IO_READV) && io->off < 0))) {
+		ssize_t took = lent_take(d, s, io);
+		if (took != 0)
+			return took;
+	}
 	struct cio__io copy;
 	const struct cio__io *cur = io;
 	ssize_t r = cio__io_fail(&cur, &copy);
@@ -643,6 +707,304 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	return op.res; /* it completed after all: keep its result */
 }
 
+/* --- lent receives ---------------------------------------------------------- */
+
+#define BR_ENTRIES 64u /* buffers in the ring, at most (a power of two) */
+#define BR_GROUP 1     /* its buffer group id */
+
+static struct lentfd *lent_of(struct cio__op *op)
+{
+	return (struct lentfd *)((char *)op - offsetof(struct lentfd, op));
+}
+
+/* fd's state; made on first use when `make`.  NULL: none (or ENOMEM). */
+static struct lentfd *lentfd_get(struct uring_state *s, int fd, bool make)
+{
+	if ((size_t)fd >= s->nlentfds) {
+		if (!make)
+			return NULL;
+		size_t n = s->nlentfds ? s->nlentfds : 1024;
+		while (n <= (size_t)fd)
+			n *= 2;
+		struct lentfd **v = cio__realloc(s->lentfds, n * sizeof *v);
+		if (!v)
+			return NULL;
+		memset(v + s->nlentfds, 0, (n - s->nlentfds) * sizeof *v);
+		s->lentfds = v;
+		s->nlentfds = n;
+	}
+	struct lentfd *lf = s->lentfds[fd];
+	if (!lf && make && (lf = cio__calloc(1, sizeof *lf))) {
+		lf->op.multishot = true;
+		lf->op.fd = -1;
+		lf->end = 1;
+		s->lentfds[fd] = lf;
+	}
+	return lf;
+}
+
+/* Puts pool buffers into the ring's empty slots, as the budget allows. */
+static void br_refill(struct cio__driver *d, struct uring_state *s)
+{
+	if (!s->br_empty)
+		return;
+	int added = 0, mask = io_uring_buf_ring_mask(s->br_entries);
+	for (unsigned bid = 0; bid < s->br_entries && s->br_empty; bid++) {
+		if (s->br_bufs[bid])
+			continue;
+		int err;
+		struct cio__lent *b = cio__bufs_hold(d->rt, &err);
+		if (!b)
+			break; /* the budget is spent: a later refill */
+		s->br_bufs[bid] = b;
+		s->br_empty--;
+		io_uring_buf_ring_add(s->br, b->bytes, (unsigned)b->pub.cap, (unsigned short)bid,
+				      mask, added++);
+	}
+	if (added)
+		io_uring_buf_ring_advance(s->br, added);
+}
+
+/* Registers the buffer ring.  Returns 0 or -errno (then s->br_failed:
+ * lent receives poll, then receive). */
+static int br_setup(struct cio__driver *d, struct uring_state *s)
+{
+	struct cio__bufpool *p = &d->bufs;
+	unsigned n = BR_ENTRIES;
+	/* No more of the budget than half, so that a plain-read fallback
+	 * and the tasks' own buffers keep room; at least one buffer. */
+	while (n > 1 && (size_t)n * p->size > p->budget / 2)
+		n /= 2;
+	size_t len = n * sizeof(struct io_uring_buf);
+	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	struct cio__lent **bufs = cio__calloc(n, sizeof *bufs);
+	int rc = mem == MAP_FAILED || !bufs ? -ENOMEM : 0;
+	if (rc == 0) {
+		struct io_uring_buf_reg reg = {
+			.ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = n, .bgid = BR_GROUP,
+		};
+		rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+	}
+	if (rc < 0) {
+		if (mem != MAP_FAILED)
+			munmap(mem, len);
+		free(bufs);
+		s->br_failed = rc != -ENOMEM; /* the kernel said no: for good */
+		return rc;
+	}
+	s->br = mem;
+	io_uring_buf_ring_init(s->br);
+	s->br_bufs = bufs;
+	s->br_entries = s->br_empty = n;
+	br_refill(d, s);
+	return 0;
+}
+
+static void lent_queue(struct lentfd *lf, struct cio__lent *b)
+{
+	b->next = NULL;
+	if (lf->tail)
+		lf->tail->next = b;
+	else
+		lf->head = b;
+	lf->tail = b;
+}
+
+/* Gives back every buffer queued on lf. */
+static void lent_drop_queue(struct lentfd *lf)
+{
+	struct cio__lent *b;
+	while ((b = lf->head)) {
+		lf->head = b->next;
+		cio__bufs_give_back(b);
+	}
+	lf->tail = NULL;
+	lf->off = 0;
+}
+
+/* A completion of fd's multishot receive: queues what arrived, or notes
+ * how it ended, and wakes the task waiting on it.  Never fails: the
+ * queue runs through the buffers themselves. */
+static void lent_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
+			  const struct io_uring_cqe *cqe)
+{
+	struct lentfd *lf = lent_of(op);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (cqe->flags & IORING_CQE_F_BUFFER) {
+		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+		struct cio__lent *b = bid < s->br_entries ? s->br_bufs[bid] : NULL;
+		if (b) {
+			s->br_bufs[bid] = NULL;
+			s->br_empty++;
+			if (cqe->res > 0 && !lf->stale) {
+				b->pub.len = (size_t)cqe->res;
+				lent_queue(lf, b);
+			} else {
+				cio__bufs_give_back(b);
+			}
+		}
+	} else if (cqe->res <= 0 && cqe->res != -ECANCELED) {
+		lf->end = cqe->res; /* end of stream, an error, -ENOBUFS */
+	}
+	if (!more) {
+		lf->armed = false;
+		untrack(s, op);
+		d->rt->inflight--;
+		if (lf->stale) {
+			lent_drop_queue(lf);
+			free(lf);
+			return;
+		}
+	}
+	if (lf->waiter)
+		cio__wake(lf->waiter, 0);
+	if (lf->closer)
+		cio__wake(lf->closer, 0);
+}
+
+/* Starts fd's multishot receive. */
+static int lent_arm(struct cio__driver *d, struct uring_state *s, struct lentfd *lf, int fd)
+{
+	int rc = track(s, &lf->op, fd);
+	if (rc < 0)
+		return rc;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BR_GROUP;
+	io_uring_sqe_set_data(sqe, &lf->op);
+	lf->armed = true;
+	d->rt->inflight++;
+	return 0;
+}
+
+/* Stops fd's multishot receive and waits, deaf to interruptions, until
+ * the kernel has let go of it; what it delivered stays queued. */
+static void lent_disarm(struct cio__driver *d, struct uring_state *s, struct lentfd *lf)
+{
+	if (!lf->armed)
+		return;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_cancel(sqe, &lf->op, 0);
+	io_uring_sqe_set_data(sqe, NULL);
+	struct cio__task *self = cio__rt_cur->current;
+	lf->closer = self;
+	while (lf->armed)
+		cio__park_hard(self);
+	lf->closer = NULL;
+}
+
+static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out)
+{
+	struct uring_state *s = d->impl;
+	if (!s->br && (s->br_failed || br_setup(d, s) < 0))
+		return cio__recv_lent_polling(d, fd, out);
+	struct lentfd *lf = lentfd_get(s, fd, true);
+	if (!lf)
+		return -ENOMEM;
+	if (lf->closed)
+		return -EBADF;
+	if (lf->waiter || lf->closer)
+		return cio__recv_lent_polling(d, fd, out); /* another task is at it: rare */
+	struct cio__task *self = cio__rt_cur->current;
+	for (;;) {
+		struct cio__lent *b = lf->head;
+		if (b) {
+			if (!(lf->head = b->next))
+				lf->tail = NULL;
+			if (lf->off) {
+				/* A plain read took the start. */
+				memmove(b->bytes, b->bytes + lf->off, b->pub.len - lf->off);
+				b->pub.len -= lf->off;
+				lf->off = 0;
+			}
+			cio__bufs_lend_held(b);
+			b->pub.data = b->bytes;
+			*out = b;
+			br_refill(d, s);
+			return (ssize_t)b->pub.len;
+		}
+		if (lf->end != 1) {
+			int end = lf->end;
+			lf->end = 1; /* told once; the next call asks again */
+			if (end != -ENOBUFS)
+				return end;
+			/* The ring ran dry: this time read into a buffer of the
+			 * pool, if the budget allows. */
+			br_refill(d, s);
+			return cio__recv_lent_polling(d, fd, out);
+		}
+		if (!lf->armed) {
+			br_refill(d, s);
+			int rc = lent_arm(d, s, lf, fd);
+			if (rc < 0)
+				return rc;
+		}
+		lf->waiter = self;
+		int rc = cio__park(self);
+		lf->waiter = NULL;
+		if (rc < 0)
+			return rc; /* what arrives meanwhile stays queued */
+		if (lf->closed)
+			return -EBADF;
+	}
+}
+
+/* Before a plain read of fd: stops its multishot, and copies into the
+ * read's buffer what the multishot queued (a short read, in order).
+ * Returns the bytes copied, or 0 when the read should go ahead. */
+static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io)
+{
+	struct lentfd *lf = lentfd_get(s, io->fd, false);
+	if (!lf || (!lf->armed && !lf->head))
+		return 0;
+	lent_disarm(d, s, lf);
+	struct iovec one = {io->p.buf, io->n.len};
+	const struct iovec *iov = &one;
+	int n = 1;
+	if (io->kind == CIO__IO_READV) {
+		iov = io->p.iov;
+		n = io->n.iovcnt;
+	} else if (io->kind == CIO__IO_RECVMSG) {
+		iov = io->p.msg->msg_iov;
+		n = (int)io->p.msg->msg_iovlen;
+	}
+	bool peek = io->kind != CIO__IO_READ && io->kind != CIO__IO_READV &&
+		    (io->flags & MSG_PEEK);
+	size_t moved = 0, off = lf->off;
+	struct cio__lent *b = lf->head;
+	for (int i = 0; i < n && b; i++) {
+		size_t room = iov[i].iov_len, at = 0;
+		while (room && b) {
+			size_t k = b->pub.len - off < room ? b->pub.len - off : room;
+			memcpy((char *)iov[i].iov_base + at, b->bytes + off, k);
+			at += k, room -= k, moved += k, off += k;
+			if (off == b->pub.len) {
+				b = b->next;
+				off = 0;
+			}
+		}
+	}
+	if (!peek) {
+		while (lf->head != b) {
+			struct cio__lent *done = lf->head;
+			lf->head = done->next;
+			cio__bufs_give_back(done);
+		}
+		if (!lf->head)
+			lf->tail = NULL;
+		lf->off = off;
+		br_refill(d, s);
+	}
+	if (moved == 0 && lf->end != 1 && !peek) {
+		/* What the multishot saw last (end of stream, an error). */
+		int end = lf->end;
+		lf->end = 1;
+		return end == -ENOBUFS ? 0 : end;
+	}
+	return (ssize_t)moved;
+}
+
 static int ur_close_fd(struct cio__driver *d, int fd)
 {
 	struct uring_state *s = d->impl;
@@ -667,12 +1029,39 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	d->rt->inflight++;
 	while (!op.done)
 		cio__park_hard(self);
+	struct lentfd *lf = lentfd_get(s, fd, false);
+	if (lf) {
+		/* The multishot was cancelled with the rest; one re-armed
+		 * meanwhile by a waiting task is stopped now. */
+		lf->closed = true;
+		lent_disarm(d, s, lf);
+		lent_drop_queue(lf);
+		lf->end = 1;
+	}
 	return op.res == -EINTR ? 0 : op.res;
 }
 
 static void ur_fd_new(struct cio__driver *d, int fd)
 {
-	seeks_forget(d->impl, fd);
+	struct uring_state *s = d->impl;
+	seeks_forget(s, fd);
+	struct lentfd *lf = lentfd_get(s, fd, false);
+	if (!lf)
+		return;
+	if (lf->armed) {
+		/* The number was closed behind our back, its multishot still
+		 * on the old file: cancel it, and let its last completion
+		 * free its state. */
+		lf->stale = true;
+		s->lentfds[fd] = NULL;
+		struct io_uring_sqe *sqe = sqe_get(d, s);
+		io_uring_prep_cancel(sqe, &lf->op, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+		return;
+	}
+	lent_drop_queue(lf);
+	lf->closed = false;
+	lf->end = 1;
 }
 
 #endif
@@ -683,7 +1072,7 @@ const struct cio__driver_ops cio__uring_ops = {
 	.close = ur_close,
 	.wait = ur_wait,
 	.io = ur_io,
-	.recv_lent = cio__recv_lent_polling,
+	.recv_lent = ur_recv_lent,
 	.close_fd = ur_close_fd,
 	.fd_new = ur_fd_new,
 	.notify = ur_notify,
