@@ -160,6 +160,37 @@ static void test_wait_and_cancel(void)
 	CHECK_EQ(cio_close(pair[1]), 0);
 }
 
+/* A close while arrivals wait queued for a receive: nothing leaks, and
+ * the number made anew starts clean. */
+static void test_close_queued(void)
+{
+	for (int round = 0; round < 20; round++) {
+		CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+		CHECK_EQ(cio_send_all(pair[1], "first", 5, 0, NULL), 5);
+		cio_buf *b;
+		CHECK_EQ(cio_recv_buf(pair[0], &b), 5);
+		cio_buf_release(b);
+		for (int i = 0; i < 5; i++) { /* arrive while nobody asks */
+			CHECK_EQ(cio_send_all(pair[1], "more", 4, 0, NULL), 4);
+			CHECK_EQ(cio_yield(), 0);
+		}
+		CHECK_EQ(cio_sleep(MS), 0);
+		int old = pair[0];
+		CHECK_EQ(cio_close(pair[0]), 0);
+		CHECK_EQ(cio_recv_buf(old, &b), -EBADF);
+		CHECK_EQ(cio_close(pair[1]), 0);
+		/* The same numbers again: only the new bytes come. */
+		CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+		CHECK_EQ(cio_send_all(pair[1], "new", 3, 0, NULL), 3);
+		CHECK_EQ(cio_recv_buf(pair[0], &b), 3);
+		CHECK(memcmp(b->data, "new", 3) == 0);
+		cio_buf_release(b);
+		CHECK_EQ(cio_close(pair[0]), 0);
+		CHECK_EQ(cio_close(pair[1]), 0);
+	}
+	CHECK_EQ(lent(), 0);
+}
+
 /* Mixed with cio_recv() on one fd, the bytes stay in order. */
 static void test_mixed(void)
 {
@@ -352,6 +383,7 @@ static void *test_main(void *arg)
 	TEST_CASE(order, test_order());
 	TEST_CASE(echo, test_echo());
 	TEST_CASE(wait_and_cancel, test_wait_and_cancel());
+	TEST_CASE(close_queued, test_close_queued());
 	TEST_CASE(mixed, test_mixed());
 	TEST_CASE(reset, test_reset());
 	TEST_CASE(bad_fds, test_bad_fds());
