@@ -192,6 +192,8 @@ static int idle_conn(void)
 	size_t got = 0;
 	while (!strstr(buf, HELLO)) {
 		ssize_t n = recv(fd, buf + got, sizeof buf - 1 - got, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
 		CHECK(n > 0);
 		got += (size_t)n;
 		buf[got] = '\0';

@@ -142,7 +142,10 @@ static int read_response(int fd, char *buf, size_t cap, const char **body)
 	buf[0] = '\0';
 	while (len < 4 || memcmp(buf + len - 4, "\r\n\r\n", 4) != 0) {
 		CHECK(len < cap - 1);
-		if (recv(fd, buf + len, 1, 0) != 1)
+		ssize_t n = recv(fd, buf + len, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue; /* SO_RCVTIMEO makes any signal interrupt it */
+		if (n != 1)
 			return 0;
 		buf[++len] = '\0';
 	}
@@ -151,6 +154,8 @@ static int read_response(int fd, char *buf, size_t cap, const char **body)
 	CHECK(want < cap);
 	while (len < want) {
 		ssize_t n = recv(fd, buf + len, want - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			return 0;
 		len += (size_t)n;
