@@ -1085,6 +1085,14 @@ CIO_API int cio_signal_wait(const sigset_t *set);
  * returns 0, or -EBUSY once a job was submitted. */
 CIO_API int cio_blocking_config(size_t max_threads, size_t max_queue);
 
+/* Not a task's call: for a program's end, once its runtimes have ended.
+ * Makes the pool's threads exit, idle ones at once, busy ones once their
+ * jobs (abandoned ones too) return, and waits up to timeout_ns for the
+ * last, so that a leak checker or a thread count sees none left.  A later
+ * job starts threads again.  Returns 0 (no thread left), or -ETIMEDOUT
+ * (some job still runs). */
+CIO_API int cio_blocking_shutdown(int64_t timeout_ns);
+
 /* Blocking.  Runs fn(arg) on a pool thread and stores its return value in
  * *result (if not NULL).  Returns 0, or:
  *   -EINVAL     fn is NULL;

@@ -565,6 +565,33 @@ static void *warm_pool(void *arg)
 	return NULL;
 }
 
+/* --- shutting the pool down at the program's end ------------------------------------------ */
+
+static void test_shutdown(void)
+{
+	/* Idle threads: gone at once. */
+	CHECK_EQ(test_run(warm_pool, NULL), 0);
+	CHECK(stats().threads > 0);
+	CHECK_EQ(cio_blocking_shutdown(5 * CIO_SEC), 0);
+	CHECK_EQ(stats().threads, 0);
+	/* A job abandoned and still running: waited for within the time
+	 * given, and only then. */
+	cio_config cfg = test_backend_config();
+	atomic_store(&gate, 0);
+	atomic_store(&inside, 0);
+	atomic_store(&dropped_ran, 0);
+	CHECK_EQ(cio_run_with(&cfg, leave_early, NULL), 0);
+	CHECK_EQ(cio_blocking_shutdown(20 * MS), -ETIMEDOUT);
+	CHECK_EQ(stats().threads, 1);
+	atomic_store(&gate, 1);
+	CHECK_EQ(cio_blocking_shutdown(5 * CIO_SEC), 0);
+	CHECK_EQ(atomic_load(&dropped_ran), 1);
+	CHECK_EQ(stats().threads, 0);
+	/* And the pool works again. */
+	CHECK_EQ(test_run(warm_pool, NULL), 0);
+	CHECK_EQ(cio_blocking_shutdown(5 * CIO_SEC), 0);
+}
+
 static void test_fork(void)
 {
 	CHECK_EQ(test_run(warm_pool, NULL), 0);
@@ -593,6 +620,7 @@ int main(int argc, char **argv)
 		return rc;
 	TEST_CASE(outlive_runtime, test_outlive_runtime());
 	TEST_CASE(drain, test_drain());
+	TEST_CASE(shutdown, test_shutdown());
 	/* ThreadSanitizer refuses threads after a multi-threaded fork, and
 	 * qemu-user 7.2 (scripts/check-aarch64.sh) crashes in one. */
 	if (!TEST_TSAN && !getenv("COREIO_TEST_QEMU"))

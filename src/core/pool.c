@@ -83,11 +83,13 @@ struct queue {
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t work;      /* on CLOCK_MONOTONIC, for the idle wait */
+	pthread_cond_t gone;      /* a thread exited (cio_blocking_shutdown()) */
 	struct queue q[2];        /* by class: USER, IO */
 	size_t threads, starting, idle, running;
 	size_t running_class[2];
 	size_t max_threads, max_queue; /* max_queue 0: unbounded, per class */
 	bool used;                /* the configuration is fixed */
+	bool stopping;            /* idle threads exit now */
 } pool = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
 	.max_threads = DEFAULT_THREADS,
@@ -116,6 +118,7 @@ static void work_init(void)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&pool.work, &ca);
+	pthread_cond_init(&pool.gone, &ca);
 	pthread_condattr_destroy(&ca);
 }
 
@@ -265,11 +268,15 @@ static void *pool_thread(void *unused)
 				     cio__blocking_idle_ns;
 			ts.tv_sec = at / CIO_SEC;
 			ts.tv_nsec = at % CIO_SEC;
-			pool.idle++;
-			int rc = pthread_cond_timedwait(&pool.work, &pool.lock, &ts);
-			pool.idle--;
-			if (rc == ETIMEDOUT && !takeable()) {
+			int rc = 0;
+			if (!pool.stopping) {
+				pool.idle++;
+				rc = pthread_cond_timedwait(&pool.work, &pool.lock, &ts);
+				pool.idle--;
+			}
+			if ((rc == ETIMEDOUT || pool.stopping) && !takeable()) {
 				pool.threads--;
+				pthread_cond_broadcast(&pool.gone);
 				pthread_mutex_unlock(&pool.lock);
 				return NULL;
 			}
@@ -332,6 +339,26 @@ static int submit(struct job *j)
 	pthread_cond_signal(&pool.work);
 	pthread_mutex_unlock(&pool.lock);
 	return waits;
+}
+
+int cio_blocking_shutdown(int64_t timeout_ns)
+{
+	pthread_once(&pool_once, pool_init);
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t at = (int64_t)ts.tv_sec * CIO_SEC + ts.tv_nsec + (timeout_ns > 0 ? timeout_ns : 0);
+	ts.tv_sec = at / CIO_SEC;
+	ts.tv_nsec = at % CIO_SEC;
+	pthread_mutex_lock(&pool.lock);
+	pool.stopping = true;
+	pthread_cond_broadcast(&pool.work);
+	int rc = 0;
+	while (pool.threads && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&pool.gone, &pool.lock, &ts);
+	rc = pool.threads ? -ETIMEDOUT : 0;
+	pool.stopping = false; /* a later job starts threads again */
+	pthread_mutex_unlock(&pool.lock);
+	return rc;
 }
 
 size_t cio__blocking_queued(void)
