@@ -132,6 +132,7 @@ struct uring_state {
 	struct cio__lent **br_bufs;
 	unsigned br_entries, br_empty;
 	bool br_failed;           /* the kernel has none: poll, then recv */
+	bool ms_seen;             /* a multishot receive has worked here */
 	struct lentfd **lentfds;
 	size_t nlentfds;
 };
@@ -830,6 +831,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 {
 	struct lentfd *lf = lent_of(op);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (more || (cqe->flags & IORING_CQE_F_BUFFER))
+		s->ms_seen = true;
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
 		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 		struct cio__lent *b = bid < s->br_entries ? s->br_bufs[bid] : NULL;
@@ -897,7 +900,7 @@ static void lent_disarm(struct cio__driver *d, struct uring_state *s, struct len
 static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out)
 {
 	struct uring_state *s = d->impl;
-	if (!s->br && (s->br_failed || br_setup(d, s) < 0))
+	if (s->br_failed || (!s->br && br_setup(d, s) < 0))
 		return cio__recv_lent_polling(d, fd, out);
 	struct lentfd *lf = lentfd_get(s, fd, true);
 	if (!lf)
@@ -923,6 +926,13 @@ static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **ou
 			*out = b;
 			br_refill(d, s);
 			return (ssize_t)b->pub.len;
+		}
+		if (lf->end == -EINVAL && !s->ms_seen) {
+			/* A kernel with buffer rings but no multishot receive
+			 * (Linux 5.19): poll, then receive, from now on. */
+			lf->end = 1;
+			s->br_failed = true;
+			return cio__recv_lent_polling(d, fd, out);
 		}
 		if (lf->end != 1) {
 			int end = lf->end;
