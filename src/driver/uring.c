@@ -46,6 +46,11 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	(void)d, (void)io;
 	return -ENOSYS;
 }
+static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out)
+{
+	(void)d, (void)fd, (void)out;
+	return -ENOSYS;
+}
 static int ur_close_fd(struct cio__driver *d, int fd)
 {
 	(void)d, (void)fd;
