@@ -10,8 +10,9 @@
 # Prints one line per server: NAME, connections, RSS before and after
 # (KiB), and KiB per idle connection.  The coreio servers run on io_uring
 # and on epoll, receiving into lent buffers (the default) and into their
-# own (--own-buf); the peers are bench/peers/epoll_echo (one shared
-# buffer, no runtime) and libuv's where built.
+# own (--own-buf); the peers are bench/peers/epoll_echo (no runtime, a
+# buffer per connection), bench/peers/uring_echo (no runtime, a multishot
+# receive into a ring of provided buffers) and libuv's where built.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-bench}
@@ -84,5 +85,6 @@ measure coreio-uring-own env COREIO_BACKEND=uring $E --own-buf
 measure coreio-epoll-lent env COREIO_BACKEND=epoll $E
 measure coreio-epoll-own env COREIO_BACKEND=epoll $E --own-buf
 measure epoll "@BUILD@/bench/epoll_echo @PORT@ 127.0.0.1"
+[ -x "$build/bench/uring_echo" ] && measure uring "@BUILD@/bench/uring_echo @PORT@ 127.0.0.1"
 [ -x "$build/bench/uv_echo" ] && measure libuv "@BUILD@/bench/uv_echo @PORT@ 127.0.0.1"
 exit 0

@@ -33,6 +33,13 @@ endif()
 
 add_executable(epoll_echo ${PROJECT_SOURCE_DIR}/bench/peers/epoll_echo.c)
 set(net_tools loadgen epoll_echo)
+# The runtime-free io_uring peer (multishot receive into a buffer ring),
+# where liburing is.
+if(have_liburing)
+  add_executable(uring_echo ${PROJECT_SOURCE_DIR}/bench/peers/uring_echo.c)
+  target_link_libraries(uring_echo PRIVATE PkgConfig::LIBURING)
+  list(APPEND net_tools uring_echo)
+endif()
 
 # The libuv peer, where libuv is installed (Debian: libuv1-dev).
 find_package(PkgConfig QUIET)

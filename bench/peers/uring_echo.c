@@ -1,0 +1,170 @@
+/* uring_echo.c - a peer for coreio's echo server on io_uring: a raw,
+ * single-threaded io_uring echo server in plain C with no runtime, written
+ * as the kernel's newest interfaces allow: a multishot accept, a multishot
+ * receive per connection into a ring of provided buffers, and each buffer
+ * sent straight back and returned to the ring when the send completes.
+ * A waiting connection holds no buffer, and no stack: the floor that
+ * coreio's lent buffers are measured against.
+ *
+ *   uring_echo [PORT [HOST]]        default 7000 on 127.0.0.1
+ *
+ * SIGINT or SIGTERM stops it cleanly (exit 0). */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <liburing.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define ENTRIES 4096
+#define NBUFS 4096          /* provided buffers (a power of two) */
+#define BUF_SIZE 4096
+#define GROUP 1
+
+/* user_data: what completed, the fd, and for a send its buffer. */
+enum { ACCEPT = 1, RECV, SEND };
+#define UD(kind, fd, bid) ((uint64_t)(kind) | (uint64_t)(uint32_t)(fd) << 8 | (uint64_t)(bid) << 40)
+#define UD_KIND(u) ((int)((u) & 0xff))
+#define UD_FD(u) ((int)(uint32_t)((u) >> 8))
+#define UD_BID(u) ((unsigned)((u) >> 40))
+
+static struct io_uring ring;
+static struct io_uring_buf_ring *br;
+static char *bufs;
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static struct io_uring_sqe *sqe(void)
+{
+	struct io_uring_sqe *s;
+	while (!(s = io_uring_get_sqe(&ring)))
+		io_uring_submit(&ring);
+	return s;
+}
+
+static void give_back(unsigned bid)
+{
+	io_uring_buf_ring_add(br, bufs + (size_t)bid * BUF_SIZE, BUF_SIZE, (unsigned short)bid,
+			      io_uring_buf_ring_mask(NBUFS), 0);
+	io_uring_buf_ring_advance(br, 1);
+}
+
+static void arm_recv(int fd)
+{
+	struct io_uring_sqe *s = sqe();
+	io_uring_prep_recv_multishot(s, fd, NULL, 0, 0);
+	s->flags |= IOSQE_BUFFER_SELECT;
+	s->buf_group = GROUP;
+	io_uring_sqe_set_data64(s, UD(RECV, fd, 0));
+}
+
+static void arm_accept(int lfd)
+{
+	struct io_uring_sqe *s = sqe();
+	io_uring_prep_multishot_accept(s, lfd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(s, UD(ACCEPT, lfd, 0));
+}
+
+int main(int argc, char **argv)
+{
+	int port = argc > 1 ? atoi(argv[1]) : 7000;
+	const char *host = argc > 2 ? argv[2] : "127.0.0.1";
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	if (inet_pton(AF_INET, host, &a.sin_addr) != 1 ||
+	    bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 4096) < 0) {
+		perror("uring_echo: listen");
+		return 1;
+	}
+	struct io_uring_params p = {.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN};
+	int rc = io_uring_queue_init_params(ENTRIES, &ring, &p);
+	if (rc < 0) {
+		fprintf(stderr, "uring_echo: io_uring: %s\n", strerror(-rc));
+		return 1;
+	}
+	size_t brlen = NBUFS * sizeof(struct io_uring_buf);
+	br = mmap(NULL, brlen, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	bufs = mmap(NULL, (size_t)NBUFS * BUF_SIZE, PROT_READ | PROT_WRITE,
+		    MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	struct io_uring_buf_reg reg = {.ring_addr = (uint64_t)(uintptr_t)br,
+				       .ring_entries = NBUFS, .bgid = GROUP};
+	if (br == MAP_FAILED || bufs == MAP_FAILED ||
+	    (rc = io_uring_register_buf_ring(&ring, &reg, 0)) < 0) {
+		fprintf(stderr, "uring_echo: buffer ring: %s\n", strerror(rc < 0 ? -rc : ENOMEM));
+		return 1;
+	}
+	io_uring_buf_ring_init(br);
+	for (unsigned i = 0; i < NBUFS; i++)
+		give_back(i);
+	arm_accept(lfd);
+	printf("uring_echo: listening on %s:%d, backend io_uring\n", host, port);
+	fflush(stdout);
+
+	while (!stop) {
+		struct io_uring_cqe *cqe;
+		rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc < 0 && rc != -EINTR)
+			break;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			n++;
+			uint64_t u = io_uring_cqe_get_data64(cqe);
+			int fd = UD_FD(u), res = cqe->res;
+			bool more = cqe->flags & IORING_CQE_F_MORE;
+			switch (UD_KIND(u)) {
+			case ACCEPT:
+				if (res >= 0) {
+					setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+					arm_recv(res);
+				}
+				if (!more)
+					arm_accept(lfd); /* EMFILE and the like end it */
+				break;
+			case RECV:
+				if (res > 0) {
+					unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+					struct io_uring_sqe *s = sqe();
+					/* MSG_WAITALL: the kernel sends it whole. */
+					io_uring_prep_send(s, fd, bufs + (size_t)bid * BUF_SIZE,
+							   (size_t)res, MSG_WAITALL | MSG_NOSIGNAL);
+					io_uring_sqe_set_data64(s, UD(SEND, fd, bid));
+					if (!more)
+						arm_recv(fd);
+				} else if (res == -ENOBUFS) {
+					arm_recv(fd); /* buffers come back as sends end */
+				} else if (!more) {
+					close(fd); /* end of stream, or an error */
+				}
+				break;
+			case SEND:
+				give_back(UD_BID(u));
+				break;
+			}
+		}
+		io_uring_cq_advance(&ring, n);
+	}
+	io_uring_queue_exit(&ring);
+	close(lfd);
+	return 0;
+}
