@@ -48,13 +48,15 @@ fi
 
 # Extra environment and shell limits for one test under qemu (see above).
 # With COREIO_TEST_QEMU, test_pool leaves out its fork after pool threads
-# started (qemu-user 7.2 aborts in such a fork), and test_file_server
+# started (qemu-user 7.2 aborts in such a fork), test_file_server
 # expects its server's fallback for a missing openat2 (qemu-user 7.2 has
-# none), which refuses every symlink.
+# none), which refuses every symlink, and test_cores expects no group
+# deadlock reported (the emulator's threads are threads detection cannot
+# rule out).
 qemu_env() {
 	case "$1" in
 	test_faults) echo "COREIO_STACK_GUARD=mprotect" ;;
-	test_pool | test_file_server) echo "COREIO_TEST_QEMU=1" ;;
+	test_pool | test_file_server | test_cores) echo "COREIO_TEST_QEMU=1" ;;
 	esac
 }
 qemu_ulimit() { # address-space limit in KiB, or nothing

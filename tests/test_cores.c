@@ -770,9 +770,11 @@ static void test_signal_waits(void)
 /* --- deadlocks of a whole group --------------------------------------------- */
 
 /* Group deadlock detection counts the process's threads (Linux only): a
- * thread it does not know of might still wake a task. */
+ * thread it does not know of might still wake a task.  Under qemu-user
+ * (scripts/check-aarch64.sh) the emulator's own threads are such
+ * threads, so no group deadlock is ever reported there. */
 #ifdef __linux__
-#define GROUP_DEADLOCKS 1
+#define GROUP_DEADLOCKS (!getenv("COREIO_TEST_QEMU"))
 #else
 #define GROUP_DEADLOCKS 0
 #endif
