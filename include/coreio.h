@@ -596,7 +596,8 @@ CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
  * of stream), or -errno: -ECONNRESET, -EPIPE (peer gone; never SIGPIPE),
  * -EBADF, -ECANCELED, -ETIMEDOUT.  A send may be short.  With
  * MSG_DONTWAIT in flags (these and the msg forms) the call makes one try
- * and never parks: -EAGAIN when it would have waited. */
+ * and never waits for the peer: -EAGAIN when it would have; bytes a lent
+ * receive (cio_recv_buf()) left queued on the fd come first. */
 CIO_API ssize_t cio_recv(int fd, void *buf, size_t len, int flags);
 CIO_API ssize_t cio_send(int fd, const void *buf, size_t len, int flags);
 

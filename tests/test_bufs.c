@@ -224,6 +224,30 @@ static void test_mixed(void)
 	CHECK_EQ(cio_close(pair[1]), 0);
 }
 
+/* A receive with MSG_DONTWAIT after lent ones takes, in order, what
+ * arrived meanwhile (on io_uring: what the multishot queued), then says
+ * -EAGAIN rather than wait. */
+static void test_dontwait_after_lent(void)
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, pair), 0);
+	CHECK_EQ(cio_send_all(pair[1], "one", 3, 0, NULL), 3);
+	cio_buf *b;
+	CHECK_EQ(cio_recv_buf(pair[0], &b), 3);
+	cio_buf_release(b);
+	CHECK_EQ(cio_send_all(pair[1], "two", 3, 0, NULL), 3);
+	CHECK_EQ(cio_sleep(5 * MS), 0); /* arrived, nobody asking */
+	char got[8];
+	CHECK_EQ(cio_recv(pair[0], got, sizeof got, MSG_DONTWAIT), 3);
+	CHECK(memcmp(got, "two", 3) == 0);
+	CHECK_EQ(cio_recv(pair[0], got, sizeof got, MSG_DONTWAIT), -EAGAIN);
+	CHECK_EQ(cio_send_all(pair[1], "six", 3, 0, NULL), 3);
+	CHECK_EQ(cio_recv_buf(pair[0], &b), 3); /* lent again after it */
+	CHECK(memcmp(b->data, "six", 3) == 0);
+	cio_buf_release(b);
+	CHECK_EQ(cio_close(pair[0]), 0);
+	CHECK_EQ(cio_close(pair[1]), 0);
+}
+
 /* A holder that never gives back meets the budget: -ENOBUFS, memory
  * bounded; giving back makes room again. */
 static void *budget_main(void *arg)
@@ -385,6 +409,7 @@ static void *test_main(void *arg)
 	TEST_CASE(wait_and_cancel, test_wait_and_cancel());
 	TEST_CASE(close_queued, test_close_queued());
 	TEST_CASE(mixed, test_mixed());
+	TEST_CASE(dontwait_after_lent, test_dontwait_after_lent());
 	TEST_CASE(reset, test_reset());
 	TEST_CASE(bad_fds, test_bad_fds());
 	return NULL;

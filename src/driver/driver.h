@@ -113,6 +113,15 @@ struct cio__io {
 	const char *path, *path2;
 };
 
+/* A send or receive with MSG_DONTWAIT: one try, -EAGAIN rather than a
+ * wait, on every backend. */
+static inline bool cio__io_once(const struct cio__io *io)
+{
+	return (io->kind == CIO__IO_RECV || io->kind == CIO__IO_SEND ||
+		io->kind == CIO__IO_RECVMSG || io->kind == CIO__IO_SENDMSG) &&
+	       (io->flags & MSG_DONTWAIT);
+}
+
 /* After a splice between streams failed with EAGAIN: which side to wait
  * for.  Returns POLLIN (for io->fd) or POLLOUT (for io->fd2) and sets
  * *fd; 0 when both look ready (a race: try again after a yield); or a

@@ -243,11 +243,6 @@ static ssize_t run(const char *call, struct cio__driver *d,
 		return -EBADF;
 	if ((props & CIO__IO_BYTES) && io->n.len > CIO__IO_MAX)
 		io->n.len = CIO__IO_MAX; /* transfers may be short anyway */
-	/* MSG_DONTWAIT asks for one try, never a wait: the plain call. */
-	if ((io->kind == CIO__IO_RECV || io->kind == CIO__IO_SEND ||
-	     io->kind == CIO__IO_RECVMSG || io->kind == CIO__IO_SENDMSG) &&
-	    (io->flags & MSG_DONTWAIT))
-		return cio__io_sync(io);
 	if (io->kind == CIO__IO_SPLICE && !CIO__SPLICE)
 		return splice_copy(call, d, self, io);
 	if (io->kind == CIO__IO_SPLICE && io->off < 0 && io->off2 < 0)
@@ -265,7 +260,7 @@ static ssize_t run(const char *call, struct cio__driver *d,
 				return r;
 			continue;
 		}
-		if (r != -EAGAIN || !(props & CIO__IO_RETRY))
+		if (r != -EAGAIN || !(props & CIO__IO_RETRY) || cio__io_once(io))
 			return r;
 		if ((r = wait_ready(d, io->fd, props & CIO__IO_OUT ? POLLOUT : POLLIN)) < 0)
 			return r;

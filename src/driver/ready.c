@@ -265,6 +265,8 @@ ssize_t cio__ready_io(struct cio__driver *d, struct cio__io *io)
 				return rc;
 		}
 	}
+	if (cio__io_once(io))
+		return cio__io_sync(io); /* one try, never a wait */
 	int dir = cio__io_has(io->kind, CIO__IO_OUT) ? POLLOUT : POLLIN;
 	/* A plain read of a stream (socket or pipe): after a short read the
 	 * buffer was empty, so rather than a read sure to fail with EAGAIN

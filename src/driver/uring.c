@@ -666,6 +666,9 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 		if (took != 0)
 			return took;
 	}
+	/* One try, at once: no request to wait for. */
+	if (cio__io_once(io))
+		return cio__io_sync(io);
 	struct cio__io copy;
 	const struct cio__io *cur = io;
 	ssize_t r = cio__io_fail(&cur, &copy);
