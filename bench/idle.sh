@@ -9,8 +9,9 @@
 #
 # Prints one line per server: NAME, connections, RSS before and after
 # (KiB), and KiB per idle connection.  The coreio servers run on io_uring
-# and on epoll, receiving into lent buffers (the default) and into their
-# own (--own-buf); the peers are bench/peers/epoll_echo (no runtime, a
+# and on epoll: idle connections that hold no task (the default), a task
+# per connection receiving into lent buffers (--task) and into its own
+# (--own-buf); the peers are bench/peers/epoll_echo (no runtime, a
 # buffer per connection), bench/peers/uring_echo (no runtime, a multishot
 # receive into a ring of provided buffers) and libuv's where built.
 set -eu
@@ -80,10 +81,11 @@ measure() {
 }
 
 E="@BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@"
-measure coreio-uring-lent env COREIO_BACKEND=uring $E
-measure coreio-uring-own env COREIO_BACKEND=uring $E --own-buf
-measure coreio-epoll-lent env COREIO_BACKEND=epoll $E
-measure coreio-epoll-own env COREIO_BACKEND=epoll $E --own-buf
+for be in uring epoll; do
+	measure coreio-$be-idle env COREIO_BACKEND=$be $E
+	measure coreio-$be-task env COREIO_BACKEND=$be $E --task
+	measure coreio-$be-own env COREIO_BACKEND=$be $E --own-buf
+done
 measure epoll "@BUILD@/bench/epoll_echo @PORT@ 127.0.0.1"
 [ -x "$build/bench/uring_echo" ] && measure uring "@BUILD@/bench/uring_echo @PORT@ 127.0.0.1"
 [ -x "$build/bench/uv_echo" ] && measure libuv "@BUILD@/bench/uv_echo @PORT@ 127.0.0.1"

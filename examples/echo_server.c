@@ -1,10 +1,11 @@
 /* echo_server.c - a TCP echo server on coreio, written as a production
  * server would be: one runtime per core, each with its own SO_REUSEPORT
- * listener; one task per connection; an accept loop that outlives its
- * errors; an optional idle timeout; and a graceful drain.
+ * listener; connections that hold no task while they wait for bytes; an
+ * accept loop that outlives its errors; an optional idle timeout; and a
+ * graceful drain.
  *
  *   echo_server [--cores N] [--seconds N] [--idle-ms MS] [--drain-ms MS]
- *               [--own-buf | --stream] [--stats ADDR] [ADDR]
+ *               [--task | --own-buf | --stream] [--stats ADDR] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
  *                 a bare PORT on 127.0.0.1.  Default 127.0.0.1:7000; port 0
@@ -16,13 +17,18 @@
  *                 for MS milliseconds (default 0: never)
  *   --drain-ms MS how long a drain lets connections finish before they
  *                 are cancelled (default 1000)
- *   --own-buf     receive into a buffer on the connection task's stack,
- *                 rather than into buffers the runtime lends only while
- *                 bytes are in hand (cio_recv_buf()): a waiting connection
- *                 then holds its buffer's pages
- *   --stream      serve each connection through a cio_stream (its read
- *                 buffer in place of lent ones), to measure what a stream
- *                 costs over the raw fd
+ *   --task        a task per connection for its whole life, waiting for
+ *                 bytes on its stack, rather than a task per message: by
+ *                 default a connection echoes what came, into a buffer
+ *                 the runtime lends (cio_recv_buf()), and goes idle
+ *                 (CIO_SERVE_AGAIN), holding no task and no stack until
+ *                 its next bytes
+ *   --own-buf     a task per connection (--task) that receives into a
+ *                 buffer on its stack rather than into lent ones: a
+ *                 waiting connection then holds its buffer's pages
+ *   --stream      a task per connection (--task) through a cio_stream
+ *                 (its read buffer in place of lent ones), to measure what
+ *                 a stream costs over the raw fd
  *   --stats ADDR  serve the runtime's counters of every core on ADDR
  *                 (Prometheus text; each connection gets one HTTP/1.0
  *                 answer), and print "echo_server: stats on ADDR"
@@ -64,6 +70,7 @@ static struct {
 	int64_t idle_ns; /* --idle-ms, or 0 */
 	bool stream;     /* --stream */
 	bool own_buf;    /* --own-buf */
+	bool task;       /* --task (or either of the two above) */
 } opt = {.srv = {.name = "echo_server", .conn_stack = CONN_STACK}};
 
 /* What every core served, summed as cores end. */
@@ -131,14 +138,41 @@ static ssize_t echo_lent_once(int fd)
 	return n > 0 ? cio_send_buf(fd, b, NULL) : n;
 }
 
-/* One connection, on its own task: TCP_NODELAY (an echo is a small reply
- * that must not wait for Nagle), then echoes until the peer ends. */
-static void serve_conn(void *arg, int fd)
+/* After a connection's last exchange: counts how it ended, closes it. */
+static int conn_end(struct server *s, ssize_t n, cio_stream *st, int fd)
+{
+	if (!routine_end(n)) {
+		s->conn_errors++;
+		log_limited(s, "connection", (int)n);
+	}
+	if (st)
+		cio_stream_close(st);
+	else if (fd >= 0)
+		cio_close(fd);
+	return CIO_SERVE_DONE;
+}
+
+/* One message of a connection that is idle between messages: called
+ * once bytes (or the end) came, it echoes them and goes idle again. */
+static int serve_message(void *arg, int fd)
+{
+	struct server *s = arg;
+	int64_t tok = opt.idle_ns ? cio_timeout_push(opt.idle_ns) : 0;
+	ssize_t n = echo_lent_once(fd);
+	if (opt.idle_ns)
+		cio_deadline_pop(tok);
+	if (n <= 0)
+		return conn_end(s, n, NULL, fd);
+	s->requests++;
+	s->bytes += (uint64_t)n;
+	return CIO_SERVE_AGAIN;
+}
+
+/* One connection, on its own task (--task): echoes until the peer ends. */
+static int serve_conn(void *arg, int fd)
 {
 	struct server *s = arg;
 	cio_stream *st = NULL;
-	s->accepted++;
-	cio_tcp_nodelay(fd, true); /* fails harmlessly on a Unix socket */
 	ssize_t n = 0;
 	/* The stream owns the fd from here on; it needs no write buffer. */
 	if (opt.stream && (n = cio_stream_new(&st, fd,
@@ -160,14 +194,7 @@ static void serve_conn(void *arg, int fd)
 		s->requests++;
 		s->bytes += (uint64_t)n;
 	}
-	if (!routine_end(n)) {
-		s->conn_errors++;
-		log_limited(s, "connection", (int)n);
-	}
-	if (st)
-		cio_stream_close(st);
-	else if (fd >= 0)
-		cio_close(fd);
+	return conn_end(s, n, st, fd);
 }
 
 /* An accept that failed in passing, or a connection that got no task:
@@ -185,8 +212,13 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	if (ex_server_run(&opt.srv, serve_conn, accept_failed, &s) < 0)
+	if (ex_server_run(&opt.srv, opt.task ? serve_conn : serve_message, accept_failed, &s) < 0)
 		return NULL;
+	/* Connections are counted by the runtime: a handler called once
+	 * per message cannot tell a connection's first. */
+	cio_stats st;
+	cio_stats_get(&st);
+	s.accepted = st.accepted - (cio_core_id() == 0 ? ex_stats_accepted : 0);
 	atomic_fetch_add(&total_accepted, s.accepted);
 	atomic_fetch_add(&total_requests, s.requests);
 	atomic_fetch_add(&total_bytes, s.bytes);
@@ -198,7 +230,7 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--idle-ms MS] "
-			"[--drain-ms MS] [--own-buf | --stream] [--stats ADDR] [HOST:PORT | PORT]\n",
+			"[--drain-ms MS] [--task | --own-buf | --stream] [--stats ADDR] [HOST:PORT | PORT]\n",
 		prog);
 	exit(2);
 }
@@ -229,6 +261,8 @@ int main(int argc, char **argv)
 			opt.stream = true;
 		else if (strcmp(argv[i], "--own-buf") == 0)
 			opt.own_buf = true;
+		else if (strcmp(argv[i], "--task") == 0)
+			opt.task = true;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--stats") == 0 && val)
@@ -247,6 +281,9 @@ int main(int argc, char **argv)
 		opt.srv.conn_stack = CONN_STACK_OWN;
 	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
+	opt.srv.idle_timeout = opt.idle_ns;
+	opt.task |= opt.stream || opt.own_buf;
+	opt.srv.idle_first = !opt.task;
 
 
 	ex_server_init();

@@ -26,6 +26,8 @@ struct ex_server {
 	size_t conn_stack; /* connection tasks' stacks; 0: the default */
 	const char *stats_addr; /* --stats: where core 0 serves the counters
 	                         * of every core (Prometheus text), or NULL */
+	int64_t idle_timeout;   /* idle connections' (cio_serve_opts); 0: none */
+	bool idle_first;        /* new connections start idle (cio_serve_opts) */
 };
 
 /* The address core 0 bound, for the others. */
@@ -130,6 +132,10 @@ static inline void *ex_stats_conn(void *arg)
 	return NULL;
 }
 
+/* Connections core 0 accepted for --stats: not the server's own, which
+ * its runtime's cio_stats.accepted counts with them.  Core 0's only. */
+static uint64_t ex_stats_accepted;
+
 /* Core 0's --stats listener: a task of its own per scrape, until the
  * drain shuts it. */
 static inline void *ex_stats_serve(void *arg)
@@ -141,6 +147,7 @@ static inline void *ex_stats_serve(void *arg)
 			break;
 		if (fd < 0)
 			continue; /* passing: -EMFILE pauses by itself */
+		ex_stats_accepted++;
 		cio_spawn_opts o = {.name = "stats", .detached = true};
 		if (cio_spawn_with(&o, ex_stats_conn, (void *)(intptr_t)fd) < 0)
 			cio_close(fd);
@@ -236,7 +243,12 @@ static inline int ex_server_run(const struct ex_server *srv, cio_serve_fn *serve
 	int lfd = ex_server_listen(srv);
 	if (lfd < 0)
 		return -1;
-	cio_serve_opts o = {.stack_size = srv->conn_stack, .name = srv->name, .error = failed};
+	cio_serve_opts o = {.stack_size = srv->conn_stack, .name = srv->name,
+			    .idle_timeout = srv->idle_timeout, .idle_first = srv->idle_first,
+			    .error = failed};
+	/* Accepted connections inherit TCP_NODELAY (Linux): a reply that
+	 * must not wait for Nagle, set once rather than per connection. */
+	cio_tcp_nodelay(lfd, true); /* fails harmlessly on a Unix socket */
 	int rc = cio_serve_fd(lfd, &o, serve, arg);
 	cio_close(lfd);
 	if (rc < 0 && rc != -ECANCELED && rc != -ETIMEDOUT) {

@@ -295,7 +295,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 
 /* --- connections ------------------------------------------------------------ */
 
-static void serve_conn(void *arg, int fd)
+static int serve_conn(void *arg, int fd)
 {
 	cio_stream *st;
 	cio_http_server_opts ho = {.max_head = HEAD_MAX, .head_timeout = opt.read_ns};
@@ -303,6 +303,7 @@ static void serve_conn(void *arg, int fd)
 		cio_http_serve_conn(st, &ho, handle, arg);
 		cio_stream_close(st);
 	}
+	return CIO_SERVE_DONE;
 }
 
 static void *core_main(void *arg)

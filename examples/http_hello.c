@@ -121,7 +121,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	return cio_http_resp_send(resp, 405, "text/plain", no, sizeof no - 1);
 }
 
-static void serve(void *arg, int fd)
+static int serve(void *arg, int fd)
 {
 	struct server *s = arg;
 	cio_stream *st;
@@ -134,6 +134,7 @@ static void serve(void *arg, int fd)
 	if (rc < 0 && rc != -ECANCELED && rc != -ECONNRESET && rc != -EPIPE)
 		s->errors++;
 	cio_stream_close(st);
+	return CIO_SERVE_DONE;
 }
 
 static void *core_main(void *arg)

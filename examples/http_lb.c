@@ -435,7 +435,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	return respond_error(resp, rc);
 }
 
-static void serve(void *arg, int fd)
+static int serve(void *arg, int fd)
 {
 	struct core *c = arg;
 	struct conn cn = {.core = c, .tls = tls_server != NULL};
@@ -449,6 +449,7 @@ static void serve(void *arg, int fd)
 	if (rc == 0)
 		cio_http_serve_conn(st, &so, handle, &cn);
 	cio_stream_close(st);
+	return CIO_SERVE_DONE;
 }
 
 static void failed(void *arg, int err)

@@ -194,7 +194,7 @@ static int dial_upstream(struct server *s)
 }
 
 /* One client, on its own task. */
-static void serve_conn(void *arg, int fd)
+static int serve_conn(void *arg, int fd)
 {
 	struct server *s = arg;
 	s->conns_n++;
@@ -204,14 +204,14 @@ static void serve_conn(void *arg, int fd)
 	 * connection. */
 	cio_stream *a = NULL;
 	if (tls && !(a = tls_accept(s, fd)))
-		return;
+		return CIO_SERVE_DONE;
 	int up = dial_upstream(s);
 	if (up < 0) {
 		if (a)
 			stream_end(a, E_RESET, false);
 		else
 			close_abort(fd);
-		return;
+		return CIO_SERVE_DONE;
 	}
 
 	cio_relay_stats st = {0};
@@ -238,6 +238,7 @@ static void serve_conn(void *arg, int fd)
 		if (k == E_RELAY_OTHER)
 			log_limited(s, "relay", rc);
 	}
+	return CIO_SERVE_DONE;
 }
 
 /* -EMFILE (cio_accept() has paused), -ECONNABORTED, a connection that got

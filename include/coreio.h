@@ -1565,9 +1565,20 @@ CIO_API void cio_group_free(cio_group *g);
 
 /* --- serving connections ------------------------------------------------ */
 
-/* Serves one connection, on a task of its own.  It owns fd (or whatever
- * takes it over, a stream) and closes it before it returns. */
-typedef void cio_serve_fn(void *arg, int fd);
+/* Serves one connection, on a task of its own.  It owns fd and returns
+ * CIO_SERVE_DONE once it has closed it (or whatever took it over has, a
+ * stream), or CIO_SERVE_AGAIN to leave the connection open and idle: it
+ * is then called again, on a new task, once fd has bytes, its end or an
+ * error (at once, on the same task, when it has them already).  Meanwhile
+ * the connection holds no task and no stack, only about a hundred bytes
+ * of the runtime's: how a server holds many connections that are quiet
+ * most of the time (keep-alive, push, chat), as nginx holds its idle
+ * keep-alive ones.  What a handler keeps between two calls must live
+ * off its stack.  An idle connection is closed (without a call) by the
+ * drain, or after cio_serve_opts.idle_timeout. */
+typedef int cio_serve_fn(void *arg, int fd);
+#define CIO_SERVE_DONE 0
+#define CIO_SERVE_AGAIN 1
 
 typedef struct cio_serve_opts {
 	/* Connections served at once on this core; 0: no limit.  At the
@@ -1576,9 +1587,18 @@ typedef struct cio_serve_opts {
 	size_t max_conns;
 	size_t stack_size;  /* connection tasks' stacks; 0: the runtime's */
 	const char *name;   /* connection tasks' name; NULL: "conn" */
+	/* An idle connection (CIO_SERVE_AGAIN) that gets nothing to read
+	 * for this long is closed, without a call; 0: never. */
+	int64_t idle_timeout;
+	/* A new connection starts idle: fn's first call waits for its
+	 * first bytes, so a client that connects and says nothing costs no
+	 * task (for protocols where the client speaks first: HTTP, most
+	 * RPC).  Else fn is called at once. */
+	bool idle_first;
 	/* Told of each error lived through: an accept that failed in passing
 	 * (-EMFILE, -ENFILE, -ECONNABORTED, -ENOBUFS, -ENOMEM, -EPERM...) or a
-	 * connection that got no task (-ENOMEM; its fd closed).  NULL: none.
+	 * connection that got no task (-ENOMEM: a new one's fd is closed; an
+	 * idle one's task is tried again 10 ms later).  NULL: none.
 	 * For counting and logging; it must not block. */
 	void (*error)(void *arg, int err);
 } cio_serve_opts;
@@ -1589,7 +1609,8 @@ typedef struct cio_serve_opts {
  * this call.  Errors that pass are lived through: out of fds (cio_accept()
  * pauses), a client that gave up in the backlog, memory short (a 10 ms
  * pause).  Once the drain shuts lfd down (a listener of cio_listen()),
- * stops accepting and waits for the connections to end; the drain's
+ * stops accepting, closes the idle connections, and waits for the
+ * others to end; the drain's
  * timeout cancels them, and they are still waited for.  lfd stays open.
  * opts may be NULL.  Returns 0 after a drain; -ECANCELED or -ETIMEDOUT
  * when the calling task was interrupted (its connections cancelled and

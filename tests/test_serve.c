@@ -1,7 +1,8 @@
 /* test_serve.c - cio_serve_fd() and cio_serve(): connections served on
  * tasks of their own until the drain, the connection limit, errors lived
  * through (out of fds, a connection that gets no task), a listener that
- * is not one, and a drain whose timeout cancels what still runs. */
+ * is not one, a drain whose timeout cancels what still runs, and idle
+ * connections that hold no task between messages. */
 #include "check.h"
 
 #include <pthread.h>
@@ -23,7 +24,7 @@ struct counts {
 };
 
 /* Echoes until the peer closes. */
-static void echo(void *arg, int fd)
+static int echo(void *arg, int fd)
 {
 	struct counts *c = arg;
 	c->started++;
@@ -37,6 +38,7 @@ static void echo(void *arg, int fd)
 	c->ended_by = (int)n;
 	c->running--;
 	cio_close(fd);
+	return CIO_SERVE_DONE;
 }
 
 static void count_error(void *arg, int err)
@@ -311,6 +313,242 @@ static void drain_timeout(void)
 	}
 }
 
+/* --- idle connections (CIO_SERVE_AGAIN) ------------------------------ */
+
+struct idle_counts {
+	int calls, running, peak, closed, errors, last_error;
+	bool lent; /* receive with cio_recv_buf(), else cio_recv() */
+	bool one;  /* take one byte a call: what is left is readable now */
+};
+
+/* One message a call, then idle; closes at the end of the stream. */
+static int echo_idle(void *arg, int fd)
+{
+	struct idle_counts *c = arg;
+	c->calls++;
+	if (++c->running > c->peak)
+		c->peak = c->running;
+	ssize_t n;
+	if (c->lent) {
+		cio_buf *b;
+		if ((n = cio_recv_buf(fd, &b)) > 0)
+			n = cio_send_buf(fd, b, NULL);
+	} else {
+		char buf[256];
+		if ((n = cio_recv(fd, buf, c->one ? 1 : sizeof buf, 0)) > 0)
+			n = cio_send_all(fd, buf, (size_t)n, 0, NULL);
+	}
+	c->running--;
+	if (n > 0)
+		return CIO_SERVE_AGAIN;
+	c->closed++;
+	cio_close(fd);
+	return CIO_SERVE_DONE;
+}
+
+static void idle_error(void *arg, int err)
+{
+	struct idle_counts *c = arg;
+	c->errors++;
+	c->last_error = err;
+}
+
+struct idle_serving {
+	int lfd;
+	cio_serve_opts opts;
+	struct idle_counts c;
+	int rc;
+};
+
+static void *idle_serve_task(void *arg)
+{
+	struct idle_serving *s = arg;
+	s->rc = cio_serve_fd(s->lfd, &s->opts, echo_idle, &s->c);
+	return NULL;
+}
+
+static uint64_t tasks_live(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.tasks_live;
+}
+
+/* A byte read with a deadline: 1, 0 at the end, or -errno. */
+static ssize_t recv_within(int fd, char *ch, int64_t ns)
+{
+	int64_t tok = cio_timeout_push(ns);
+	ssize_t n = cio_recv(fd, ch, 1, 0);
+	cio_deadline_pop(tok);
+	return n;
+}
+
+/* Many connections, each echoed over several rounds, hold no task while
+ * they wait, from the start (idle_first): between rounds only this task
+ * and the server's live.  The
+ * peer's end is a call that closes; the drain closes the idle ones. */
+static void *idle_rounds(void *arg)
+{
+	enum { N = 300, ROUNDS = 4 };
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .opts = {.error = idle_error, .idle_first = true}};
+	s.c.lent = arg != NULL;
+	CHECK(s.lfd >= 0);
+	uint64_t live0 = tasks_live();
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int port = local_port(s.lfd);
+	static int fds[N];
+	for (int i = 0; i < N; i++)
+		fds[i] = dial(port);
+	settle();
+	CHECK_EQ(tasks_live(), live0 + 1); /* idle first: no task yet */
+	CHECK_EQ(s.c.calls, 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < N; i++) {
+			char msg[32];
+			snprintf(msg, sizeof msg, "r%d-c%d-%s", r, i, r & 1 ? "odd" : "even");
+			CHECK_EQ(round_trip(fds[i], msg), 0);
+		}
+		settle();
+		CHECK_EQ(s.c.running, 0);
+		CHECK_EQ(tasks_live(), live0 + 1); /* this one's and the server's */
+	}
+	CHECK_EQ(s.c.calls, N * ROUNDS);
+	CHECK_EQ(s.c.peak, 1); /* a round trip at a time */
+	/* A peer's end wakes its connection, which closes. */
+	for (int i = 0; i < N / 2; i++)
+		CHECK_EQ(cio_close(fds[i]), 0);
+	settle();
+	CHECK_EQ(s.c.closed, N / 2);
+	CHECK_EQ(tasks_live(), live0 + 1);
+	/* The drain closes the idle rest at once: the server returns
+	 * without a client's help. */
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(s.rc, 0);
+	char ch;
+	for (int i = N / 2; i < N; i++) {
+		CHECK_EQ(recv_within(fds[i], &ch, CIO_SEC), 0); /* closed by the server */
+		CHECK_EQ(cio_close(fds[i]), 0);
+	}
+	CHECK_EQ(s.c.closed, N / 2); /* the drain's were closed without a call */
+	CHECK_EQ(s.c.errors, 0);
+	CHECK_EQ(tasks_live(), live0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* Bytes left after a call are readable now: the handler is called again
+ * at once, and the order holds. */
+static void *idle_pipelined(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .c = {.one = true}};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int fd = dial(local_port(s.lfd));
+	static const char msg[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+	CHECK_EQ(round_trip(fd, msg), 0); /* one send, one byte a call */
+	CHECK_EQ(s.c.calls, (int)sizeof msg - 1);
+	CHECK_EQ(round_trip(fd, "again"), 0);
+	CHECK_EQ(cio_close(fd), 0);
+	settle();
+	CHECK_EQ(s.c.closed, 1);
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(s.rc, 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* An idle connection quiet for idle_timeout is closed without a call; a
+ * busy one is not, and each message restarts its clock. */
+static void *idle_timeout(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .opts = {.idle_timeout = 150 * MS}};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int port = local_port(s.lfd);
+	int quiet = dial(port), busy = dial(port);
+	CHECK_EQ(round_trip(quiet, "q"), 0);
+	for (int i = 0; i < 8; i++) { /* 400 ms, a message every 50 */
+		CHECK_EQ(round_trip(busy, "b"), 0);
+		CHECK_EQ(cio_sleep(50 * MS), 0);
+	}
+	char ch;
+	CHECK_EQ(recv_within(quiet, &ch, CIO_SEC), 0); /* closed by then */
+	CHECK_EQ(round_trip(busy, "still"), 0);
+	CHECK_EQ(s.c.closed, 0); /* no call for the one that timed out */
+	CHECK_EQ(cio_close(quiet), 0);
+	CHECK_EQ(recv_within(busy, &ch, CIO_SEC), 0); /* its turn, once quiet */
+	CHECK_EQ(cio_close(busy), 0);
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(s.rc, 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* Idle connections hold their slots of max_conns: the next client waits
+ * in the backlog until one ends, and is then served. */
+static void *idle_limit(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .opts = {.max_conns = 2}};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int port = local_port(s.lfd);
+	int a = dial(port), b = dial(port), c = dial(port);
+	CHECK_EQ(round_trip(a, "a"), 0);
+	CHECK_EQ(round_trip(b, "b"), 0);
+	CHECK_EQ(cio_send_all(c, "c", 1, 0, NULL), 1);
+	settle();
+	char ch;
+	CHECK_EQ(cio_recv(c, &ch, 1, MSG_DONTWAIT), -EAGAIN); /* not served */
+	CHECK_EQ(cio_close(a), 0);
+	CHECK_EQ(recv_within(c, &ch, CIO_SEC), 1); /* now it is */
+	CHECK_EQ(ch, 'c');
+	CHECK_EQ(round_trip(b, "b again"), 0);
+	CHECK_EQ(cio_close(b), 0);
+	CHECK_EQ(cio_close(c), 0);
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(s.rc, 0);
+	CHECK_EQ(s.c.closed, 3);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* A peer that resets an idle connection: its call sees the error and
+ * closes; serving goes on. */
+static void *idle_reset(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int port = local_port(s.lfd);
+	int a = dial(port);
+	CHECK_EQ(round_trip(a, "x"), 0);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	CHECK_EQ(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	CHECK_EQ(cio_close(a), 0); /* RST */
+	settle();
+	CHECK_EQ(s.c.closed, 1);
+	int b = dial(port);
+	CHECK_EQ(round_trip(b, "y"), 0);
+	CHECK_EQ(cio_close(b), 0);
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(s.rc, 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	test_cases_begin(argc, argv);
@@ -323,5 +561,11 @@ int main(int argc, char **argv)
 	TEST_CASE(no_task, CHECK_EQ(test_run(no_task, NULL), 0));
 	TEST_CASE(bad_calls, CHECK_EQ(test_run(bad_calls, NULL), 0));
 	TEST_CASE(drain_timeout, drain_timeout());
+	TEST_CASE(idle_rounds, CHECK_EQ(test_run(idle_rounds, NULL), 0));
+	TEST_CASE(idle_rounds_lent, CHECK_EQ(test_run(idle_rounds, "lent"), 0));
+	TEST_CASE(idle_pipelined, CHECK_EQ(test_run(idle_pipelined, NULL), 0));
+	TEST_CASE(idle_timeout, CHECK_EQ(test_run(idle_timeout, NULL), 0));
+	TEST_CASE(idle_limit, CHECK_EQ(test_run(idle_limit, NULL), 0));
+	TEST_CASE(idle_reset, CHECK_EQ(test_run(idle_reset, NULL), 0));
 	return test_cases_end();
 }

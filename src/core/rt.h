@@ -167,6 +167,7 @@ struct cio__rt {
 	uint32_t nslots, free_slot;
 	size_t live;                /* tasks spawned and not finished */
 	size_t daemons;             /* runtime's own tasks, not counted in live */
+	size_t timers_held;         /* armed timers no task owns (timers_hold) */
 	bool daemons_cancelled;
 	/* Tasks waiting on another thread that deadlock detection cannot
 	 * see: a pool thread, a signal.  Such a wait is never a deadlock. */
@@ -376,6 +377,19 @@ void cio__timers_fini(struct cio__rt *rt);
 /* Makes room for n armed timers, so that arming cannot fail later.
  * Returns 0 or -ENOMEM. */
 int cio__timers_reserve(struct cio__rt *rt, size_t n);
+/* The armed timers the runtime may need at once, with `tasks` more
+ * tasks and `held` more timers held: two a task, daemons included (its
+ * deadline and a sleep or select timer), one for stack trimming, and
+ * those held outside tasks. */
+static inline size_t cio__timers_bound(const struct cio__rt *rt, size_t tasks, size_t held)
+{
+	return 2 * (rt->live + rt->daemons + tasks) + 1 + rt->timers_held + held;
+}
+/* Holds room for one armed timer that no task owns (an idle connection's
+ * of the serve helper), which spawns then reserve for too, until
+ * cio__timers_unhold().  Returns 0 or -ENOMEM. */
+int cio__timers_hold(struct cio__rt *rt);
+void cio__timers_unhold(struct cio__rt *rt);
 
 /* Scheduler internals shared with task.c. */
 void cio__runq_add(struct cio__rt *rt, struct cio__task *t);

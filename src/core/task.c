@@ -116,10 +116,9 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	size_t size = opts->stack_size ? opts->stack_size : rt->stack_size;
 	if (size < MIN_STACK || size > MAX_STACK || !fn)
 		return -EINVAL;
-	/* Each task, daemons included, may hold two armed timers (its
-	 * deadline and a sleep or select timer), and the runtime one (stack
-	 * trimming): reserve them now, so that no park can fail later. */
-	if (cio__timers_reserve(rt, 2 * (rt->live + rt->daemons + 1) + 1) < 0)
+	/* Reserve the new task's timers now, so that no park can fail
+	 * later. */
+	if (cio__timers_reserve(rt, cio__timers_bound(rt, 1, 0)) < 0)
 		return -ENOMEM;
 	uint32_t idx;
 	if (slot_alloc(rt, &idx) < 0)

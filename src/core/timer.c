@@ -67,6 +67,19 @@ int cio__timers_reserve(struct cio__rt *rt, size_t n)
 	return 0;
 }
 
+int cio__timers_hold(struct cio__rt *rt)
+{
+	int rc = cio__timers_reserve(rt, cio__timers_bound(rt, 0, 1));
+	if (rc == 0)
+		rt->timers_held++;
+	return rc;
+}
+
+void cio__timers_unhold(struct cio__rt *rt)
+{
+	rt->timers_held--;
+}
+
 void cio__timer_arm(struct cio__rt *rt, struct cio__timer *tm, int64_t when)
 {
 	struct cio__timer_heap *h = &rt->timers;

@@ -216,6 +216,17 @@ struct cio__driver_ops {
 	 * *out set; 0; or -errno (-ENOBUFS: the pool's budget is spent;
 	 * -ECANCELED, -ETIMEDOUT as io(), with nothing lent). */
 	ssize_t (*recv_lent)(struct cio__driver *d, int fd, struct cio__lent **out);
+	/* A wait for fd to turn readable that holds no task (the serve
+	 * helper's idle connections): calls fire(arg) once, from a later
+	 * wait of the driver and outside any task, when fd has bytes, its
+	 * end or an error; fire must not block (it starts a task).  A fire
+	 * may come with nothing to read after all: the task then waits as
+	 * any.  One watch per fd.  Returns 0 once armed; 1, arming nothing,
+	 * when fd is readable now; or -errno (-ENOMEM, -EBADF).  A close of
+	 * fd (close_fd) drops its watch unfired. */
+	int (*watch)(struct cio__driver *d, int fd, void (*fire)(void *arg), void *arg);
+	/* Drops fd's watch unfired, if it has one.  Never blocks. */
+	void (*unwatch)(struct cio__driver *d, int fd);
 	/* Closes fd.  Tasks blocked on it wake with -EBADF. */
 	int (*close_fd)(struct cio__driver *d, int fd);
 	/* A new fd (from socket(), accept(), pipe()...) took this number:

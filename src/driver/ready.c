@@ -36,6 +36,8 @@ struct fdstate {
 	bool drained;  /* a read came up short, and no edge came since */
 	bool hup;      /* the peer hung up: no edge will follow an EOF */
 	uint8_t direct; /* a file opened O_DIRECT: 0 not looked at, 1 no, 2 yes */
+	void (*fire)(void *arg); /* a task-less watch for reading (watch()) */
+	void *fire_arg;
 };
 
 enum { STREAM = 1, OTHER = 2 };
@@ -312,11 +314,56 @@ ssize_t cio__ready_recv_lent(struct cio__driver *d, int fd, struct cio__lent **o
 	}
 }
 
-static void forget(struct ready_state *s, int fd)
+int cio__ready_watch(struct cio__driver *d, int fd, void (*fire)(void *arg), void *arg)
 {
+	struct ready_state *s = d->impl;
+	struct fdstate *f = fd_state(s, fd, true);
+	if (!f)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	/* After a short read, with no edge since, the buffer is empty and
+	 * the edge to come will say when it is not: nothing to ask.  Else
+	 * bytes may wait whose edge went by: ask poll(2). */
+	if (!f->drained || !f->registered || !f->owned) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int n = poll(&p, 1, 0);
+		if (n < 0)
+			return errno == EINTR ? 1 : -errno; /* 1: the caller reads */
+		if (n > 0)
+			return p.revents & POLLNVAL ? -EBADF : 1;
+		if (!f->registered || !f->owned) {
+			int rc = s->po->arm(s->p, fd, f->registered);
+			if (rc < 0)
+				return rc;
+			f->registered = true;
+		}
+	}
+	if (!f->fire)
+		d->rt->inflight++;
+	f->fire = fire;
+	f->fire_arg = arg;
+	return 0;
+}
+
+static void unwatch(struct cio__driver *d, struct fdstate *f)
+{
+	if (f && f->fire) {
+		f->fire = NULL;
+		d->rt->inflight--;
+	}
+}
+
+void cio__ready_unwatch(struct cio__driver *d, int fd)
+{
+	unwatch(d, fd_state(d->impl, fd, false));
+}
+
+static void forget(struct cio__driver *d, int fd)
+{
+	struct ready_state *s = d->impl;
 	struct fdstate *f = fd_state(s, fd, false);
 	if (!f)
 		return;
+	unwatch(d, f);
 	/* Whoever still waits on this number waited on a file now gone. */
 	wake_all(&f->rd, -EBADF);
 	wake_all(&f->wr, -EBADF);
@@ -332,14 +379,14 @@ static void forget(struct ready_state *s, int fd)
 
 int cio__ready_close_fd(struct cio__driver *d, int fd)
 {
-	forget(d->impl, fd);
+	forget(d, fd);
 	return close(fd) < 0 && errno != EINTR ? -errno : 0;
 }
 
 void cio__ready_fd_new(struct cio__driver *d, int fd)
 {
 	struct ready_state *s = d->impl;
-	forget(s, fd);
+	forget(d, fd);
 	struct fdstate *f = fd_state(s, fd, true);
 	if (f)
 		f->owned = true;
@@ -356,6 +403,12 @@ void cio__ready_event(struct cio__driver *d, int fd, unsigned what)
 		if (what & (CIO__READY_HUP | CIO__READY_ERR))
 			f->hup = true;
 		wake_all(&f->rd, 0);
+		if (f->fire) {
+			void (*fire)(void *) = f->fire;
+			f->fire = NULL;
+			d->rt->inflight--;
+			fire(f->fire_arg);
+		}
 	}
 	if (what & (CIO__READY_OUT | CIO__READY_ERR))
 		wake_all(&f->wr, 0);

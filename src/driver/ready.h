@@ -51,6 +51,8 @@ void cio__ready_close(struct cio__driver *d);
 int cio__ready_wait(struct cio__driver *d, int64_t timeout_ns);
 ssize_t cio__ready_io(struct cio__driver *d, struct cio__io *io);
 ssize_t cio__ready_recv_lent(struct cio__driver *d, int fd, struct cio__lent **out);
+int cio__ready_watch(struct cio__driver *d, int fd, void (*fire)(void *arg), void *arg);
+void cio__ready_unwatch(struct cio__driver *d, int fd);
 int cio__ready_close_fd(struct cio__driver *d, int fd);
 void cio__ready_fd_new(struct cio__driver *d, int fd);
 int cio__ready_wake(struct cio__driver *d);
@@ -61,6 +63,7 @@ int cio__ready_wake(struct cio__driver *d);
 		.name = (nm), .open = (open_fn), .close = cio__ready_close, \
 		.wait = cio__ready_wait, .io = cio__ready_io,               \
 		.recv_lent = cio__ready_recv_lent,                          \
+		.watch = cio__ready_watch, .unwatch = cio__ready_unwatch,   \
 		.close_fd = cio__ready_close_fd, .fd_new = cio__ready_fd_new, \
 		.wake = cio__ready_wake,                                    \
 	}

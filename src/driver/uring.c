@@ -51,6 +51,15 @@ static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **ou
 	(void)d, (void)fd, (void)out;
 	return -ENOSYS;
 }
+static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *arg)
+{
+	(void)d, (void)fd, (void)fire, (void)arg;
+	return -ENOSYS;
+}
+static void ur_unwatch(struct cio__driver *d, int fd)
+{
+	(void)d, (void)fd;
+}
 static int ur_close_fd(struct cio__driver *d, int fd)
 {
 	(void)d, (void)fd;
@@ -86,10 +95,12 @@ struct cio__op {
 	int32_t res;            /* the kernel's result: >= 0 or -errno */
 	uint32_t flags;         /* io_uring CQE flags */
 	bool done;
-	bool multishot;         /* a lent receive's: see struct lentfd */
+	uint8_t role;           /* whose: a task's (ROLE_TASK), or a lentfd's */
 	int fd;                 /* the requests pending on one fd, listed */
 	struct cio__op *prev, *next;
 };
+
+enum { ROLE_TASK, ROLE_LENT, ROLE_WATCH };
 
 /* Lent receives (cio_recv_buf()) on io_uring: one ring of provided
  * buffers per runtime, filled from the pool of bufs.h, and per fd a
@@ -99,7 +110,9 @@ struct cio__op {
  * multishot and takes what is queued, so the two mix in order. */
 struct lentfd {
 	struct cio__op op;        /* the multishot's: here, not on a stack */
+	struct cio__op wop;       /* a watch's one-shot poll, when no multishot */
 	bool armed;               /* in the kernel */
+	bool watch_armed;         /* wop is in the kernel */
 	bool stale;               /* its fd number was closed behind our back */
 	bool closed;              /* by cio_close(), and not made anew */
 	int end;                  /* 1, or how the last multishot ended: 0
@@ -108,6 +121,8 @@ struct lentfd {
 	struct cio__task *closer; /* stopping it (a close, a plain read) */
 	struct cio__lent *head, *tail; /* arrived, not yet asked for */
 	size_t off;               /* of head, taken by a plain read */
+	void (*fire)(void *arg);  /* a task-less watch (ur_watch()) */
+	void *fire_arg;
 };
 
 struct uring_state {
@@ -393,6 +408,7 @@ static void ur_close(struct cio__driver *d)
 
 static void lent_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
 			  const struct io_uring_cqe *cqe);
+static void watch_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op);
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
 
 /* Completes every CQE the ring holds; returns how many. */
@@ -413,8 +429,12 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 			s->wake_armed = false; /* re-armed after the wait */
 			continue;
 		}
-		if (op->multishot) {
+		if (op->role == ROLE_LENT) {
 			lent_complete(d, s, op, cqe);
+			continue;
+		}
+		if (op->role == ROLE_WATCH) {
+			watch_complete(d, s, op);
 			continue;
 		}
 		op->res = cqe->res;
@@ -744,8 +764,10 @@ static struct lentfd *lentfd_get(struct uring_state *s, int fd, bool make)
 	}
 	struct lentfd *lf = s->lentfds[fd];
 	if (!lf && make && (lf = cio__calloc(1, sizeof *lf))) {
-		lf->op.multishot = true;
+		lf->op.role = ROLE_LENT;
 		lf->op.fd = -1;
+		lf->wop.role = ROLE_WATCH;
+		lf->wop.fd = -1;
 		lf->end = 1;
 		s->lentfds[fd] = lf;
 	}
@@ -831,6 +853,14 @@ static void lent_drop_queue(struct lentfd *lf)
 	lf->off = 0;
 }
 
+/* Calls a watch's fire, once. */
+static void watch_fire(struct lentfd *lf)
+{
+	void (*fire)(void *) = lf->fire;
+	lf->fire = NULL;
+	fire(lf->fire_arg);
+}
+
 /* A completion of fd's multishot receive: queues what arrived, or notes
  * how it ended, and wakes the task waiting on it.  Never fails: the
  * queue runs through the buffers themselves. */
@@ -863,7 +893,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		d->rt->inflight--;
 		if (lf->stale) {
 			lent_drop_queue(lf);
-			free(lf);
+			if (!lf->watch_armed)
+				free(lf);
 			return;
 		}
 	}
@@ -871,6 +902,60 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		cio__wake(lf->waiter, 0);
 	if (lf->closer)
 		cio__wake(lf->closer, 0);
+	if (lf->fire && !lf->waiter && (lf->head || lf->end != 1 || !lf->armed))
+		watch_fire(lf);
+}
+
+/* The completion of a watch's poll. */
+static void watch_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op)
+{
+	struct lentfd *lf = (struct lentfd *)((char *)op - offsetof(struct lentfd, wop));
+	lf->watch_armed = false;
+	untrack(s, op);
+	d->rt->inflight--;
+	if (lf->stale) {
+		if (!lf->armed)
+			free(lf);
+		return;
+	}
+	if (lf->fire)
+		watch_fire(lf);
+}
+
+/* The idle wait of a connection without a task.  Where fd's multishot
+ * receive is armed, its next completion fires the watch; else a one-shot
+ * poll does.  The poll is not cancelled by an unwatch (fire is cleared,
+ * and a close cancels it): its record lives with the fd's state. */
+static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *arg)
+{
+	struct uring_state *s = d->impl;
+	struct lentfd *lf = lentfd_get(s, fd, true);
+	if (!lf)
+		return fd < 0 ? -EBADF : -ENOMEM;
+	if (lf->closed)
+		return -EBADF;
+	if (lf->head || lf->end != 1)
+		return 1;
+	if (!lf->armed && !lf->watch_armed) {
+		int rc = track(s, &lf->wop, fd);
+		if (rc < 0)
+			return rc;
+		struct io_uring_sqe *sqe = sqe_get(d, s);
+		io_uring_prep_poll_add(sqe, fd, POLLIN);
+		io_uring_sqe_set_data(sqe, &lf->wop);
+		lf->watch_armed = true;
+		d->rt->inflight++;
+	}
+	lf->fire = fire;
+	lf->fire_arg = arg;
+	return 0;
+}
+
+static void ur_unwatch(struct cio__driver *d, int fd)
+{
+	struct lentfd *lf = lentfd_get(d->impl, fd, false);
+	if (lf)
+		lf->fire = NULL;
 }
 
 /* Starts fd's multishot receive. */
@@ -1035,6 +1120,9 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	 * finds its request already done. */
 	struct cio__op op = {.task = self, .fd = -1};
 	struct io_uring_sqe *sqe;
+	struct lentfd *lf = lentfd_get(s, fd, false);
+	if (lf)
+		lf->fire = NULL; /* a close drops a watch unfired */
 	for (struct cio__op *p = (size_t)fd < s->nbyfd ? s->byfd[fd] : NULL; p; p = p->next) {
 		sqe = sqe_get(d, s);
 		io_uring_prep_cancel(sqe, p, 0);
@@ -1047,8 +1135,7 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	d->rt->inflight++;
 	while (!op.done)
 		cio__park_hard(self);
-	struct lentfd *lf = lentfd_get(s, fd, false);
-	if (lf) {
+	if ((lf = lentfd_get(s, fd, false))) {
 		/* The multishot was cancelled with the rest; one re-armed
 		 * meanwhile by a waiting task is stopped now. */
 		lf->closed = true;
@@ -1066,15 +1153,22 @@ static void ur_fd_new(struct cio__driver *d, int fd)
 	struct lentfd *lf = lentfd_get(s, fd, false);
 	if (!lf)
 		return;
-	if (lf->armed) {
-		/* The number was closed behind our back, its multishot still
-		 * on the old file: cancel it, and let its last completion
-		 * free its state. */
+	lf->fire = NULL;
+	if (lf->armed || lf->watch_armed) {
+		/* The number was closed behind our back, its multishot or
+		 * poll still on the old file: cancel them, and let the last
+		 * completion free its state. */
 		lf->stale = true;
 		s->lentfds[fd] = NULL;
-		struct io_uring_sqe *sqe = sqe_get(d, s);
-		io_uring_prep_cancel(sqe, &lf->op, 0);
-		io_uring_sqe_set_data(sqe, NULL);
+		struct cio__op *ops[2] = {lf->armed ? &lf->op : NULL,
+					  lf->watch_armed ? &lf->wop : NULL};
+		for (int i = 0; i < 2; i++) {
+			if (!ops[i])
+				continue;
+			struct io_uring_sqe *sqe = sqe_get(d, s);
+			io_uring_prep_cancel(sqe, ops[i], 0);
+			io_uring_sqe_set_data(sqe, NULL);
+		}
 		return;
 	}
 	lent_drop_queue(lf);
@@ -1091,6 +1185,8 @@ const struct cio__driver_ops cio__uring_ops = {
 	.wait = ur_wait,
 	.io = ur_io,
 	.recv_lent = ur_recv_lent,
+	.watch = ur_watch,
+	.unwatch = ur_unwatch,
 	.close_fd = ur_close_fd,
 	.fd_new = ur_fd_new,
 	.notify = ur_notify,
