@@ -210,6 +210,9 @@ typedef struct cio_stats {
 	                          * (cio_config.stall_ns) */
 	uint64_t bufs_lent;      /* now: bytes of lent buffers out
 	                          * (cio_recv_buf()) */
+	uint64_t bufs_ring;      /* now: bytes of buffers in io_uring's ring
+	                          * of provided buffers, which grows with
+	                          * the load and shrinks after it */
 } cio_stats;
 
 /* Fills *st with the calling thread's runtime counters (zeros off a

@@ -1,8 +1,8 @@
 /* test_bufs.c - lent buffers (cio_recv_buf(), cio_buf_release(),
  * cio_send_buf()): every byte once and in order, no buffer held while a
  * task waits, the budget's -ENOBUFS, cancels and closes with buffers out,
- * ends of stream, resets, mixing with cio_recv(), and many connections
- * at once. */
+ * ends of stream, resets, mixing with cio_recv(), many connections at
+ * once, and io_uring's buffer ring growing and shrinking with the load. */
 #include "check.h"
 
 #include <stdint.h>
@@ -401,6 +401,105 @@ static void test_many(void)
 	CHECK_EQ(cio_run_with(&cfg, many_main, NULL), 0);
 }
 
+/* io_uring's ring of provided buffers follows the load: many receives at
+ * once run it dry and it grows (within half the budget); a long quiet
+ * stretch of one receive at a time shrinks it back to its floor.  Every
+ * byte arrives in order all along.  Other backends have no ring. */
+#define RING_CONNS 300
+#define RING_PER_CONN 30000
+
+static uint64_t ring_bytes(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.bufs_ring;
+}
+
+static uint64_t peak_ring;
+
+static void *ring_reader(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	size_t got = 0;
+	for (;;) {
+		cio_buf *b;
+		ssize_t n = cio_recv_buf(conn_fds[k][0], &b);
+		if (n == -ENOBUFS) {
+			CHECK_EQ(cio_sleep(MS), 0);
+			continue;
+		}
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		CHECK(pattern_ok(b, got));
+		got += b->len;
+		if (ring_bytes() > peak_ring)
+			peak_ring = ring_bytes();
+		CHECK_EQ(cio_yield(), 0);
+		cio_buf_release(b);
+	}
+	CHECK_EQ(got, (size_t)RING_PER_CONN);
+	return NULL;
+}
+
+static void *ring_main(void *arg)
+{
+	(void)arg;
+	bool uring = strcmp(cio_backend_name(), "io_uring") == 0;
+	static struct feed feeds[RING_CONNS];
+	cio_task_t readers[RING_CONNS], writers[RING_CONNS];
+	for (int k = 0; k < RING_CONNS; k++) {
+		CHECK_EQ(cio_socketpair(SOCK_STREAM, conn_fds[k]), 0);
+		feeds[k] = (struct feed){.fd = conn_fds[k][1], .n = RING_PER_CONN, .piece = 1500,
+					 .close = true};
+		readers[k] = cio_spawn(ring_reader, (void *)(intptr_t)k);
+		writers[k] = cio_spawn(feeder, &feeds[k]);
+	}
+	for (int k = 0; k < RING_CONNS; k++) {
+		CHECK_EQ(join_rc(writers[k]), 0);
+		CHECK_EQ(join_rc(readers[k]), 0);
+		CHECK_EQ(cio_close(conn_fds[k][0]), 0);
+		CHECK_EQ(cio_close(conn_fds[k][1]), 0);
+	}
+	if (uring) {
+		CHECK(peak_ring > 16 * 1024); /* grew past its first 16 buffers */
+		CHECK(peak_ring <= 2 << 20);  /* within half the budget */
+	} else {
+		CHECK_EQ(peak_ring, 0);
+	}
+	/* One receive at a time, long enough for the ring to halve, window
+	 * after window, down to its floor. */
+	int sv[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, sv), 0);
+	for (int i = 0; i < 8000; i++) {
+		unsigned char c = (unsigned char)i;
+		CHECK_EQ(cio_send(sv[1], &c, 1, 0), 1);
+		cio_buf *b;
+		CHECK_EQ(cio_recv_buf(sv[0], &b), 1);
+		CHECK_EQ(((unsigned char *)b->data)[0], c);
+		cio_buf_release(b);
+	}
+	fprintf(stderr, "ring (%s): %llu KiB at most under load, %llu KiB after\n",
+		cio_backend_name(), (unsigned long long)peak_ring >> 10,
+		(unsigned long long)ring_bytes() >> 10);
+	if (uring)
+		CHECK_EQ(ring_bytes(), 16 * 1024);
+	else
+		CHECK_EQ(ring_bytes(), 0);
+	CHECK_EQ(cio_close(sv[0]), 0);
+	CHECK_EQ(cio_close(sv[1]), 0);
+	CHECK_EQ(lent(), 0);
+	return NULL;
+}
+
+static void test_ring_adapts(void)
+{
+	cio_config cfg = test_backend_config();
+	cfg.buf_size = 1 << 10;
+	cfg.buf_budget = 4 << 20;
+	CHECK_EQ(cio_run_with(&cfg, ring_main, NULL), 0);
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -423,5 +522,6 @@ int main(int argc, char **argv)
 		return rc;
 	TEST_CASE(budget, test_budget());
 	TEST_CASE(many, test_many());
+	TEST_CASE(ring_adapts, test_ring_adapts());
 	return test_cases_end();
 }

@@ -93,6 +93,8 @@ static const struct metric {
 	  NULL),
 	M(bufs_lent, "bufs_lent_bytes", "gauge", "Bytes of lent buffers out now (cio_recv_buf).",
 	  NULL),
+	M(bufs_ring, "bufs_ring_bytes", "gauge",
+	  "Bytes of buffers in io_uring's provided-buffer ring now.", NULL),
 #undef M
 };
 

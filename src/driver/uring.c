@@ -150,7 +150,11 @@ struct uring_state {
 	 * per-fd state. */
 	struct io_uring_buf_ring *br;
 	struct cio__lent **br_bufs;
+	unsigned *br_free;        /* empty buffer ids, a stack of br_empty */
 	unsigned br_entries, br_empty;
+	unsigned br_target;       /* buffers to keep in the ring (see br_fit()) */
+	unsigned br_low;          /* fewest in the ring during this window */
+	unsigned br_taken;        /* buffers the kernel took this window */
 	bool br_failed;           /* the kernel has none: poll, then recv */
 	bool ms_seen;             /* a multishot receive has worked here */
 	struct lentfd **lentfds;
@@ -398,6 +402,7 @@ static void ur_close(struct cio__driver *d)
 	for (unsigned i = 0; i < s->br_entries; i++)
 		free(s->br_bufs[i]);
 	free(s->br_bufs);
+	free(s->br_free);
 	if (s->br)
 		munmap(s->br, s->br_entries * sizeof(struct io_uring_buf));
 	free(s->byfd);
@@ -738,7 +743,15 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 
 /* --- lent receives ---------------------------------------------------------- */
 
-#define BR_ENTRIES 64u /* buffers in the ring, at most (a power of two) */
+/* The ring's size adapts to the load: it starts with BR_START buffers;
+ * a multishot that ends for want of one (-ENOBUFS) doubles it, up to its
+ * slots and half the pool's budget; and after a window of BR_WINDOW
+ * buffers taken in which never more than a quarter of it was out at
+ * once, it halves, down to BR_START.  Buffers above the size are not
+ * put back as they come home, so the ring shrinks as it is used. */
+#define BR_SLOTS 1024u /* slots in the ring, at most (a power of two) */
+#define BR_START 16u   /* buffers in it, at first and at least */
+#define BR_WINDOW 1024u
 #define BR_GROUP 1     /* its buffer group id */
 
 static struct lentfd *lent_of(struct cio__op *op)
@@ -774,26 +787,54 @@ static struct lentfd *lentfd_get(struct uring_state *s, int fd, bool make)
 	return lf;
 }
 
-/* Puts pool buffers into the ring's empty slots, as the budget allows. */
+/* Puts pool buffers into the ring's empty slots, up to its size, as the
+ * budget allows. */
 static void br_refill(struct cio__driver *d, struct uring_state *s)
 {
-	if (!s->br_empty)
-		return;
 	int added = 0, mask = io_uring_buf_ring_mask(s->br_entries);
-	for (unsigned bid = 0; bid < s->br_entries && s->br_empty; bid++) {
-		if (s->br_bufs[bid])
-			continue;
+	while (s->br_empty && s->br_entries - s->br_empty < s->br_target) {
 		int err;
 		struct cio__lent *b = cio__bufs_hold(d->rt, &err);
 		if (!b)
 			break; /* the budget is spent: a later refill */
+		unsigned bid = s->br_free[--s->br_empty];
 		s->br_bufs[bid] = b;
-		s->br_empty--;
 		io_uring_buf_ring_add(s->br, b->bytes, (unsigned)b->pub.cap, (unsigned short)bid,
 				      mask, added++);
 	}
 	if (added)
 		io_uring_buf_ring_advance(s->br, added);
+	d->rt->stats.bufs_ring = (uint64_t)(s->br_entries - s->br_empty) * d->bufs.size;
+}
+
+/* The kernel took buffer bid: its slot is empty.  Shrinks the ring at
+ * the end of a window that never needed most of it. */
+static struct cio__lent *br_took(struct uring_state *s, unsigned bid)
+{
+	struct cio__lent *b = bid < s->br_entries ? s->br_bufs[bid] : NULL;
+	if (!b)
+		return NULL;
+	s->br_bufs[bid] = NULL;
+	s->br_free[s->br_empty++] = bid;
+	unsigned in = s->br_entries - s->br_empty;
+	if (in < s->br_low)
+		s->br_low = in;
+	if (++s->br_taken == BR_WINDOW) {
+		if (s->br_target > BR_START && (s->br_target - s->br_low) * 4 < s->br_target)
+			s->br_target /= 2;
+		s->br_taken = 0;
+		s->br_low = s->br_target;
+	}
+	return b;
+}
+
+/* A multishot went without a buffer: the ring grows, within its slots
+ * and half the budget (what the pool can give decides the rest). */
+static void br_grow(struct uring_state *s)
+{
+	if (s->br_target < s->br_entries)
+		s->br_target *= 2;
+	s->br_low = 0;
 }
 
 /* Registers the buffer ring.  Returns 0 or -errno (then s->br_failed:
@@ -801,7 +842,7 @@ static void br_refill(struct cio__driver *d, struct uring_state *s)
 static int br_setup(struct cio__driver *d, struct uring_state *s)
 {
 	struct cio__bufpool *p = &d->bufs;
-	unsigned n = BR_ENTRIES;
+	unsigned n = BR_SLOTS;
 	/* No more of the budget than half, so that a plain-read fallback
 	 * and the tasks' own buffers keep room; at least one buffer. */
 	while (n > 1 && (size_t)n * p->size > p->budget / 2)
@@ -809,7 +850,8 @@ static int br_setup(struct cio__driver *d, struct uring_state *s)
 	size_t len = n * sizeof(struct io_uring_buf);
 	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	struct cio__lent **bufs = cio__calloc(n, sizeof *bufs);
-	int rc = mem == MAP_FAILED || !bufs ? -ENOMEM : 0;
+	unsigned *free_ids = cio__calloc(n, sizeof *free_ids);
+	int rc = mem == MAP_FAILED || !bufs || !free_ids ? -ENOMEM : 0;
 	if (rc == 0) {
 		struct io_uring_buf_reg reg = {
 			.ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = n, .bgid = BR_GROUP,
@@ -820,13 +862,18 @@ static int br_setup(struct cio__driver *d, struct uring_state *s)
 		if (mem != MAP_FAILED)
 			munmap(mem, len);
 		free(bufs);
+		free(free_ids);
 		s->br_failed = rc != -ENOMEM; /* the kernel said no: for good */
 		return rc;
 	}
 	s->br = mem;
 	io_uring_buf_ring_init(s->br);
 	s->br_bufs = bufs;
+	s->br_free = free_ids;
 	s->br_entries = s->br_empty = n;
+	for (unsigned i = 0; i < n; i++)
+		free_ids[i] = n - 1 - i; /* bid 0 first */
+	s->br_target = s->br_low = n < BR_START ? n : BR_START;
 	br_refill(d, s);
 	return 0;
 }
@@ -872,11 +919,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 	if (more || (cqe->flags & IORING_CQE_F_BUFFER))
 		s->ms_seen = true;
 	if (cqe->flags & IORING_CQE_F_BUFFER) {
-		unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-		struct cio__lent *b = bid < s->br_entries ? s->br_bufs[bid] : NULL;
+		struct cio__lent *b = br_took(s, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		if (b) {
-			s->br_bufs[bid] = NULL;
-			s->br_empty++;
 			if (cqe->res > 0 && !lf->stale) {
 				b->pub.len = (size_t)cqe->res;
 				lent_queue(lf, b);
@@ -886,6 +930,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		}
 	} else if (cqe->res <= 0 && cqe->res != -ECANCELED) {
 		lf->end = cqe->res; /* end of stream, an error, -ENOBUFS */
+		if (cqe->res == -ENOBUFS)
+			br_grow(s);
 	}
 	if (!more) {
 		lf->armed = false;
