@@ -2,12 +2,17 @@
  * cio_send_buf()): every byte once and in order, no buffer held while a
  * task waits, the budget's -ENOBUFS, cancels and closes with buffers out,
  * ends of stream, resets, mixing with cio_recv(), many connections at
- * once, and io_uring's buffer ring growing and shrinking with the load. */
+ * once (10,000 TCP connections from another process), and io_uring's
+ * buffer ring growing and shrinking with the load. */
 #include "check.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define MS CIO_MS
@@ -500,6 +505,130 @@ static void test_ring_adapts(void)
 	CHECK_EQ(cio_run_with(&cfg, ring_main, NULL), 0);
 }
 
+/* 10,000 TCP connections from another process, all sending at once
+ * through a ring of at most 128 small buffers: every byte arrives, in
+ * order, per connection, and no buffer is left out. */
+#define TENK 10000
+#define TENK_BYTES 6000
+
+static int tenk_port;
+static int tenk_fds[TENK];
+
+static void *tenk_feed(void *arg)
+{
+	int k = (int)(intptr_t)arg;
+	struct feed f = {.fd = tenk_fds[k], .n = TENK_BYTES, .piece = 1500, .close = true};
+	feeder(&f);
+	return NULL;
+}
+
+/* The client process: connects them all, then sends on all at once. */
+static void *tenk_client(void *arg)
+{
+	(void)arg;
+	static cio_task_t ids[TENK];
+	char addr[64];
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", tenk_port);
+	for (int k = 0; k < TENK; k++)
+		CHECK((tenk_fds[k] = cio_connect(addr, 0)) >= 0);
+	/* Every feeder starts in the same tick. */
+	for (int k = 0; k < TENK; k++)
+		CHECK((ids[k] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 32 << 10},
+					       tenk_feed, (void *)(intptr_t)k)) > 0);
+	for (int k = 0; k < TENK; k++)
+		CHECK_EQ(join_rc(ids[k]), 0);
+	/* The server closes first: its FIN says it has read everything. */
+	for (int k = 0; k < TENK; k++) {
+		char c;
+		CHECK_EQ(cio_recv(tenk_fds[k], &c, 1, 0), 0);
+		CHECK_EQ(cio_close(tenk_fds[k]), 0);
+	}
+	return NULL;
+}
+
+static size_t tenk_bytes;
+
+static void *tenk_reader(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	size_t got = 0;
+	for (;;) {
+		cio_buf *b;
+		ssize_t n = cio_recv_buf(fd, &b);
+		if (n == -ENOBUFS) {
+			CHECK_EQ(cio_sleep(MS), 0);
+			continue;
+		}
+		CHECK(n >= 0);
+		if (n == 0)
+			break;
+		CHECK(pattern_ok(b, got));
+		got += b->len;
+		cio_buf_release(b);
+	}
+	CHECK_EQ(got, (size_t)TENK_BYTES);
+	tenk_bytes += got;
+	CHECK_EQ(cio_close(fd), 0);
+	return NULL;
+}
+
+static void *tenk_server(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+	static cio_task_t ids[TENK];
+	for (int k = 0; k < TENK; k++) {
+		int fd = cio_accept(lfd, NULL);
+		CHECK(fd >= 0);
+		CHECK((ids[k] = cio_spawn_with(&(cio_spawn_opts){.stack_size = 32 << 10},
+					       tenk_reader, (void *)(intptr_t)fd)) > 0);
+	}
+	for (int k = 0; k < TENK; k++)
+		CHECK_EQ(join_rc(ids[k]), 0);
+	CHECK_EQ(tenk_bytes, (size_t)TENK * TENK_BYTES);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(lfd), 0);
+	return NULL;
+}
+
+static void test_ten_thousand(void)
+{
+	struct rlimit rl;
+	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < TENK + 100) {
+		fprintf(stderr, "ten_thousand: needs an fd limit of %d, the hard one is %llu\n",
+			TENK + 100, (unsigned long long)rl.rlim_max);
+		CHECK(!"fd limit");
+	}
+	rl.rlim_cur = rl.rlim_max;
+	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	/* The listener before the fork, so the child knows the port. */
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof sa;
+	CHECK(lfd >= 0);
+	CHECK_EQ(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	CHECK_EQ(listen(lfd, 4096), 0);
+	CHECK_EQ(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	tenk_port = ntohs(sa.sin_port);
+	fflush(stderr);
+	pid_t pid = fork();
+	CHECK(pid >= 0);
+	if (pid == 0) {
+		close(lfd);
+		cio_config ccfg = test_backend_config();
+		CHECK_EQ(cio_run_with(&ccfg, tenk_client, NULL), 0);
+		_exit(0);
+	}
+	cio_config cfg = test_backend_config();
+	cfg.buf_size = 2 << 10;
+	cfg.buf_budget = 512 << 10; /* a ring of 128 buffers at most */
+	CHECK_EQ(cio_run_with(&cfg, tenk_server, (void *)(intptr_t)lfd), 0);
+	int status;
+	CHECK_EQ(waitpid(pid, &status, 0), pid);
+	CHECK(WIFEXITED(status));
+	CHECK_EQ(WEXITSTATUS(status), 0);
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -523,5 +652,6 @@ int main(int argc, char **argv)
 	TEST_CASE(budget, test_budget());
 	TEST_CASE(many, test_many());
 	TEST_CASE(ring_adapts, test_ring_adapts());
+	TEST_CASE(ten_thousand, test_ten_thousand());
 	return test_cases_end();
 }
