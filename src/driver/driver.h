@@ -72,6 +72,11 @@ static inline bool cio__io_has(enum cio__io_kind k, unsigned prop)
 
 #define CIO__FSYNC_DATA 1 /* FSYNC: fdatasync() */
 
+/* ACCEPT, no peer address: the caller accepts in a loop, and a backend
+ * may take connections before they are asked for (io_uring's multishot
+ * accept, whose fd limit is the one of its start).  The serve helper's. */
+#define CIO__ACCEPT_MULTI 1
+
 /* SPLICE between streams (no offsets): what the caller knows, to save a
  * poll(2).  WAIT_IN / WAIT_OUT: on EAGAIN, only that side can be the one
  * not ready. */

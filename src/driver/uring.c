@@ -100,7 +100,9 @@ struct cio__op {
 	struct cio__op *prev, *next;
 };
 
-enum { ROLE_TASK, ROLE_LENT, ROLE_WATCH };
+enum { ROLE_TASK, ROLE_LENT, ROLE_WATCH, ROLE_ACCEPT };
+
+struct accq;
 
 /* Lent receives (cio_recv_buf()) on io_uring: one ring of provided
  * buffers per runtime, filled from the pool of bufs.h, and per fd a
@@ -123,7 +125,29 @@ struct lentfd {
 	size_t off;               /* of head, taken by a plain read */
 	void (*fire)(void *arg);  /* a task-less watch (ur_watch()) */
 	void *fire_arg;
+	struct accq *acc;         /* a listener's multishot accept, or NULL */
 };
+
+/* Multishot accepts (Linux 5.19), for the accepts that want no peer
+ * address (the serve helper's): one request per listener takes each
+ * connection as it comes, and those no task has asked for yet wait on
+ * the listener's queue.  A queue of ACC_QUEUE stops the request, so that
+ * a server that stops accepting (at its connection limit) leaves the
+ * rest in the kernel's backlog; the next accept that finds the queue
+ * empty starts it again. */
+#define ACC_QUEUE 16
+
+struct accq {
+	struct cio__op op;        /* the multishot's */
+	struct lentfd *lf;        /* whose */
+	bool armed, stopping;     /* in the kernel; a cancel of it sent */
+	int end;                  /* 1, or how it ended: -errno to report */
+	struct cio__task *waiter; /* in an accept */
+	int *fds;                 /* accepted, not yet asked for: a ring */
+	unsigned head, n, cap;
+};
+
+static void acc_free(struct lentfd *lf);
 
 struct uring_state {
 	struct io_uring ring;
@@ -157,6 +181,8 @@ struct uring_state {
 	unsigned br_taken;        /* buffers the kernel took this window */
 	bool br_failed;           /* the kernel has none: poll, then recv */
 	bool ms_seen;             /* a multishot receive has worked here */
+	bool acc_single;          /* no multishot accept here: one at a time */
+	bool acc_seen;            /* a multishot accept has worked here */
 	struct lentfd **lentfds;
 	size_t nlentfds;
 };
@@ -396,6 +422,8 @@ static void ur_close(struct cio__driver *d)
 			lf->head = b->next;
 			free(b);
 		}
+		if (lf)
+			acc_free(lf);
 		free(lf);
 	}
 	free(s->lentfds);
@@ -414,6 +442,9 @@ static void ur_close(struct cio__driver *d)
 static void lent_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
 			  const struct io_uring_cqe *cqe);
 static void watch_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op);
+static void acc_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
+			 const struct io_uring_cqe *cqe);
+static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd);
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
 
 /* Completes every CQE the ring holds; returns how many. */
@@ -440,6 +471,10 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 		}
 		if (op->role == ROLE_WATCH) {
 			watch_complete(d, s, op);
+			continue;
+		}
+		if (op->role == ROLE_ACCEPT) {
+			acc_complete(d, s, op, cqe);
 			continue;
 		}
 		op->res = cqe->res;
@@ -699,6 +734,9 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	ssize_t r = cio__io_fail(&cur, &copy);
 	if (r < 0)
 		return r;
+	if (io->kind == CIO__IO_ACCEPT && (io->flags & CIO__ACCEPT_MULTI) && !s->acc_single &&
+	    (r = acc_take(d, s, io->fd)) != CIO__DECLINED)
+		return r;
 	r = submit_wait(d, s, cio__rt_cur->current, cur);
 	mark_filled(io, r);
 	return r;
@@ -900,6 +938,16 @@ static void lent_drop_queue(struct lentfd *lf)
 	lf->off = 0;
 }
 
+/* Frees the state of an fd number closed behind our back once the
+ * kernel holds none of its requests. */
+static void lf_free_stale(struct lentfd *lf)
+{
+	if (!lf->armed && !lf->watch_armed && !(lf->acc && lf->acc->armed)) {
+		acc_free(lf);
+		free(lf);
+	}
+}
+
 /* Calls a watch's fire, once. */
 static void watch_fire(struct lentfd *lf)
 {
@@ -939,8 +987,7 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		d->rt->inflight--;
 		if (lf->stale) {
 			lent_drop_queue(lf);
-			if (!lf->watch_armed)
-				free(lf);
+			lf_free_stale(lf);
 			return;
 		}
 	}
@@ -960,8 +1007,7 @@ static void watch_complete(struct cio__driver *d, struct uring_state *s, struct 
 	untrack(s, op);
 	d->rt->inflight--;
 	if (lf->stale) {
-		if (!lf->armed)
-			free(lf);
+		lf_free_stale(lf);
 		return;
 	}
 	if (lf->fire)
@@ -1154,6 +1200,151 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 	return (ssize_t)moved;
 }
 
+/* Closes the connections accepted and not asked for (a listener that
+ * closes takes its backlog with it too). */
+static void acc_drop_queue(struct accq *q)
+{
+	for (; q && q->n; q->n--) {
+		close(q->fds[q->head]);
+		q->head = (q->head + 1) % q->cap;
+	}
+}
+
+static void acc_free(struct lentfd *lf)
+{
+	if (lf->acc) {
+		acc_drop_queue(lf->acc);
+		free(lf->acc->fds);
+		free(lf->acc);
+		lf->acc = NULL;
+	}
+}
+
+/* Queues an accepted fd.  Returns false when the queue cannot grow. */
+static bool acc_push(struct accq *q, int fd)
+{
+	if (q->n == q->cap) {
+		unsigned cap = q->cap ? q->cap * 2 : ACC_QUEUE * 2;
+		int *v = cio__malloc(cap * sizeof *v);
+		if (!v)
+			return false;
+		for (unsigned i = 0; i < q->n; i++)
+			v[i] = q->fds[(q->head + i) % q->cap];
+		free(q->fds);
+		q->fds = v;
+		q->cap = cap;
+		q->head = 0;
+	}
+	q->fds[(q->head + q->n++) % q->cap] = fd;
+	return true;
+}
+
+static void acc_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
+			 const struct io_uring_cqe *cqe)
+{
+	struct accq *q = (struct accq *)((char *)op - offsetof(struct accq, op));
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	if (cqe->res >= 0) {
+		s->acc_seen = true;
+		if (q->lf->stale || q->lf->closed) {
+			close(cqe->res); /* its listener is gone */
+		} else if (!acc_push(q, cqe->res)) {
+			close(cqe->res); /* a connection lost to memory: said */
+			q->end = -ENOMEM;
+		}
+		if (more && q->n >= ACC_QUEUE && !q->stopping) {
+			struct io_uring_sqe *sqe = sqe_get(d, s);
+			io_uring_prep_cancel(sqe, op, 0);
+			io_uring_sqe_set_data(sqe, NULL);
+			q->stopping = true;
+		}
+	} else if (cqe->res != -ECANCELED) {
+		q->end = cqe->res;
+	}
+	if (!more) {
+		q->armed = q->stopping = false;
+		untrack(s, op);
+		d->rt->inflight--;
+		if (q->lf->stale) {
+			lf_free_stale(q->lf);
+			return;
+		}
+	}
+	if (q->waiter)
+		cio__wake(q->waiter, 0);
+}
+
+/* An accept without the peer's address: the next connection of fd's
+ * multishot accept.  Returns the new fd or -errno; CIO__DECLINED to
+ * accept one at a time instead (a kernel without multishot accepts, two
+ * tasks accepting on one listener). */
+static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd)
+{
+	struct lentfd *lf = lentfd_get(s, fd, true);
+	if (!lf)
+		return -ENOMEM;
+	if (lf->closed)
+		return -EBADF;
+	struct accq *q = lf->acc;
+	if (!q) {
+		if (!(q = cio__calloc(1, sizeof *q)))
+			return -ENOMEM;
+		q->op.role = ROLE_ACCEPT;
+		q->op.fd = -1;
+		q->lf = lf;
+		q->end = 1;
+		lf->acc = q;
+	}
+	if (q->waiter)
+		return CIO__DECLINED;
+	struct cio__task *self = cio__rt_cur->current;
+	for (;;) {
+		if (q->end == -EINVAL) {
+			/* The listener was shut down (a drain): what it had
+			 * accepted goes as its backlog did. */
+			acc_drop_queue(q);
+		}
+		if (q->n) {
+			int nfd = q->fds[q->head];
+			q->head = (q->head + 1) % q->cap;
+			q->n--;
+			return nfd;
+		}
+		if (q->end != 1) {
+			int end = q->end;
+			q->end = 1;
+			int listening = 0;
+			socklen_t len = sizeof listening;
+			if (end == -EINVAL && !s->acc_seen &&
+			    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
+			    listening) {
+				/* A listener that listens, refused: a kernel
+				 * before Linux 5.19. */
+				s->acc_single = true;
+				return CIO__DECLINED;
+			}
+			return end;
+		}
+		if (!q->armed) {
+			int rc = track(s, &q->op, fd);
+			if (rc < 0)
+				return rc;
+			struct io_uring_sqe *sqe = sqe_get(d, s);
+			io_uring_prep_multishot_accept(sqe, fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			io_uring_sqe_set_data(sqe, &q->op);
+			q->armed = true;
+			d->rt->inflight++;
+		}
+		q->waiter = self;
+		int rc = cio__park(self);
+		q->waiter = NULL;
+		if (rc < 0)
+			return rc; /* what comes meanwhile stays queued */
+		if (lf->closed)
+			return -EBADF;
+	}
+}
+
 static int ur_close_fd(struct cio__driver *d, int fd)
 {
 	struct uring_state *s = d->impl;
@@ -1188,6 +1379,7 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 		lent_disarm(d, s, lf);
 		lent_drop_queue(lf);
 		lf->end = 1;
+		acc_drop_queue(lf->acc);
 	}
 	return op.res == -EINTR ? 0 : op.res;
 }
@@ -1200,15 +1392,17 @@ static void ur_fd_new(struct cio__driver *d, int fd)
 	if (!lf)
 		return;
 	lf->fire = NULL;
-	if (lf->armed || lf->watch_armed) {
+	if (lf->armed || lf->watch_armed || (lf->acc && lf->acc->armed)) {
 		/* The number was closed behind our back, its multishot or
 		 * poll still on the old file: cancel them, and let the last
 		 * completion free its state. */
 		lf->stale = true;
 		s->lentfds[fd] = NULL;
-		struct cio__op *ops[2] = {lf->armed ? &lf->op : NULL,
-					  lf->watch_armed ? &lf->wop : NULL};
-		for (int i = 0; i < 2; i++) {
+		struct cio__op *ops[3] = {lf->armed ? &lf->op : NULL,
+					  lf->watch_armed ? &lf->wop : NULL,
+					  lf->acc && lf->acc->armed ? &lf->acc->op : NULL};
+		acc_drop_queue(lf->acc);
+		for (int i = 0; i < 3; i++) {
 			if (!ops[i])
 				continue;
 			struct io_uring_sqe *sqe = sqe_get(d, s);
@@ -1220,6 +1414,9 @@ static void ur_fd_new(struct cio__driver *d, int fd)
 	lent_drop_queue(lf);
 	lf->closed = false;
 	lf->end = 1;
+	acc_drop_queue(lf->acc);
+	if (lf->acc)
+		lf->acc->end = 1;
 }
 
 #endif

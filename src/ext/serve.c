@@ -22,6 +22,7 @@
 #include "coreio.h"
 #include "../core/rt.h"
 #include "../driver/driver.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -210,7 +211,7 @@ static int accept_loop(int lfd, struct server *srv)
 		int rc = srv->limited ? cio_sem_acquire(&srv->slots) : 0;
 		if (rc < 0)
 			return rc;
-		int fd = cio_accept(lfd, NULL);
+		int fd = cio__accept(lfd, NULL, CIO__ACCEPT_MULTI);
 		if (fd >= 0) {
 			if ((rc = conn_start(srv, fd)) < 0 && o->error)
 				o->error(srv->arg, rc);

@@ -30,6 +30,10 @@ void cio__io_fini(struct cio__rt *rt);
  * which return -ESHUTDOWN, while the fds stay their owners' to close. */
 void cio__io_shut_listeners(struct cio__rt *rt);
 
+/* cio_accept() with CIO__IO_ACCEPT flags: CIO__ACCEPT_MULTI (no peer
+ * address then). */
+int cio__accept(int fd, cio_addr *peer, int flags);
+
 /* Closes the pooled pipes.  src/io/splice.c */
 void cio__pipes_fini(struct cio__io_rt *io);
 

@@ -164,12 +164,20 @@ int cio_udp_bind(const char *text)
 
 int cio_accept(int fd, cio_addr *peer)
 {
+	return cio__accept(fd, peer, 0);
+}
+
+int cio__accept(int fd, cio_addr *peer, int flags)
+{
 	cio_addr tmp;
 	cio_addr *a = peer ? peer : &tmp;
 	a->len = sizeof a->u;
 	struct cio__io io = {
-		.kind = CIO__IO_ACCEPT, .fd = fd, .p.addr = &a->u.sa, .n.addrlen = &a->len,
+		.kind = CIO__IO_ACCEPT, .fd = fd, .flags = flags, .p.addr = &a->u.sa,
+		.n.addrlen = &a->len,
 	};
+	if (flags & CIO__ACCEPT_MULTI)
+		io.p.addr = NULL, io.n.addrlen = NULL;
 	ssize_t rc = cio__io("cio_accept", &io);
 	cio_stats *st = &cio__rt_cur->stats;
 	if (rc >= 0) {
