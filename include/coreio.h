@@ -569,19 +569,27 @@ CIO_API int cio_fd_adopt(int fd);
  * runtime that lent it: giving it back from another runtime or thread
  * aborts.  The buffers out at once are bounded per runtime (buf_budget);
  * past it, cio_recv_buf() fails with -ENOBUFS rather than use more
- * memory. */
+ * memory.
+ *
+ * On io_uring the kernel receives into a ring of these buffers, and
+ * where it can (Linux 6.12) it consumes them incrementally: a small
+ * receive takes a slice of a buffer rather than all of it, so messages
+ * of many connections share buffers, and a message may come in two
+ * receives where it lies across two.  A slice has no room beyond its
+ * bytes (cap == len). */
 typedef struct cio_buf {
 	char *data;  /* the bytes */
 	size_t len;  /* how many; may be changed (shortened) by the holder */
-	size_t cap;  /* room at data: buf_size */
+	size_t cap;  /* room at data: buf_size, or len for a slice */
 } cio_buf;
 
 /* Blocking.  Receives from socket fd into a buffer of the runtime's: at
  * most cap bytes, as recv(2) with no flags.  Returns the bytes received,
  * with *out the buffer that holds them; 0 at end of stream, or -errno
  * (-ECONNRESET, -EBADF, -ENOTSOCK, -ECANCELED, -ETIMEDOUT, -ENOBUFS: the
- * runtime's budget of lent buffers is spent, -ENOMEM), with *out NULL.
- * No buffer is held while it waits. */
+ * runtime's budget of lent buffers is spent, -ENOMEM: for a slice's
+ * record, after which every receive on fd fails so, rather than skip
+ * bytes), with *out NULL.  No buffer is held while it waits. */
 CIO_API ssize_t cio_recv_buf(int fd, cio_buf **out);
 
 /* Gives a lent buffer back (NULL is ignored). */

@@ -13,11 +13,12 @@
 #define DEFAULT_SIZE (16u << 10)
 #define DEFAULT_BUDGET ((size_t)64 << 20)
 #define SPARE_MAX 64 /* buffers kept for reuse */
+#define SPARE_SLICES 256 /* slice records kept for reuse */
 
 void cio__bufs_init(struct cio__bufpool *p, const cio_config *cfg)
 {
-	p->spare = NULL;
-	p->nspare = p->lent = p->held = 0;
+	p->spare = p->spare_slices = NULL;
+	p->nspare = p->lent = p->held = p->sliced = p->nspare_slices = 0;
 	p->size = cfg && cfg->buf_size ? cfg->buf_size : DEFAULT_SIZE;
 	p->budget = cfg && cfg->buf_budget ? cfg->buf_budget : DEFAULT_BUDGET;
 }
@@ -29,7 +30,17 @@ void cio__bufs_fini(struct cio__bufpool *p)
 		p->spare = b->next;
 		free(b);
 	}
-	p->nspare = 0;
+	while ((b = p->spare_slices)) {
+		p->spare_slices = b->next;
+		free(b);
+	}
+	p->nspare = p->nspare_slices = 0;
+}
+
+/* What tasks hold now, as the counters tell it. */
+static void count(struct cio__rt *rt, struct cio__bufpool *p)
+{
+	rt->stats.bufs_lent = p->lent + p->sliced;
 }
 
 /* A buffer from the pool, within the budget, counted as held or lent. */
@@ -49,13 +60,14 @@ static struct cio__lent *take(struct cio__rt *rt, int *err, bool held)
 		return NULL;
 	}
 	b->rt = rt;
-	b->next = NULL;
+	b->next = b->parent = NULL;
+	b->refs = 0;
 	b->held = held;
 	if (held)
 		p->held += p->size;
 	else
 		p->lent += p->size;
-	rt->stats.bufs_lent = p->lent;
+	count(rt, p);
 	b->pub = (cio_buf){.data = b->bytes, .len = 0, .cap = p->size};
 	return b;
 }
@@ -74,9 +86,35 @@ void cio__bufs_lend_held(struct cio__lent *b)
 {
 	struct cio__bufpool *p = &b->rt->driver->bufs;
 	b->held = false;
-	p->held -= p->size;
-	p->lent += p->size;
-	b->rt->stats.bufs_lent = p->lent;
+	if (b->parent) {
+		p->sliced += b->pub.cap; /* its parent stays held */
+	} else {
+		p->held -= p->size;
+		p->lent += p->size;
+	}
+	count(b->rt, p);
+}
+
+struct cio__lent *cio__bufs_slice(struct cio__lent *parent, size_t off, size_t len)
+{
+	struct cio__bufpool *p = &parent->rt->driver->bufs;
+	struct cio__lent *s = p->spare_slices;
+	if (s) {
+		p->spare_slices = s->next;
+		p->nspare_slices--;
+	} else if (!(s = cio__malloc(sizeof *s))) {
+		return NULL;
+	}
+	*s = (struct cio__lent){.pub = {.data = parent->bytes + off, .len = len, .cap = len},
+				.rt = parent->rt, .parent = parent, .held = true};
+	parent->refs++;
+	return s;
+}
+
+void cio__bufs_unshare(struct cio__lent *b)
+{
+	if (--b->refs == 0)
+		cio__bufs_give_back(b);
 }
 
 void cio__bufs_give_back(struct cio__lent *b)
@@ -88,11 +126,26 @@ void cio__bufs_give_back(struct cio__lent *b)
 		abort();
 	}
 	struct cio__bufpool *p = &rt->driver->bufs;
+	struct cio__lent *parent = b->parent;
+	if (parent) {
+		if (!b->held)
+			p->sliced -= b->pub.cap;
+		count(rt, p);
+		if (p->nspare_slices < SPARE_SLICES) {
+			b->next = p->spare_slices;
+			p->spare_slices = b;
+			p->nspare_slices++;
+		} else {
+			free(b);
+		}
+		cio__bufs_unshare(parent);
+		return;
+	}
 	if (b->held)
 		p->held -= p->size;
 	else
 		p->lent -= p->size;
-	rt->stats.bufs_lent = p->lent;
+	count(rt, p);
 	if (p->nspare < SPARE_MAX) {
 		b->next = p->spare;
 		p->spare = b;

@@ -6,11 +6,16 @@
 
 #include "driver.h"
 
-/* A lent buffer: the public part, then the pool's. */
+/* A lent buffer: the public part, then the pool's.  A slice lies in
+ * another buffer that the backend shares out (io_uring's incremental
+ * ring): its bytes are its parent's, and it has none of its own. */
 struct cio__lent {
 	cio_buf pub;
 	struct cio__rt *rt;      /* the lender */
 	struct cio__lent *next;  /* among the spares, or a backend's queue */
+	struct cio__lent *parent; /* a slice's: the buffer it lies in */
+	unsigned refs;           /* a shared buffer's: its slices, and one
+	                          * while the backend holds it */
 	bool held;               /* the backend's (a ring's), not a task's */
 	_Alignas(16) char bytes[];
 };
@@ -26,8 +31,17 @@ struct cio__lent *cio__bufs_lend(struct cio__rt *rt, int *err);
  * the budget, not in what tasks hold.  NULL with *err as above. */
 struct cio__lent *cio__bufs_hold(struct cio__rt *rt, int *err);
 
-/* A held buffer, now lent to a task. */
+/* A held buffer (or slice), now lent to a task. */
 void cio__bufs_lend_held(struct cio__lent *b);
+
+/* A slice of len bytes at off in held buffer `parent`, held too (until
+ * lent), which keeps parent from the pool until it is given back; parent
+ * must count the backend's own reference in refs.  NULL: -ENOMEM. */
+struct cio__lent *cio__bufs_slice(struct cio__lent *parent, size_t off, size_t len);
+
+/* The backend lets go of shared buffer b: it goes back to the pool once
+ * its last slice has. */
+void cio__bufs_unshare(struct cio__lent *b);
 
 /* Gives b (lent or held) back to its pool; aborts off the runtime that
  * lent it. */

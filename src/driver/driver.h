@@ -193,6 +193,9 @@ struct cio__bufpool {
 	struct cio__lent *spare; /* kept for reuse */
 	size_t nspare;
 	size_t lent;             /* bytes tasks hold now */
+	size_t sliced;           /* of which in slices (inside held ones) */
+	struct cio__lent *spare_slices; /* slice records kept for reuse */
+	size_t nspare_slices;
 	size_t held;             /* bytes the backend holds (a ring's) */
 	size_t size, budget;     /* cio_config.buf_size, buf_budget */
 };

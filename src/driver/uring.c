@@ -84,6 +84,13 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 #ifndef IORING_SETUP_DEFER_TASKRUN
 #define IORING_SETUP_DEFER_TASKRUN (1U << 13)
 #endif
+/* Incremental buffer consumption (Linux 6.12), newer than the headers we
+ * build with: the flag of io_uring_buf_reg (liburing 2.3 calls the field
+ * `pad`) and the completion's "this buffer gets more". */
+#define PBUF_RING_INC 2
+#ifndef IORING_CQE_F_BUF_MORE
+#define IORING_CQE_F_BUF_MORE (1U << 4)
+#endif
 /* IORING_OP_FTRUNCATE (Linux 6.9) is newer than the headers we build
  * with; its number is fixed by the kernel's ABI. */
 #define OP_FTRUNCATE 55
@@ -117,6 +124,8 @@ struct lentfd {
 	bool watch_armed;         /* wop is in the kernel */
 	bool stale;               /* its fd number was closed behind our back */
 	bool closed;              /* by cio_close(), and not made anew */
+	bool broken;              /* bytes were lost (no memory for a slice):
+	                           * every receive fails with -ENOMEM */
 	int end;                  /* 1, or how the last multishot ended: 0
 	                           * (end of stream) or -errno, to report */
 	struct cio__task *waiter; /* in cio_recv_buf() */
@@ -179,6 +188,8 @@ struct uring_state {
 	unsigned br_target;       /* buffers to keep in the ring (see br_fit()) */
 	unsigned br_low;          /* fewest in the ring during this window */
 	unsigned br_taken;        /* buffers the kernel took this window */
+	bool br_inc;              /* incremental: buffers shared out in slices */
+	unsigned *br_off;         /* per buffer id, the bytes the kernel used */
 	bool br_failed;           /* the kernel has none: poll, then recv */
 	bool ms_seen;             /* a multishot receive has worked here */
 	bool acc_single;          /* no multishot accept here: one at a time */
@@ -420,7 +431,12 @@ static void ur_close(struct cio__driver *d)
 		struct cio__lent *b;
 		while (lf && (b = lf->head)) {
 			lf->head = b->next;
+			struct cio__lent *parent = b->parent;
 			free(b);
+			/* A parent the ring no longer holds goes with its last
+			 * slice; those still in the ring, below. */
+			if (parent && --parent->refs == 0)
+				free(parent);
 		}
 		if (lf)
 			acc_free(lf);
@@ -431,6 +447,7 @@ static void ur_close(struct cio__driver *d)
 		free(s->br_bufs[i]);
 	free(s->br_bufs);
 	free(s->br_free);
+	free(s->br_off);
 	if (s->br)
 		munmap(s->br, s->br_entries * sizeof(struct io_uring_buf));
 	free(s->byfd);
@@ -837,6 +854,8 @@ static void br_refill(struct cio__driver *d, struct uring_state *s)
 			break; /* the budget is spent: a later refill */
 		unsigned bid = s->br_free[--s->br_empty];
 		s->br_bufs[bid] = b;
+		b->refs = 1; /* the kernel's, in an incremental ring */
+		s->br_off[bid] = 0;
 		io_uring_buf_ring_add(s->br, b->bytes, (unsigned)b->pub.cap, (unsigned short)bid,
 				      mask, added++);
 	}
@@ -889,18 +908,28 @@ static int br_setup(struct cio__driver *d, struct uring_state *s)
 	void *mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
 	struct cio__lent **bufs = cio__calloc(n, sizeof *bufs);
 	unsigned *free_ids = cio__calloc(n, sizeof *free_ids);
-	int rc = mem == MAP_FAILED || !bufs || !free_ids ? -ENOMEM : 0;
+	unsigned *offs = cio__calloc(n, sizeof *offs);
+	int rc = mem == MAP_FAILED || !bufs || !free_ids || !offs ? -ENOMEM : 0;
 	if (rc == 0) {
+		/* Incremental where the kernel has it: a small receive takes
+		 * a slice of a buffer, not all of it. */
 		struct io_uring_buf_reg reg = {
 			.ring_addr = (uint64_t)(uintptr_t)mem, .ring_entries = n, .bgid = BR_GROUP,
+			.pad = PBUF_RING_INC,
 		};
 		rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+		s->br_inc = rc == 0;
+		if (rc == -EINVAL) {
+			reg.pad = 0;
+			rc = io_uring_register_buf_ring(&s->ring, &reg, 0);
+		}
 	}
 	if (rc < 0) {
 		if (mem != MAP_FAILED)
 			munmap(mem, len);
 		free(bufs);
 		free(free_ids);
+		free(offs);
 		s->br_failed = rc != -ENOMEM; /* the kernel said no: for good */
 		return rc;
 	}
@@ -908,6 +937,7 @@ static int br_setup(struct cio__driver *d, struct uring_state *s)
 	io_uring_buf_ring_init(s->br);
 	s->br_bufs = bufs;
 	s->br_free = free_ids;
+	s->br_off = offs;
 	s->br_entries = s->br_empty = n;
 	for (unsigned i = 0; i < n; i++)
 		free_ids[i] = n - 1 - i; /* bid 0 first */
@@ -956,6 +986,37 @@ static void watch_fire(struct lentfd *lf)
 	fire(lf->fire_arg);
 }
 
+/* What arrived in an incremental ring: a slice of the buffer, queued
+ * (or grown onto the queue's last slice when it lies just before).  The
+ * buffer leaves the ring when the kernel says it gets no more. */
+static void lent_slice(struct uring_state *s, struct lentfd *lf, const struct io_uring_cqe *cqe)
+{
+	unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+	struct cio__lent *parent = bid < s->br_entries ? s->br_bufs[bid] : NULL;
+	if (!parent)
+		return;
+	size_t off = s->br_off[bid];
+	if (cqe->res > 0) {
+		size_t n = (size_t)cqe->res;
+		s->br_off[bid] += (unsigned)n;
+		struct cio__lent *t = lf->tail, *sl;
+		if (lf->stale || lf->broken) {
+			/* nobody's, or after a gap: dropped */
+		} else if (t && t->parent == parent && t->pub.data + t->pub.len == parent->bytes + off) {
+			t->pub.len += n;
+			t->pub.cap += n;
+		} else if ((sl = cio__bufs_slice(parent, off, n))) {
+			lent_queue(lf, sl);
+		} else {
+			lf->broken = true; /* said to the reader, never skipped */
+		}
+	}
+	if (!(cqe->flags & IORING_CQE_F_BUF_MORE)) {
+		br_took(s, bid);
+		cio__bufs_unshare(parent);
+	}
+}
+
 /* A completion of fd's multishot receive: queues what arrived, or notes
  * how it ended, and wakes the task waiting on it.  Never fails: the
  * queue runs through the buffers themselves. */
@@ -966,7 +1027,9 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 	bool more = cqe->flags & IORING_CQE_F_MORE;
 	if (more || (cqe->flags & IORING_CQE_F_BUFFER))
 		s->ms_seen = true;
-	if (cqe->flags & IORING_CQE_F_BUFFER) {
+	if ((cqe->flags & IORING_CQE_F_BUFFER) && s->br_inc) {
+		lent_slice(s, lf, cqe);
+	} else if (cqe->flags & IORING_CQE_F_BUFFER) {
 		struct cio__lent *b = br_took(s, cqe->flags >> IORING_CQE_BUFFER_SHIFT);
 		if (b) {
 			if (cqe->res > 0 && !lf->stale) {
@@ -1100,18 +1163,23 @@ static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **ou
 		if (b) {
 			if (!(lf->head = b->next))
 				lf->tail = NULL;
-			if (lf->off) {
+			if (lf->off && b->parent) {
 				/* A plain read took the start. */
+				b->pub.data += lf->off;
+				b->pub.len -= lf->off;
+				b->pub.cap -= lf->off;
+			} else if (lf->off) {
 				memmove(b->bytes, b->bytes + lf->off, b->pub.len - lf->off);
 				b->pub.len -= lf->off;
-				lf->off = 0;
 			}
+			lf->off = 0;
 			cio__bufs_lend_held(b);
-			b->pub.data = b->bytes;
 			*out = b;
 			br_refill(d, s);
 			return (ssize_t)b->pub.len;
 		}
+		if (lf->broken)
+			return -ENOMEM;
 		if (lf->end == -EINVAL && !s->ms_seen) {
 			/* A kernel with buffer rings but no multishot receive
 			 * (Linux 5.19): poll, then receive, from now on. */
@@ -1172,7 +1240,7 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 		size_t room = iov[i].iov_len, at = 0;
 		while (room && b) {
 			size_t k = b->pub.len - off < room ? b->pub.len - off : room;
-			memcpy((char *)iov[i].iov_base + at, b->bytes + off, k);
+			memcpy((char *)iov[i].iov_base + at, b->pub.data + off, k);
 			at += k, room -= k, moved += k, off += k;
 			if (off == b->pub.len) {
 				b = b->next;
@@ -1191,6 +1259,8 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 		lf->off = off;
 		br_refill(d, s);
 	}
+	if (moved == 0 && lf->broken)
+		return -ENOMEM;
 	if (moved == 0 && lf->end != 1 && !peek) {
 		/* What the multishot saw last (end of stream, an error). */
 		int end = lf->end;
@@ -1379,6 +1449,7 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 		lent_disarm(d, s, lf);
 		lent_drop_queue(lf);
 		lf->end = 1;
+		lf->broken = false;
 		acc_drop_queue(lf->acc);
 	}
 	return op.res == -EINTR ? 0 : op.res;
@@ -1413,6 +1484,7 @@ static void ur_fd_new(struct cio__driver *d, int fd)
 	}
 	lent_drop_queue(lf);
 	lf->closed = false;
+	lf->broken = false;
 	lf->end = 1;
 	acc_drop_queue(lf->acc);
 	if (lf->acc)
