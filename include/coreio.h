@@ -963,6 +963,8 @@ typedef struct cio_cores_config {
  * Returns 0, or a negated errno: -EINVAL (n < 0), -EBUSY (called from a
  * runtime), -EAGAIN (threads), or the error of a core that could not
  * start (-ENOMEM, or the forced backend's error); then no core runs.
+ * A core whose main task cannot be spawned (-ENOMEM) starts the drain
+ * of the others, and its error is returned once they have ended.
  * -EDEADLK: the group deadlocked (see above) and no core had another
  * error, which would be returned instead (the lowest core's). */
 CIO_API int cio_run_cores(int n, cio_fn *main, void *arg);

@@ -574,8 +574,15 @@ static void *core_thread(void *p)
 		pthread_cond_wait(&g->ready, &g->lock);
 	pthread_mutex_unlock(&g->lock);
 	intptr_t rc = atomic_load(&g->failed);
-	if (rc == 0)
+	if (rc == 0) {
 		rc = cio__rt_run(rt, core_main, g);
+		/* Its main could not start (memory): the group cannot run as
+		 * asked, so the other cores drain, and the error is the
+		 * group's.  Else one of them might wait for this core for
+		 * ever. */
+		if (rc < 0 && rc != -EDEADLK)
+			request_stop(rt, false);
+	}
 	return (void *)rc;
 }
 
