@@ -105,7 +105,7 @@ check-portable:
 		$(CTEST) -R '\.($(subst $(space),|,$(strip $(PORTABLE_BACKENDS))))$$'
 
 # Fault injection (src/platform/fail.h): test_task, test_sync, test_net,
-# test_net_misc, test_stream and test_fs on each backend with one failure
+# test_net_misc, test_stream, test_fs and test_serve on each backend with one failure
 # injected at a time, of every kind of fail point, in a COREIO_TESTING
 # ASan+UBSan build of its own (build-faults); fails on a crash, a hang or
 # a sanitizer report.  check-faults samples which call fails (a few

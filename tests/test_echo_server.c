@@ -4,10 +4,11 @@
  * messages byte for byte; one streams both ways at once; one half-closes
  * and still gets every byte back; rude peers reset mid-stream; then
  * SIGTERM stops the server cleanly, closing idle connections at once,
- * and its summary counts every connection.  All of it three times: each
- * connection on its raw fd receiving into lent buffers (the default) or
- * into its own (--own-buf), and through a cio_stream (--stream).  The
- * first run also scrapes --stats, whose counters must show the traffic. */
+ * and its summary counts every connection.  All of it four times: each
+ * connection idle without a task between messages (the default), on a
+ * task of its own receiving into lent buffers (--task) or into its own
+ * buffer (--own-buf), and through a cio_stream (--stream).  The first run
+ * also scrapes --stats, whose counters must show the traffic. */
 #include "check.h"
 #include "example_util.h"
 
@@ -169,7 +170,8 @@ static void check_stats(int stats_port, int conns)
 	CHECK(writes > 0);
 }
 
-/* mode: NULL (lent buffers, with --stats), "--own-buf" or "--stream". */
+/* mode: NULL (idle without a task, with --stats), "--task", "--own-buf"
+ * or "--stream". */
 static int run(const char *mode)
 {
 	struct child srv;
@@ -230,7 +232,7 @@ static int run(const char *mode)
 		CHECK(!"summary");
 	}
 	fprintf(stderr, "ok (%s): %d connections byte-exact, %d resets survived\n",
-		mode ? mode : "lent buffers", CONNS + 2, RESETS);
+		mode ? mode : "idle without a task", CONNS + 2, RESETS);
 	return 0;
 }
 
@@ -242,7 +244,8 @@ int main(int argc, char **argv)
 	int rc = test_backend_missing();
 	if (rc)
 		return rc;
-	TEST_CASE(lent, run(NULL));
+	TEST_CASE(idle, run(NULL));
+	TEST_CASE(task, run("--task"));
 	TEST_CASE(own_buf, run("--own-buf"));
 	TEST_CASE(stream, run("--stream"));
 	return test_cases_end();
