@@ -162,7 +162,8 @@ static void *limit(void *arg)
 
 /* Out of fds: accepting fails with -EMFILE, told to the error hook, and
  * serving goes on once fds are back.  The limit is lowered before
- * serving starts: io_uring's accept keeps the limit of its start. */
+ * serving starts (io_uring's accept keeps the limit of its start), with
+ * room to spare; the room is then filled, all but the client's end. */
 static void *out_of_fds(void *arg)
 {
 	(void)arg;
@@ -171,25 +172,31 @@ static void *out_of_fds(void *arg)
 	int port = local_port(s.lfd);
 	struct rlimit old, low;
 	CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
-	/* Room for a's two ends and b's client end, not b's server end. */
 	int spare = dup(0);
 	CHECK(spare >= 0);
 	low = old;
-	low.rlim_cur = (rlim_t)spare + 3;
+	low.rlim_cur = (rlim_t)spare + 32;
 	CHECK_EQ(close(spare), 0);
 	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
 	cio_task_t t = cio_spawn(serve_task, &s);
 	int a = dial(port);
 	CHECK_EQ(round_trip(a, "first"), 0);
+	int fill[32], nfill = 0;
+	while (nfill < 32 && (fill[nfill] = dup(0)) >= 0)
+		nfill++;
+	CHECK(nfill > 0 && nfill < 32);
+	CHECK_EQ(close(fill[--nfill]), 0); /* room for b's client end only */
 	int b = dial(port);
 	CHECK_EQ(cio_sleep(50 * MS), 0);
 	CHECK(s.c.errors >= 1);
 	CHECK_EQ(s.c.last_error, -EMFILE);
 	CHECK_EQ(s.c.started, 1);
-	CHECK_EQ(cio_close(a), 0); /* its server end closes too: room for b */
+	while (nfill > 0)
+		CHECK_EQ(close(fill[--nfill]), 0);
 	CHECK_EQ(round_trip(b, "second"), 0); /* kept in the backlog */
 	CHECK_EQ(s.c.started, 2);
 	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	CHECK_EQ(cio_close(a), 0);
 	CHECK_EQ(cio_close(b), 0);
 	CHECK_EQ(cio_drain(), 0);
 	CHECK_EQ(join_rc(t), 0);

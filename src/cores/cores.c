@@ -35,6 +35,10 @@ struct cio__group {
 	struct cio__dl_group dl; /* deadlock detection (core/deadlock.c) */
 	int *cpus;         /* the CPUs of our affinity mask */
 	int ncpus;
+	/* The drain a core whose main could not start asks of the others:
+	 * made beforehand, since it comes when memory is short. */
+	struct stop *fail_stops;
+	atomic_bool fail_stopping;
 };
 
 static struct cio__rt *core_rt(struct cio__rt *rt, int k)
@@ -343,6 +347,7 @@ int cio_accept_spread(int lfd, cio_fn *fn)
 struct stop {
 	struct cio__msg m;
 	bool force; /* cancel everything now */
+	bool kept;  /* the group's own (fail_stops): not freed */
 };
 
 /* Cancels every task but the runtime's own (idle_only: those that said
@@ -377,7 +382,8 @@ static void *drain_task(void *arg)
 static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 {
 	bool force = ((struct stop *)m)->force;
-	free(m);
+	if (!((struct stop *)m)->kept)
+		free(m);
 	if (force) {
 		cancel_all(rt, false);
 		return;
@@ -398,7 +404,8 @@ static void stop_run(struct cio__rt *rt, struct cio__msg *m)
 
 static void stop_reject(struct cio__msg *m)
 {
-	free(m);
+	if (!((struct stop *)m)->kept)
+		free(m);
 }
 
 static int request_stop(struct cio__rt *rt, bool force)
@@ -407,9 +414,8 @@ static int request_stop(struct cio__rt *rt, bool force)
 		struct stop *s = cio__malloc(sizeof *s);
 		if (!s)
 			return -ENOMEM;
-		s->m.handle = stop_run;
-		s->m.reject = stop_reject;
-		s->force = force;
+		*s = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
+				   .force = force};
 		if (cio__inbox_push(core_rt(rt, k), &s->m) < 0)
 			free(s); /* that core has ended already */
 	}
@@ -580,8 +586,14 @@ static void *core_thread(void *p)
 		 * asked, so the other cores drain, and the error is the
 		 * group's.  Else one of them might wait for this core for
 		 * ever. */
-		if (rc < 0 && rc != -EDEADLK)
-			request_stop(rt, false);
+		if (rc < 0 && rc != -EDEADLK && !atomic_exchange(&g->fail_stopping, true)) {
+			for (int i = 0; i < g->n; i++) {
+				struct stop *m = &g->fail_stops[i];
+				*m = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
+						   .kept = true};
+				cio__inbox_push(g->rts[i], &m->m); /* refused: ended */
+			}
+		}
 	}
 	return (void *)rc;
 }
@@ -627,7 +639,8 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 	g.rts = cio__calloc((size_t)g.n, sizeof *g.rts);
 	pthread_t *th = cio__calloc((size_t)g.n, sizeof *th);
 	struct start *st = cio__calloc((size_t)g.n, sizeof *st);
-	if (!g.rts || !th || !st) {
+	g.fail_stops = cio__calloc((size_t)g.n, sizeof *g.fail_stops);
+	if (!g.rts || !th || !st || !g.fail_stops) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -681,6 +694,7 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 out:
 	free(st);
 	free(th);
+	free(g.fail_stops);
 	free(g.rts);
 	free(g.cpus);
 	return rc;

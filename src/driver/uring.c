@@ -134,6 +134,9 @@ struct lentfd {
 	size_t off;               /* of head, taken by a plain read */
 	void (*fire)(void *arg);  /* a task-less watch (ur_watch()) */
 	void *fire_arg;
+	bool fire_due;            /* on the state's `due` list */
+	struct lentfd *due_next;
+	unsigned gen;             /* bumped when its number is made anew */
 	struct accq *acc;         /* a listener's multishot accept, or NULL */
 };
 
@@ -149,14 +152,16 @@ struct lentfd {
 struct accq {
 	struct cio__op op;        /* the multishot's */
 	struct lentfd *lf;        /* whose */
-	bool armed, stopping;     /* in the kernel; a cancel of it sent */
+	bool armed, stopping;     /* in the kernel; a cancel of it due or sent */
+	struct accq *stop_next;   /* on the state's `stops` list: cancel due */
 	int end;                  /* 1, or how it ended: -errno to report */
 	struct cio__task *waiter; /* in an accept */
 	int *fds;                 /* accepted, not yet asked for: a ring */
 	unsigned head, n, cap;
 };
 
-static void acc_free(struct lentfd *lf);
+struct uring_state;
+static void acc_free(struct uring_state *s, struct lentfd *lf);
 
 struct uring_state {
 	struct io_uring ring;
@@ -194,6 +199,11 @@ struct uring_state {
 	bool ms_seen;             /* a multishot receive has worked here */
 	bool acc_single;          /* no multishot accept here: one at a time */
 	bool acc_seen;            /* a multishot accept has worked here */
+	/* Work a completion may not do inside reap(), which a task's own
+	 * submit can run (a full SQ): watches to fire outside any task, and
+	 * multishot accepts to stop (an SQE of reap()'s own would reap). */
+	struct lentfd *due;
+	struct accq *stops;
 	struct lentfd **lentfds;
 	size_t nlentfds;
 };
@@ -439,7 +449,7 @@ static void ur_close(struct cio__driver *d)
 				free(parent);
 		}
 		if (lf)
-			acc_free(lf);
+			acc_free(s, lf);
 		free(lf);
 	}
 	free(s->lentfds);
@@ -462,6 +472,7 @@ static void watch_complete(struct cio__driver *d, struct uring_state *s, struct 
 static void acc_complete(struct cio__driver *d, struct uring_state *s, struct cio__op *op,
 			 const struct io_uring_cqe *cqe);
 static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd);
+static void after_reap(struct cio__driver *d, struct uring_state *s);
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
 
 /* Completes every CQE the ring holds; returns how many. */
@@ -535,6 +546,7 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 		st->uring_cq_overflow++;
 	st->uring_cq_dropped = IO_URING_READ_ONCE(*s->ring.cq.koverflow);
 	unsigned n = reap(d, s);
+	after_reap(d, s);
 	if (!s->wake_armed)
 		arm_wake(d, s);
 	return (int)n;
@@ -970,17 +982,33 @@ static void lent_drop_queue(struct lentfd *lf)
 
 /* Frees the state of an fd number closed behind our back once the
  * kernel holds none of its requests. */
-static void lf_free_stale(struct lentfd *lf)
+static void lf_free_stale(struct uring_state *s, struct lentfd *lf)
 {
-	if (!lf->armed && !lf->watch_armed && !(lf->acc && lf->acc->armed)) {
-		acc_free(lf);
-		free(lf);
+	if (lf->armed || lf->watch_armed || (lf->acc && lf->acc->armed))
+		return;
+	if (lf->fire_due) {
+		struct lentfd **p = &s->due;
+		while (*p != lf)
+			p = &(*p)->due_next;
+		*p = lf->due_next;
 	}
+	lent_drop_queue(lf);
+	acc_free(s, lf);
+	free(lf);
 }
 
 /* Calls a watch's fire, once. */
-static void watch_fire(struct lentfd *lf)
+static void watch_fire(struct cio__driver *d, struct uring_state *s, struct lentfd *lf)
 {
+	if (d->rt->current) {
+		/* Reaped inside a task's own submit: fire from the wait. */
+		if (!lf->fire_due) {
+			lf->fire_due = true;
+			lf->due_next = s->due;
+			s->due = lf;
+		}
+		return;
+	}
 	void (*fire)(void *) = lf->fire;
 	lf->fire = NULL;
 	fire(lf->fire_arg);
@@ -1050,7 +1078,7 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		d->rt->inflight--;
 		if (lf->stale) {
 			lent_drop_queue(lf);
-			lf_free_stale(lf);
+			lf_free_stale(s, lf);
 			return;
 		}
 	}
@@ -1058,8 +1086,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		cio__wake(lf->waiter, 0);
 	if (lf->closer)
 		cio__wake(lf->closer, 0);
-	if (lf->fire && !lf->waiter && (lf->head || lf->end != 1 || !lf->armed))
-		watch_fire(lf);
+	if (lf->fire && !lf->waiter && (lf->head || lf->end != 1 || !lf->armed || lf->broken))
+		watch_fire(d, s, lf);
 }
 
 /* The completion of a watch's poll. */
@@ -1070,11 +1098,11 @@ static void watch_complete(struct cio__driver *d, struct uring_state *s, struct 
 	untrack(s, op);
 	d->rt->inflight--;
 	if (lf->stale) {
-		lf_free_stale(lf);
+		lf_free_stale(s, lf);
 		return;
 	}
 	if (lf->fire)
-		watch_fire(lf);
+		watch_fire(d, s, lf);
 }
 
 /* The idle wait of a connection without a task.  Where fd's multishot
@@ -1089,7 +1117,7 @@ static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *a
 		return fd < 0 ? -EBADF : -ENOMEM;
 	if (lf->closed)
 		return -EBADF;
-	if (lf->head || lf->end != 1)
+	if (lf->head || lf->end != 1 || lf->broken)
 		return 1;
 	if (!lf->armed && !lf->watch_armed) {
 		int rc = track(s, &lf->wop, fd);
@@ -1219,6 +1247,8 @@ static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **ou
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io)
 {
 	struct lentfd *lf = lentfd_get(s, io->fd, false);
+	if (lf && lf->broken && !lf->head)
+		return -ENOMEM; /* bytes were lost: never read past them */
 	if (!lf || (!lf->armed && !lf->head))
 		return 0;
 	lent_disarm(d, s, lf);
@@ -1270,6 +1300,14 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 	return (ssize_t)moved;
 }
 
+/* Whether fd still listens (a drain's shutdown() ends that). */
+static bool listening_still(int fd)
+{
+	int listening = 0;
+	socklen_t len = sizeof listening;
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+}
+
 /* Closes the connections accepted and not asked for (a listener that
  * closes takes its backlog with it too). */
 static void acc_drop_queue(struct accq *q)
@@ -1280,9 +1318,16 @@ static void acc_drop_queue(struct accq *q)
 	}
 }
 
-static void acc_free(struct lentfd *lf)
+static void acc_free(struct uring_state *s, struct lentfd *lf)
 {
 	if (lf->acc) {
+		if (lf->acc->stopping) {
+			struct accq **p = &s->stops;
+			while (*p && *p != lf->acc)
+				p = &(*p)->stop_next;
+			if (*p)
+				*p = lf->acc->stop_next;
+		}
 		acc_drop_queue(lf->acc);
 		free(lf->acc->fds);
 		free(lf->acc);
@@ -1323,25 +1368,53 @@ static void acc_complete(struct cio__driver *d, struct uring_state *s, struct ci
 			q->end = -ENOMEM;
 		}
 		if (more && q->n >= ACC_QUEUE && !q->stopping) {
-			struct io_uring_sqe *sqe = sqe_get(d, s);
-			io_uring_prep_cancel(sqe, op, 0);
-			io_uring_sqe_set_data(sqe, NULL);
-			q->stopping = true;
+			q->stopping = true; /* after_reap() sends the cancel */
+			q->stop_next = s->stops;
+			s->stops = q;
 		}
 	} else if (cqe->res != -ECANCELED) {
 		q->end = cqe->res;
 	}
 	if (!more) {
-		q->armed = q->stopping = false;
+		q->armed = false;
+		/* Off the stops list once its cancel went (or is moot). */
+		bool listed = false;
+		for (struct accq *p = s->stops; p && !listed; p = p->stop_next)
+			listed = p == q;
+		q->stopping = listed;
 		untrack(s, op);
 		d->rt->inflight--;
 		if (q->lf->stale) {
-			lf_free_stale(q->lf);
+			lf_free_stale(s, q->lf);
 			return;
 		}
 	}
 	if (q->waiter)
 		cio__wake(q->waiter, 0);
+}
+
+/* What completions left for after reap(): watches to fire (outside any
+ * task) and multishot accepts to stop. */
+static void after_reap(struct cio__driver *d, struct uring_state *s)
+{
+	struct lentfd *lf;
+	while ((lf = s->due)) {
+		s->due = lf->due_next;
+		lf->fire_due = false;
+		if (lf->fire)
+			watch_fire(d, s, lf);
+	}
+	struct accq *q;
+	while ((q = s->stops)) {
+		s->stops = q->stop_next;
+		if (q->armed) {
+			struct io_uring_sqe *sqe = sqe_get(d, s);
+			io_uring_prep_cancel(sqe, &q->op, 0);
+			io_uring_sqe_set_data(sqe, NULL);
+		} else {
+			q->stopping = false;
+		}
+	}
 }
 
 /* An accept without the peer's address: the next connection of fd's
@@ -1374,6 +1447,12 @@ static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd)
 			 * accepted goes as its backlog did. */
 			acc_drop_queue(q);
 		}
+		if (q->n && !q->armed && !listening_still(fd)) {
+			/* Stopped with a full queue, then shut down (a drain):
+			 * no -EINVAL came to say so. */
+			acc_drop_queue(q);
+			return -EINVAL;
+		}
 		if (q->n) {
 			int nfd = q->fds[q->head];
 			q->head = (q->head + 1) % q->cap;
@@ -1383,11 +1462,7 @@ static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd)
 		if (q->end != 1) {
 			int end = q->end;
 			q->end = 1;
-			int listening = 0;
-			socklen_t len = sizeof listening;
-			if (end == -EINVAL && !s->acc_seen &&
-			    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 &&
-			    listening) {
+			if (end == -EINVAL && !s->acc_seen && listening_still(fd)) {
 				/* A listener that listens, refused: a kernel
 				 * before Linux 5.19. */
 				s->acc_single = true;
@@ -1408,8 +1483,17 @@ static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd)
 		q->waiter = self;
 		int rc = cio__park(self);
 		q->waiter = NULL;
-		if (rc < 0)
-			return rc; /* what comes meanwhile stays queued */
+		if (rc < 0) {
+			/* Nobody may accept here again: stop it, lest it keep
+			 * the runtime from ending.  What came stays queued. */
+			if (q->armed && !q->stopping) {
+				struct io_uring_sqe *sqe = sqe_get(d, s);
+				io_uring_prep_cancel(sqe, &q->op, 0);
+				io_uring_sqe_set_data(sqe, NULL);
+				q->stopping = true;
+			}
+			return rc;
+		}
 		if (lf->closed)
 			return -EBADF;
 	}
@@ -1427,7 +1511,8 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	 * finds its request already done. */
 	struct cio__op op = {.task = self, .fd = -1};
 	struct io_uring_sqe *sqe;
-	struct lentfd *lf = lentfd_get(s, fd, false);
+	struct lentfd *lf = lentfd_get(s, fd, false), *was = lf;
+	unsigned gen = lf ? lf->gen : 0;
 	if (lf)
 		lf->fire = NULL; /* a close drops a watch unfired */
 	for (struct cio__op *p = (size_t)fd < s->nbyfd ? s->byfd[fd] : NULL; p; p = p->next) {
@@ -1442,7 +1527,9 @@ static int ur_close_fd(struct cio__driver *d, int fd)
 	d->rt->inflight++;
 	while (!op.done)
 		cio__park_hard(self);
-	if ((lf = lentfd_get(s, fd, false))) {
+	/* Unless the number was made anew meanwhile (a multishot accept
+	 * can hand it out at once): then it is another file's. */
+	if ((lf = lentfd_get(s, fd, false)) && lf == was && lf->gen == gen) {
 		/* The multishot was cancelled with the rest; one re-armed
 		 * meanwhile by a waiting task is stopped now. */
 		lf->closed = true;
@@ -1463,6 +1550,7 @@ static void ur_fd_new(struct cio__driver *d, int fd)
 	if (!lf)
 		return;
 	lf->fire = NULL;
+	lf->gen++;
 	if (lf->armed || lf->watch_armed || (lf->acc && lf->acc->armed)) {
 		/* The number was closed behind our back, its multishot or
 		 * poll still on the old file: cancel them, and let the last
