@@ -1587,8 +1587,9 @@ CIO_API void cio_group_free(cio_group *g);
  * of the runtime's: how a server holds many connections that are quiet
  * most of the time (keep-alive, push, chat), as nginx holds its idle
  * keep-alive ones.  What a handler keeps between two calls must live
- * off its stack.  An idle connection is closed (without a call) by the
- * drain, or after cio_serve_opts.idle_timeout. */
+ * off its stack: cio_serve_state() holds it.  An idle connection is
+ * closed (without a call) by the drain, or after
+ * cio_serve_opts.idle_timeout. */
 typedef int cio_serve_fn(void *arg, int fd);
 #define CIO_SERVE_DONE 0
 #define CIO_SERVE_AGAIN 1
@@ -1608,6 +1609,10 @@ typedef struct cio_serve_opts {
 	 * task (for protocols where the client speaks first: HTTP, most
 	 * RPC).  Else fn is called at once. */
 	bool idle_first;
+	/* Frees a connection's state (cio_serve_state()) when serving
+	 * closes the connection without a call: an idle one at a drain or
+	 * at its idle timeout.  It must not block.  NULL: free(3). */
+	void (*state_free)(void *arg, void *state);
 	/* Told of each error lived through: an accept that failed in passing
 	 * (-EMFILE, -ENFILE, -ECONNABORTED, -ENOBUFS, -ENOMEM, -EPERM...) or a
 	 * connection that got no task (-ENOMEM: a new one's fd is closed; an
@@ -1615,6 +1620,14 @@ typedef struct cio_serve_opts {
 	 * For counting and logging; it must not block. */
 	void (*error)(void *arg, int err);
 } cio_serve_opts;
+
+/* In a connection's handler (cio_serve_fn), its state: a pointer the
+ * handler may set, NULL at the connection's first call and kept across
+ * its calls, for what must outlive one (CIO_SERVE_AGAIN), typically a
+ * record of the handler's own.  The handler frees it before it returns
+ * CIO_SERVE_DONE; an idle connection that serving closes has it freed
+ * by cio_serve_opts.state_free.  NULL in any other task. */
+CIO_API void **cio_serve_state(void);
 
 /* Blocking.  Serves listener lfd on the calling core until the runtime
  * drains: accepts connections and runs fn(arg, fd) for each on a task of

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -592,6 +593,87 @@ static void *idle_reset(void *arg)
 	return NULL;
 }
 
+/* A handler's state (cio_serve_state()) outlives its calls: each reply
+ * carries the connection's own count of messages.  The handler frees it
+ * at the peer's end; serving frees the idle ones it closes at the drain
+ * through state_free. */
+static int states_freed;
+
+static int count_msgs(void *arg, int fd)
+{
+	(void)arg;
+	void **st = cio_serve_state();
+	CHECK(st != NULL);
+	int *n = *st;
+	if (!n) {
+		CHECK((n = calloc(1, sizeof *n)) != NULL);
+		*st = n;
+	}
+	char buf[64];
+	ssize_t got = cio_recv(fd, buf, sizeof buf, 0);
+	if (got <= 0) {
+		free(n);
+		*st = NULL;
+		cio_close(fd);
+		return CIO_SERVE_DONE;
+	}
+	char reply[16];
+	int len = snprintf(reply, sizeof reply, "%d", ++*n);
+	CHECK_EQ(cio_send_all(fd, reply, (size_t)len, 0, NULL), len);
+	return CIO_SERVE_AGAIN;
+}
+
+static void free_state(void *arg, void *state)
+{
+	(void)arg;
+	states_freed++;
+	free(state);
+}
+
+static int serve_rc_state;
+
+static void *state_serve_task(void *arg)
+{
+	int lfd = (int)(intptr_t)arg;
+	cio_serve_opts o = {.idle_first = true, .state_free = free_state};
+	serve_rc_state = cio_serve_fd(lfd, &o, count_msgs, NULL);
+	return NULL;
+}
+
+static void *conn_state(void *arg)
+{
+	(void)arg;
+	CHECK(cio_serve_state() == NULL); /* not a handler */
+	int lfd = cio_listen("127.0.0.1:0", NULL);
+	CHECK(lfd >= 0);
+	cio_task_t t = cio_spawn(state_serve_task, (void *)(intptr_t)lfd);
+	int port = local_port(lfd), fds[6];
+	for (int i = 0; i < 6; i++)
+		fds[i] = dial(port);
+	for (int round = 1; round <= 3; round++) {
+		for (int i = 0; i < 6; i++) {
+			if (round == 3 && i >= 3)
+				continue; /* these stay at 2 */
+			char want[16], got[16] = {0};
+			int len = snprintf(want, sizeof want, "%d", round);
+			CHECK_EQ(cio_send_all(fds[i], "m", 1, 0, NULL), 1);
+			CHECK_EQ(cio_recv_exact(fds[i], got, (size_t)len, 0, NULL), len);
+			CHECK(memcmp(got, want, (size_t)len) == 0);
+		}
+	}
+	CHECK_EQ(cio_close(fds[0]), 0); /* freed by its handler */
+	settle();
+	CHECK_EQ(states_freed, 0);
+	CHECK_EQ(cio_drain(), 0); /* five idle: freed by serving */
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(serve_rc_state, 0);
+	CHECK_EQ(states_freed, 5);
+	for (int i = 1; i < 6; i++)
+		CHECK_EQ(cio_close(fds[i]), 0);
+	CHECK_EQ(cio_close(lfd), 0);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	test_cases_begin(argc, argv);
@@ -611,5 +693,6 @@ int main(int argc, char **argv)
 	TEST_CASE(idle_timeout, CHECK_EQ(test_run(idle_timeout, NULL), 0));
 	TEST_CASE(idle_limit, CHECK_EQ(test_run(idle_limit, NULL), 0));
 	TEST_CASE(idle_reset, CHECK_EQ(test_run(idle_reset, NULL), 0));
+	TEST_CASE(conn_state, CHECK_EQ(test_run(conn_state, NULL), 0));
 	return test_cases_end();
 }

@@ -76,6 +76,8 @@ struct cio__task {
 	struct cio__scope scope_inline[CIO__SCOPES_INLINE];
 	struct cio__stack stack;
 	bool daemon;               /* the runtime's own: does not keep it alive */
+	void *local;               /* a layer above's (the serve helper's
+	                            * connection), NULL from the spawn */
 	/* Waits for the world outside the runtimes (the signal watcher):
 	 * a deadlock break leaves it parked (see rt->quiet_waiter). */
 	bool outside;

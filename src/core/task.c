@@ -140,6 +140,7 @@ cio_task_t cio_spawn_with(const cio_spawn_opts *opts, cio_fn *fn, void *arg)
 	 * start-up costs more than these stores. */
 	t->next = NULL;
 	t->daemon = false;
+	t->local = NULL;
 	t->cancel = false;
 	t->deadline_hit = false;
 	t->shielded = 0;

@@ -47,6 +47,7 @@ struct conn {
 	int fd;
 	bool watched;      /* the driver watches fd for us */
 	bool expired;      /* its idle timeout came: the task closes it */
+	void *state;       /* the handler's (cio_serve_state()) */
 	struct conn *prev, *next; /* on srv->idle while idle */
 	struct cio__timer timer;  /* the idle timeout, or a start to retry */
 };
@@ -59,6 +60,28 @@ static void idle_remove(struct conn *c)
 		c->srv->idle = c->next;
 	if (c->next)
 		c->next->prev = c->prev;
+}
+
+/* The end of a connection that serving closes without a call: its fd,
+ * and the state its handler left. */
+static void conn_close(struct conn *c)
+{
+	struct server *srv = c->srv;
+	cio_close(c->fd);
+	if (c->state) {
+		if (srv->o->state_free)
+			srv->o->state_free(srv->arg, c->state);
+		else
+			free(c->state);
+		c->state = NULL;
+	}
+}
+
+void **cio_serve_state(void)
+{
+	struct cio__task *t = cio__rt_cur ? cio__rt_cur->current : NULL;
+	struct conn *c = t ? t->local : NULL;
+	return c ? &c->state : NULL;
 }
 
 /* The end of a connection whose fd is closed. */
@@ -138,6 +161,7 @@ static int conn_main(void *p)
 {
 	struct conn *c = p;
 	struct server *srv = c->srv;
+	cio__rt_cur->current->local = c;
 	if (c->expired)
 		goto close;
 	for (;;) {
@@ -159,7 +183,7 @@ static int conn_main(void *p)
 	conn_free(c);
 	return 0;
 close:
-	cio_close(c->fd);
+	conn_close(c);
 	conn_free(c);
 	return 0;
 }
@@ -197,7 +221,7 @@ static void close_idle(struct server *srv)
 		if (c->watched)
 			rt->driver->ops->unwatch(rt->driver, c->fd);
 		cio__timers_unhold(rt);
-		cio_close(c->fd);
+		conn_close(c);
 		conn_free(c);
 	}
 }
