@@ -1036,7 +1036,8 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
  * waiters in cio_drain_wait() wake, cio_draining() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
  * may be called from a task or from the thread's scheduler context (a
- * message handler).  Returns 0, or -EPERM off a runtime. */
+ * message handler).  Returns 0; -EPERM off a runtime; -ENOMEM for a lone
+ * runtime (cio_run) out of memory (a group of cores never fails here). */
 CIO_API int cio_drain(void);
 
 /* Marks the calling task idle (true) or busy (false) for the drain: a

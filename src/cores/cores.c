@@ -35,10 +35,13 @@ struct cio__group {
 	struct cio__dl_group dl; /* deadlock detection (core/deadlock.c) */
 	int *cpus;         /* the CPUs of our affinity mask */
 	int ncpus;
-	/* The drain a core whose main could not start asks of the others:
-	 * made beforehand, since it comes when memory is short. */
-	struct stop *fail_stops;
-	atomic_bool fail_stopping;
+	/* The stops the group itself sends, one set of n per kind (drain,
+	 * force), each sent at most once: a drain when a core's main could
+	 * not start or on the first SIGINT/SIGTERM, a forced stop on the
+	 * second.  Made beforehand: they come when memory may be short,
+	 * and a signal must not be lost to a failed allocation. */
+	struct stop *stops;
+	atomic_bool stopping[2];
 };
 
 static struct cio__rt *core_rt(struct cio__rt *rt, int k)
@@ -347,7 +350,7 @@ int cio_accept_spread(int lfd, cio_fn *fn)
 struct stop {
 	struct cio__msg m;
 	bool force; /* cancel everything now */
-	bool kept;  /* the group's own (fail_stops): not freed */
+	bool kept;  /* the group's own (group_stop()): not freed */
 };
 
 /* Cancels every task but the runtime's own (idle_only: those that said
@@ -408,24 +411,38 @@ static void stop_reject(struct cio__msg *m)
 		free(m);
 }
 
-static int request_stop(struct cio__rt *rt, bool force)
+/* Sends the group's preallocated drain (or forced stop) to every core,
+ * once; later calls of the same kind change nothing. */
+static void group_stop(struct cio__group *g, bool force)
 {
-	for (int k = 0; k < rt->core_count; k++) {
-		struct stop *s = cio__malloc(sizeof *s);
-		if (!s)
-			return -ENOMEM;
-		*s = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
-				   .force = force};
-		if (cio__inbox_push(core_rt(rt, k), &s->m) < 0)
-			free(s); /* that core has ended already */
+	if (atomic_exchange(&g->stopping[force], true))
+		return;
+	for (int i = 0; i < g->n; i++) {
+		struct stop *m = &g->stops[(force ? g->n : 0) + i];
+		*m = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
+				   .force = force, .kept = true};
+		cio__inbox_push(g->rts[i], &m->m); /* refused: that core has ended */
 	}
-	return 0;
 }
 
 int cio_drain(void)
 {
 	struct cio__rt *rt = cio__rt_cur;
-	return rt ? request_stop(rt, false) : -EPERM;
+	if (!rt)
+		return -EPERM;
+	if (rt->group) {
+		group_stop(rt->group, false);
+		return 0;
+	}
+	/* A lone runtime: through its inbox all the same, so that the drain
+	 * starts at the next tick, not inside the caller. */
+	struct stop *s = cio__malloc(sizeof *s);
+	if (!s)
+		return -ENOMEM;
+	*s = (struct stop){.m = {.handle = stop_run, .reject = stop_reject}};
+	if (cio__inbox_push(rt, &s->m) < 0)
+		free(s);
+	return 0;
 }
 
 void cio_drain_idle(bool idle)
@@ -530,7 +547,7 @@ static void *watch_signals(void *arg)
 				return NULL;
 			continue;
 		}
-		request_stop(cio__rt_cur, atomic_fetch_add(&g->signals, 1) > 0);
+		group_stop(g, atomic_fetch_add(&g->signals, 1) > 0);
 	}
 }
 
@@ -586,14 +603,8 @@ static void *core_thread(void *p)
 		 * asked, so the other cores drain, and the error is the
 		 * group's.  Else one of them might wait for this core for
 		 * ever. */
-		if (rc < 0 && rc != -EDEADLK && !atomic_exchange(&g->fail_stopping, true)) {
-			for (int i = 0; i < g->n; i++) {
-				struct stop *m = &g->fail_stops[i];
-				*m = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
-						   .kept = true};
-				cio__inbox_push(g->rts[i], &m->m); /* refused: ended */
-			}
-		}
+		if (rc < 0 && rc != -EDEADLK)
+			group_stop(g, false);
 	}
 	return (void *)rc;
 }
@@ -639,8 +650,8 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 	g.rts = cio__calloc((size_t)g.n, sizeof *g.rts);
 	pthread_t *th = cio__calloc((size_t)g.n, sizeof *th);
 	struct start *st = cio__calloc((size_t)g.n, sizeof *st);
-	g.fail_stops = cio__calloc((size_t)g.n, sizeof *g.fail_stops);
-	if (!g.rts || !th || !st || !g.fail_stops) {
+	g.stops = cio__calloc(2 * (size_t)g.n, sizeof *g.stops);
+	if (!g.rts || !th || !st || !g.stops) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -694,7 +705,7 @@ int cio_run_cores_with(const cio_cores_config *cfg, int n, cio_fn *main, void *a
 out:
 	free(st);
 	free(th);
-	free(g.fail_stops);
+	free(g.stops);
 	free(g.rts);
 	free(g.cpus);
 	return rc;
