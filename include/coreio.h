@@ -1610,6 +1610,11 @@ typedef struct cio_serve_opts {
 	 * task (for protocols where the client speaks first: HTTP, most
 	 * RPC).  Else fn is called at once. */
 	bool idle_first;
+	/* With idle_first, how long a new connection may wait for its
+	 * first bytes before it is closed (without a call); 0: idle_timeout.
+	 * A shorter one keeps clients that connect and say nothing from
+	 * holding fds as long as a kept-alive connection may. */
+	int64_t first_timeout;
 	/* Frees a connection's state (cio_serve_state()) when serving
 	 * closes the connection without a call: an idle one at a drain or
 	 * at its idle timeout.  It must not block.  NULL: free(3). */

@@ -130,10 +130,11 @@ static void conn_timer(struct cio__timer *tm)
 	conn_wake(c, c->watched);
 }
 
-/* Leaves c idle, its task about to end.  Returns 0; 1 when fd is
- * readable now (call the handler again); or a negated errno when it
- * cannot go idle (the task then waits for fd itself). */
-static int conn_idle(struct conn *c)
+/* Leaves c idle, its task about to end, for at most `timeout` (0: no
+ * limit).  Returns 0; 1 when fd is readable now (call the handler
+ * again); or a negated errno when it cannot go idle (the task then waits
+ * for fd itself). */
+static int conn_idle(struct conn *c, int64_t timeout)
 {
 	struct server *srv = c->srv;
 	struct cio__rt *rt = cio__rt_cur;
@@ -147,8 +148,8 @@ static int conn_idle(struct conn *c)
 	}
 	c->watched = true;
 	c->timer = (struct cio__timer){.slot = CIO__TIMER_IDLE, .fire = conn_timer};
-	if (srv->o->idle_timeout > 0)
-		cio__timer_arm(rt, &c->timer, cio_now() + srv->o->idle_timeout);
+	if (timeout > 0)
+		cio__timer_arm(rt, &c->timer, cio_now() + timeout);
 	c->prev = NULL;
 	c->next = srv->idle;
 	if (c->next)
@@ -169,7 +170,7 @@ static int conn_main(void *p)
 			break; /* the handler closed fd */
 		if (srv->stopping || cio_draining())
 			goto close; /* an idle connection ends with a drain */
-		int rc = conn_idle(c);
+		int rc = conn_idle(c, srv->o->idle_timeout);
 		if (rc == 0)
 			return 0; /* idle: no task until fd is readable */
 		if (rc == 1)
@@ -197,7 +198,9 @@ static int conn_start(struct server *srv, int fd)
 	if (c) {
 		*c = (struct conn){.srv = srv, .fd = fd, .timer.slot = CIO__TIMER_IDLE};
 		/* Idle first unless bytes are there (or it cannot be). */
-		if (srv->o->idle_first && conn_idle(c) == 0)
+		int64_t first = srv->o->first_timeout ? srv->o->first_timeout
+						      : srv->o->idle_timeout;
+		if (srv->o->idle_first && conn_idle(c, first) == 0)
 			return 0;
 		if ((rc = cio_group_spawn(srv->conns, conn_main, c)) < 0)
 			free(c);
