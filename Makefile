@@ -238,10 +238,12 @@ bench-lb: bench-net-build
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello http_lb
 	bench/lb.sh $(BENCH_BUILD)
 
-# What an idle connection costs: 15,000 connections echoed once, then
-# waiting; the server's RSS growth per connection, coreio (lent buffers
-# and the task's own, io_uring and epoll) against a raw epoll loop.
+# What an idle connection costs: 15,000 connections echoed once (or
+# answered one keep-alive GET), then waiting; the server's RSS growth per
+# connection, coreio's echo_server and http_hello (io_uring and epoll)
+# against runtime-free epoll and io_uring loops, libuv and nginx.
 bench-idle: bench-net-build
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello
 	bench/idle.sh $(BENCH_BUILD)
 
 # The whole suite of peer comparisons: the network matrix and its

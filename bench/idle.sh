@@ -1,11 +1,13 @@
 #!/bin/sh
-# idle.sh - what an idle connection costs an echo server: IDLE_CONNS
-# connections (default 15000), each echoed once and then left waiting,
-# and the growth of the server's resident memory divided by them.  Each
-# server runs alone on CPU 0; the client (Python, one socket per
-# connection) on CPU 1.
+# idle.sh - what an idle connection costs an echo server and an HTTP
+# server: IDLE_CONNS connections (default 15000), each echoed once (or
+# answered one keep-alive GET) and then left waiting, and the growth of
+# the server's resident memory divided by them.  Each server runs alone
+# on CPU 0; the client (Python, one socket per connection) on CPU 1.
 #
 #   bench/idle.sh [BUILD_DIR]      default build-bench
+#   IDLE_ONLY=PATTERN              only the servers whose name matches
+#                                  (a shell pattern: "http_hello*")
 #
 # Prints one line per server: NAME, connections, RSS before and after
 # (KiB), and KiB per idle connection.  The coreio servers run on io_uring
@@ -14,6 +16,9 @@
 # (--own-buf); the peers are bench/peers/epoll_echo (no runtime, a
 # buffer per connection), bench/peers/uring_echo (no runtime, a multishot
 # receive into a ring of provided buffers) and libuv's where built.
+# HTTP: examples/http_hello by turns (the default: a kept-alive
+# connection holds no task) and with --task, against nginx (one worker,
+# `return 200`, keep-alive).
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-bench}
@@ -27,14 +32,23 @@ ulimit -n "$(ulimit -H -n)"
 
 cat >"$work/client.py" <<'PY'
 import socket, sys, time
-port, n = int(sys.argv[1]), int(sys.argv[2])
+port, n, proto = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.sendall(b"x")
-    if s.recv(1) != b"x":
-        sys.exit("no echo")
+    if proto == "echo":
+        s.sendall(b"x")
+        if s.recv(1) != b"x":
+            sys.exit("no echo")
+    else:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        got = b""
+        while not got.endswith(b"Hello, world!\n"):
+            b = s.recv(4096)
+            if not b:
+                sys.exit("no response")
+            got += b
     socks.append(s)
 print("idle", flush=True)
 sys.stdin.read()  # until the script is done measuring
@@ -42,24 +56,61 @@ PY
 
 rss() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
 
+nginx_conf() { # port
+	cat <<EOF2
+worker_processes 1;
+worker_rlimit_nofile $((conns + 1000));
+daemon off;
+error_log $work/nginx-error.log;
+pid $work/nginx.pid;
+events { worker_connections $((conns + 500)); }
+http {
+	access_log off;
+	keepalive_requests 100000000;
+	keepalive_timeout 600s;
+	client_body_temp_path $work;
+	proxy_temp_path $work;
+	fastcgi_temp_path $work;
+	uwsgi_temp_path $work;
+	scgi_temp_path $work;
+	server {
+		listen 127.0.0.1:$1;
+		location / { return 200 "Hello, world!\n"; }
+	}
+}
+EOF2
+}
+
+# NAME PROTO COMMAND...: @PORT@ and @BUILD@ in COMMAND replaced; nginx
+# is measured in its worker process.
 measure() {
-	name=$1
-	shift
+	name=$1 proto=$2
+	shift 2
+	# shellcheck disable=SC2254
+	case $name in ${IDLE_ONLY:-*}) ;; *) return 0 ;; esac
 	port=$((port + 1))
 	log=$work/$name.log
-	# shellcheck disable=SC2046
-	taskset -c 0 $(echo "$@" | sed "s/@PORT@/$port/g; s|@BUILD@|$build|g") >"$log" 2>&1 &
+	if [ "$1" = nginx ]; then
+		nginx_conf "$port" >"$work/nginx.conf"
+		taskset -c 0 nginx -p "$work" -c "$work/nginx.conf" >"$log" 2>&1 &
+	else
+		# shellcheck disable=SC2046
+		taskset -c 0 $(echo "$@" | sed "s/@PORT@/$port/g; s|@BUILD@|$build|g") >"$log" 2>&1 &
+	fi
 	pid=$!
 	tries=0
-	until grep -q "listening on" "$log" 2>/dev/null; do
+	until grep -q "listening on" "$log" 2>/dev/null ||
+		{ [ "$1" = nginx ] && python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null; }; do
 		tries=$((tries + 1))
 		[ $tries -lt 200 ] || { echo "$name: did not listen" >&2; kill "$pid"; return 0; }
 		sleep 0.05
 	done
 	sleep 0.2
-	before=$(rss "$pid")
+	server=$pid
+	[ "$1" = nginx ] && server=$(pgrep -P "$pid" | head -n 1)
+	before=$(rss "$server")
 	mkfifo "$work/hold"
-	taskset -c 1 python3 "$work/client.py" "$port" "$conns" <"$work/hold" >"$work/client.out" &
+	taskset -c 1 python3 "$work/client.py" "$port" "$conns" "$proto" <"$work/hold" >"$work/client.out" &
 	client=$!
 	exec 9>"$work/hold"
 	tries=0
@@ -70,7 +121,7 @@ measure() {
 		sleep 0.05
 	done
 	sleep 0.5
-	after=$(rss "$pid")
+	after=$(rss "$server")
 	exec 9>&-
 	wait "$client" || true
 	rm -f "$work/hold"
@@ -82,11 +133,17 @@ measure() {
 
 E="@BUILD@/examples/echo_server --cores 1 127.0.0.1:@PORT@"
 for be in uring epoll; do
-	measure coreio-$be-idle env COREIO_BACKEND=$be $E
-	measure coreio-$be-task env COREIO_BACKEND=$be $E --task
-	measure coreio-$be-own env COREIO_BACKEND=$be $E --own-buf
+	measure coreio-$be-idle echo env COREIO_BACKEND=$be $E
+	measure coreio-$be-task echo env COREIO_BACKEND=$be $E --task
+	measure coreio-$be-own echo env COREIO_BACKEND=$be $E --own-buf
 done
-measure epoll "@BUILD@/bench/epoll_echo @PORT@ 127.0.0.1"
-[ -x "$build/bench/uring_echo" ] && measure uring "@BUILD@/bench/uring_echo @PORT@ 127.0.0.1"
-[ -x "$build/bench/uv_echo" ] && measure libuv "@BUILD@/bench/uv_echo @PORT@ 127.0.0.1"
+measure epoll echo "@BUILD@/bench/epoll_echo @PORT@ 127.0.0.1"
+[ -x "$build/bench/uring_echo" ] && measure uring echo "@BUILD@/bench/uring_echo @PORT@ 127.0.0.1"
+[ -x "$build/bench/uv_echo" ] && measure libuv echo "@BUILD@/bench/uv_echo @PORT@ 127.0.0.1"
+H="@BUILD@/examples/http_hello --cores 1 127.0.0.1:@PORT@"
+for be in uring epoll; do
+	measure http_hello-$be-turns http env COREIO_BACKEND=$be $H
+	measure http_hello-$be-task http env COREIO_BACKEND=$be $H --task
+done
+command -v nginx >/dev/null && measure nginx http nginx
 exit 0

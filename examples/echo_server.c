@@ -71,7 +71,7 @@ static struct {
 	bool stream;     /* --stream */
 	bool own_buf;    /* --own-buf */
 	bool task;       /* --task (or either of the two above) */
-} opt = {.srv = {.name = "echo_server", .conn_stack = CONN_STACK}};
+} opt = {.srv = {.name = "echo_server", .conn.stack_size = CONN_STACK}};
 
 /* What every core served, summed as cores end. */
 static atomic_uint_fast64_t total_accepted, total_requests, total_bytes,
@@ -278,12 +278,12 @@ int main(int argc, char **argv)
 	if (cores > 1024 || (opt.stream && opt.own_buf))
 		usage(argv[0]);
 	if (opt.own_buf)
-		opt.srv.conn_stack = CONN_STACK_OWN;
+		opt.srv.conn.stack_size = CONN_STACK_OWN;
 	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
 	opt.idle_ns = idle_ms * CIO_MS;
-	opt.srv.idle_timeout = opt.idle_ns;
+	opt.srv.conn.idle_timeout = opt.idle_ns;
 	opt.task |= opt.stream || opt.own_buf;
-	opt.srv.idle_first = !opt.task;
+	opt.srv.conn.idle_first = !opt.task;
 
 
 	ex_server_init();

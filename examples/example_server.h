@@ -23,11 +23,11 @@ struct ex_server {
 	int64_t run_ns;    /* drain after this long, or CIO_NEVER */
 	const char *about; /* NULL, or what the "listening on" line adds
 	                    * after the address ("upstream ADDR") */
-	size_t conn_stack; /* connection tasks' stacks; 0: the default */
 	const char *stats_addr; /* --stats: where core 0 serves the counters
 	                         * of every core (Prometheus text), or NULL */
-	int64_t idle_timeout;   /* idle connections' (cio_serve_opts); 0: none */
-	bool idle_first;        /* new connections start idle (cio_serve_opts) */
+	/* How connections are served (stacks, idle connections...); its
+	 * name and error are set by ex_server_run(). */
+	cio_serve_opts conn;
 };
 
 /* The address core 0 bound, for the others. */
@@ -243,9 +243,9 @@ static inline int ex_server_run(const struct ex_server *srv, cio_serve_fn *serve
 	int lfd = ex_server_listen(srv);
 	if (lfd < 0)
 		return -1;
-	cio_serve_opts o = {.stack_size = srv->conn_stack, .name = srv->name,
-			    .idle_timeout = srv->idle_timeout, .idle_first = srv->idle_first,
-			    .error = failed};
+	cio_serve_opts o = srv->conn;
+	o.name = srv->name;
+	o.error = failed;
 	/* Accepted connections inherit TCP_NODELAY (Linux): a reply that
 	 * must not wait for Nagle, set once rather than per connection. */
 	cio_tcp_nodelay(lfd, true); /* fails harmlessly on a Unix socket */

@@ -76,7 +76,7 @@ static struct {
 	const char *root;
 	int64_t read_ns;
 	int rootfd;
-} opt = {.srv = {.name = "file_server", .conn_stack = CONN_STACK}};
+} opt = {.srv = {.name = "file_server", .conn.stack_size = CONN_STACK}};
 
 static atomic_uint_fast64_t total_requests, total_ok, total_bytes;
 static atomic_bool ran;

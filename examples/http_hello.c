@@ -1,9 +1,10 @@
 /* http_hello.c - the smallest keep-alive HTTP/1.1 server on coreio, for
  * benchmarks: one runtime per core, each with its own SO_REUSEPORT
- * listener, one task per connection serving it with cio_http_serve_conn(),
+ * listener, connections served with cio_http_serve_turn(): a kept-alive
+ * connection holds a task only while a request of its is in progress;
  * and a graceful drain.
  *
- *   http_hello [--cores N] [--seconds N] [--drain-ms MS]
+ *   http_hello [--cores N] [--seconds N] [--drain-ms MS] [--task]
  *              [--tls-cert FILE [--tls-key FILE]] [--stats ADDR] [ADDR]
  *
  *   ADDR          where to listen: HOST:PORT, [V6HOST]:PORT, unix:/path, or
@@ -12,6 +13,8 @@
  *   --cores N     runtimes to run (default 0: one per usable CPU)
  *   --seconds N   drain after N seconds (default: until SIGINT/SIGTERM)
  *   --drain-ms MS how long a drain lets requests finish (default 1000)
+ *   --task        a task per connection for its whole life, waiting for
+ *                 its next request on it (cio_http_serve_conn())
  *   --tls-cert FILE  serve HTTPS with this certificate chain (PEM)
  *   --tls-key FILE   its private key (PEM); default: in the cert file
  *   --stats ADDR  serve the runtime's counters of every core on ADDR
@@ -57,7 +60,8 @@ static char fill[16 << 10];
 static struct {
 	struct ex_server srv; /* the address, --seconds (or CIO_NEVER) */
 	const char *tls_cert, *tls_key;
-} opt = {.srv = {.name = "http_hello", .conn_stack = CONN_STACK}};
+	bool task;            /* --task */
+} opt = {.srv = {.name = "http_hello", .conn.stack_size = CONN_STACK}};
 static cio_tls_ctx *tls;
 
 static atomic_uint_fast64_t total_conns, total_requests, total_errors;
@@ -121,7 +125,28 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	return cio_http_resp_send(resp, 405, "text/plain", no, sizeof no - 1);
 }
 
+static void count_end(struct server *s, int rc)
+{
+	if (rc < 0 && rc != -ECANCELED && rc != -ECONNRESET && rc != -EPIPE)
+		s->errors++;
+}
+
+/* A connection's turn: its requests until it waits for another
+ * (CIO_SERVE_AGAIN: on no task) or ends. */
 static int serve(void *arg, int fd)
+{
+	struct server *s = arg;
+	if (!*cio_serve_state())
+		s->conns_served++; /* its first turn */
+	int rc = cio_http_serve_turn(fd, tls, NULL, handle, s);
+	if (rc == CIO_SERVE_AGAIN)
+		return rc;
+	count_end(s, rc);
+	return CIO_SERVE_DONE;
+}
+
+/* --task: the whole connection on one task. */
+static int serve_task(void *arg, int fd)
 {
 	struct server *s = arg;
 	cio_stream *st;
@@ -131,8 +156,7 @@ static int serve(void *arg, int fd)
 		rc = cio_stream_tls_accept(st, tls);
 	if (rc == 0)
 		rc = cio_http_serve_conn(st, NULL, handle, s);
-	if (rc < 0 && rc != -ECANCELED && rc != -ECONNRESET && rc != -EPIPE)
-		s->errors++;
+	count_end(s, rc);
 	cio_stream_close(st);
 	return CIO_SERVE_DONE;
 }
@@ -142,7 +166,7 @@ static void *core_main(void *arg)
 	struct server s = {0};
 	(void)arg;
 	atomic_store(&ran, true);
-	if (ex_server_run(&opt.srv, serve, NULL, &s) < 0)
+	if (ex_server_run(&opt.srv, opt.task ? serve_task : serve, NULL, &s) < 0)
 		return NULL;
 	atomic_fetch_add(&total_conns, s.conns_served);
 	atomic_fetch_add(&total_requests, s.requests);
@@ -153,7 +177,8 @@ static void *core_main(void *arg)
 static void usage(const char *prog)
 {
 	fprintf(stderr, "usage: %s [--cores N] [--seconds N] [--drain-ms MS] "
-			"[--tls-cert FILE [--tls-key FILE]] [--stats ADDR] [HOST:PORT | PORT]\n", prog);
+			"[--task] [--tls-cert FILE [--tls-key FILE]] [--stats ADDR] [HOST:PORT | PORT]\n",
+		prog);
 	exit(2);
 }
 
@@ -179,6 +204,8 @@ int main(int argc, char **argv)
 			drain_ms = number(argv[0], val), i++;
 		else if (strcmp(argv[i], "--cores") == 0)
 			cores = number(argv[0], val), i++;
+		else if (strcmp(argv[i], "--task") == 0)
+			opt.task = true;
 		else if (strcmp(argv[i], "--stats") == 0 && val)
 			opt.srv.stats_addr = val, i++;
 		else if (strcmp(argv[i], "--tls-cert") == 0 && val)
@@ -196,6 +223,8 @@ int main(int argc, char **argv)
 	if (cores > 1024 || (opt.tls_key && !opt.tls_cert))
 		usage(argv[0]);
 	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	if (!opt.task)
+		cio_http_turn_opts(&opt.srv.conn, NULL);
 	if (opt.tls_cert) {
 		char why[256];
 		cio_tls_cert cert = {.cert_file = opt.tls_cert,

@@ -86,7 +86,7 @@ static struct {
 	uint64_t max_body;
 	const char *tls_cert, *tls_key, *upstream_ca, *stats;
 	bool upstream_tls;
-} opt = {.srv = {.name = "http_lb", .conn_stack = CONN_STACK},
+} opt = {.srv = {.name = "http_lb", .conn.stack_size = CONN_STACK},
 	 .health_ns = 1000 * CIO_MS, .eject_ns = 10000 * CIO_MS,
 	 .timeout_ns = 30000 * CIO_MS, .max_fails = 3, .max_body = 100 << 20};
 

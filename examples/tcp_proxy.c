@@ -63,7 +63,7 @@ static struct {
 	struct ex_server srv; /* --listen, --seconds (or CIO_NEVER) */
 	const char *upstream, *tls_cert, *tls_key;
 	int64_t idle_ns, connect_ns;
-} opt = {.srv = {.name = "tcp_proxy", .conn_stack = CONN_STACK}};
+} opt = {.srv = {.name = "tcp_proxy", .conn.stack_size = CONN_STACK}};
 
 /* The TLS configuration, made once and shared by every core. */
 static cio_tls_ctx *tls;

@@ -2133,6 +2133,44 @@ typedef struct cio_http_server_opts {
 CIO_API int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 				cio_http_handler *h, void *arg);
 
+
+/* Blocking; a connection handler for cio_serve() (cio_serve_fn) whose
+ * kept-alive connections hold no task while they wait: serves HTTP/1.1
+ * on fd as cio_http_serve_conn() does, over a stream of its own (TLS when
+ * tls is not NULL: the handshake comes first), but once a response is out
+ * and no byte of a next request has come, it gives back the memory only
+ * a request needs (the stream's buffers, the parsed head) and returns
+ * CIO_SERVE_AGAIN.  The connection then waits in the serve helper as a
+ * few hundred bytes, and the next call, on a new task once bytes come,
+ * takes it up where it was.  Its state lives in cio_serve_state(): the
+ * cio_serve_opts must come from cio_http_turn_opts().  A pipelined
+ * request, or a TLS record whose bytes OpenSSL holds, is served on the
+ * same task.  opts may be NULL; the same opts for every call of a
+ * connection.
+ *
+ * Returns CIO_SERVE_AGAIN, or, with fd closed: 0 when the connection
+ * ended cleanly, or a negated errno as cio_http_serve_conn(), and
+ * -ENOMEM when the buffers cannot be taken back for a next request (the
+ * connection closes, as an idle one may: a client retries), -EINVAL
+ * outside a handler of cio_serve() or for no h.  The drain closes a
+ * waiting connection at once, its idle timeout closes it silently (both
+ * through cio_http_turn_opts(), as do the bounds of a new connection's
+ * wait for its first byte). */
+CIO_API int cio_http_serve_turn(int fd, cio_tls_ctx *tls, const cio_http_server_opts *opts,
+				cio_http_handler *h, void *arg);
+
+/* Sets what cio_http_serve_turn() needs of the serve helper's options:
+ * idle_first (a new connection costs no task until it speaks),
+ * first_timeout (opts->head_timeout, 10 s by default), idle_timeout
+ * (opts->idle_timeout, 60 s by default), and state_free
+ * (cio_http_turn_free).  opts may be NULL.  The other fields are left as
+ * they are. */
+CIO_API void cio_http_turn_opts(cio_serve_opts *so, const cio_http_server_opts *opts);
+
+/* Frees a waiting connection's state without a word to the peer (the
+ * serve helper has closed its fd): cio_serve_opts.state_free for
+ * cio_http_serve_turn().  Never blocks. */
+CIO_API void cio_http_turn_free(void *arg, void *state);
 /* --- the request --------------------------------------------------------- */
 
 /* The method ("GET"), the request target as sent ("/a?b=c"), and the

@@ -1,4 +1,5 @@
-/* test_http.c - the HTTP/1.1 server (cio_http_serve_conn()) against
+/* test_http.c - the HTTP/1.1 server (cio_http_serve_conn(), and
+ * cio_http_serve_turn() under cio_serve_fd(): the turn_ cases) against
  * hand-written requests on loopback: keep-alive, pipelining, request
  * bodies by Content-Length and chunked from 1 B to 1 MiB checked byte for
  * byte, chunked responses, HEAD, HTTP/1.0, Expect: 100-continue, the 431,
@@ -25,7 +26,13 @@ struct server {
 	cio_task_t acceptor;
 	int calls;      /* handler calls */
 	int last_rc;    /* the last connection's cio_http_serve_conn() result */
+	/* Served by turns (cio_http_serve_turn()) under cio_serve_fd() on
+	 * task `acceptor`: the turns taken, and those that ended parked. */
+	bool turns;
+	int turns_taken, parked;
 };
+
+static bool turns; /* the servers the case starts serve by turns */
 
 struct conn_arg {
 	struct server *srv;
@@ -140,23 +147,68 @@ static void *accept_main(void *arg)
 	return NULL;
 }
 
+/* A connection's turn; conns counts those that began and have not
+ * ended. */
+static int turn(void *arg, int fd)
+{
+	struct server *s = arg;
+	if (!*cio_serve_state())
+		cio_wg_add(&s->conns, 1);
+	s->turns_taken++;
+	int rc = cio_http_serve_turn(fd, NULL, &s->opts, handler, s);
+	if (rc == CIO_SERVE_AGAIN) {
+		s->parked++;
+		return rc;
+	}
+	s->last_rc = rc;
+	cio_wg_done(&s->conns);
+	return CIO_SERVE_DONE;
+}
+
+/* A parked connection that serving closed (the idle timeout, a drain). */
+static void turn_closed(void *arg, void *state)
+{
+	struct server *s = arg;
+	cio_http_turn_free(arg, state);
+	cio_wg_done(&s->conns);
+}
+
+static void *serve_turns(void *arg)
+{
+	struct server *s = arg;
+	cio_serve_opts so = {0};
+	cio_http_turn_opts(&so, &s->opts);
+	so.state_free = turn_closed;
+	int rc = cio_serve_fd(s->lfd, &so, turn, s);
+	CHECK(rc == 0 || rc == -ECANCELED);
+	return NULL;
+}
+
 static void server_start(struct server *s, const cio_http_server_opts *o)
 {
 	memset(s, 0, sizeof *s);
 	if (o)
 		s->opts = *o;
+	s->turns = turns;
 	cio_wg_init(&s->conns);
 	s->lfd = cio_listen("127.0.0.1:0", NULL);
 	CHECK(s->lfd >= 0);
 	cio_addr a;
 	CHECK_EQ(cio_local_addr(s->lfd, &a), 0);
 	s->port = ntohs(a.u.in.sin_port);
-	s->acceptor = cio_spawn(accept_main, s);
+	s->acceptor = cio_spawn(s->turns ? serve_turns : accept_main, s);
 	CHECK(s->acceptor > 0);
 }
 
 static void server_stop(struct server *s)
 {
+	if (s->turns) {
+		/* Every connection ends by itself first: serving's end
+		 * would close the parked ones. */
+		CIO_WITH_TIMEOUT(5 * CIO_SEC) {
+			CHECK_EQ(cio_wg_wait(&s->conns), 0);
+		}
+	}
 	cio_cancel(s->acceptor);
 	CHECK_EQ(cio_join(s->acceptor, NULL), 0);
 	cio_close(s->lfd);
@@ -765,6 +817,9 @@ static void test_send_timeout(void)
 	cio_stream *c = dial(&s);
 	send_str(c, "GET /flood HTTP/1.1\r\nHost: x\r\n\r\n");
 	int64_t t0 = cio_now();
+	/* Served by turns, the connection counts once it is called. */
+	for (int i = 0; i < 5000 && s.calls == 0; i++)
+		cio_sleep(CIO_MS);
 	CIO_WITH_TIMEOUT(5 * CIO_SEC) {
 		CHECK_EQ(cio_wg_wait(&s.conns), 0);
 	}
@@ -806,6 +861,61 @@ static void test_drain(void)
 	server_stop(&s);
 }
 
+static uint64_t tasks_live(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.tasks_live;
+}
+
+/* Waits (at most 5 s) for the server's turns to have parked n times. */
+static void wait_parked(const struct server *s, int n)
+{
+	for (int i = 0; i < 5000 && s->parked < n; i++)
+		cio_sleep(CIO_MS);
+	CHECK_EQ(s->parked, n);
+}
+
+/* By turns, a kept-alive connection holds no task between requests:
+ * each turn ends parked once its response is out; pipelined requests
+ * are served in one turn; a request that comes in pieces is waited for
+ * on its turn; a parked connection's end (the client's close) is a turn
+ * that ends it; its state is freed (the sanitizer's leak check). */
+static void test_turn_parks(void)
+{
+	struct server s;
+	server_start(&s, NULL);
+	uint64_t idle_tasks = tasks_live(); /* this one and the server's */
+	cio_stream *c = dial(&s);
+	for (int i = 0; i < 5; i++) {
+		roundtrip(c, "GET /k HTTP/1.1\r\nHost: x\r\n\r\n", 200, "/k");
+		wait_parked(&s, i + 1);
+		CHECK_EQ(s.turns_taken, i + 1);
+		CHECK_EQ(tasks_live(), idle_tasks);
+	}
+	send_str(c, "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+		    "GET /p2 HTTP/1.1\r\nHost: x\r\n\r\n");
+	struct resp r;
+	read_resp(c, &r, false);
+	CHECK(r.status == 200 && strcmp(r.body, "/p1") == 0);
+	resp_free(&r);
+	read_resp(c, &r, false);
+	CHECK(r.status == 200 && strcmp(r.body, "/p2") == 0);
+	resp_free(&r);
+	wait_parked(&s, 6);
+	CHECK_EQ(s.turns_taken, 6);
+	/* A head in two pieces: the turn waits for the second. */
+	send_str(c, "GET /split HTTP/1.1\r\n");
+	cio_sleep(30 * CIO_MS);
+	roundtrip(c, "Host: x\r\n\r\n", 200, "/split");
+	wait_parked(&s, 7);
+	CHECK_EQ(s.calls, 8);
+	cio_stream_close(c);
+	server_stop(&s);
+	CHECK_EQ(s.turns_taken, 8); /* the last saw the close */
+	CHECK_EQ(s.last_rc, 0);
+}
+
 static void *test_main(void *arg)
 {
 	(void)arg;
@@ -816,6 +926,15 @@ static void *test_main(void *arg)
 	TEST_CASE(smuggling, test_smuggling());
 	TEST_CASE(send_timeout, test_send_timeout());
 	TEST_CASE(drain, test_drain());
+	turns = true;
+	TEST_CASE(turn_keepalive_and_pipelining, test_keepalive_and_pipelining());
+	TEST_CASE(turn_bodies, test_bodies());
+	TEST_CASE(turn_responses, test_responses());
+	TEST_CASE(turn_limits, test_limits());
+	TEST_CASE(turn_smuggling, test_smuggling());
+	TEST_CASE(turn_send_timeout, test_send_timeout());
+	TEST_CASE(turn_drain, test_drain());
+	TEST_CASE(turn_parks, test_turn_parks());
 	return NULL;
 }
 

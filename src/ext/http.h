@@ -58,7 +58,11 @@ struct http_in {
 int cio__http_in_init(struct http_in *m, llhttp_type_t type,
 		      const llhttp_settings_t *settings, size_t max_head,
 		      size_t max_fields, uint64_t max_body);
+/* Frees m's head and fields: at the end, or while it waits between two
+ * messages (an idle connection gives them back).  cio__http_in_unpark()
+ * takes them again: 0 (also when it has them) or -ENOMEM. */
 void cio__http_in_free(struct http_in *m);
+int cio__http_in_unpark(struct http_in *m);
 
 /* Forgets the last message, for the next one. */
 void cio__http_in_next(struct http_in *m);
@@ -168,6 +172,7 @@ struct conn {
 	int64_t length;         /* announced length, or -1 */
 	uint64_t written;
 	bool head_sent, ended, chunked, no_body, close, broken;
+	bool server_closes;     /* it ends the connection (else the peer) */
 };
 
 /* http_server.c: reads body bytes into dst (NULL: drops them), at most

@@ -38,14 +38,10 @@ int cio__http_in_init(struct http_in *m, llhttp_type_t type,
 	/* The head holds each span once plus a NUL per string: never more
 	 * than the limit's bytes plus those NULs. */
 	m->head_cap = max_head + 2 * max_fields + 2;
-	m->head = cio__malloc(m->head_cap);
-	m->fields = cio__malloc(max_fields * sizeof *m->fields);
-	if (!m->head || !m->fields) {
-		cio__http_in_free(m);
-		return -ENOMEM;
-	}
 	m->max_fields = max_fields;
 	m->max_body = max_body;
+	if (cio__http_in_unpark(m) < 0)
+		return -ENOMEM;
 	llhttp_init(&m->p, type, settings);
 	return 0;
 }
@@ -56,6 +52,19 @@ void cio__http_in_free(struct http_in *m)
 	free(m->fields);
 	m->head = NULL;
 	m->fields = NULL;
+}
+
+int cio__http_in_unpark(struct http_in *m)
+{
+	if (m->head)
+		return 0;
+	m->head = cio__malloc(m->head_cap);
+	m->fields = cio__malloc(m->max_fields * sizeof *m->fields);
+	if (!m->head || !m->fields) {
+		cio__http_in_free(m);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void cio__http_in_next(struct http_in *m)

@@ -11,6 +11,15 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 	return -ENOTSUP;
 }
 
+int cio_http_serve_turn(int fd, cio_tls_ctx *tls, const cio_http_server_opts *opts,
+			cio_http_handler *h, void *arg)
+{
+	cio_close(fd);
+	return -ENOTSUP;
+}
+void cio_http_turn_free(void *arg, void *state) {}
+void cio_http_turn_opts(cio_serve_opts *so, const cio_http_server_opts *opts) {}
+
 const char *cio_http_req_method(const cio_http_req *req) { return ""; }
 const char *cio_http_req_target(const cio_http_req *req) { return ""; }
 int cio_http_req_version(const cio_http_req *req) { return 0; }

@@ -349,14 +349,12 @@ static int serve_request(struct conn *c, cio_http_handler *h, void *arg)
 	return 0;
 }
 
-int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
-			cio_http_handler *h, void *arg)
+/* A connection's state over stream s, or NULL (memory). */
+static struct conn *conn_new(cio_stream *s, const cio_http_server_opts *opts)
 {
-	if (!s || !h)
-		return -EINVAL;
 	struct conn *c = cio__calloc(1, sizeof *c);
 	if (!c)
-		return -ENOMEM;
+		return NULL;
 	c->s = s;
 	if (opts)
 		c->o = *opts;
@@ -379,7 +377,7 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 	if (cio__http_in_init(&c->in, HTTP_REQUEST, &settings, c->o.max_head,
 			      c->o.max_headers, c->o.max_body) < 0) {
 		free(c);
-		return -ENOMEM;
+		return NULL;
 	}
 	/* Responses leave whole (the write buffer coalesces them): Nagle's
 	 * wait would only delay a response's last piece, or a pipelined
@@ -387,32 +385,151 @@ int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
 	cio_tcp_nodelay(cio_stream_fd(s), true);
 	c->req.c = c;
 	c->resp.c = c;
+	next_request(c);
+	return c;
+}
 
-	int rc = 0;
-	bool server_closes = false; /* else the peer ended, or went silent */
-	for (;;) {
-		next_request(c);
-		int status;
-		rc = read_head(c, &status);
-		if (rc <= 0) {
-			if (status) {
-				cio__http_refuse(c, status);
-				server_closes = true;
-			}
-			break;
-		}
-		rc = serve_request(c, h, arg);
-		if (rc != 0) {
-			server_closes = true;
-			rc = rc > 0 ? 0 : rc;
-			break;
-		}
-	}
-	if (server_closes && !c->broken)
-		linger(c);
+static void conn_free(struct conn *c)
+{
 	free(c->body_all);
 	free(c->fields_out);
 	cio__http_in_free(&c->in);
 	free(c);
+}
+
+/* Between two requests with nothing buffered: gives back the memory that
+ * only a request in progress needs (the stream's buffers, the parser's
+ * head, the response's fields).  Returns 0, or -EBUSY when bytes are
+ * buffered (a pipelined request), or a failed flush's -errno. */
+static int conn_park(struct conn *c)
+{
+	int err = flush_pending(c);
+	if (err < 0)
+		return err;
+	if ((err = cio__stream_park(c->s)) < 0)
+		return err;
+	cio__http_in_free(&c->in);
+	free(c->fields_out);
+	c->fields_out = NULL;
+	c->out_cap = 0;
+	return 0;
+}
+
+static int conn_unpark(struct conn *c)
+{
+	if (cio__stream_unpark(c->s) < 0 || cio__http_in_unpark(&c->in) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Serves requests until the connection ends: 0 when it ended cleanly,
+ * or -errno.  With `turn`, also returns CIO_SERVE_AGAIN (parked) once a
+ * response is out and nothing of a next request has come. */
+static int conn_run(struct conn *c, cio_http_handler *h, void *arg, bool turn)
+{
+	for (;;) {
+		int status;
+		int rc = read_head(c, &status);
+		if (rc <= 0) {
+			if (status) {
+				cio__http_refuse(c, status);
+				c->server_closes = true;
+			}
+			return rc;
+		}
+		rc = serve_request(c, h, arg);
+		if (rc != 0) {
+			c->server_closes = true;
+			return rc > 0 ? 0 : rc;
+		}
+		next_request(c);
+		if (turn) {
+			rc = conn_park(c);
+			if (rc == 0)
+				return CIO_SERVE_AGAIN;
+			if (rc != -EBUSY)
+				return rc;
+		}
+	}
+}
+
+/* The connection's end on the server's side: the lingering close when it
+ * is the one that ends it. */
+static void conn_end(struct conn *c)
+{
+	if (c->server_closes && !c->broken)
+		linger(c);
+}
+
+int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
+			cio_http_handler *h, void *arg)
+{
+	if (!s || !h)
+		return -EINVAL;
+	struct conn *c = conn_new(s, opts);
+	if (!c)
+		return -ENOMEM;
+	int rc = conn_run(c, h, arg, false);
+	conn_end(c);
+	conn_free(c);
 	return rc;
+}
+
+int cio_http_serve_turn(int fd, cio_tls_ctx *tls, const cio_http_server_opts *opts,
+			cio_http_handler *h, void *arg)
+{
+	void **state = cio_serve_state();
+	if (!state || !h) {
+		cio_close(fd);
+		return -EINVAL;
+	}
+	struct conn *c = *state;
+	int rc;
+	if (!c) {
+		cio_stream *s;
+		if ((rc = cio_stream_new(&s, fd, NULL)) < 0)
+			return rc; /* fd closed */
+		if (tls && (rc = cio_stream_tls_accept(s, tls)) < 0) {
+			cio_stream_close(s);
+			return rc;
+		}
+		if (!(c = conn_new(s, opts))) {
+			cio_stream_close(s);
+			return -ENOMEM;
+		}
+		*state = c;
+	} else if ((rc = conn_unpark(c)) < 0) {
+		/* Its request cannot be read: it ends, as if it had been
+		 * closed while idle (a client retries that). */
+		*state = NULL;
+		cio_stream_close(c->s);
+		conn_free(c);
+		return rc;
+	}
+	rc = conn_run(c, h, arg, true);
+	if (rc == CIO_SERVE_AGAIN)
+		return rc;
+	*state = NULL;
+	conn_end(c);
+	cio_stream_close(c->s);
+	conn_free(c);
+	return rc;
+}
+
+void cio_http_turn_free(void *arg, void *state)
+{
+	struct conn *c = state;
+	(void)arg;
+	if (!c)
+		return;
+	cio__stream_free(c->s);
+	conn_free(c);
+}
+
+void cio_http_turn_opts(cio_serve_opts *so, const cio_http_server_opts *opts)
+{
+	so->idle_first = true;
+	so->first_timeout = opts && opts->head_timeout ? opts->head_timeout : DEF_HEAD_TIMEOUT;
+	so->idle_timeout = opts && opts->idle_timeout ? opts->idle_timeout : DEF_IDLE_TIMEOUT;
+	so->state_free = cio_http_turn_free;
 }

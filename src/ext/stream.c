@@ -157,9 +157,13 @@ int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
 		cio_close(fd);
 		return -EINVAL;
 	}
-	/* One allocation: the stream, then its read and write buffers. */
-	s = cio__malloc(sizeof *s + rcap + wcap);
-	if (!s) {
+	/* The buffers apart from the stream, so that an idle connection can
+	 * give them back (cio__stream_park()). */
+	s = cio__malloc(sizeof *s);
+	char *bufs = cio__malloc(rcap + wcap);
+	if (!s || !bufs) {
+		free(s);
+		free(bufs);
 		cio_close(fd);
 		return -ENOMEM;
 	}
@@ -167,9 +171,9 @@ int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
 	s->fd = fd;
 	cio_wg_init(&s->calls);
 	s->ops = &cio__stream_plain;
-	s->rbuf = (char *)(s + 1);
+	s->rbuf = bufs;
 	s->rcap = rcap;
-	s->wbuf = s->rbuf + rcap;
+	s->wbuf = bufs + rcap;
 	s->wcap = wcap;
 	*out = s;
 	return 0;
@@ -208,8 +212,42 @@ int cio_stream_close(cio_stream *s)
 		s->ops->release(s);
 	if (!s->closing)
 		cio_close(s->fd);
+	free(s->rbuf);
 	free(s);
 	return err;
+}
+
+void cio__stream_free(cio_stream *s)
+{
+	if (s->ops->release)
+		s->ops->release(s);
+	free(s->rbuf);
+	free(s);
+}
+
+int cio__stream_park(cio_stream *s)
+{
+	if (!s->rbuf)
+		return 0;
+	if (s->rtail != s->rhead || s->wtail != s->whead || s->calls._count > 0 ||
+	    (s->ops->holds && s->ops->holds(s)))
+		return -EBUSY;
+	free(s->rbuf);
+	s->rbuf = s->wbuf = NULL;
+	s->rhead = s->rtail = s->whead = s->wtail = 0;
+	return 0;
+}
+
+int cio__stream_unpark(cio_stream *s)
+{
+	if (s->rbuf)
+		return 0;
+	char *bufs = cio__malloc(s->rcap + s->wcap);
+	if (!bufs)
+		return -ENOMEM;
+	s->rbuf = bufs;
+	s->wbuf = bufs + s->rcap;
+	return 0;
 }
 
 int cio_stream_fd(const cio_stream *s)

@@ -21,6 +21,10 @@ struct cio__stream_ops {
 	int (*flush)(cio_stream *s);
 	/* Frees the transport's state (never the fd); NULL: nothing to free. */
 	void (*release)(cio_stream *s);
+	/* Whether the transport holds bytes either way (read from the fd
+	 * but not yet given to the stream, or not yet sent): then the fd's
+	 * readiness does not tell what the stream has.  NULL: never. */
+	bool (*holds)(const cio_stream *s);
 };
 
 struct cio_stream {
@@ -29,7 +33,8 @@ struct cio_stream {
 	bool closing;                /* cio_stream_close() ends them */
 	const struct cio__stream_ops *ops;
 	void *transport;             /* the ops' state: a TLS session */
-	char *rbuf;                  /* read buffer: bytes rhead..rtail */
+	char *rbuf;                  /* read buffer: bytes rhead..rtail;
+	                              * NULL while parked (with wbuf) */
 	size_t rcap, rhead, rtail;
 	char *wbuf;                  /* write buffer: bytes whead..wtail */
 	size_t wcap, whead, wtail;
@@ -39,6 +44,22 @@ struct cio_stream {
 	int detail_err;              /* the result `detail` explains */
 	char detail[200];
 };
+
+/* Frees s, its buffers and its transport's state without a word to the
+ * peer and without closing the fd: for one whose fd was closed already
+ * (a parked connection that its server closed).  Never blocks. */
+void cio__stream_free(cio_stream *s);
+
+/* Frees the buffers of a stream that has nothing buffered and whose
+ * transport holds nothing: a connection idle between requests then costs
+ * only the stream itself.  Until cio__stream_unpark() the stream may only
+ * be closed.  Returns 0 (also when parked already), or -EBUSY when bytes
+ * are buffered or a call is in progress. */
+int cio__stream_park(cio_stream *s);
+
+/* Gives a parked stream its buffers again: 0 (also when not parked), or
+ * -ENOMEM (it stays parked). */
+int cio__stream_unpark(cio_stream *s);
 
 /* The plain transport: the fd's own recv and send. */
 extern const struct cio__stream_ops cio__stream_plain;

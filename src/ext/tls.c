@@ -425,6 +425,14 @@ static void tls_release(cio_stream *s)
 	s->transport = NULL;
 }
 
+/* Ciphertext not yet given to OpenSSL or not yet sent, or a record's
+ * plaintext OpenSSL has not handed out. */
+static bool tls_holds(const cio_stream *s)
+{
+	const struct tls *t = s->transport;
+	return t->ihead != t->itail || t->ohead != t->otail || SSL_has_pending(t->ssl);
+}
+
 /* Ciphertext an interrupted write or shutdown left in out. */
 static int tls_flush(cio_stream *s)
 {
@@ -438,6 +446,7 @@ static const struct cio__stream_ops tls_ops = {
 	.shutdown = tls_shutdown,
 	.flush = tls_flush,
 	.release = tls_release,
+	.holds = tls_holds,
 };
 
 /* --- client session cache ---------------------------------------------- */
