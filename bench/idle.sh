@@ -9,6 +9,10 @@
 #   IDLE_ONLY=PATTERN              only the servers whose name matches
 #                                  (a shell pattern: "http_hello*")
 #
+# The growth is also sampled at each sixth of the connections, and, for
+# a run of every server, drawn against the connection count (gnuplot)
+# into docs/bench-idle.png.
+#
 # Prints one line per server: NAME, connections, RSS before and after
 # (KiB), and KiB per idle connection.  The coreio servers run on io_uring
 # and on epoll: idle connections that hold no task (the default), a task
@@ -33,6 +37,7 @@ ulimit -n "$(ulimit -H -n)"
 cat >"$work/client.py" <<'PY'
 import socket, sys, time
 port, n, proto = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+steps = {n * k // 6 for k in range(1, 7)}
 socks = []
 for i in range(n):
     s = socket.create_connection(("127.0.0.1", port))
@@ -50,6 +55,9 @@ for i in range(n):
                 sys.exit("no response")
             got += b
     socks.append(s)
+    if i + 1 in steps and i + 1 < n:
+        print("at", i + 1, flush=True)  # then waits to be measured
+        sys.stdin.readline()
 print("idle", flush=True)
 sys.stdin.read()  # until the script is done measuring
 PY
@@ -113,6 +121,17 @@ measure() {
 	taskset -c 1 python3 "$work/client.py" "$port" "$conns" "$proto" <"$work/hold" >"$work/client.out" &
 	client=$!
 	exec 9>"$work/hold"
+	echo "$name 0 0" >>"$work/curve"
+	for k in 1 2 3 4 5; do
+		at=$((conns * k / 6))
+		until grep -q "^at $at\$" "$work/client.out" 2>/dev/null; do
+			kill -0 "$client" 2>/dev/null || break 2
+			sleep 0.05
+		done
+		sleep 0.3
+		echo "$name $at $(($(rss "$server") - before))" >>"$work/curve"
+		echo >&9
+	done
 	tries=0
 	until grep -q idle "$work/client.out" 2>/dev/null; do
 		tries=$((tries + 1))
@@ -122,6 +141,7 @@ measure() {
 	done
 	sleep 0.5
 	after=$(rss "$server")
+	echo "$name $conns $((after - before))" >>"$work/curve"
 	exec 9>&-
 	wait "$client" || true
 	rm -f "$work/hold"
@@ -146,4 +166,23 @@ for be in uring epoll; do
 	measure http_hello-$be-task http env COREIO_BACKEND=$be $H --task
 done
 command -v nginx >/dev/null && measure nginx http nginx
+
+# RSS growth against connections, a line a server (not for a partial run).
+if [ -z "${IDLE_ONLY:-}" ] && command -v gnuplot >/dev/null 2>&1; then
+	awk '{ if (!($1 in seen)) { seen[$1]; if (n++) print "\n"; print "\"" $1 "\"" }
+	       print $2, $3 / 1024 }' "$work/curve" >"$work/curve.dat"
+	cat >"$work/chart.gp" <<GP
+set terminal pngcairo size 1000,520 font "DejaVu Sans,10"
+set output "$root/docs/bench-idle.png"
+set termoption noenhanced
+set title "Idle connections on one core: server RSS growth as connections are opened and left waiting\n(echo servers: one message each; HTTP servers: one keep-alive GET each)"
+set xlabel "idle connections"
+set ylabel "RSS growth, MiB (lower is better)"
+set grid
+set key outside right top
+set yrange [0:*]
+plot for [i=0:*] "$work/curve.dat" index i using 1:2 with linespoints title columnheader(1)
+GP
+	gnuplot "$work/chart.gp" || echo "idle.sh: gnuplot failed" >&2
+fi
 exit 0
