@@ -257,6 +257,7 @@ bench: bench-net-build
 	bench/proxy.sh $(BENCH_BUILD)
 	bench/streams.sh $(BENCH_BUILD)
 	bench/lb.sh $(BENCH_BUILD)
+	bench/idle.sh $(BENCH_BUILD)
 
 bench-quick: bench-net-build
 	NET_SIZES=100 NET_CONNS="16 256" NET_REPEATS=1 NET_WARMUP=0.5 \
