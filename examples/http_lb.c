@@ -8,7 +8,7 @@
  *           [--fails N] [--eject-ms MS] [--timeout-ms MS]
  *           [--tls-cert FILE [--tls-key FILE]] [--upstream-tls]
  *           [--upstream-ca FILE] [--stats ADDR] [--max-body BYTES]
- *           [--seconds N] [--drain-ms MS]
+ *           [--seconds N] [--drain-ms MS] [--task]
  *
  *   --listen ADDR     where clients connect (HOST:PORT, [V6]:PORT,
  *                     unix:/path); port 0 picks one, shown in the
@@ -33,7 +33,9 @@
  *                     the proxy's, per core and per upstream, then the
  *                     runtime's (cio_stats_dump())
  *   --max-body BYTES  the longest request body (default 100 MiB; 413)
- *   --cores N, --seconds N, --drain-ms MS   as http_hello
+ *   --cores N, --seconds N, --drain-ms MS, --task   as http_hello: a
+ *                     client's kept-alive connection holds no task while
+ *                     it waits for its next request, unless --task
  *
  * Each request goes to the next available upstream: one not ejected.  It
  * carries X-Forwarded-For (the client's address appended),
@@ -86,6 +88,8 @@ static struct {
 	uint64_t max_body;
 	const char *tls_cert, *tls_key, *upstream_ca, *stats;
 	bool upstream_tls;
+	bool task;
+	cio_http_server_opts http; /* the client side's */
 } opt = {.srv = {.name = "http_lb", .conn.stack_size = CONN_STACK},
 	 .health_ns = 1000 * CIO_MS, .eject_ns = 10000 * CIO_MS,
 	 .timeout_ns = 30000 * CIO_MS, .max_fails = 3, .max_body = 100 << 20};
@@ -237,32 +241,25 @@ static const char *append(char *buf, size_t cap, const char *a, const char *b)
 }
 
 /* The client's address without its port ("unix" for a Unix socket). */
-static void client_ip(int fd, char *buf, size_t cap)
+static void client_ip(cio_http_req *req, char *buf, size_t cap)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
+	cio_addr a;
 	snprintf(buf, cap, "unknown");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
+	if (cio_http_req_peer(req, &a) < 0)
 		return;
-	if (ss.ss_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)cap);
-	else if (ss.ss_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)cap);
-	else if (ss.ss_family == AF_UNIX)
+	if (a.u.sa.sa_family == AF_INET)
+		inet_ntop(AF_INET, &a.u.in.sin_addr, buf, (socklen_t)cap);
+	else if (a.u.sa.sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &a.u.in6.sin6_addr, buf, (socklen_t)cap);
+	else if (a.u.sa.sa_family == AF_UNIX)
 		snprintf(buf, cap, "unix");
 }
 
 /* --- a request ------------------------------------------------------------------ */
 
-struct conn {
-	struct core *core;
-	char ip[INET6_ADDRSTRLEN];
-	bool tls;
-};
-
 /* The request's head onto call: its fields but the hop-by-hop ones, and
  * the proxy's own. */
-static int copy_request_head(cio_http_req *req, cio_http_call *call, const struct conn *cn)
+static int copy_request_head(cio_http_req *req, cio_http_call *call)
 {
 	static const struct name xff_name = NAME("x-forwarded-for"), via_name = NAME("via"),
 				 proto_name = NAME("x-forwarded-proto"),
@@ -287,12 +284,14 @@ static int copy_request_head(cio_http_req *req, cio_http_call *call, const struc
 	}
 	/* Only the first of a repeated X-Forwarded-For or Via is kept and
 	 * appended to: enough for a proxy of the example's size. */
-	char buf[1024];
+	char buf[1024], ip[INET6_ADDRSTRLEN];
+	client_ip(req, ip, sizeof ip);
 	if (err == 0)
 		err = cio_http_call_add_header(call, "X-Forwarded-For",
-					       append(buf, sizeof buf, xff, cn->ip));
+					       append(buf, sizeof buf, xff, ip));
 	if (err == 0)
-		err = cio_http_call_add_header(call, "X-Forwarded-Proto", cn->tls ? "https" : "http");
+		err = cio_http_call_add_header(call, "X-Forwarded-Proto",
+					       tls_server ? "https" : "http");
 	if (err == 0)
 		err = cio_http_call_add_header(call, "Via", append(buf, sizeof buf, via, VIA));
 	return err;
@@ -340,10 +339,10 @@ static bool idempotent(const char *m)
 /* Sends the request to upstream u: its head, then its body as it comes.
  * Returns the response's status, or -errno; *body_taken tells whether
  * any body byte left the client's request (it cannot be sent again). */
-static int forward(cio_http_req *req, cio_http_call *call, const struct conn *cn,
+static int forward(cio_http_req *req, cio_http_call *call,
 		   bool *body_taken)
 {
-	int err = copy_request_head(req, call, cn);
+	int err = copy_request_head(req, call);
 	if (err < 0)
 		return err;
 	int64_t len = cio_http_req_content_length(req);
@@ -372,8 +371,7 @@ static int respond_error(cio_http_resp *resp, int err)
 
 static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 {
-	struct conn *cn = arg;
-	struct core *c = cn->core;
+	struct core *c = arg;
 	const char *method = cio_http_req_method(req);
 	bool head = strcmp(method, "HEAD") == 0;
 	bool has_body = cio_http_req_content_length(req) != 0;
@@ -393,7 +391,7 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 		u->active++;
 		bool body_taken = false;
 		CIO_WITH_TIMEOUT(opt.timeout_ns) {
-			rc = forward(req, call, cn, &body_taken);
+			rc = forward(req, call, &body_taken);
 		}
 		if (rc > 0) {
 			/* The response, streamed: errors from here on cut it. */
@@ -435,19 +433,28 @@ static int handle(cio_http_req *req, cio_http_resp *resp, void *arg)
 	return respond_error(resp, rc);
 }
 
+/* A client connection's turn: its requests until it waits for another
+ * (on no task) or ends. */
 static int serve(void *arg, int fd)
 {
 	struct core *c = arg;
-	struct conn cn = {.core = c, .tls = tls_server != NULL};
+	if (!*cio_serve_state())
+		bump(&c->conns, 1); /* its first turn */
+	int rc = cio_http_serve_turn(fd, tls_server, &opt.http, handle, c);
+	return rc == CIO_SERVE_AGAIN ? rc : CIO_SERVE_DONE;
+}
+
+/* --task: the whole connection on one task. */
+static int serve_task(void *arg, int fd)
+{
+	struct core *c = arg;
 	bump(&c->conns, 1);
-	client_ip(fd, cn.ip, sizeof cn.ip);
 	cio_stream *st;
 	int rc = cio_stream_new(&st, fd, NULL);
 	if (rc == 0 && tls_server)
 		rc = cio_stream_tls_accept(st, tls_server);
-	cio_http_server_opts so = {.max_body = opt.max_body};
 	if (rc == 0)
-		cio_http_serve_conn(st, &so, handle, &cn);
+		cio_http_serve_conn(st, &opt.http, handle, c);
 	cio_stream_close(st);
 	return CIO_SERVE_DONE;
 }
@@ -657,7 +664,7 @@ static void *core_main(void *arg)
 			stats = cio_spawn(stats_main, (void *)(intptr_t)lfd);
 		}
 	}
-	ex_server_run(&opt.srv, serve, failed, c);
+	ex_server_run(&opt.srv, opt.task ? serve_task : serve, failed, c);
 out:
 	for (int i = 0; i < opt.nup; i++) {
 		if (checks[i] > 0) {
@@ -683,7 +690,7 @@ static void usage(const char *prog)
 		"       [--balance rr|least] [--health PATH] [--health-ms MS] [--fails N]\n"
 		"       [--eject-ms MS] [--timeout-ms MS] [--tls-cert FILE [--tls-key FILE]]\n"
 		"       [--upstream-tls] [--upstream-ca FILE] [--stats ADDR]\n"
-		"       [--max-body BYTES] [--seconds N] [--drain-ms MS]\n", prog);
+		"       [--max-body BYTES] [--seconds N] [--drain-ms MS] [--task]\n", prog);
 	exit(2);
 }
 
@@ -703,6 +710,10 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--upstream-tls") == 0) {
 			opt.upstream_tls = true;
+			continue;
+		}
+		if (strcmp(a, "--task") == 0) {
+			opt.task = true;
 			continue;
 		}
 		if (!val || a[0] != '-')
@@ -756,6 +767,9 @@ int main(int argc, char **argv)
 	    (opt.tls_key && !opt.tls_cert))
 		usage(argv[0]);
 	opt.srv.run_ns = seconds > 0 ? seconds * CIO_SEC : CIO_NEVER;
+	opt.http.max_body = opt.max_body;
+	if (!opt.task)
+		cio_http_turn_opts(&opt.srv.conn, &opt.http);
 	char why[256], about[64];
 	if (opt.tls_cert) {
 		cio_tls_cert cert = {.cert_file = opt.tls_cert,

@@ -2193,6 +2193,12 @@ CIO_API const char *cio_http_req_header(const cio_http_req *req, const char *nam
  * chunked: for a proxy that forwards the framing. */
 CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
 
+/* The client's address (the connection's peer, cio_peer_addr()), looked
+ * up on the connection's first call and kept: for logs, access rules,
+ * X-Forwarded-For.  Returns 0, -ENOMEM, or cio_peer_addr()'s errors
+ * (-ENOTCONN: the client has gone). */
+CIO_API int cio_http_req_peer(const cio_http_req *req, cio_addr *out);
+
 /* Blocking.  Reads up to len bytes of the body (decoded, when chunked);
  * the first read of a request that expects 100-continue sends
  * "100 Continue" first.  Returns the bytes read (> 0), 0 at the end of

@@ -48,6 +48,7 @@ struct conn_arg {
  *   /chunks    three pieces, chunked
  *   /file      the file at sendfile_fd by cio_http_resp_sendfile(): its
  *              length announced; with "?chunked", after a first write
+ *   /peer      the client's address (cio_http_req_peer())
  *   /fail      returns -EIO before responding
  *   /silent    returns 0 without responding
  *   /early     answers before reading the body
@@ -111,6 +112,16 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 				return (int)n;
 		}
 		return cio_http_resp_end(resp);
+	}
+	if (strcmp(t, "/peer") == 0) {
+		/* Asked twice: the second answer is the first one kept. */
+		cio_addr a, b;
+		char text[64];
+		CHECK_EQ(cio_http_req_peer(req, &a), 0);
+		CHECK_EQ(cio_http_req_peer(req, &b), 0);
+		CHECK(a.len == b.len && memcmp(&a.u, &b.u, a.len) == 0);
+		CHECK(cio_addr_format(&a, text, sizeof text) > 0);
+		return cio_http_resp_send(resp, 200, "text/plain", text, strlen(text));
 	}
 	if (strcmp(t, "/fail") == 0)
 		return -EIO;
@@ -363,6 +374,12 @@ static void test_keepalive_and_pipelining(void)
 		snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target);
 		roundtrip(c, req, 200, target);
 	}
+	/* The client's address, which is this end's. */
+	cio_addr me;
+	char want[64];
+	CHECK_EQ(cio_local_addr(cio_stream_fd(c), &me), 0);
+	CHECK(cio_addr_format(&me, want, sizeof want) > 0);
+	roundtrip(c, "GET /peer HTTP/1.1\r\nHost: x\r\n\r\n", 200, want);
 	/* Three in one write: three responses, in order. */
 	send_str(c, "GET /p1 HTTP/1.1\r\nHost: x\r\n\r\n"
 		    "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
@@ -378,7 +395,7 @@ static void test_keepalive_and_pipelining(void)
 	CHECK(r.status == 200 && strcmp(r.body, "/p3") == 0);
 	CHECK(strstr(r.head, "\nDate: "));
 	resp_free(&r);
-	CHECK_EQ(s.calls, 8);
+	CHECK_EQ(s.calls, 9);
 	cio_stream_close(c);
 	server_stop(&s);
 	CHECK_EQ(s.last_rc, 0);

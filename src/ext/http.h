@@ -173,6 +173,7 @@ struct conn {
 	uint64_t written;
 	bool head_sent, ended, chunked, no_body, close, broken;
 	bool server_closes;     /* it ends the connection (else the peer) */
+	cio_addr *peer;         /* cio_http_req_peer()'s, once asked */
 };
 
 /* http_server.c: reads body bytes into dst (NULL: drops them), at most

@@ -218,6 +218,24 @@ int64_t cio_http_req_content_length(const cio_http_req *req)
 			(int64_t)req->c->in.p.content_length : 0;
 }
 
+int cio_http_req_peer(const cio_http_req *req, cio_addr *out)
+{
+	struct conn *c = req->c;
+	if (!c->peer) {
+		cio_addr *a = cio__malloc(sizeof *a);
+		if (!a)
+			return -ENOMEM;
+		int rc = cio_peer_addr(cio_stream_fd(c->s), a);
+		if (rc < 0) {
+			free(a);
+			return rc;
+		}
+		c->peer = a;
+	}
+	*out = *c->peer;
+	return 0;
+}
+
 ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len)
 {
 	return cio__http_body_read(req->c, buf, len, req->c->o.body_timeout);

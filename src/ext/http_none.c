@@ -28,6 +28,7 @@ int cio_http_req_header_at(const cio_http_req *req, size_t i, const char **name,
 			   const char **value) { return -ENOENT; }
 const char *cio_http_req_header(const cio_http_req *req, const char *name) { return NULL; }
 int64_t cio_http_req_content_length(const cio_http_req *req) { return 0; }
+int cio_http_req_peer(const cio_http_req *req, cio_addr *out) { return -ENOTSUP; }
 ssize_t cio_http_req_read(cio_http_req *req, void *buf, size_t len) { return -ENOTSUP; }
 ssize_t cio_http_req_body(cio_http_req *req, size_t limit, const char **body) { return -ENOTSUP; }
 int cio_http_resp_status(cio_http_resp *resp, int status) { return -ENOTSUP; }

@@ -391,6 +391,7 @@ static struct conn *conn_new(cio_stream *s, const cio_http_server_opts *opts)
 
 static void conn_free(struct conn *c)
 {
+	free(c->peer);
 	free(c->body_all);
 	free(c->fields_out);
 	cio__http_in_free(&c->in);
