@@ -243,7 +243,7 @@ bench-lb: bench-net-build
 # connection, coreio's echo_server and http_hello (io_uring and epoll)
 # against runtime-free epoll and io_uring loops, libuv and nginx.
 bench-idle: bench-net-build
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target http_hello http_lb
 	bench/idle.sh $(BENCH_BUILD)
 
 # The whole suite of peer comparisons: the network matrix and its

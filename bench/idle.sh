@@ -22,7 +22,8 @@
 # receive into a ring of provided buffers) and libuv's where built.
 # HTTP: examples/http_hello by turns (the default: a kept-alive
 # connection holds no task) and with --task, against nginx (one worker,
-# `return 200`, keep-alive).
+# `return 200`, keep-alive); examples/http_lb the same two ways, in front
+# of an http_hello.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build-bench}
@@ -166,6 +167,20 @@ for be in uring epoll; do
 	measure http_hello-$be-task http env COREIO_BACKEND=$be $H --task
 done
 command -v nginx >/dev/null && measure nginx http nginx
+# examples/http_lb in front of an http_hello of its own (on CPU 1, with
+# the client): what a client's idle connection costs a proxy.
+if [ -x "$build/examples/http_lb" ]; then
+	up=$((port + 500))
+	taskset -c 1 "$build/examples/http_hello" --cores 1 "127.0.0.1:$up" >"$work/up.log" 2>&1 &
+	upstream=$!
+	L="@BUILD@/examples/http_lb --cores 1 --listen 127.0.0.1:@PORT@ --upstream 127.0.0.1:$up"
+	for be in uring epoll; do
+		measure http_lb-$be-turns http env COREIO_BACKEND=$be $L
+		measure http_lb-$be-task http env COREIO_BACKEND=$be $L --task
+	done
+	kill "$upstream"
+	wait "$upstream" 2>/dev/null || true
+fi
 
 # RSS growth against connections, a line a server (not for a partial run).
 if [ -z "${IDLE_ONLY:-}" ] && command -v gnuplot >/dev/null 2>&1; then
