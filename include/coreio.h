@@ -932,8 +932,8 @@ typedef struct cio_cores_config {
  * process's affinity mask (n = 0: one per such CPU), runs `main(arg)` as
  * the first task of every one of them, and returns once all have ended.
  * Unless no_signals, SIGINT and SIGTERM are blocked in every thread and
- * the first of them starts a drain (cio_drain()); a second cancels
- * every task at once.
+ * the first of them starts a drain (cio_drain()); a second, and each
+ * one after it, cancels every task at once.
  *
  * Deadlocks.  When every core is stuck at once (no runnable task, no
  * timer, no I/O, nothing in its inbox) and nothing else can wake a task,
@@ -1036,8 +1036,9 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
  * waiters in cio_drain_wait() wake, cio_draining() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
  * may be called from a task or from the thread's scheduler context (a
- * message handler).  Returns 0; -EPERM off a runtime; -ENOMEM for a lone
- * runtime (cio_run) out of memory (a group of cores never fails here). */
+ * message handler).  In a group, calls after the first change nothing.
+ * Returns 0; -EPERM off a runtime; -ENOMEM for a lone runtime (cio_run)
+ * out of memory (a group of cores never fails here). */
 CIO_API int cio_drain(void);
 
 /* Marks the calling task idle (true) or busy (false) for the drain: a
@@ -1603,7 +1604,7 @@ typedef struct cio_serve_opts {
 	size_t stack_size;  /* connection tasks' stacks; 0: the runtime's */
 	const char *name;   /* connection tasks' name; NULL: "conn" */
 	/* An idle connection (CIO_SERVE_AGAIN) that gets nothing to read
-	 * for this long is closed, without a call; 0: never. */
+	 * for this long is closed, without a call; 0 or CIO_NEVER: never. */
 	int64_t idle_timeout;
 	/* A new connection starts idle: fn's first call waits for its
 	 * first bytes, so a client that connects and says nothing costs no
@@ -2140,9 +2141,10 @@ CIO_API int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
  * tls is not NULL: the handshake comes first), but once a response is out
  * and no byte of a next request has come, it gives back the memory only
  * a request needs (the stream's buffers, the parsed head) and returns
- * CIO_SERVE_AGAIN.  The connection then waits in the serve helper as a
- * few hundred bytes, and the next call, on a new task once bytes come,
- * takes it up where it was.  Its state lives in cio_serve_state(): the
+ * CIO_SERVE_AGAIN.  The connection then waits in the serve helper, a
+ * plain one as about a kilobyte (a TLS one keeps its session, tens of
+ * KiB), and the next call, on a new task once bytes come, takes it up
+ * where it was.  Its state lives in cio_serve_state(): the
  * cio_serve_opts must come from cio_http_turn_opts().  A pipelined
  * request, or a TLS record whose bytes OpenSSL holds, is served on the
  * same task.  opts may be NULL; the same opts for every call of a
@@ -2151,20 +2153,23 @@ CIO_API int cio_http_serve_conn(cio_stream *s, const cio_http_server_opts *opts,
  * Returns CIO_SERVE_AGAIN, or, with fd closed: 0 when the connection
  * ended cleanly, or a negated errno as cio_http_serve_conn(), and
  * -ENOMEM when the buffers cannot be taken back for a next request (the
- * connection closes, as an idle one may: a client retries), -EINVAL
- * outside a handler of cio_serve() or for no h.  The drain closes a
- * waiting connection at once, its idle timeout closes it silently (both
- * through cio_http_turn_opts(), as do the bounds of a new connection's
- * wait for its first byte). */
+ * connection closes with it unanswered, as a kept-alive connection may
+ * be closed at any time: clients send idempotent requests again),
+ * -EINVAL outside a handler of cio_serve() or for no h.  A waiting
+ * connection is closed silently, without a call (and over TLS without
+ * close_notify), by the drain and by the serve helper's idle timeout;
+ * cio_http_turn_opts() sets that timeout, and the bound of a new
+ * connection's wait for its first bytes, from opts. */
 CIO_API int cio_http_serve_turn(int fd, cio_tls_ctx *tls, const cio_http_server_opts *opts,
 				cio_http_handler *h, void *arg);
 
 /* Sets what cio_http_serve_turn() needs of the serve helper's options:
  * idle_first (a new connection costs no task until it speaks),
- * first_timeout (opts->head_timeout, 10 s by default), idle_timeout
- * (opts->idle_timeout, 60 s by default), and state_free
- * (cio_http_turn_free).  opts may be NULL.  The other fields are left as
- * they are. */
+ * first_timeout (the lesser of opts->head_timeout and idle_timeout, as
+ * cio_http_serve_conn() bounds a new connection's first byte),
+ * idle_timeout (opts->idle_timeout, 60 s by default; CIO_NEVER: none),
+ * and state_free (cio_http_turn_free).  opts may be NULL.  The other
+ * fields are left as they are. */
 CIO_API void cio_http_turn_opts(cio_serve_opts *so, const cio_http_server_opts *opts);
 
 /* Frees a waiting connection's state without a word to the peer (the
@@ -2194,8 +2199,8 @@ CIO_API const char *cio_http_req_header(const cio_http_req *req, const char *nam
 CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
 
 /* The client's address (the connection's peer, cio_peer_addr()), looked
- * up on the connection's first call and kept: for logs, access rules,
- * X-Forwarded-For.  Returns 0, -ENOMEM, or cio_peer_addr()'s errors
+ * up at this call's first use on the connection and kept there: for
+ * logs, access rules, X-Forwarded-For.  Returns 0, -ENOMEM, or cio_peer_addr()'s errors
  * (-ENOTCONN: the client has gone). */
 CIO_API int cio_http_req_peer(const cio_http_req *req, cio_addr *out);
 

@@ -909,11 +909,14 @@ static void wait_parked(const struct server *s, int n)
  * each turn ends parked once its response is out; pipelined requests
  * are served in one turn; a request that comes in pieces is waited for
  * on its turn; a parked connection's end (the client's close) is a turn
- * that ends it; its state is freed (the sanitizer's leak check). */
+ * that ends it; its state is freed (the sanitizer's leak check); no
+ * timeout (CIO_NEVER) is no timeout. */
 static void test_turn_parks(void)
 {
 	struct server s;
-	server_start(&s, NULL);
+	/* No timeouts at all (CIO_NEVER): parked connections stay. */
+	server_start(&s, &(cio_http_server_opts){.head_timeout = CIO_NEVER,
+		.idle_timeout = CIO_NEVER});
 	uint64_t idle_tasks = tasks_live(); /* this one and the server's */
 	cio_stream *c = dial(&s);
 	for (int i = 0; i < 5; i++) {

@@ -411,17 +411,23 @@ static void stop_reject(struct cio__msg *m)
 		free(m);
 }
 
-/* Sends the group's preallocated drain (or forced stop) to every core,
- * once; later calls of the same kind change nothing. */
+/* Sends the group's drain (or forced stop) to every core: the first of
+ * each kind from the preallocated set.  A later drain changes nothing;
+ * a later forced stop (a third signal) cancels again what was started
+ * since, with messages allocated now (none when memory is short). */
 static void group_stop(struct cio__group *g, bool force)
 {
-	if (atomic_exchange(&g->stopping[force], true))
+	bool first = !atomic_exchange(&g->stopping[force], true);
+	if (!first && !force)
 		return;
 	for (int i = 0; i < g->n; i++) {
-		struct stop *m = &g->stops[(force ? g->n : 0) + i];
+		struct stop *m = first ? &g->stops[(force ? g->n : 0) + i] : cio__malloc(sizeof *m);
+		if (!m)
+			return;
 		*m = (struct stop){.m = {.handle = stop_run, .reject = stop_reject},
-				   .force = force, .kept = true};
-		cio__inbox_push(g->rts[i], &m->m); /* refused: that core has ended */
+				   .force = force, .kept = first};
+		if (cio__inbox_push(g->rts[i], &m->m) < 0 && !first)
+			free(m); /* that core has ended */
 	}
 }
 

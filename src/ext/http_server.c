@@ -448,6 +448,8 @@ static int conn_run(struct conn *c, cio_http_handler *h, void *arg, bool turn)
 			rc = conn_park(c);
 			if (rc == 0)
 				return CIO_SERVE_AGAIN;
+			if (rc == -ETIMEDOUT || rc == -ECANCELED)
+				return 0; /* as read_head() ends between requests */
 			if (rc != -EBUSY)
 				return rc;
 		}
@@ -481,6 +483,10 @@ int cio_http_serve_turn(int fd, cio_tls_ctx *tls, const cio_http_server_opts *op
 {
 	void **state = cio_serve_state();
 	if (!state || !h) {
+		if (state && *state) {
+			cio_http_turn_free(NULL, *state);
+			*state = NULL;
+		}
 		cio_close(fd);
 		return -EINVAL;
 	}
@@ -529,8 +535,11 @@ void cio_http_turn_free(void *arg, void *state)
 
 void cio_http_turn_opts(cio_serve_opts *so, const cio_http_server_opts *opts)
 {
+	int64_t head = opts && opts->head_timeout ? opts->head_timeout : DEF_HEAD_TIMEOUT;
+	int64_t idle = opts && opts->idle_timeout ? opts->idle_timeout : DEF_IDLE_TIMEOUT;
 	so->idle_first = true;
-	so->first_timeout = opts && opts->head_timeout ? opts->head_timeout : DEF_HEAD_TIMEOUT;
-	so->idle_timeout = opts && opts->idle_timeout ? opts->idle_timeout : DEF_IDLE_TIMEOUT;
+	/* As cio_http_serve_conn() bounds a new connection's first byte. */
+	so->first_timeout = head < idle ? head : idle;
+	so->idle_timeout = idle;
 	so->state_free = cio_http_turn_free;
 }

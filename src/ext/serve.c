@@ -130,8 +130,8 @@ static void conn_timer(struct cio__timer *tm)
 	conn_wake(c, c->watched);
 }
 
-/* Leaves c idle, its task about to end, for at most `timeout` (0: no
- * limit).  Returns 0; 1 when fd is readable now (call the handler
+/* Leaves c idle, its task about to end, for at most `timeout` (0 or
+ * CIO_NEVER: no limit).  Returns 0; 1 when fd is readable now (call the handler
  * again); or a negated errno when it cannot go idle (the task then waits
  * for fd itself). */
 static int conn_idle(struct conn *c, int64_t timeout)
@@ -148,8 +148,9 @@ static int conn_idle(struct conn *c, int64_t timeout)
 	}
 	c->watched = true;
 	c->timer = (struct cio__timer){.slot = CIO__TIMER_IDLE, .fire = conn_timer};
-	if (timeout > 0)
-		cio__timer_arm(rt, &c->timer, cio_now() + timeout);
+	int64_t now = cio_now();
+	if (timeout > 0 && timeout <= CIO_NEVER - now) /* CIO_NEVER: none */
+		cio__timer_arm(rt, &c->timer, now + timeout);
 	c->prev = NULL;
 	c->next = srv->idle;
 	if (c->next)

@@ -457,6 +457,10 @@ static int drain(cio_stream *s, size_t *sent)
 
 	if (s->werr)
 		return s->werr;
+	if (pending(s) == 0) {
+		s->whead = s->wtail = 0; /* (and a parked stream has no buffer) */
+		return 0;
+	}
 	err = send_all(s, s->wbuf + s->whead, pending(s), &n);
 	s->whead += n;
 	if (s->whead == s->wtail)
