@@ -288,13 +288,14 @@ static void untrack(struct uring_state *s, struct cio__op *op)
 _Static_assert(CIO__WAKEFD_EVENTFD, "the ring reads the wake fd as an eventfd: "
 	       "the io_uring backend takes the Linux paths of src/platform");
 
+static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s);
+
 /* Keeps a read of the eventfd in the ring, so that any thread can end
- * our wait by writing to it. */
+ * our wait by writing to it.  Never left undone: a wait without it would
+ * not hear another thread (a full SQ is submitted to make room). */
 static void arm_wake(struct cio__driver *d, struct uring_state *s)
 {
-	struct io_uring_sqe *sqe = CIO_FAIL(sqe) ? NULL : io_uring_get_sqe(&s->ring);
-	if (!sqe)
-		return; /* the SQ is full: try again after the next wait */
+	struct io_uring_sqe *sqe = sqe_get(d, s);
 	io_uring_prep_read(sqe, d->wake.rd, &s->wake_buf, sizeof s->wake_buf, 0);
 	s->wake_op.fd = -1; /* not one of the per-fd requests */
 	io_uring_sqe_set_data(sqe, &s->wake_op);
@@ -551,8 +552,6 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 		arm_wake(d, s);
 	return (int)n;
 }
-
-static struct io_uring_sqe *sqe_get(struct cio__driver *d, struct uring_state *s);
 
 static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 {
