@@ -557,6 +557,40 @@ static void test_late_signal(void)
 	CHECK_EQ(atomic_load(&late_drained), 1);
 }
 
+/* The first SIGTERM drains, the second cancels every task, and each one
+ * after cancels again: a task that cleared its cancel is cancelled anew
+ * (the third's messages are made then; the first two were made before
+ * the cores started). */
+static atomic_int forced;
+
+static void *forced_main(void *arg)
+{
+	(void)arg;
+	kill(getpid(), SIGTERM);
+	int rc;
+	CIO_WITH_TIMEOUT(5 * CIO_SEC) {
+		rc = cio_drain_wait();
+	}
+	CHECK_EQ(rc, 0);
+	for (int i = 0; i < 3; i++) {
+		int64_t t0 = cio_now();
+		kill(getpid(), SIGTERM);
+		CHECK_EQ(cio_sleep(10 * CIO_SEC), -ECANCELED);
+		CHECK(cio_now() - t0 < 5 * CIO_SEC);
+		CHECK(cio_cancel_clear());
+		atomic_fetch_add(&forced, 1);
+	}
+	return NULL;
+}
+
+static void test_signal_forces(void)
+{
+	/* The drain's own timeout is not what cancels here. */
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 60 * CIO_SEC};
+	CHECK_EQ(cio_run_cores_with(&cc, 1, forced_main, NULL), 0);
+	CHECK_EQ(atomic_load(&forced), 3);
+}
+
 /* --- drain with a live connection ------------------------------------------- */
 
 static char live_addr[64];
@@ -1045,6 +1079,7 @@ int main(int argc, char **argv)
 	TEST_CASE(post_then_end, test_post_then_end());
 	TEST_CASE(drain, test_drain());
 	TEST_CASE(late_signal, test_late_signal());
+	TEST_CASE(signal_forces, test_signal_forces());
 	TEST_CASE(drain_live, test_drain_live());
 	TEST_CASE(accept_spread, test_accept_spread());
 	TEST_CASE(signal_waits, test_signal_waits());
