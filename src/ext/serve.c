@@ -148,9 +148,11 @@ static int conn_idle(struct conn *c, int64_t timeout)
 	}
 	c->watched = true;
 	c->timer = (struct cio__timer){.slot = CIO__TIMER_IDLE, .fire = conn_timer};
-	int64_t now = cio_now();
-	if (timeout > 0 && timeout <= CIO_NEVER - now) /* CIO_NEVER: none */
-		cio__timer_arm(rt, &c->timer, now + timeout);
+	if (timeout > 0) {
+		int64_t now = cio_now(); /* a clock read only when it is needed */
+		if (timeout <= CIO_NEVER - now) /* CIO_NEVER: none */
+			cio__timer_arm(rt, &c->timer, now + timeout);
+	}
 	c->prev = NULL;
 	c->next = srv->idle;
 	if (c->next)
