@@ -601,6 +601,32 @@ CIO_API void cio_buf_release(cio_buf *b);
  * not NULL) the bytes that did leave. */
 CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
 
+/* Sends b whole on socket fd as cio_send_buf() does, but returns as soon
+ * as the send is on its way, without waiting for it to leave: the task
+ * goes on (to its next receive, say) while the kernel sends.  b is the
+ * send's from the call on, and given back once the bytes are out or the
+ * send failed.  One such send per fd is on its way at a time: a second
+ * one, a plain send or write of fd, cio_send_flush() and cio_close() wait
+ * for the first (so bytes leave in order and a peer that reads slowly
+ * still holds its sender back), and the first's error is theirs to
+ * return.  On io_uring this saves the task a park per send; on epoll and
+ * kqueue, where a send that finds room never parks, it is cio_send_buf().
+ *
+ * Returns 0 once on its way; or, with b given back unsent, -errno: the
+ * error an earlier send of fd met (-EPIPE, -ECONNRESET...), -ECANCELED or
+ * -ETIMEDOUT while waiting for it, -EBADF.  On epoll and kqueue, any
+ * error of this send itself.  A close of fd waits for the send (and
+ * forgets its error); a close from a task that is cancelled or past its
+ * deadline cancels it.  Blocking only when an earlier send is still on
+ * its way. */
+CIO_API int cio_send_buf_nowait(int fd, cio_buf *b);
+
+/* Blocking.  Waits until no send of cio_send_buf_nowait() is on its way
+ * out of fd.  Returns 0, the error such a send met (reported once:
+ * -EPIPE, -ECONNRESET...), or -ECANCELED / -ETIMEDOUT (the send goes
+ * on), -EBADF for a negative fd. */
+CIO_API int cio_send_flush(int fd);
+
 /* --- transfers ----------------------------------------------------------- */
 
 /* Blocking.  As recv(2)/send(2): returns bytes moved (0 from recv at end
@@ -655,7 +681,10 @@ CIO_API ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds,
 			     size_t *nfds);
 
 /* Shuts down one or both directions (SHUT_RD, SHUT_WR, SHUT_RDWR).
- * Returns 0 or -errno (-ENOTCONN). */
+ * Returns 0 or -errno (-ENOTCONN).  Shutting down the sending side first
+ * waits for a send of cio_send_buf_nowait() on its way, and returns its
+ * error (or -ECANCELED / -ETIMEDOUT if that wait was cut short); the
+ * shutdown is made either way. */
 CIO_API int cio_shutdown(int fd, int how);
 
 /* --- readiness ------------------------------------------------------------ */

@@ -152,6 +152,9 @@ struct cio__poller {
 	/* Wakes `to` from any thread; `from` is the calling thread's
 	 * runtime, or NULL off a runtime. */
 	void (*wake)(struct cio__rt *from, struct cio__rt *to);
+	/* The last task ended: lets go of work no task waits for (sends on
+	 * their way out on fds left open), before the final waits. */
+	void (*quiesce)(struct cio__rt *rt);
 };
 
 /* --- the runtime -------------------------------------------------------- */

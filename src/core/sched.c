@@ -606,6 +606,7 @@ int cio__rt_run(struct cio__rt *rt, cio_fn *main, void *arg)
 	 * -ESHUTDOWN); then nothing can reach this runtime any more.  Wakes
 	 * this runtime sent (replies, io_uring MSG_RINGs) must still leave. */
 	cio__inbox_close(rt);
+	rt->poller->quiesce(rt);
 	while (rt->inflight)
 		rt->poller->wait(rt, 0);
 	cio__stall_detach(rt);

@@ -1,6 +1,7 @@
 /* driver.c - chooses the I/O backend at run time, and is the driver
  * layer's face to the scheduler (struct cio__poller). */
 #include "driver.h"
+#include "bgsend.h"
 #include "bufs.h"
 #include "../core/rt.h"
 
@@ -82,7 +83,15 @@ static void poller_wake(struct cio__rt *from, struct cio__rt *to)
 	driver_notify(from ? from->driver : NULL, to->driver);
 }
 
-static const struct cio__poller poller = {.wait = poller_wait, .wake = poller_wake};
+static void poller_quiesce(struct cio__rt *rt)
+{
+	cio__bg_quiesce(rt->driver);
+	rt->driver->ops->wait(rt->driver, 0); /* completions reaped, not yet run */
+}
+
+static const struct cio__poller poller = {
+	.wait = poller_wait, .wake = poller_wake, .quiesce = poller_quiesce,
+};
 
 int cio__driver_open(struct cio__rt *rt, const cio_config *cfg)
 {
@@ -160,6 +169,7 @@ void cio__driver_close(struct cio__rt *rt)
 	if (!d)
 		return;
 	d->ops->close(d);
+	cio__bg_fini(d);
 	cio__wakefd_close(&d->wake);
 	cio__bufs_fini(&d->bufs);
 	free(d);

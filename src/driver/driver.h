@@ -187,6 +187,15 @@ static inline ssize_t cio__io_sync(const struct cio__io *io)
  * abort outside a task.  src/driver/io.c */
 ssize_t cio__io(const char *call, struct cio__io *io);
 
+/* A send that runs while its task goes on (cio_send_buf_nowait()): a
+ * backend that completes requests (io_uring) starts it with op send_bg
+ * and calls done() from a later wait, outside any task, where done may
+ * start the next.  One per fd at a time (src/driver/bgsend.c). */
+struct cio__bgsend {
+	void (*done)(struct cio__bgsend *bg, ssize_t res);
+	_Alignas(16) unsigned char drv[64]; /* the backend's, while started */
+};
+
 /* The pool of buffers a runtime lends (bufs.h). */
 struct cio__lent;
 struct cio__bufpool {
@@ -235,6 +244,16 @@ struct cio__driver_ops {
 	int (*watch)(struct cio__driver *d, int fd, void (*fire)(void *arg), void *arg);
 	/* Drops fd's watch unfired, if it has one.  Never blocks. */
 	void (*unwatch)(struct cio__driver *d, int fd);
+	/* Starts a send of buf[0..len) on socket fd (MSG_NOSIGNAL, all of
+	 * it where the kernel can) that no task waits for; bg->done(bg,
+	 * result) follows from a later wait, once the kernel let go of buf.
+	 * Returns 0 once started, or -errno (then no done()).  A close_fd of
+	 * fd cancels it (done gets -ECANCELED).  NULL where a send that
+	 * finds room never waits anyway (the readiness backends). */
+	int (*send_bg)(struct cio__driver *d, int fd, const void *buf, size_t len,
+		       struct cio__bgsend *bg);
+	/* Asks the kernel to stop a started send_bg; done() still follows. */
+	void (*cancel_bg)(struct cio__driver *d, struct cio__bgsend *bg);
 	/* Closes fd.  Tasks blocked on it wake with -EBADF. */
 	int (*close_fd)(struct cio__driver *d, int fd);
 	/* A new fd (from socket(), accept(), pipe()...) took this number:
@@ -258,6 +277,8 @@ struct cio__driver {
 	struct cio__wakefd wake; /* other threads signal it to wake this driver */
 	char reason[128];  /* why not io_uring; "" when on io_uring */
 	struct cio__bufpool bufs;
+	struct cio__bgfd **bgfds; /* background sends by fd (bgsend.c) */
+	size_t nbgfds;
 };
 
 extern const struct cio__driver_ops cio__uring_ops; /* uring.c */

@@ -5,6 +5,7 @@
  * pool, the cooperative budget charged on every call, and the
  * operation counters of cio_stats. */
 #include "driver.h"
+#include "bgsend.h"
 #include "../core/rt.h"
 #include "../platform/file.h"
 #include "../platform/sock.h"
@@ -294,15 +295,34 @@ static inline void count(struct cio__rt *rt, const struct cio__io *io)
 	}
 }
 
+/* The fd a request writes to, or -1. */
+static inline int written_fd(const struct cio__io *io)
+{
+	switch (io->kind) {
+	case CIO__IO_WRITE: case CIO__IO_WRITEV: case CIO__IO_SEND: case CIO__IO_SENDMSG:
+		return io->fd;
+	case CIO__IO_SPLICE:
+		return io->fd2;
+	default:
+		return -1;
+	}
+}
+
 ssize_t cio__io(const char *call, struct cio__io *io)
 {
 	struct cio__task *self = cio__self_or_die(call);
 	struct cio__rt *rt = cio__rt_cur;
+	struct cio__driver *d = rt->driver;
 	/* Interruption comes before any other check, so that a call that
 	 * would fail at once still honours cancel and deadline. */
 	ssize_t r = cio__interrupted(self);
+	/* A send still on its way out of this fd (cio_send_buf_nowait())
+	 * goes first, and its error is this call's. */
+	int wfd;
+	if (r == 0 && d->nbgfds && (wfd = written_fd(io)) >= 0 && cio__bg_known(d, wfd))
+		r = cio__bg_settle(d, self, wfd);
 	if (r == 0)
-		r = run(call, rt->driver, self, io);
+		r = run(call, d, self, io);
 	count(rt, io);
 	/* Charged for failures too: a loop of calls that fail at once must
 	 * still let timers, signals and other tasks run. */

@@ -74,6 +74,16 @@ static int ur_notify(struct cio__driver *d, struct cio__driver *to)
 	(void)d, (void)to;
 	return -ENOTSUP;
 }
+static int ur_send_bg(struct cio__driver *d, int fd, const void *buf, size_t len,
+		      struct cio__bgsend *bg)
+{
+	(void)d, (void)fd, (void)buf, (void)len, (void)bg;
+	return -ENOSYS;
+}
+static void ur_cancel_bg(struct cio__driver *d, struct cio__bgsend *bg)
+{
+	(void)d, (void)bg;
+}
 
 #else
 #include <liburing.h>
@@ -107,7 +117,21 @@ struct cio__op {
 	struct cio__op *prev, *next;
 };
 
-enum { ROLE_TASK, ROLE_LENT, ROLE_WATCH, ROLE_ACCEPT };
+enum { ROLE_TASK, ROLE_LENT, ROLE_WATCH, ROLE_ACCEPT, ROLE_BG };
+
+/* A background send's op lives in its record (driver.h). */
+_Static_assert(sizeof(struct cio__op) <= sizeof ((struct cio__bgsend *)0)->drv,
+	       "struct cio__op fits in struct cio__bgsend's drv");
+
+static struct cio__op *bg_op(struct cio__bgsend *bg)
+{
+	return (struct cio__op *)(void *)bg->drv;
+}
+
+static struct cio__bgsend *bg_of(struct cio__op *op)
+{
+	return (struct cio__bgsend *)(void *)((char *)op - offsetof(struct cio__bgsend, drv));
+}
 
 struct accq;
 
@@ -204,6 +228,7 @@ struct uring_state {
 	 * multishot accepts to stop (an SQE of reap()'s own would reap). */
 	struct lentfd *due;
 	struct accq *stops;
+	struct cio__op *bg_due;   /* background sends done, to report */
 	struct lentfd **lentfds;
 	size_t nlentfds;
 };
@@ -506,6 +531,15 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 			acc_complete(d, s, op, cqe);
 			continue;
 		}
+		if (op->role == ROLE_BG) {
+			/* Its done() may start the next send: after the reap. */
+			op->res = cqe->res;
+			untrack(s, op);
+			d->rt->inflight--;
+			op->next = s->bg_due;
+			s->bg_due = op;
+			continue;
+		}
 		op->res = cqe->res;
 		op->flags = cqe->flags;
 		op->done = true;
@@ -805,6 +839,45 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 	if (op.res == -ECANCELED || op.res == -EINTR)
 		return rc;
 	return op.res; /* it completed after all: keep its result */
+}
+
+/* --- background sends -------------------------------------------------------- */
+
+/* A send no task waits for: tracked on its fd, so that a close cancels
+ * it, and counted in flight, so that a task waiting for it is not taken
+ * for stuck. */
+static int ur_send_bg(struct cio__driver *d, int fd, const void *buf, size_t len,
+		      struct cio__bgsend *bg)
+{
+	struct uring_state *s = d->impl;
+	/* MSG_WAITALL: the kernel sends a stream's bytes whole, retrying a
+	 * short send itself, rather than hand back a part. */
+	struct cio__io io = {.kind = CIO__IO_SEND, .fd = fd, .p.cbuf = buf,
+			     .n.len = len < CIO__IO_MAX ? len : CIO__IO_MAX,
+			     .flags = MSG_WAITALL};
+	struct cio__io copy;
+	const struct cio__io *cur = &io;
+	ssize_t r = cio__io_fail(&cur, &copy);
+	if (r < 0)
+		return (int)r;
+	struct cio__op *op = bg_op(bg);
+	*op = (struct cio__op){.role = ROLE_BG, .fd = -1};
+	int rc = track(s, op, fd);
+	if (rc < 0)
+		return rc;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	prep(sqe, cur);
+	io_uring_sqe_set_data(sqe, op);
+	d->rt->inflight++;
+	return 0;
+}
+
+static void ur_cancel_bg(struct cio__driver *d, struct cio__bgsend *bg)
+{
+	struct uring_state *s = d->impl;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_cancel(sqe, bg_op(bg), 0);
+	io_uring_sqe_set_data(sqe, NULL);
 }
 
 /* --- lent receives ---------------------------------------------------------- */
@@ -1396,6 +1469,12 @@ static void acc_complete(struct cio__driver *d, struct uring_state *s, struct ci
  * task) and multishot accepts to stop. */
 static void after_reap(struct cio__driver *d, struct uring_state *s)
 {
+	struct cio__op *op;
+	while ((op = s->bg_due)) {
+		s->bg_due = op->next;
+		struct cio__bgsend *bg = bg_of(op);
+		bg->done(bg, op->res);
+	}
 	struct lentfd *lf;
 	while ((lf = s->due)) {
 		s->due = lf->due_next;
@@ -1589,6 +1668,8 @@ const struct cio__driver_ops cio__uring_ops = {
 	.recv_lent = ur_recv_lent,
 	.watch = ur_watch,
 	.unwatch = ur_unwatch,
+	.send_bg = ur_send_bg,
+	.cancel_bg = ur_cancel_bg,
 	.close_fd = ur_close_fd,
 	.fd_new = ur_fd_new,
 	.notify = ur_notify,

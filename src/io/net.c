@@ -2,6 +2,7 @@
  * call describes its request (struct cio__io) and hands it to the driver;
  * nothing here knows which backend runs. */
 #include "io.h"
+#include "../driver/bgsend.h"
 #include "../platform/sock.h"
 
 #include <errno.h>
@@ -116,6 +117,8 @@ int cio_close(int fd)
 		return -EBADF;
 	if (rt && rt->io->nlisteners)
 		listener_forget(rt->io, fd);
+	if (rt && rt->driver->nbgfds && cio__bg_known(rt->driver, fd))
+		cio__bg_close(rt->driver, rt->current, fd);
 	if (!rt || !rt->current)
 		return close(fd) < 0 && errno != EINTR ? -errno : 0;
 	return rt->driver->ops->close_fd(rt->driver, fd);
@@ -433,7 +436,13 @@ ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds, size_t *nfds)
 
 int cio_shutdown(int fd, int how)
 {
-	return shutdown(fd, how) < 0 ? -errno : 0;
+	struct cio__rt *rt = cio__rt_cur;
+	int rc = 0;
+	/* Bytes on their way out (cio_send_buf_nowait()) leave first. */
+	if (how != SHUT_RD && rt && rt->current && rt->driver->nbgfds &&
+	    cio__bg_known(rt->driver, fd))
+		rc = cio__bg_settle(rt->driver, rt->current, fd);
+	return shutdown(fd, how) < 0 ? -errno : rc;
 }
 
 static int wait_events(const char *call, int fd, int events)

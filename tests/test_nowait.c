@@ -1,0 +1,329 @@
+/* test_nowait.c - sends that return before they complete
+ * (cio_send_buf_nowait(), cio_send_flush()): bytes in order through an
+ * echo that never waits for its sends, one send on its way per fd, a
+ * plain send after one, errors reported once by the next call, a close
+ * that waits for the send (or cancels it when interrupted), a reused fd
+ * number, and a runtime that ends with a send stuck on an fd left open. */
+#include "check.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define MS CIO_MS
+
+static uint64_t lent(void)
+{
+	cio_stats st;
+	cio_stats_get(&st);
+	return st.bufs_lent;
+}
+
+static bool on_uring(void)
+{
+	return strcmp(cio_backend_name(), "io_uring") == 0;
+}
+
+static unsigned char pat(size_t i)
+{
+	return (unsigned char)(i * 7 + 3);
+}
+
+/* A lent buffer holding up to n bytes of the pattern from `from` (a
+ * receive may give fewer: its len says). */
+static cio_buf *lend(size_t from, size_t n)
+{
+	int p[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, p), 0);
+	unsigned char tmp[16 << 10];
+	CHECK(n <= sizeof tmp);
+	for (size_t i = 0; i < n; i++)
+		tmp[i] = pat(from + i);
+	CHECK_EQ(cio_send_all(p[1], tmp, n, 0, NULL), (ssize_t)n);
+	cio_buf *b;
+	CHECK(cio_recv_buf(p[0], &b) > 0);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+	return b;
+}
+
+/* A pair whose [0] sends through a small buffer: a send of a few KiB
+ * waits for the peer. */
+static void small_pair(int p[2])
+{
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, p), 0);
+	int v = 2048;
+	CHECK_EQ(setsockopt(p[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
+}
+
+/* Reads exactly n bytes of the pattern from `from`, then expects the end. */
+static void expect_pattern(int fd, size_t from, size_t n, bool then_end)
+{
+	unsigned char buf[4096];
+	size_t got = 0;
+	while (got < n) {
+		ssize_t k = cio_recv(fd, buf, sizeof buf < n - got ? sizeof buf : n - got, 0);
+		CHECK(k > 0);
+		for (ssize_t i = 0; i < k; i++)
+			CHECK_EQ(buf[i], pat(from + got + (size_t)i));
+		got += (size_t)k;
+	}
+	if (then_end)
+		CHECK_EQ(cio_recv(fd, buf, sizeof buf, 0), 0);
+}
+
+/* An echo whose sends never wait: 2 MB through a small send buffer, in
+ * order, every buffer given back. */
+static void *echo_nowait(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	cio_buf *b;
+	ssize_t n;
+	while ((n = cio_recv_buf(fd, &b)) > 0) {
+		int rc = cio_send_buf_nowait(fd, b);
+		if (rc < 0)
+			return (void *)(intptr_t)rc;
+	}
+	int rc = cio_send_flush(fd);
+	CHECK_EQ(cio_shutdown(fd, SHUT_WR), 0);
+	return (void *)(intptr_t)(n < 0 ? n : rc);
+}
+
+struct feed {
+	int fd;
+	size_t n;
+};
+
+static void *feeder(void *arg)
+{
+	struct feed *f = arg;
+	unsigned char chunk[5000];
+	for (size_t done = 0; done < f->n;) {
+		size_t k = f->n - done < sizeof chunk ? f->n - done : sizeof chunk;
+		for (size_t i = 0; i < k; i++)
+			chunk[i] = pat(done + i);
+		CHECK_EQ(cio_send_all(f->fd, chunk, k, 0, NULL), (ssize_t)k);
+		done += k;
+	}
+	CHECK_EQ(cio_shutdown(f->fd, SHUT_WR), 0);
+	return NULL;
+}
+
+static void test_echo(void)
+{
+	int p[2];
+	small_pair(p);
+	cio_task_t e = cio_spawn(echo_nowait, (void *)(intptr_t)p[0]);
+	struct feed f = {.fd = p[1], .n = 2 << 20};
+	cio_task_t t = cio_spawn(feeder, &f);
+	expect_pattern(p[1], 0, f.n, true);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(join_rc(e), 0);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+}
+
+struct reader {
+	int fd;
+	size_t n;
+	int64_t delay;
+};
+
+static void *reader(void *arg)
+{
+	struct reader *r = arg;
+	if (r->delay)
+		CHECK_EQ(cio_sleep(r->delay), 0);
+	expect_pattern(r->fd, 0, r->n, true);
+	return NULL;
+}
+
+/* One send on its way per fd: a second, then a plain send, leave after
+ * it; the close waits for what is on its way. */
+static void test_order(void)
+{
+	int p[2];
+	small_pair(p);
+	/* More than the send buffer takes: on io_uring the first is still on
+	 * its way when the rest is asked for. */
+	cio_buf *a = lend(0, 12000);
+	size_t na = a->len;
+	cio_buf *b = lend(na, 3000);
+	size_t nb = b->len;
+	unsigned char tail[1000];
+	for (size_t i = 0; i < sizeof tail; i++)
+		tail[i] = pat(na + nb + i);
+	struct reader r = {.fd = p[1], .n = na + nb + sizeof tail, .delay = 5 * MS};
+	cio_task_t t = cio_spawn(reader, &r);
+	CHECK_EQ(cio_send_buf_nowait(p[0], a), 0);
+	CHECK_EQ(cio_send_buf_nowait(p[0], b), 0);
+	CHECK_EQ(cio_send_all(p[0], tail, sizeof tail, 0, NULL), (ssize_t)sizeof tail);
+	CHECK_EQ(cio_close(p[0]), 0); /* waits for the bytes on their way */
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+}
+
+/* A send to a peer that is gone: its error comes back once, from the
+ * next call (on epoll, from the send itself), and every buffer is given
+ * back. */
+static void test_error(void)
+{
+	int p[2];
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, p), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+	int r1 = cio_send_buf_nowait(p[0], lend(0, 100));
+	int r2 = cio_send_buf_nowait(p[0], lend(0, 100));
+	int r3 = cio_send_flush(p[0]);
+	if (on_uring()) {
+		CHECK_EQ(r1, 0);
+		CHECK_EQ(r2, -EPIPE); /* the first's; the second never left */
+		CHECK_EQ(r3, 0);
+		CHECK_EQ(cio_send_buf_nowait(p[0], lend(0, 100)), 0);
+		CHECK_EQ(cio_send(p[0], "x", 1, 0), -EPIPE); /* the third's */
+		CHECK_EQ(cio_send(p[0], "x", 1, 0), -EPIPE); /* its own */
+	} else {
+		CHECK_EQ(r1, -EPIPE);
+		CHECK_EQ(r2, -EPIPE);
+		CHECK_EQ(r3, 0);
+	}
+	CHECK_EQ(cio_send_flush(p[0]), 0);
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_send_flush(-1), -EBADF);
+	CHECK_EQ(cio_send_buf_nowait(-1, lend(0, 10)), -EBADF);
+	CHECK_EQ(lent(), 0);
+}
+
+/* A peer that does not read: a flush under a deadline gives up and the
+ * send goes on; a close under a deadline cancels it, at once, and the
+ * fd's number, made anew, has no error of the old file's. */
+static void test_stuck(void)
+{
+	int p[2];
+	small_pair(p);
+	cio_buf *a = lend(0, 12000);
+	size_t na = a->len;
+	int rc1 = 1, rc2 = 1;
+	int64_t t0 = cio_now();
+	CIO_WITH_TIMEOUT(20 * MS) {
+		rc1 = cio_send_buf_nowait(p[0], a);
+		rc2 = cio_send_flush(p[0]);
+	}
+	if (on_uring()) {
+		CHECK_EQ(rc1, 0);
+		CHECK_EQ(rc2, -ETIMEDOUT);
+		CHECK(lent() > 0); /* still on its way */
+	} else {
+		CHECK_EQ(rc1, -ETIMEDOUT); /* the send itself waited */
+		CHECK_EQ(rc2, -ETIMEDOUT);
+	}
+	int old = p[0];
+	CIO_WITH_TIMEOUT(20 * MS) CHECK_EQ(cio_close(p[0]), 0);
+	CHECK(cio_now() - t0 < 2 * CIO_SEC);
+	/* The peer gets a part, then the end. */
+	unsigned char buf[4096];
+	ssize_t k, got = 0;
+	while ((k = cio_recv(p[1], buf, sizeof buf, 0)) > 0)
+		got += k;
+	CHECK_EQ(k, 0);
+	CHECK((size_t)got < na);
+	CHECK_EQ(cio_close(p[1]), 0);
+	for (int i = 0; i < 100 && lent(); i++)
+		CHECK_EQ(cio_sleep(MS), 0); /* the cancel's completion */
+	CHECK_EQ(lent(), 0);
+	/* The same number again: a clean slate. */
+	CHECK_EQ(cio_socketpair(SOCK_STREAM, p), 0);
+	CHECK(p[0] == old || p[1] == old);
+	int s = p[0] == old ? p[0] : p[1], peer = p[0] == old ? p[1] : p[0];
+	cio_buf *b = lend(0, 500);
+	size_t nb = b->len;
+	CHECK_EQ(cio_send_buf_nowait(s, b), 0);
+	CHECK_EQ(cio_send_flush(s), 0);
+	expect_pattern(peer, 0, nb, false);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+	CHECK_EQ(lent(), 0);
+}
+
+/* A task cancelled while its send waits for an earlier one: it gets
+ * -ECANCELED and its buffer is given back; the earlier one still leaves
+ * whole on io_uring (on epoll the first send itself waited, and was cut). */
+static size_t first_len;
+
+static void *send_two(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	cio_buf *a = lend(0, 12000);
+	first_len = a->len;
+	int rc = cio_send_buf_nowait(fd, a);
+	if (rc < 0)
+		return (void *)(intptr_t)rc;
+	return (void *)(intptr_t)cio_send_buf_nowait(fd, lend(0, 100));
+}
+
+static void test_cancel(void)
+{
+	int p[2];
+	small_pair(p);
+	cio_task_t t = cio_spawn(send_two, (void *)(intptr_t)p[0]);
+	CHECK_EQ(cio_sleep(5 * MS), 0);
+	cio_cancel(t);
+	CHECK_EQ(join_rc(t), -ECANCELED);
+	if (on_uring()) {
+		expect_pattern(p[1], 0, first_len, false);
+		CHECK_EQ(cio_shutdown(p[0], SHUT_WR), 0); /* after the send */
+		unsigned char c;
+		CHECK_EQ(cio_recv(p[1], &c, 1, 0), 0);
+	}
+	CHECK_EQ(lent(), 0);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(cio_close(p[1]), 0);
+}
+
+/* A runtime whose last task leaves a send stuck on an fd it never
+ * closed (a peer that never reads) still ends. */
+static int leftover[2];
+
+static void *leave_stuck(void *arg)
+{
+	(void)arg;
+	small_pair(leftover);
+	cio_buf *b = lend(0, 12000);
+	int rc = 1;
+	CIO_WITH_TIMEOUT(20 * CIO_MS) rc = cio_send_buf_nowait(leftover[0], b);
+	/* On epoll the send itself waits for the peer. */
+	CHECK_EQ(rc, on_uring() ? 0 : -ETIMEDOUT);
+	return NULL;
+}
+
+static void test_left_open(void)
+{
+	cio_config cfg = test_backend_config();
+	CHECK_EQ(cio_run_with(&cfg, leave_stuck, NULL), 0);
+	CHECK_EQ(close(leftover[0]), 0);
+	CHECK_EQ(close(leftover[1]), 0);
+}
+
+static void *test_main(void *arg)
+{
+	(void)arg;
+	TEST_CASE(echo, test_echo());
+	TEST_CASE(order, test_order());
+	TEST_CASE(error, test_error());
+	TEST_CASE(stuck, test_stuck());
+	TEST_CASE(cancel, test_cancel());
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	test_cases_begin(argc, argv);
+	int rc = test_run(test_main, NULL);
+	if (rc)
+		return rc;
+	TEST_CASE(left_open, test_left_open());
+	return test_cases_end();
+}
