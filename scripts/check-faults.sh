@@ -35,7 +35,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SELF=$ROOT/scripts/check-faults.sh
 BUILD=${FAULTS_BUILD:-build-faults}
-TESTS=${FAULTS_TESTS:-test_task test_sync test_net test_net_misc test_stream test_fs test_serve test_http}
+TESTS=${FAULTS_TESTS:-test_task test_sync test_net test_net_misc test_stream test_fs test_serve test_http test_nowait}
 BACKENDS=${FAULTS_BACKENDS:-uring epoll}
 SPECS=${FAULTS_SPECS:-alloc mmap madvise sqe submit eventfd pipe socket \
 accept epoll_ctl epoll_wait recv recv:SHORT recv:EINTR send send:SHORT read read:SHORT \
