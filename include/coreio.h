@@ -606,25 +606,34 @@ CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
  * goes on (to its next receive, say) while the kernel sends.  b is the
  * send's from the call on, and given back once the bytes are out or the
  * send failed.  One such send per fd is on its way at a time: a second
- * one, a plain send or write of fd, cio_send_flush() and cio_close() wait
- * for the first (so bytes leave in order and a peer that reads slowly
- * still holds its sender back), and the first's error is theirs to
- * return.  On io_uring this saves the task a park per send; on epoll and
- * kqueue, where a send that finds room never parks, it is cio_send_buf().
+ * one, a plain send or write of fd, cio_send_flush() and
+ * cio_shutdown(SHUT_WR) wait for the first (so bytes leave in order and a
+ * peer that reads slowly still holds its sender back), and the first's
+ * error is theirs to return; a send with MSG_DONTWAIT gets -EAGAIN while
+ * it is on its way.  cio_recv_buf() and other reads never report it.  On
+ * io_uring this saves the task a park per send; on epoll and kqueue,
+ * where a send that finds room never parks, it is cio_send_buf().
  *
  * Returns 0 once on its way; or, with b given back unsent, -errno: the
  * error an earlier send of fd met (-EPIPE, -ECONNRESET...), -ECANCELED or
- * -ETIMEDOUT while waiting for it, -EBADF.  On epoll and kqueue, any
- * error of this send itself.  A close of fd waits for the send (and
- * forgets its error); a close from a task that is cancelled or past its
- * deadline cancels it.  Blocking only when an earlier send is still on
- * its way. */
+ * -ETIMEDOUT while waiting for it, -EBADF for a negative fd.  On io_uring
+ * the errors of this send itself (-EBADF for a closed fd, -ENOTSOCK...)
+ * come from the next call; on epoll and kqueue from this one.  Blocking
+ * only while an earlier send of fd is still on its way.
+ *
+ * cio_close() does not wait for the send: it goes on alone, as a closed
+ * socket's writes do in the kernel, and is cancelled if it has not left
+ * within 5 s (a peer that reads nothing holds no buffer and no socket for
+ * longer); its error is lost, and tasks waiting for it wake with -EBADF.
+ * A runtime whose last task ended cancels the sends still on their way:
+ * call cio_send_flush() before main returns to be sure they left.  The
+ * fd must be used on the runtime that sent until the send is out. */
 CIO_API int cio_send_buf_nowait(int fd, cio_buf *b);
 
 /* Blocking.  Waits until no send of cio_send_buf_nowait() is on its way
  * out of fd.  Returns 0, the error such a send met (reported once:
- * -EPIPE, -ECONNRESET...), or -ECANCELED / -ETIMEDOUT (the send goes
- * on), -EBADF for a negative fd. */
+ * -EPIPE, -ECONNRESET...), -ECANCELED / -ETIMEDOUT (the send goes on),
+ * -EBADF for a negative fd or when fd is closed meanwhile. */
 CIO_API int cio_send_flush(int fd);
 
 /* --- transfers ----------------------------------------------------------- */
@@ -684,7 +693,7 @@ CIO_API ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds,
  * Returns 0 or -errno (-ENOTCONN).  Shutting down the sending side first
  * waits for a send of cio_send_buf_nowait() on its way, and returns its
  * error (or -ECANCELED / -ETIMEDOUT if that wait was cut short); the
- * shutdown is made either way. */
+ * shutdown is made either way.  Off a task it does not wait. */
 CIO_API int cio_shutdown(int fd, int how);
 
 /* --- readiness ------------------------------------------------------------ */

@@ -361,7 +361,7 @@ static void drain_timeout(void)
 
 struct idle_counts {
 	int calls, running, peak, closed, errors, last_error;
-	bool lent; /* receive with cio_recv_buf(), else cio_recv() */
+	bool lent; /* cio_recv_buf() and cio_send_buf_nowait(), else cio_recv() */
 	bool one;  /* take one byte a call: what is left is readable now */
 };
 
@@ -374,9 +374,12 @@ static int echo_idle(void *arg, int fd)
 		c->peak = c->running;
 	ssize_t n;
 	if (c->lent) {
+		/* The echo still on its way while the connection idles: the
+		 * next call, or the close, comes after it. */
 		cio_buf *b;
-		if ((n = cio_recv_buf(fd, &b)) > 0)
-			n = cio_send_buf(fd, b, NULL);
+		int rc;
+		if ((n = cio_recv_buf(fd, &b)) > 0 && (rc = cio_send_buf_nowait(fd, b)) < 0)
+			n = rc;
 	} else {
 		char buf[256];
 		if ((n = cio_recv(fd, buf, c->one ? 1 : sizeof buf, 0)) > 0)

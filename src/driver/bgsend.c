@@ -1,9 +1,11 @@
 /* bgsend.c - sends that return before they complete (cio_send_buf_nowait()),
  * over a backend that completes requests (io_uring's op send_bg): per fd at
  * most one lent buffer on its way out while its task goes on.  The next
- * send, plain write, flush or close of that fd waits for it first, so bytes
- * leave in order, a slow peer still holds its sender back, and an error
- * shows on the next call.  Readiness backends need none of this: their
+ * send, plain write, flush or shutdown of that fd waits for it first, so
+ * bytes leave in order, a slow peer still holds its sender back, and an
+ * error shows on the next call.  A close does not wait: the send finishes
+ * on its own, as the kernel finishes a closed socket's writes, for up to
+ * LINGER, then is cancelled.  Readiness backends need none of this: their
  * send that finds room completes at once, without a park. */
 #include "bgsend.h"
 #include "bufs.h"
@@ -13,6 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long the send of a closed fd may take before it is cancelled: a
+ * peer that reads nothing cannot hold a buffer and a socket for longer. */
+#define LINGER (5 * CIO_SEC)
+
 struct cio__bgfd {
 	struct cio__bgsend bg;  /* first: done() finds the record from it */
 	struct cio__driver *d;
@@ -20,7 +26,13 @@ struct cio__bgfd {
 	struct cio__lent *buf;  /* on its way out, or NULL */
 	size_t off;             /* of buf, sent so far */
 	int err;                /* a send's error, not yet reported */
-	bool dropped;           /* buf's fd was closed: its result is nobody's */
+	bool cancelled;         /* a cancel of the send was asked */
+	/* Orphaned: its fd was closed (or its number made anew) while the
+	 * send was on its way.  Off the table, on the driver's orphan list,
+	 * freed once the send completes; `linger` bounds it. */
+	bool orphan, linger_held;
+	struct cio__timer linger;
+	struct cio__bgfd *next_orphan;
 	cio_waitq waiters;      /* tasks waiting for buf to be out */
 };
 
@@ -46,16 +58,50 @@ static struct cio__bgfd *bgfd_get(struct cio__driver *d, int fd, bool make)
 		return NULL;
 	f->d = d;
 	f->fd = fd;
+	f->linger.slot = CIO__TIMER_IDLE;
 	cio__waitq_init(&f->waiters);
 	return d->bgfds[fd] = f;
+}
+
+static void wake_all(struct cio__bgfd *f, int code)
+{
+	struct cio__waiter *w;
+	while ((w = cio__waitq_first(&f->waiters))) {
+		cio__waitq_remove(w);
+		cio__wake(w->task, code);
+	}
+}
+
+static void cancel(struct cio__bgfd *f)
+{
+	if (f->buf && !f->cancelled) {
+		f->cancelled = true;
+		f->d->ops->cancel_bg(f->d, &f->bg);
+	}
+}
+
+static void orphan_free(struct cio__bgfd *f)
+{
+	struct cio__driver *d = f->d;
+	if (f->linger_held) {
+		cio__timer_disarm(d->rt, &f->linger);
+		cio__timers_unhold(d->rt);
+	}
+	for (struct cio__bgfd **p = &d->bg_orphans; *p; p = &(*p)->next_orphan)
+		if (*p == f) {
+			*p = f->next_orphan;
+			break;
+		}
+	free(f);
 }
 
 static void done(struct cio__bgsend *bg, ssize_t res)
 {
 	struct cio__bgfd *f = (struct cio__bgfd *)bg;
 	cio_buf *b = &f->buf->pub;
-	if (res > 0 && f->off + (size_t)res < b->len && !f->dropped) {
-		/* Short: the rest goes next, before anything else. */
+	if (res > 0 && f->off + (size_t)res < b->len && !f->cancelled && !f->orphan) {
+		/* Short: the rest goes next, before anything else (not on a
+		 * number closed since, which may be another file's now). */
 		f->off += (size_t)res;
 		res = f->d->ops->send_bg(f->d, f->fd, b->data + f->off, b->len - f->off, bg);
 		if (res == 0)
@@ -63,20 +109,25 @@ static void done(struct cio__bgsend *bg, ssize_t res)
 	}
 	if (res == 0 && b->len)
 		res = -EPIPE; /* sent nothing and said no error: never loop */
-	if (res < 0 && !f->dropped && !f->err)
+	if (res < 0 && !f->orphan && !f->err)
 		f->err = (int)res;
 	cio__bufs_give_back(f->buf);
 	f->buf = NULL;
-	f->dropped = false;
-	struct cio__waiter *w;
-	while ((w = cio__waitq_first(&f->waiters))) {
-		cio__waitq_remove(w);
-		cio__wake(w->task, 0);
-	}
+	f->cancelled = false;
+	if (f->orphan)
+		orphan_free(f);
+	else
+		wake_all(f, 0);
+}
+
+static void linger_fire(struct cio__timer *tm)
+{
+	cancel((struct cio__bgfd *)(void *)((char *)tm - offsetof(struct cio__bgfd, linger)));
 }
 
 /* Parks self until f has nothing on its way out.  0, or -ECANCELED /
- * -ETIMEDOUT (the send goes on). */
+ * -ETIMEDOUT (the send goes on), or -EBADF: the fd was closed meanwhile
+ * (f is then an orphan, not to be touched again). */
 static int wait_out(struct cio__bgfd *f, struct cio__task *self)
 {
 	while (f->buf) {
@@ -131,35 +182,67 @@ int cio__bg_settle(struct cio__driver *d, struct cio__task *self, int fd)
 	return f ? settle(f, self) : 0;
 }
 
-void cio__bg_close(struct cio__driver *d, struct cio__task *self, int fd)
+int cio__bg_try(struct cio__driver *d, int fd)
+{
+	struct cio__bgfd *f = fd >= 0 ? bgfd_get(d, fd, false) : NULL;
+	if (!f)
+		return 0;
+	if (f->buf)
+		return -EAGAIN;
+	int rc = f->err;
+	f->err = 0;
+	return rc;
+}
+
+void cio__bg_detach(struct cio__driver *d, int fd)
 {
 	struct cio__bgfd *f = fd >= 0 ? bgfd_get(d, fd, false) : NULL;
 	if (!f)
 		return;
-	/* Interrupted: the close cancels what is still on its way. */
-	if (self && wait_out(f, self) < 0)
-		f->dropped = true;
-	if (!self && f->buf)
-		f->dropped = true;
 	f->err = 0;
+	if (!f->buf)
+		return; /* kept for the number's next file */
+	d->bgfds[fd] = NULL;
+	f->orphan = true;
+	f->next_orphan = d->bg_orphans;
+	d->bg_orphans = f;
+	wake_all(f, -EBADF);
+	if (cio__timers_hold(d->rt) == 0) {
+		f->linger_held = true;
+		f->linger.fire = linger_fire;
+		cio__timer_arm(d->rt, &f->linger, cio__clock_ns() + LINGER);
+	} else {
+		cancel(f); /* no room for its timer: no lingering either */
+	}
 }
 
-void cio__bg_quiesce(struct cio__driver *d)
+bool cio__bg_quiesce(struct cio__driver *d)
 {
+	bool any = d->bg_orphans != NULL;
+	for (struct cio__bgfd *f = d->bg_orphans; f; f = f->next_orphan)
+		cancel(f);
 	for (size_t i = 0; i < d->nbgfds; i++) {
 		struct cio__bgfd *f = d->bgfds[i];
-		if (f && f->buf && !f->dropped) {
-			f->dropped = true;
-			d->ops->cancel_bg(d, &f->bg);
+		if (f && f->buf) {
+			cancel(f);
+			any = true;
 		}
 	}
+	return any;
 }
 
 void cio__bg_fini(struct cio__driver *d)
 {
+	/* Every send completed with the runtime (quiesce cancelled those
+	 * still on their way), so no record holds a buffer. */
 	for (size_t i = 0; i < d->nbgfds; i++)
-		free(d->bgfds[i]); /* their sends all completed with the runtime */
+		free(d->bgfds[i]);
 	free(d->bgfds);
 	d->bgfds = NULL;
 	d->nbgfds = 0;
+	while (d->bg_orphans) {
+		struct cio__bgfd *f = d->bg_orphans;
+		d->bg_orphans = f->next_orphan;
+		free(f);
+	}
 }

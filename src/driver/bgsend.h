@@ -26,14 +26,19 @@ static inline bool cio__bg_known(const struct cio__driver *d, int fd)
 	return (size_t)fd < d->nbgfds && d->bgfds[fd];
 }
 
-/* fd is about to be closed: waits for its send to be out, unless self is
- * NULL (off a task) or interrupted, when the close cancels it; forgets
- * the error.  Never fails. */
-void cio__bg_close(struct cio__driver *d, struct cio__task *self, int fd);
+/* For a send with MSG_DONTWAIT, which must not wait: -EAGAIN while fd
+ * has a send on its way, else its error (reported once) or 0. */
+int cio__bg_try(struct cio__driver *d, int fd);
+
+/* fd is being closed, or its number was made anew: a send on its way
+ * finishes on its own (cancelled after a linger of 5 s), tasks waiting
+ * for it wake with -EBADF, and the number starts clean.  Never blocks. */
+void cio__bg_detach(struct cio__driver *d, int fd);
 
 /* The runtime's last task ended: cancels the sends still on their way
- * (fds left open), whose done() the final waits bring. */
-void cio__bg_quiesce(struct cio__driver *d);
+ * (fds left open, closed ones lingering), whose done() the final waits
+ * bring.  Returns whether there were any. */
+bool cio__bg_quiesce(struct cio__driver *d);
 
 /* Frees the records, with the driver. */
 void cio__bg_fini(struct cio__driver *d);

@@ -86,7 +86,6 @@ static void poller_wake(struct cio__rt *from, struct cio__rt *to)
 static void poller_quiesce(struct cio__rt *rt)
 {
 	cio__bg_quiesce(rt->driver);
-	rt->driver->ops->wait(rt->driver, 0); /* completions reaped, not yet run */
 }
 
 static const struct cio__poller poller = {

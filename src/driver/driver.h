@@ -248,7 +248,7 @@ struct cio__driver_ops {
 	 * it where the kernel can) that no task waits for; bg->done(bg,
 	 * result) follows from a later wait, once the kernel let go of buf.
 	 * Returns 0 once started, or -errno (then no done()).  A close_fd of
-	 * fd cancels it (done gets -ECANCELED).  NULL where a send that
+	 * fd leaves it going (it holds the file).  NULL where a send that
 	 * finds room never waits anyway (the readiness backends). */
 	int (*send_bg)(struct cio__driver *d, int fd, const void *buf, size_t len,
 		       struct cio__bgsend *bg);
@@ -279,6 +279,7 @@ struct cio__driver {
 	struct cio__bufpool bufs;
 	struct cio__bgfd **bgfds; /* background sends by fd (bgsend.c) */
 	size_t nbgfds;
+	struct cio__bgfd *bg_orphans; /* those of closed fds, still going */
 };
 
 extern const struct cio__driver_ops cio__uring_ops; /* uring.c */

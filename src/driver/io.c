@@ -320,7 +320,7 @@ ssize_t cio__io(const char *call, struct cio__io *io)
 	 * goes first, and its error is this call's. */
 	int wfd;
 	if (r == 0 && d->nbgfds && (wfd = written_fd(io)) >= 0 && cio__bg_known(d, wfd))
-		r = cio__bg_settle(d, self, wfd);
+		r = cio__io_once(io) ? cio__bg_try(d, wfd) : cio__bg_settle(d, self, wfd);
 	if (r == 0)
 		r = run(call, d, self, io);
 	count(rt, io);

@@ -532,10 +532,10 @@ static unsigned reap(struct cio__driver *d, struct uring_state *s)
 			continue;
 		}
 		if (op->role == ROLE_BG) {
-			/* Its done() may start the next send: after the reap. */
+			/* Its done() may start the next send: after the reap.
+			 * In flight until then, so that waits do not sleep
+			 * with it pending. */
 			op->res = cqe->res;
-			untrack(s, op);
-			d->rt->inflight--;
 			op->next = s->bg_due;
 			s->bg_due = op;
 			continue;
@@ -557,6 +557,10 @@ static int ur_wait(struct cio__driver *d, int64_t timeout_ns)
 	struct uring_state *s = d->impl;
 	struct io_uring_cqe *cqe;
 	struct __kernel_timespec ts, *tp = NULL;
+	/* Completions a reap inside sqe_get() set aside are not waited for
+	 * again: this wait only looks, and runs them after its reap. */
+	if (s->bg_due || s->due)
+		timeout_ns = 0;
 	if (timeout_ns != CIO_NEVER) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
@@ -843,9 +847,9 @@ static ssize_t submit_wait(struct cio__driver *d, struct uring_state *s,
 
 /* --- background sends -------------------------------------------------------- */
 
-/* A send no task waits for: tracked on its fd, so that a close cancels
- * it, and counted in flight, so that a task waiting for it is not taken
- * for stuck. */
+/* A send no task waits for: counted in flight, so that a task waiting
+ * for it is not taken for stuck; not listed on its fd, so that a close
+ * lets it finish (the request holds the file). */
 static int ur_send_bg(struct cio__driver *d, int fd, const void *buf, size_t len,
 		      struct cio__bgsend *bg)
 {
@@ -862,9 +866,6 @@ static int ur_send_bg(struct cio__driver *d, int fd, const void *buf, size_t len
 		return (int)r;
 	struct cio__op *op = bg_op(bg);
 	*op = (struct cio__op){.role = ROLE_BG, .fd = -1};
-	int rc = track(s, op, fd);
-	if (rc < 0)
-		return rc;
 	struct io_uring_sqe *sqe = sqe_get(d, s);
 	prep(sqe, cur);
 	io_uring_sqe_set_data(sqe, op);
@@ -1472,6 +1473,7 @@ static void after_reap(struct cio__driver *d, struct uring_state *s)
 	struct cio__op *op;
 	while ((op = s->bg_due)) {
 		s->bg_due = op->next;
+		d->rt->inflight--;
 		struct cio__bgsend *bg = bg_of(op);
 		bg->done(bg, op->res);
 	}

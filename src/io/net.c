@@ -75,6 +75,8 @@ static int fresh(int fd)
 	struct cio__rt *rt = cio__rt_cur;
 	if (fd >= 0 && rt && rt->driver->ops->fd_new)
 		rt->driver->ops->fd_new(rt->driver, fd);
+	if (fd >= 0 && rt && rt->driver->nbgfds && cio__bg_known(rt->driver, fd))
+		cio__bg_detach(rt->driver, fd);
 	return fd;
 }
 
@@ -118,7 +120,7 @@ int cio_close(int fd)
 	if (rt && rt->io->nlisteners)
 		listener_forget(rt->io, fd);
 	if (rt && rt->driver->nbgfds && cio__bg_known(rt->driver, fd))
-		cio__bg_close(rt->driver, rt->current, fd);
+		cio__bg_detach(rt->driver, fd); /* a send on its way goes on */
 	if (!rt || !rt->current)
 		return close(fd) < 0 && errno != EINTR ? -errno : 0;
 	return rt->driver->ops->close_fd(rt->driver, fd);
