@@ -616,7 +616,8 @@ CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
  *
  * Returns 0 once on its way; or, with b given back unsent, -errno: the
  * error an earlier send of fd met (-EPIPE, -ECONNRESET...), -ECANCELED or
- * -ETIMEDOUT while waiting for it, -EBADF for a negative fd.  On io_uring
+ * -ETIMEDOUT while waiting for it, -EBADF for a negative fd or one that
+ * another task closed while this call waited.  On io_uring
  * the errors of this send itself (-EBADF for a closed fd, -ENOTSOCK...)
  * come from the next call; on epoll and kqueue from this one.  Blocking
  * only while an earlier send of fd is still on its way.
@@ -624,7 +625,8 @@ CIO_API ssize_t cio_send_buf(int fd, cio_buf *b, size_t *moved);
  * cio_close() does not wait for the send: it goes on alone, as a closed
  * socket's writes do in the kernel, and is cancelled if it has not left
  * within 5 s (a peer that reads nothing holds no buffer and no socket for
- * longer); its error is lost, and tasks waiting for it wake with -EBADF.
+ * longer; at once if the runtime has no memory for that timer); its
+ * error is lost, and tasks waiting for it wake with -EBADF.
  * A runtime whose last task ended cancels the sends still on their way:
  * call cio_send_flush() before main returns to be sure they left.  The
  * fd must be used on the runtime that sent until the send is out. */
@@ -692,8 +694,9 @@ CIO_API ssize_t cio_recv_fds(int fd, void *buf, size_t len, int *fds,
 /* Shuts down one or both directions (SHUT_RD, SHUT_WR, SHUT_RDWR).
  * Returns 0 or -errno (-ENOTCONN).  Shutting down the sending side first
  * waits for a send of cio_send_buf_nowait() on its way, and returns its
- * error (or -ECANCELED / -ETIMEDOUT if that wait was cut short); the
- * shutdown is made either way.  Off a task it does not wait. */
+ * error (or -ECANCELED / -ETIMEDOUT if that wait was cut short: the
+ * shutdown is made anyway; -EBADF if another task closed fd meanwhile:
+ * it is not).  Off a task it does not wait. */
 CIO_API int cio_shutdown(int fd, int how);
 
 /* --- readiness ------------------------------------------------------------ */

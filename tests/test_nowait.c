@@ -2,8 +2,11 @@
  * (cio_send_buf_nowait(), cio_send_flush()): bytes in order through an
  * echo that never waits for its sends, one send on its way per fd, a
  * plain send after one, errors reported once by the next call, a close
- * that waits for the send (or cancels it when interrupted), a reused fd
- * number, and a runtime that ends with a send stuck on an fd left open. */
+ * that lets the send finish alone and wakes its waiters with -EBADF, a
+ * waiter that a new send and a close overtake, a reused fd number,
+ * MSG_DONTWAIT, and a runtime that ends with a send stuck on an fd left
+ * open or closed.  Every read has a deadline: a failure injected by the
+ * fault sweep must end the test, never hang it. */
 #include "check.h"
 
 #include <stdint.h>
@@ -71,11 +74,13 @@ static void small_pair(int p[2])
 	CHECK_EQ(setsockopt(p[0], SOL_SOCKET, SO_SNDBUF, &v, sizeof v), 0);
 }
 
-/* Reads exactly n bytes of the pattern from `from`, then expects the end. */
+/* Reads exactly n bytes of the pattern from `from`, then expects the end,
+ * within 10 s. */
 static void expect_pattern(int fd, size_t from, size_t n, bool then_end)
 {
 	unsigned char buf[4096];
 	size_t got = 0;
+	int64_t tok = cio_timeout_push(10 * CIO_SEC);
 	while (got < n) {
 		ssize_t k = cio_recv(fd, buf, sizeof buf < n - got ? sizeof buf : n - got, 0);
 		CHECK(k > 0);
@@ -85,6 +90,7 @@ static void expect_pattern(int fd, size_t from, size_t n, bool then_end)
 	}
 	if (then_end)
 		CHECK_EQ(cio_recv(fd, buf, sizeof buf, 0), 0);
+	cio_deadline_pop(tok);
 }
 
 /* An echo whose sends never wait: 2 MB through a small send buffer, in
@@ -155,7 +161,7 @@ static void *reader(void *arg)
 }
 
 /* One send on its way per fd: a second, then a plain send, leave after
- * it; the close waits for what is on its way. */
+ * it; the close lets what is on its way go on. */
 static void test_order(void)
 {
 	int p[2];
@@ -174,7 +180,7 @@ static void test_order(void)
 	CHECK_EQ(cio_send_buf_nowait(p[0], a), 0);
 	CHECK_EQ(cio_send_buf_nowait(p[0], b), 0);
 	CHECK_EQ(cio_send_all(p[0], tail, sizeof tail, 0, NULL), (ssize_t)sizeof tail);
-	CHECK_EQ(cio_close(p[0]), 0); /* waits for the bytes on their way */
+	CHECK_EQ(cio_close(p[0]), 0); /* the bytes on their way go on */
 	CHECK_EQ(join_rc(t), 0);
 	CHECK_EQ(lent(), 0);
 	CHECK_EQ(cio_close(p[1]), 0);
@@ -306,8 +312,10 @@ static void test_cancel(void)
 	small_pair(p);
 	about_to_wait = false;
 	cio_task_t t = cio_spawn(send_two, (void *)(intptr_t)p[0]);
-	while (!about_to_wait)
-		CHECK_EQ(cio_yield(), 0);
+	for (int i = 0; !about_to_wait; i++) {
+		CHECK(i < 10000); /* a send that waited where it should not */
+		CHECK_EQ(cio_sleep(100 * CIO_US), 0);
+	}
 	/* Parked in the send by now, or cancelled before it parks: the
 	 * same -ECANCELED. */
 	CHECK_EQ(cio_sleep(MS), 0);
@@ -322,6 +330,66 @@ static void test_cancel(void)
 	CHECK_EQ(lent(), 0);
 	CHECK_EQ(cio_close(p[0]), 0);
 	CHECK_EQ(cio_close(p[1]), 0);
+}
+
+/* A task waiting for the send on its way, woken when it is out, but
+ * overtaken before it runs by a task that starts another send and closes
+ * the fd: it gets -EBADF, and its byte goes nowhere (the number may be
+ * another file's by then). */
+static int overtaken_fd;
+
+static void *plain_sender(void *arg)
+{
+	(void)arg;
+	return (void *)(intptr_t)cio_send(overtaken_fd, "x", 1, 0);
+}
+
+struct drain {
+	int fd;
+	size_t n;
+};
+
+static void *drainer(void *arg)
+{
+	struct drain *r = arg;
+	expect_pattern(r->fd, 0, r->n, false);
+	return NULL;
+}
+
+static void test_overtaken(void)
+{
+	if (!on_uring())
+		return; /* epoll's send waits in the call itself: no one overtakes */
+	int p[2];
+	small_pair(p);
+	overtaken_fd = p[0];
+	cio_buf *a = lend(0, 12000), *b = lend(0, 5000);
+	size_t na = a->len, nb = b->len;
+	CHECK_EQ(cio_send_buf_nowait(p[0], a), 0);
+	cio_task_t w = cio_spawn(plain_sender, NULL);
+	CHECK_EQ(cio_sleep(MS), 0); /* w waits for a */
+	struct drain r1 = {p[1], na};
+	cio_task_t t1 = cio_spawn(drainer, &r1);
+	/* Yielding, this task is ahead of w in the queue when a is out. */
+	int rc, spins = 0;
+	while ((rc = (int)cio_send(p[0], "", 0, MSG_DONTWAIT)) == -EAGAIN) {
+		CHECK(++spins < 1000000);
+		CHECK_EQ(cio_yield(), 0);
+	}
+	CHECK_EQ(rc, 0);
+	CHECK_EQ(cio_send_buf_nowait(p[0], b), 0);
+	CHECK_EQ(cio_close(p[0]), 0);
+	CHECK_EQ(join_rc(w), -EBADF);
+	CHECK_EQ(join_rc(t1), 0);
+	struct drain r2 = {p[1], nb};
+	cio_task_t t2 = cio_spawn(drainer, &r2);
+	CHECK_EQ(join_rc(t2), 0);
+	unsigned char c;
+	CHECK_EQ(cio_recv(p[1], &c, 1, 0), 0); /* not w's byte: the end */
+	CHECK_EQ(cio_close(p[1]), 0);
+	for (int i = 0; i < 1000 && lent(); i++)
+		CHECK_EQ(cio_sleep(MS), 0);
+	CHECK_EQ(lent(), 0);
 }
 
 /* A runtime whose last task leaves a send stuck (a peer that never
@@ -366,6 +434,7 @@ static void *test_main(void *arg)
 	TEST_CASE(error, test_error());
 	TEST_CASE(stuck, test_stuck());
 	TEST_CASE(cancel, test_cancel());
+	TEST_CASE(overtaken, test_overtaken());
 	return NULL;
 }
 

@@ -34,6 +34,8 @@ struct cio__bgfd {
 	struct cio__timer linger;
 	struct cio__bgfd *next_orphan;
 	cio_waitq waiters;      /* tasks waiting for buf to be out */
+	unsigned waiting;       /* tasks inside wait_out(), queued or woken:
+	                         * an orphan is freed only once they left */
 };
 
 static struct cio__bgfd *bgfd_get(struct cio__driver *d, int fd, bool make)
@@ -72,27 +74,33 @@ static void wake_all(struct cio__bgfd *f, int code)
 	}
 }
 
-static void cancel(struct cio__bgfd *f)
+/* Asks the kernel to stop f's send; `again` even if asked before (the
+ * runtime's end, where a cancel that did not take would spin). */
+static void cancel(struct cio__bgfd *f, bool again)
 {
-	if (f->buf && !f->cancelled) {
+	if (f->buf && (again || !f->cancelled)) {
 		f->cancelled = true;
 		f->d->ops->cancel_bg(f->d, &f->bg);
 	}
 }
 
-static void orphan_free(struct cio__bgfd *f)
+/* An orphan's send completed: off the list, and freed unless a task is
+ * still inside wait_out() on it (the last to leave frees it). */
+static void orphan_end(struct cio__bgfd *f)
 {
 	struct cio__driver *d = f->d;
 	if (f->linger_held) {
 		cio__timer_disarm(d->rt, &f->linger);
 		cio__timers_unhold(d->rt);
+		f->linger_held = false;
 	}
 	for (struct cio__bgfd **p = &d->bg_orphans; *p; p = &(*p)->next_orphan)
 		if (*p == f) {
 			*p = f->next_orphan;
 			break;
 		}
-	free(f);
+	if (!f->waiting)
+		free(f);
 }
 
 static void done(struct cio__bgsend *bg, ssize_t res)
@@ -114,40 +122,51 @@ static void done(struct cio__bgsend *bg, ssize_t res)
 	cio__bufs_give_back(f->buf);
 	f->buf = NULL;
 	f->cancelled = false;
-	if (f->orphan)
-		orphan_free(f);
-	else
+	if (f->orphan) {
+		wake_all(f, -EBADF);
+		orphan_end(f);
+	} else {
 		wake_all(f, 0);
+	}
 }
 
 static void linger_fire(struct cio__timer *tm)
 {
-	cancel((struct cio__bgfd *)(void *)((char *)tm - offsetof(struct cio__bgfd, linger)));
+	cancel((struct cio__bgfd *)(void *)((char *)tm - offsetof(struct cio__bgfd, linger)), false);
 }
 
 /* Parks self until f has nothing on its way out.  0, or -ECANCELED /
  * -ETIMEDOUT (the send goes on), or -EBADF: the fd was closed meanwhile
- * (f is then an orphan, not to be touched again). */
+ * (f may be freed then: not to be touched again). */
 static int wait_out(struct cio__bgfd *f, struct cio__task *self)
 {
-	while (f->buf) {
+	int rc = 0;
+	f->waiting++;
+	/* A wake with 0 may come before the fd is closed and its record
+	 * orphaned (a new send, then a close, by tasks that ran first):
+	 * the record is looked at again after every park. */
+	while (f->buf && !f->orphan) {
 		struct cio__waiter w;
 		cio__waiter_init(&w, self);
 		cio__waitq_push(&f->waiters, &w);
-		int rc = cio__park(self);
+		rc = cio__park(self);
 		if (cio__waiter_queued(&w))
 			cio__waitq_remove(&w);
 		if (rc < 0)
-			return rc;
+			break;
 	}
-	return 0;
+	if (rc == 0 && f->orphan)
+		rc = -EBADF;
+	if (--f->waiting == 0 && f->orphan && !f->buf)
+		free(f); /* its send completed meanwhile: orphan_end() left it */
+	return rc;
 }
 
 /* Waits out f's send, then takes the error it left, if any. */
 static int settle(struct cio__bgfd *f, struct cio__task *self)
 {
 	int rc = wait_out(f, self);
-	if (rc == 0) {
+	if (rc == 0) { /* f is the fd's still */
 		rc = f->err;
 		f->err = 0;
 	}
@@ -212,7 +231,7 @@ void cio__bg_detach(struct cio__driver *d, int fd)
 		f->linger.fire = linger_fire;
 		cio__timer_arm(d->rt, &f->linger, cio__clock_ns() + LINGER);
 	} else {
-		cancel(f); /* no room for its timer: no lingering either */
+		cancel(f, false); /* no room for its timer: no lingering either */
 	}
 }
 
@@ -220,11 +239,11 @@ bool cio__bg_quiesce(struct cio__driver *d)
 {
 	bool any = d->bg_orphans != NULL;
 	for (struct cio__bgfd *f = d->bg_orphans; f; f = f->next_orphan)
-		cancel(f);
+		cancel(f, true);
 	for (size_t i = 0; i < d->nbgfds; i++) {
 		struct cio__bgfd *f = d->bgfds[i];
 		if (f && f->buf) {
-			cancel(f);
+			cancel(f, true);
 			any = true;
 		}
 	}

@@ -10,13 +10,15 @@ struct cio__lent;
 /* Waits for fd's earlier send to be out, then starts sending b whole and
  * returns 0; b is the send's until then.  Or gives b back and returns
  * -errno: the earlier send's error, or its wait's (-ECANCELED,
- * -ETIMEDOUT), or the start's; CIO__DECLINED (b still the caller's): no
- * memory for fd's record, send b the waiting way. */
+ * -ETIMEDOUT, -EBADF: fd closed meanwhile), or the start's;
+ * CIO__DECLINED (b still the caller's): no memory for fd's record, send
+ * b the waiting way. */
 int cio__bg_send(struct cio__driver *d, struct cio__task *self, int fd,
 		 struct cio__lent *b);
 
 /* Waits until fd has nothing on its way out.  Returns 0, the error an
- * earlier send met (reported once), or -ECANCELED / -ETIMEDOUT. */
+ * earlier send met (reported once), -ECANCELED / -ETIMEDOUT, or -EBADF
+ * when fd was closed meanwhile. */
 int cio__bg_settle(struct cio__driver *d, struct cio__task *self, int fd);
 
 /* Whether fd has a record: a send may be on its way out, or an error

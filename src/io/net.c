@@ -444,6 +444,8 @@ int cio_shutdown(int fd, int how)
 	if (how != SHUT_RD && rt && rt->current && rt->driver->nbgfds &&
 	    cio__bg_known(rt->driver, fd))
 		rc = cio__bg_settle(rt->driver, rt->current, fd);
+	if (rc == -EBADF)
+		return rc; /* closed meanwhile: the number is not ours now */
 	return shutdown(fd, how) < 0 ? -errno : rc;
 }
 
