@@ -3,6 +3,9 @@
 # core, on io_uring and on epoll) against nginx (one worker, `return 200`
 # with the same 14-byte body), each pinned to CPU 0 and driven by wrk
 # (one thread) on CPU 1, at 64 and 256 connections, repeats interleaved.
+# Beside them the floor: bench's uring_echo --http, a runtime-free
+# io_uring loop that answers each request head with a fixed response and
+# parses nothing, the least a keep-alive HTTP server can cost here.
 # The figure is the server's CPU-µs per request: its utime+stime (all its
 # threads; nginx's worker) over the requests wrk counted in the measured
 # run.  Appends every run to bench/results/<date>-http.csv and rewrites
@@ -24,6 +27,7 @@ warmup=${HTTP_WARMUP:-1}
 repeats=${HTTP_REPEATS:-3}
 conns_list=${HTTP_CONNS:-64 256}
 hello=$build/examples/http_hello
+floor=$build/bench/uring_echo
 doc=$root/docs/benchmarks.md
 tmp=$(mktemp -d)
 srv_pid=
@@ -42,7 +46,7 @@ if [ -n "${HTTP_REPORT:-}" ]; then
 	csv=$root/$csvrel
 	repeats=0
 else
-	for p in "$hello" "$(command -v wrk || echo /usr/bin/wrk)" "$(command -v nginx || echo /usr/sbin/nginx)"; do
+	for p in "$hello" "$floor" "$(command -v wrk || echo /usr/bin/wrk)" "$(command -v nginx || echo /usr/sbin/nginx)"; do
 		[ -x "$p" ] || {
 			echo "http.sh: $p missing; run make bench-http" >&2
 			exit 1
@@ -88,6 +92,12 @@ start_server() { # name port
 		wait_port "$2"
 		cpu_pid=$srv_pid
 		;;
+	floor)
+		taskset -c 0 "$floor" --http "$2" >"$tmp/server.log" 2>&1 &
+		srv_pid=$!
+		wait_port "$2"
+		cpu_pid=$srv_pid
+		;;
 	nginx)
 		nginx_conf "$2" >"$tmp/nginx.conf"
 		taskset -c 0 nginx -p "$tmp" -c "$tmp/nginx.conf" >"$tmp/server.log" 2>&1 &
@@ -109,7 +119,7 @@ cpu_ticks() {
 	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-servers="http_hello-uring nginx http_hello-epoll"
+servers="http_hello-uring nginx http_hello-epoll floor"
 rep=1
 while [ "$rep" -le "$repeats" ]; do
 	# shellcheck disable=SC2086
@@ -153,30 +163,47 @@ NR == 1 { next }
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
 	us[$5 SUBSEP k] = us[$5 SUBSEP k] " " $8
 	rps[$5 SUBSEP k] = rps[$5 SUBSEP k] " " $7
+	run[$5 SUBSEP k SUBSEP $4] = $8
 	reps = $4 > reps ? $4 : reps
 	if (!day) { day = $1; commit = $2; kernel = $3 }
+}
+# The median over rounds of a / b, the two of a round measured minutes
+# apart at most: steadier than a ratio of medians when the speed of
+# the machine drifts between rounds.
+function paired(a, b, k,    r, list) {
+	list = ""
+	for (r = 1; r <= reps; r++)
+		if ((a SUBSEP k SUBSEP r) in run && (b SUBSEP k SUBSEP r) in run && run[b SUBSEP k SUBSEP r] > 0)
+			list = list " " run[a SUBSEP k SUBSEP r] / run[b SUBSEP k SUBSEP r]
+	return median(list)
 }
 END {
 	print "## HTTP"
 	print ""
 	printf "Measured %s, commit %s, Linux %s, %s; %d runs of each server,\n", day, commit, kernel, cpu, reps
 	printf "interleaved. %s, one worker, `return 200 \"Hello, world!\\n\"`;\n", nv
-	print "examples/http_hello on one core (the same 14-byte body). Each server"
-	print "on CPU 0, `wrk -t1` on CPU 1, keep-alive. The figure is the server'"'"'s"
-	print "CPU-µs per request (utime+stime over wrk'"'"'s count). Reproduce with"
-	print "`make bench-http`."
+	print "examples/http_hello on one core (the same 14-byte body); the floor is"
+	print "bench'"'"'s uring_echo --http, an io_uring loop with no runtime that"
+	print "answers each request head with a fixed response and parses nothing."
+	print "Each server on CPU 0, `wrk -t1` on CPU 1, keep-alive. The figure is"
+	print "the server'"'"'s CPU-µs per request (utime+stime over wrk'"'"'s count),"
+	print "the median of the runs; a ratio is the median of each round'"'"'s ratio."
+	print "Reproduce with `make bench-http`."
 	if (getppid != "") printf "A getppid system call took %s ns on this machine.\n", getppid
 	print ""
-	print "| Conns | http_hello-uring | http_hello-epoll | nginx | uring / nginx (<= 0.6x) | epoll / nginx | req/s uring / nginx |"
-	print "| --- | --- | --- | --- | --- | --- | --- |"
+	print "| Conns | http_hello-uring | http_hello-epoll | nginx | floor | uring / nginx (<= 0.6x) | epoll / nginx | floor / nginx | uring / floor | req/s uring / nginx |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= nk; i++) {
 		k = order[i]
 		u = median(us["http_hello-uring" SUBSEP k]); e = median(us["http_hello-epoll" SUBSEP k])
-		n = median(us["nginx" SUBSEP k])
+		n = median(us["nginx" SUBSEP k]); f = median(us["floor" SUBSEP k])
 		ru = median(rps["http_hello-uring" SUBSEP k]); rn = median(rps["nginx" SUBSEP k])
-		r = n > 0 ? u / n : ""
-		printf "| %s | %.2f | %.2f | %.2f | %s%s | %s | %s |\n", k, u, e, n,
-			fx(r), r == "" ? "" : (r <= 0.6 ? ": yes" : ": **no**"), fx(n > 0 ? e / n : ""),
+		r = paired("http_hello-uring", "nginx", k)
+		printf "| %s | %.2f | %.2f | %.2f | %s | %s%s | %s | %s | %s | %s |\n", k, u, e, n,
+			f == "" ? "" : sprintf("%.2f", f),
+			fx(r), r == "" ? "" : (r <= 0.6 ? ": yes" : ": **no**"),
+			fx(paired("http_hello-epoll", "nginx", k)),
+			fx(paired("floor", "nginx", k)), fx(paired("http_hello-uring", "floor", k)),
 			fx(rn > 0 ? ru / rn : "")
 	}
 	print ""

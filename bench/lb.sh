@@ -8,7 +8,10 @@
 # connections to a 14-byte response (GET /) and to a 16 KiB one (GET
 # /bytes/16384), in plain HTTP and with TLS terminated by the proxy
 # (a self-signed ECDSA P-256 certificate; wrk offers TLS 1.3 with
-# AES-128-GCM only).  The figure is the proxy's CPU-µs per request: its
+# AES-128-GCM only).  Beside them, in plain HTTP only, the floor:
+# bench's uring_proxy, a runtime-free io_uring relay with an upstream
+# connection per client that parses nothing (the least a proxy must do
+# per request).  The figure is the proxy's CPU-µs per request: its
 # utime+stime (every thread; nginx's master and worker) over the
 # requests wrk counted in the measured run.  Repeats interleaved, the
 # order rotating.  Appends every run to bench/results/<date>-lb.csv,
@@ -20,7 +23,7 @@
 #   LB_SECONDS [4]  LB_WARMUP [1] (whole seconds: wrk's -d)  LB_REPEATS [3]
 #   LB_CONNS [64]   LB_SIZES ["14 16384"] (14: the hello; else /bytes/N)
 #   LB_TLS ["plain tls"]
-#   LB_PROXIES ["http_lb-uring http_lb-epoll nginx haproxy"]: fewer only
+#   LB_PROXIES ["http_lb-uring http_lb-epoll nginx haproxy floor"]: fewer only
 #                   on purpose (the section names those left out)
 #   LB_MAX_OTHER [0.08]  LB_TRIES [2]
 #                   a run in which other work (or the hypervisor) took
@@ -41,7 +44,7 @@ repeats=${LB_REPEATS:-3}
 conns=${LB_CONNS:-64}
 sizes=${LB_SIZES:-14 16384}
 modes=${LB_TLS:-plain tls}
-all_proxies="http_lb-uring http_lb-epoll nginx haproxy"
+all_proxies="http_lb-uring http_lb-epoll nginx haproxy floor"
 proxies=${LB_PROXIES:-$all_proxies}
 max_other=${LB_MAX_OTHER:-0.08}
 tries=${LB_TRIES:-2}
@@ -50,6 +53,7 @@ client_cpu=1
 hz=$(getconf CLK_TCK)
 hello=$build/examples/http_hello
 lb=$build/examples/http_lb
+relay=$build/bench/uring_proxy
 doc=$root/docs/benchmarks.md
 
 for p in $proxies; do
@@ -82,6 +86,7 @@ else
 	need="$hello $(command -v wrk || echo /usr/bin/wrk)"
 	case " $proxies " in *" http_lb-"*) need="$need $lb" ;; esac
 	case " $proxies " in *" nginx "*) need="$need $(command -v nginx || echo /usr/sbin/nginx)" ;; esac
+	case " $proxies " in *" floor "*) need="$need $relay" ;; esac
 	for p in $need; do
 		[ -x "$p" ] || {
 			echo "lb.sh: $p missing; run make bench-lb" >&2
@@ -213,6 +218,11 @@ start_proxy() { # proxy port tls
 		proxy_started "$2"
 		cpu_pids="$proxy_pid $(pgrep -P "$proxy_pid" | tr '\n' ' ')"
 		;;
+	floor)
+		taskset -c $proxy_cpu "$relay" "$up_port" "$2" >"$tmp/proxy.log" 2>&1 &
+		proxy_started "$2"
+		cpu_pids=$proxy_pid
+		;;
 	haproxy)
 		haproxy_cfg "$2" "$3" >"$tmp/haproxy.cfg"
 		taskset -c $proxy_cpu "$haproxy" -db -f "$tmp/haproxy.cfg" >"$tmp/proxy.log" 2>&1 &
@@ -323,6 +333,7 @@ while [ "$rep" -le "$repeats" ]; do
 	for mode in $modes; do
 		# shellcheck disable=SC2086
 		for proxy in $(rotate $((rep - 1 + m)) $proxies); do
+			[ "$proxy:$mode" != floor:tls ] || continue # it relays bytes only
 			port=$(free_port 2)
 			start_proxy "$proxy" "$port" "$mode"
 			for size in $sizes; do
@@ -396,7 +407,8 @@ set linetype 1 lc rgb "#7b1fa2"
 set linetype 2 lc rgb "#2e7d32"
 set linetype 3 lc rgb "#1565c0"
 set linetype 4 lc rgb "#ef6c00"
-plot for [i=2:5] "$dat" using i:xtic(1) title columnhead(i)
+set linetype 5 lc rgb "#9e9e9e"
+plot for [i=2:6] "$dat" using i:xtic(1) title columnhead(i)
 GP
 	gnuplot "$tmp/chart.gp" || {
 		echo "lb.sh: gnuplot failed for $chart" >&2
@@ -414,7 +426,7 @@ section=$tmp/section
 awk -F, -v csvname="$csvrel" -v last="$last" -v getppid="$getppid_ns" -v nv="$nginx_version" \
 	-v hv="$haproxy_version" -v cpu="$(cpu_model)" -v chart="$chart" \
 	-v skipped="$skipped" -v maxo="$max_other" "$awk_median"'
-function name(p) { return p == "nginx" ? "nginx" : p == "haproxy" ? "HAProxy" : p }
+function name(p) { return p == "nginx" ? "nginx" : p == "haproxy" ? "HAProxy" : p == "floor" ? "floor (uring_proxy)" : p }
 function load(k,    w) {
 	split(k, w, SUBSEP)
 	return (w[2] == 14 ? "14 B" : w[2] / 1024 " KiB") ", " (w[1] == "tls" ? "TLS" : "plain")
@@ -450,7 +462,7 @@ END {
 			us[key] = us["d" key]; rps[key] = rps["d" key]; p99[key] = p99["d" key]
 			util[key] = util["d" key]; up[key] = up["d" key]
 		}
-	np = split("http_lb-uring http_lb-epoll nginx haproxy", pv, " ")
+	np = split("http_lb-uring http_lb-epoll nginx haproxy floor", pv, " ")
 	print "## L7 load balancer"
 	print ""
 	printf "Measured %s, commit %s, Linux %s, %s; %d run%s of each proxy,\n", day, commit, kernel, cpu, reps, reps == 1 ? "" : "s"
@@ -458,7 +470,9 @@ END {
 	print "core (`--cores 1`, COREIO_BACKEND=uring or epoll); " nv ", one worker,"
 	print "`proxy_pass` to an `upstream` block with `keepalive 64`, HTTP/1.1,"
 	print "proxy buffering on; " hv ", `nbthread 1`, mode http,"
-	print "`http-reuse always`. Each proxy is pinned to CPU 0 in front of the"
+	print "`http-reuse always`; the floor is bench'"'"'s uring_proxy, an io_uring"
+	print "relay with no runtime, an upstream connection per client and no"
+	print "parsing (plain HTTP only). Each proxy is pinned to CPU 0 in front of the"
 	print "same upstream, examples/http_hello on one core; the upstream and the"
 	print "client, `wrk -t1`, share CPU 1. " conns " kept-alive connections; a 14-byte"
 	print "response (`GET /`) and a 16 KiB one (`GET /bytes/16384`), in plain"
@@ -474,8 +488,8 @@ END {
 	if (dist) printf ",\n**and %d of them still did: this machine was busy during the run**.\n", dist
 	else print "."
 	print ""
-	print "| Workload | http_lb-uring | http_lb-epoll | nginx | HAProxy | uring / best peer | epoll / best peer |"
-	print "| --- | --- | --- | --- | --- | --- | --- |"
+	print "| Workload | http_lb-uring | http_lb-epoll | nginx | HAProxy | floor | uring / best peer | epoll / best peer | floor / best peer |"
+	print "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= nk; i++) {
 		k = order[i]
 		for (j = 1; j <= np; j++) {
@@ -492,12 +506,14 @@ END {
 		re = best > 0 && m["http_lb-epoll"] != "" ? m["http_lb-epoll"] / best : ""
 		lu = blo > 0 && lo["http_lb-uring"] != "" ? fx(lo["http_lb-uring"] / blo) : "n/a"
 		le = blo > 0 && lo["http_lb-epoll"] != "" ? fx(lo["http_lb-epoll"] / blo) : "n/a"
-		printf "| %s | %s%s | %s%s | %s%s | %s%s | %s | %s |\n", load(k),
+		rf = best > 0 && m["floor"] != "" ? fx(m["floor"] / best) : "n/a"
+		printf "| %s | %s%s | %s%s | %s%s | %s%s | %s%s | %s | %s | %s |\n", load(k),
 			cell(m["http_lb-uring"], "%.2f"), nd["http_lb-uring"],
 			cell(m["http_lb-epoll"], "%.2f"), nd["http_lb-epoll"],
 			cell(m["nginx"], "%.2f"), nd["nginx"], cell(m["haproxy"], "%.2f"), nd["haproxy"],
+			cell(m["floor"], "%.2f"), nd["floor"],
 			verdict(ru) (ru == "" ? "" : " vs " bname " (best runs " lu ")"),
-			verdict(re) (re == "" ? "" : " vs " bname " (best runs " le ")")
+			verdict(re) (re == "" ? "" : " vs " bname " (best runs " le ")"), rf
 	}
 	print ""
 	print "Proxy CPU-µs per request, medians of the runs that other work left"
@@ -508,14 +524,16 @@ END {
 	print "peer (ahead), above it more (behind). In brackets, the ratio of the"
 	print "best single runs (coreio'"'"'s over the better peer'"'"'s), disturbed or not:"
 	print "where it disagrees with the medians, the difference is within the noise"
-	print "of this machine."
+	print "of this machine. Floor / best peer: the relay'"'"'s cost over the best"
+	print "peer'"'"'s, a bound below which no proxy'"'"'s ratio can go on this machine,"
+	print "since any proxy makes at least its two receives and two sends."
 	print ""
 	print "| Workload | Proxy | req/s | p99 ms | proxy CPU busy | upstream CPU-µs/req |"
 	print "| --- | --- | --- | --- | --- | --- |"
 	for (i = 1; i <= nk; i++)
 		for (j = 1; j <= np; j++) {
 			p = pv[j]
-			if (!(p in has)) continue
+			if (!(p in has) || median(rps[p SUBSEP order[i]]) == "") continue
 			printf "| %s | %s | %s | %s | %s | %s |\n", load(order[i]), name(p),
 				cell(median(rps[p SUBSEP order[i]]), "%.0f"),
 				cell(median(p99[p SUBSEP order[i]]), "%.2f"),
@@ -529,7 +547,7 @@ END {
 	print "Upstream CPU-µs/req: http_hello'"'"'s cost per request behind each proxy."
 	if (chart != "") {
 		print ""
-		print "![proxy CPU-µs per request, four workloads, four proxies](" substr(chart, 6) ")"
+		print "![proxy CPU-µs per request, four workloads, four proxies and the floor](" substr(chart, 6) ")"
 	}
 	print ""
 	print "Raw figures, one line per run: [" csvname "](../" csvname ")."

@@ -33,12 +33,14 @@ endif()
 
 add_executable(epoll_echo ${PROJECT_SOURCE_DIR}/bench/peers/epoll_echo.c)
 set(net_tools loadgen epoll_echo)
-# The runtime-free io_uring peer (multishot receive into a buffer ring),
-# where liburing is.
+# The runtime-free io_uring peers (multishot receive into a buffer ring),
+# where liburing is: the echo (and HTTP) server and the relay proxy.
 if(have_liburing)
-  add_executable(uring_echo ${PROJECT_SOURCE_DIR}/bench/peers/uring_echo.c)
-  target_link_libraries(uring_echo PRIVATE PkgConfig::LIBURING)
-  list(APPEND net_tools uring_echo)
+  foreach(peer uring_echo uring_proxy)
+    add_executable(${peer} ${PROJECT_SOURCE_DIR}/bench/peers/${peer}.c)
+    target_link_libraries(${peer} PRIVATE PkgConfig::LIBURING)
+    list(APPEND net_tools ${peer})
+  endforeach()
 endif()
 
 # The libuv peer, where libuv is installed (Debian: libuv1-dev).

@@ -6,7 +6,13 @@
  * A waiting connection holds no buffer, and no stack: the floor that
  * coreio's lent buffers are measured against.
  *
- *   uring_echo [PORT [HOST]]        default 7000 on 127.0.0.1
+ * With --http it is the same loop as an HTTP/1.1 server instead: it
+ * answers every request head it receives (counted by its blank line, no
+ * parsing) with one fixed 14-byte response, and keeps the connection
+ * alive.  It does the least any keep-alive HTTP server must: the floor
+ * that examples/http_hello and nginx are measured against.
+ *
+ *   uring_echo [--http] [PORT [HOST]]        default 7000 on 127.0.0.1
  *
  * SIGINT or SIGTERM stops it cleanly (exit 0). */
 #define _GNU_SOURCE
@@ -29,6 +35,16 @@
 #define NBUFS 4096          /* provided buffers (a power of two) */
 #define BUF_SIZE 4096
 #define GROUP 1
+#define NO_BUF 0xffffu      /* a send from static memory */
+#define MAX_FD 65536
+
+/* The --http reply, BATCH of them back to back, and per fd how much of
+ * "\r\n\r\n" the bytes so far end with. */
+#define REPLY "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 14\r\n\r\nHello, world!\n"
+#define BATCH 64
+static char replies[BATCH * (sizeof REPLY - 1)];
+static unsigned char head_end[MAX_FD];
+static bool http;
 
 /* user_data: what completed, the fd, and for a send its buffer. */
 enum { ACCEPT = 1, RECV, SEND };
@@ -63,6 +79,36 @@ static void give_back(unsigned bid)
 	io_uring_buf_ring_advance(br, 1);
 }
 
+/* Request heads that end in these bytes of fd's stream. */
+static unsigned count_heads(int fd, const char *p, size_t n)
+{
+	static const char blank[] = "\r\n\r\n";
+	unsigned heads = 0, m = head_end[fd];
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == blank[m])
+			m++;
+		else
+			m = p[i] == '\r';
+		if (m == 4) {
+			heads++;
+			m = 0;
+		}
+	}
+	head_end[fd] = (unsigned char)m;
+	return heads;
+}
+
+static void send_replies(int fd, unsigned k)
+{
+	while (k > 0) {
+		unsigned now = k < BATCH ? k : BATCH;
+		struct io_uring_sqe *s = sqe();
+		io_uring_prep_send(s, fd, replies, now * (sizeof REPLY - 1), MSG_WAITALL | MSG_NOSIGNAL);
+		io_uring_sqe_set_data64(s, UD(SEND, fd, NO_BUF));
+		k -= now;
+	}
+}
+
 static void arm_recv(int fd)
 {
 	struct io_uring_sqe *s = sqe();
@@ -81,6 +127,13 @@ static void arm_accept(int lfd)
 
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "--http") == 0) {
+		http = true;
+		argc--;
+		argv++;
+		for (int i = 0; i < BATCH; i++)
+			memcpy(replies + (size_t)i * (sizeof REPLY - 1), REPLY, sizeof REPLY - 1);
+	}
 	int port = argc > 1 ? atoi(argv[1]) : 7000;
 	const char *host = argc > 2 ? argv[2] : "127.0.0.1";
 	struct sigaction sa = {.sa_handler = on_signal};
@@ -118,7 +171,8 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < NBUFS; i++)
 		give_back(i);
 	arm_accept(lfd);
-	printf("uring_echo: listening on %s:%d, backend io_uring\n", host, port);
+	printf("uring_echo: listening on %s:%d, backend io_uring%s\n", host, port,
+	       http ? ", answering HTTP" : "");
 	fflush(stdout);
 
 	while (!stop) {
@@ -134,7 +188,10 @@ int main(int argc, char **argv)
 			bool more = cqe->flags & IORING_CQE_F_MORE;
 			switch (UD_KIND(u)) {
 			case ACCEPT:
-				if (res >= 0) {
+				if (res >= MAX_FD) {
+					close(res);
+				} else if (res >= 0) {
+					head_end[res] = 0;
 					setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 					arm_recv(res);
 				}
@@ -142,7 +199,13 @@ int main(int argc, char **argv)
 					arm_accept(lfd); /* EMFILE and the like end it */
 				break;
 			case RECV:
-				if (res > 0) {
+				if (res > 0 && http) {
+					unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+					send_replies(fd, count_heads(fd, bufs + (size_t)bid * BUF_SIZE, (size_t)res));
+					give_back(bid);
+					if (!more)
+						arm_recv(fd);
+				} else if (res > 0) {
 					unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
 					struct io_uring_sqe *s = sqe();
 					/* MSG_WAITALL: the kernel sends it whole. */
@@ -158,7 +221,8 @@ int main(int argc, char **argv)
 				}
 				break;
 			case SEND:
-				give_back(UD_BID(u));
+				if (UD_BID(u) != NO_BUF)
+					give_back(UD_BID(u));
 				break;
 			}
 		}
