@@ -437,6 +437,21 @@ function verdict(r) {
 	if (r == "") return "n/a"
 	return fx(r) ": " (r < 0.995 ? "ahead" : r > 1.005 ? "**behind**" : "even")
 }
+# The median over rounds of p / the better peer of that round: steadier
+# than a ratio of medians when the speed of the machine drifts between
+# rounds (a round measures every proxy within a few minutes).
+function paired(p, k,    r, b, list) {
+	list = ""
+	for (r = 1; r <= reps; r++) {
+		if (!((p SUBSEP k SUBSEP r) in run)) continue
+		b = ""
+		if (("nginx" SUBSEP k SUBSEP r) in run) b = run["nginx" SUBSEP k SUBSEP r]
+		if (("haproxy" SUBSEP k SUBSEP r) in run && (b == "" || run["haproxy" SUBSEP k SUBSEP r] + 0 < b + 0))
+			b = run["haproxy" SUBSEP k SUBSEP r]
+		if (b > 0) list = list " " run[p SUBSEP k SUBSEP r] / b
+	}
+	return median(list)
+}
 NR == 1 || $2 != last { next }
 {
 	k = $6 SUBSEP $7
@@ -452,6 +467,7 @@ NR == 1 || $2 != last { next }
 	util[key] = util[key] " " $12
 	up[key] = up[key] " " $13
 	all[$5 SUBSEP k] = all[$5 SUBSEP k] " " $10
+	run[$5 SUBSEP k SUBSEP $4] = $10
 	reps = $4 > reps ? $4 : reps
 	if (!day) { day = $1; commit = $2; kernel = $3; conns = $8 }
 	runs++; othsum += $14; dist += $16; retried += $15 > 1
@@ -502,11 +518,11 @@ END {
 		if (m["haproxy"] != "" && (best == "" || m["haproxy"] + 0 < best + 0)) { best = m["haproxy"]; bname = "HAProxy" }
 		if (lo["nginx"] != "") blo = lo["nginx"]
 		if (lo["haproxy"] != "" && (blo == "" || lo["haproxy"] + 0 < blo + 0)) blo = lo["haproxy"]
-		ru = best > 0 && m["http_lb-uring"] != "" ? m["http_lb-uring"] / best : ""
-		re = best > 0 && m["http_lb-epoll"] != "" ? m["http_lb-epoll"] / best : ""
+		ru = paired("http_lb-uring", k)
+		re = paired("http_lb-epoll", k)
 		lu = blo > 0 && lo["http_lb-uring"] != "" ? fx(lo["http_lb-uring"] / blo) : "n/a"
 		le = blo > 0 && lo["http_lb-epoll"] != "" ? fx(lo["http_lb-epoll"] / blo) : "n/a"
-		rf = best > 0 && m["floor"] != "" ? fx(m["floor"] / best) : "n/a"
+		rf = fx(paired("floor", k))
 		printf "| %s | %s%s | %s%s | %s%s | %s%s | %s%s | %s | %s | %s |\n", load(k),
 			cell(m["http_lb-uring"], "%.2f"), nd["http_lb-uring"],
 			cell(m["http_lb-epoll"], "%.2f"), nd["http_lb-epoll"],
@@ -520,8 +536,10 @@ END {
 	print "alone; a * marks a median that leaves disturbed runs out (or is made"
 	print "of them, when every run of that proxy and workload was)."
 	print "The best peer is whichever of nginx and HAProxy spent less on that"
-	print "workload. Below 1.00x coreio spends less CPU per request than the best"
-	print "peer (ahead), above it more (behind). In brackets, the ratio of the"
+	print "workload in the median; a ratio is the median over rounds of each"
+	print "round'"'"'s ratio to the better peer of that round. Below 1.00x coreio"
+	print "spends less CPU per request than the best peer (ahead), above it more"
+	print "(behind). In brackets, the ratio of the"
 	print "best single runs (coreio'"'"'s over the better peer'"'"'s), disturbed or not:"
 	print "where it disagrees with the medians, the difference is within the noise"
 	print "of this machine. Floor / best peer: the relay'"'"'s cost over the best"
