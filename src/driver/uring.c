@@ -145,6 +145,7 @@ struct lentfd {
 	struct cio__op op;        /* the multishot's: here, not on a stack */
 	struct cio__op wop;       /* a watch's one-shot poll, when no multishot */
 	bool armed;               /* in the kernel */
+	bool once;                /* op is a watch's one-shot read, not a multishot */
 	bool watch_armed;         /* wop is in the kernel */
 	bool stale;               /* its fd number was closed behind our back */
 	bool closed;              /* by cio_close(), and not made anew */
@@ -1126,7 +1127,7 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 {
 	struct lentfd *lf = lent_of(op);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
-	if (more || (cqe->flags & IORING_CQE_F_BUFFER))
+	if (!lf->once && (more || (cqe->flags & IORING_CQE_F_BUFFER)))
 		s->ms_seen = true;
 	if ((cqe->flags & IORING_CQE_F_BUFFER) && s->br_inc) {
 		lent_slice(s, lf, cqe);
@@ -1147,6 +1148,7 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 	}
 	if (!more) {
 		lf->armed = false;
+		lf->once = false;
 		untrack(s, op);
 		d->rt->inflight--;
 		if (lf->stale) {
@@ -1178,10 +1180,34 @@ static void watch_complete(struct cio__driver *d, struct uring_state *s, struct 
 		watch_fire(d, s, lf);
 }
 
+/* A watch's one-shot read into a buffer of the ring: what comes is
+ * queued as a multishot's arrivals are, and the task the watch starts
+ * takes it with its first read, no request of its own (a poll and then
+ * a read would be two per wake-up).  Returns 0 or -errno. */
+static int lent_arm_once(struct cio__driver *d, struct uring_state *s, struct lentfd *lf, int fd)
+{
+	br_refill(d, s);
+	int rc = track(s, &lf->op, fd);
+	if (rc < 0)
+		return rc;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	/* A read, not a receive: a watched fd need not be a socket. */
+	io_uring_prep_read(sqe, fd, NULL, 0, (uint64_t)-1);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = BR_GROUP;
+	io_uring_sqe_set_data(sqe, &lf->op);
+	lf->armed = true;
+	lf->once = true;
+	d->rt->inflight++;
+	return 0;
+}
+
 /* The idle wait of a connection without a task.  Where fd's multishot
  * receive is armed, its next completion fires the watch; else a one-shot
- * poll does.  The poll is not cancelled by an unwatch (fire is cleared,
- * and a close cancels it): its record lives with the fd's state. */
+ * read into the buffer ring does, or where the kernel has no buffer
+ * ring, a one-shot poll.  Neither is cancelled by an unwatch (fire is
+ * cleared, and a close cancels it): its record lives with the fd's
+ * state. */
 static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *arg)
 {
 	struct uring_state *s = d->impl;
@@ -1192,7 +1218,11 @@ static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *a
 		return -EBADF;
 	if (lf->head || lf->end != 1 || lf->broken)
 		return 1;
-	if (!lf->armed && !lf->watch_armed) {
+	if (!lf->armed && !lf->watch_armed && !s->br_failed && (s->br || br_setup(d, s) == 0)) {
+		int rc = lent_arm_once(d, s, lf, fd);
+		if (rc < 0)
+			return rc;
+	} else if (!lf->armed && !lf->watch_armed) {
 		int rc = track(s, &lf->wop, fd);
 		if (rc < 0)
 			return rc;
@@ -1322,7 +1352,7 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 	struct lentfd *lf = lentfd_get(s, io->fd, false);
 	if (lf && lf->broken && !lf->head)
 		return -ENOMEM; /* bytes were lost: never read past them */
-	if (!lf || (!lf->armed && !lf->head))
+	if (!lf || (!lf->armed && !lf->head && lf->end == 1))
 		return 0;
 	lent_disarm(d, s, lf);
 	struct iovec one = {io->p.buf, io->n.len};
