@@ -13,6 +13,7 @@
  * caller's buffer holds: the body bytes it reports (fewer, with chunk
  * framing) always fit. */
 #include "http.h"
+#include "blocks.h"
 #include "../platform/fail.h"
 
 #include <errno.h>
@@ -48,8 +49,8 @@ int cio__http_in_init(struct http_in *m, llhttp_type_t type,
 
 void cio__http_in_free(struct http_in *m)
 {
-	free(m->head);
-	free(m->fields);
+	cio__block_give(m->head, m->head_cap);
+	cio__block_give(m->fields, m->max_fields * sizeof *m->fields);
 	m->head = NULL;
 	m->fields = NULL;
 }
@@ -58,8 +59,8 @@ int cio__http_in_unpark(struct http_in *m)
 {
 	if (m->head)
 		return 0;
-	m->head = cio__malloc(m->head_cap);
-	m->fields = cio__malloc(m->max_fields * sizeof *m->fields);
+	m->head = cio__block_take(m->head_cap);
+	m->fields = cio__block_take(m->max_fields * sizeof *m->fields);
 	if (!m->head || !m->fields) {
 		cio__http_in_free(m);
 		return -ENOMEM;

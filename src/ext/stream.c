@@ -2,6 +2,7 @@
  * a write buffer that coalesces small writes, over a plain fd or any
  * transport of stream.h (TLS). */
 #include "stream.h"
+#include "blocks.h"
 #include "../platform/fail.h"
 #include "../core/rt.h"
 #include "../platform/fiber.h"
@@ -12,15 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef CIO_ASAN
-#include <sanitizer/asan_interface.h>
-#define poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define poison(p, n) ((void)(p), (void)(n))
-#define unpoison(p, n) ((void)(p), (void)(n))
-#endif
 
 #define STREAM_BUF_DEFAULT (16 * 1024)
 #define STREAM_BUF_MIN 64
@@ -149,75 +141,6 @@ const char *cio_stream_error(const cio_stream *s)
 
 /* --- life ---------------------------------------------------------------- */
 
-/* --- buffer blocks ------------------------------------------------------- */
-
-/* Each runtime keeps a few freed buffer blocks (a stream's read and write
- * buffers are one block) of the size its streams use most.  A kept-alive
- * HTTP connection parked between requests gives its block back and takes
- * one again per request: malloc and free of a 32 KiB block each time, and
- * glibc's heap trimmed behind them now and then, cost about 3% of the
- * server's CPU.  Off a runtime, blocks come from malloc and go to free. */
-#define SPARE_BLOCKS 16
-
-struct spares {
-	struct cio__rt_ext ext;
-	size_t size; /* of the blocks kept */
-	unsigned n;
-	void *block[SPARE_BLOCKS];
-};
-
-static const char spares_key;
-
-static void spares_fini(struct cio__rt_ext *e)
-{
-	struct spares *c = (struct spares *)e;
-	while (c->n) {
-		c->n--;
-		unpoison(c->block[c->n], c->size);
-		free(c->block[c->n]);
-	}
-	free(c);
-}
-
-static struct spares *spares_of(struct cio__rt *rt, bool make)
-{
-	if (!rt)
-		return NULL;
-	struct cio__rt_ext *e = cio__rt_ext_find(rt, &spares_key);
-	if (e || !make)
-		return (struct spares *)e;
-	struct spares *c = calloc(1, sizeof *c); /* none: blocks go to free */
-	if (!c)
-		return NULL;
-	c->ext.key = &spares_key;
-	c->ext.fini = spares_fini;
-	cio__rt_ext_add(rt, &c->ext);
-	return c;
-}
-
-static char *block_take(size_t size)
-{
-	struct spares *c = spares_of(cio__rt_cur, false);
-	if (c && c->n && c->size == size) {
-		char *p = c->block[--c->n];
-		unpoison(p, size);
-		return p;
-	}
-	return cio__malloc(size);
-}
-
-static void block_give(char *p, size_t size)
-{
-	struct spares *c = p ? spares_of(cio__rt_cur, true) : NULL;
-	if (c && c->n < SPARE_BLOCKS && (c->n == 0 || c->size == size)) {
-		c->size = size;
-		poison(p, size);
-		c->block[c->n++] = p;
-		return;
-	}
-	free(p);
-}
-
 static size_t buf_size(size_t asked)
 {
 	return asked ? asked : STREAM_BUF_DEFAULT;
@@ -240,10 +163,10 @@ int cio_stream_new(cio_stream **out, int fd, const cio_stream_opts *opts)
 	/* The buffers apart from the stream, so that an idle connection can
 	 * give them back (cio__stream_park()). */
 	s = cio__malloc(sizeof *s);
-	char *bufs = block_take(rcap + wcap);
+	char *bufs = cio__block_take(rcap + wcap);
 	if (!s || !bufs) {
 		free(s);
-		block_give(bufs, rcap + wcap);
+		cio__block_give(bufs, rcap + wcap);
 		cio_close(fd);
 		return -ENOMEM;
 	}
@@ -292,7 +215,7 @@ int cio_stream_close(cio_stream *s)
 		s->ops->release(s);
 	if (!s->closing)
 		cio_close(s->fd);
-	block_give(s->rbuf, s->rcap + s->wcap);
+	cio__block_give(s->rbuf, s->rcap + s->wcap);
 	free(s);
 	return err;
 }
@@ -301,7 +224,7 @@ void cio__stream_free(cio_stream *s)
 {
 	if (s->ops->release)
 		s->ops->release(s);
-	block_give(s->rbuf, s->rcap + s->wcap);
+	cio__block_give(s->rbuf, s->rcap + s->wcap);
 	free(s);
 }
 
@@ -312,7 +235,7 @@ int cio__stream_park(cio_stream *s)
 	if (s->rtail != s->rhead || s->wtail != s->whead || s->calls._count > 0 ||
 	    (s->ops->holds && s->ops->holds(s)))
 		return -EBUSY;
-	block_give(s->rbuf, s->rcap + s->wcap);
+	cio__block_give(s->rbuf, s->rcap + s->wcap);
 	s->rbuf = s->wbuf = NULL;
 	s->rhead = s->rtail = s->whead = s->wtail = 0;
 	return 0;
@@ -322,7 +245,7 @@ int cio__stream_unpark(cio_stream *s)
 {
 	if (s->rbuf)
 		return 0;
-	char *bufs = block_take(s->rcap + s->wcap);
+	char *bufs = cio__block_take(s->rcap + s->wcap);
 	if (!bufs)
 		return -ENOMEM;
 	s->rbuf = bufs;
