@@ -361,6 +361,7 @@ static void drain_timeout(void)
 
 struct idle_counts {
 	int calls, running, peak, closed, errors, last_error;
+	ssize_t ended_by; /* what the last read of a closed connection said */
 	bool lent; /* cio_recv_buf() and cio_send_buf_nowait(), else cio_recv() */
 	bool one;  /* take one byte a call: what is left is readable now */
 };
@@ -389,6 +390,7 @@ static int echo_idle(void *arg, int fd)
 	if (n > 0)
 		return CIO_SERVE_AGAIN;
 	c->closed++;
+	c->ended_by = n;
 	cio_close(fd);
 	return CIO_SERVE_DONE;
 }
@@ -586,6 +588,9 @@ static void *idle_reset(void *arg)
 	CHECK_EQ(cio_close(a), 0); /* RST */
 	settle();
 	CHECK_EQ(s.c.closed, 1);
+	/* The reset, not an end of stream: the wake-up's read (io_uring)
+	 * took the error, and the handler's read reports it. */
+	CHECK_EQ(s.c.ended_by, -ECONNRESET);
 	int b = dial(port);
 	CHECK_EQ(round_trip(b, "y"), 0);
 	CHECK_EQ(cio_close(b), 0);

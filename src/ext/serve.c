@@ -11,14 +11,14 @@
  * not memory, holds the clients that wait.
  *
  * A handler that returns CIO_SERVE_AGAIN leaves its connection idle: the
- * driver watches the fd (a poll or the multishot receive the kernel
- * holds anyway) and the connection is a small record on a list, with no
- * task and no stack, until bytes come and a task is started for them, as
- * nginx holds its idle keep-alive connections.  Those starts happen in
- * the driver's wait, outside any task; one that fails (memory) is tried
- * again 10 ms later, so a connection is never lost to a passing
- * shortage.  Each idle connection holds one timer for that and for its
- * idle timeout. */
+ * driver watches the fd (a read into a lent buffer, the multishot
+ * receive the kernel holds anyway, or a poll) and the connection is a
+ * small record on a list, with no task and no stack, until bytes come
+ * and a task is started for them, as nginx holds its idle keep-alive
+ * connections.  Those starts happen in the driver's wait, outside any
+ * task; one that fails (memory) is tried again 10 ms later, so a
+ * connection is never lost to a passing shortage.  Each idle connection
+ * holds one timer for that and for its idle timeout. */
 #include "coreio.h"
 #include "../core/rt.h"
 #include "../driver/driver.h"
