@@ -155,9 +155,12 @@ done
 getppid_ns=$(syscall_ns "$tmp" || true)
 nginx_version=$(nginx -v 2>&1 | head -n 1 || true)
 section=$tmp/section
-awk -F, -v csvname="$csvrel" -v getppid="$getppid_ns" -v nv="$nginx_version" \
+# The section shows the CSV's last run only: the rows of the commit its
+# last line names (a day's CSV may hold several runs).
+last=$(tail -n 1 "$csv" | cut -d, -f2)
+awk -F, -v csvname="$csvrel" -v last="$last" -v getppid="$getppid_ns" -v nv="$nginx_version" \
 	-v cpu="$(cpu_model)" "$awk_median"'
-NR == 1 { next }
+NR == 1 || $2 != last { next }
 {
 	k = $6
 	if (!(k in seen)) { seen[k]; order[++nk] = k }
