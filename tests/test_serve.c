@@ -682,6 +682,150 @@ static void *conn_state(void *arg)
 	return NULL;
 }
 
+/* --- waking an idle connection: what the wake-up leaves to the handler */
+
+/* A handler that waits for readability before it reads (as code that
+ * multiplexes or peeks does): the wake-up must leave the fd readable. */
+static int poll_first(void *arg, int fd)
+{
+	struct idle_counts *c = arg;
+	c->calls++;
+	int64_t tok = cio_timeout_push(500 * MS);
+	int w = cio_wait_readable(fd);
+	cio_deadline_pop(tok);
+	char buf[256];
+	ssize_t n = w < 0 ? w : cio_recv(fd, buf, sizeof buf, 0);
+	if (n > 0)
+		n = cio_send_all(fd, buf, (size_t)n, 0, NULL);
+	if (n > 0)
+		return CIO_SERVE_AGAIN;
+	c->closed++;
+	c->ended_by = n;
+	cio_close(fd);
+	return CIO_SERVE_DONE;
+}
+
+static void *poll_serve_task(void *arg)
+{
+	struct idle_serving *s = arg;
+	s->rc = cio_serve_fd(s->lfd, &s->opts, poll_first, &s->c);
+	return NULL;
+}
+
+static void *idle_poll_first(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(poll_serve_task, &s);
+	int fd = dial(local_port(s.lfd));
+	CHECK_EQ(round_trip(fd, "one"), 0);  /* the first call: no watch yet */
+	CHECK_EQ(round_trip(fd, "two"), 0);  /* woken by the watch */
+	CHECK_EQ(s.c.ended_by, 0);
+	CHECK_EQ(cio_close(fd), 0);
+	settle();
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* idle_first with the ring of lent buffers empty (the budget spent by
+ * buffers lent elsewhere): a client that says nothing gets no call, and
+ * is closed at first_timeout. */
+static void *idle_first_ring_empty(void *arg)
+{
+	(void)arg;
+	int sv[2][2];
+	cio_buf *held[2];
+	static char bytes[4096];
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv[i]), 0);
+		CHECK_EQ(write(sv[i][1], bytes, sizeof bytes), (ssize_t)sizeof bytes);
+		CHECK_EQ(cio_recv_buf(sv[i][0], &held[i]), (ssize_t)sizeof bytes);
+	}
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .opts = {.idle_first = true, .first_timeout = 300 * MS}};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	int fd = dial(local_port(s.lfd));
+	settle();
+	CHECK_EQ(s.c.calls, 0); /* no bytes: no call */
+	char ch;
+	CHECK_EQ(recv_within(fd, &ch, CIO_SEC), 0); /* closed at first_timeout */
+	CHECK_EQ(cio_close(fd), 0);
+	for (int i = 0; i < 2; i++) {
+		cio_buf_release(held[i]);
+		CHECK_EQ(cio_close(sv[i][0]), 0);
+		CHECK_EQ(cio_close(sv[i][1]), 0);
+	}
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
+/* Runs fn with a lending budget of two 4 KiB buffers. */
+static int run_small_ring(cio_fn *fn)
+{
+	cio_config cfg = test_backend_config();
+	int rc = test_backend_missing();
+	if (rc)
+		return rc;
+	cfg.buf_size = 4096;
+	cfg.buf_budget = 8192;
+	CHECK_EQ(cio_run_with(&cfg, fn, NULL), 0);
+	return 0;
+}
+
+/* A handler that peeks first, on a reset idle connection: the peek
+ * reports the reset, as it would on a connection never watched. */
+static ssize_t peeked_by;
+static int peek_first(void *arg, int fd)
+{
+	struct idle_counts *c = arg;
+	char buf[256];
+	ssize_t n = cio_recv(fd, buf, sizeof buf, MSG_PEEK);
+	if (n > 0)
+		n = cio_recv(fd, buf, (size_t)n, 0);
+	if (n > 0)
+		n = cio_send_all(fd, buf, (size_t)n, 0, NULL);
+	if (n > 0)
+		return CIO_SERVE_AGAIN;
+	peeked_by = n;
+	c->closed++;
+	c->ended_by = cio_recv(fd, buf, sizeof buf, 0);
+	cio_close(fd);
+	return CIO_SERVE_DONE;
+}
+
+static void *peek_serve_task(void *arg)
+{
+	struct idle_serving *s = arg;
+	s->rc = cio_serve_fd(s->lfd, &s->opts, peek_first, &s->c);
+	return NULL;
+}
+
+static void *idle_reset_peek(void *arg)
+{
+	(void)arg;
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1};
+	CHECK(s.lfd >= 0);
+	cio_task_t t = cio_spawn(peek_serve_task, &s);
+	int a = dial(local_port(s.lfd));
+	CHECK_EQ(round_trip(a, "x"), 0);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	CHECK_EQ(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	CHECK_EQ(cio_close(a), 0); /* RST */
+	settle();
+	CHECK_EQ(s.c.closed, 1);
+	CHECK_EQ(peeked_by, -ECONNRESET);
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(cio_close(s.lfd), 0);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	test_cases_begin(argc, argv);
@@ -701,6 +845,9 @@ int main(int argc, char **argv)
 	TEST_CASE(idle_timeout, CHECK_EQ(test_run(idle_timeout, NULL), 0));
 	TEST_CASE(idle_limit, CHECK_EQ(test_run(idle_limit, NULL), 0));
 	TEST_CASE(idle_reset, CHECK_EQ(test_run(idle_reset, NULL), 0));
+	TEST_CASE(idle_poll_first, CHECK_EQ(test_run(idle_poll_first, NULL), 0));
+	TEST_CASE(idle_first_ring_empty, CHECK_EQ(run_small_ring(idle_first_ring_empty), 0));
+	TEST_CASE(idle_reset_peek, CHECK_EQ(test_run(idle_reset_peek, NULL), 0));
 	TEST_CASE(conn_state, CHECK_EQ(test_run(conn_state, NULL), 0));
 	return test_cases_end();
 }

@@ -144,8 +144,10 @@ struct accq;
 struct lentfd {
 	struct cio__op op;        /* the multishot's: here, not on a stack */
 	struct cio__op wop;       /* a watch's one-shot poll, when no multishot */
+	int fd;
 	bool armed;               /* in the kernel */
 	bool once;                /* op is a watch's one-shot read, not a multishot */
+	bool repoll;              /* that read could not be made: poll instead */
 	bool watch_armed;         /* wop is in the kernel */
 	bool stale;               /* its fd number was closed behind our back */
 	bool closed;              /* by cio_close(), and not made anew */
@@ -501,6 +503,8 @@ static void acc_complete(struct cio__driver *d, struct uring_state *s, struct ci
 static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd);
 static void after_reap(struct cio__driver *d, struct uring_state *s);
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
+static bool lent_readable(const struct lentfd *lf);
+static int watch_poll(struct cio__driver *d, struct uring_state *s, struct lentfd *lf);
 
 /* Completes every CQE the ring holds; returns how many. */
 static unsigned reap(struct cio__driver *d, struct uring_state *s)
@@ -793,6 +797,11 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 		if (took != 0)
 			return took;
 	}
+	/* A wait for reading an fd whose bytes a lent receive queued (a
+	 * watch's read took them off the socket): readable now. */
+	if (io->kind == CIO__IO_POLL && (io->flags & POLLIN) && (size_t)io->fd < s->nlentfds &&
+	    s->lentfds[io->fd] && lent_readable(s->lentfds[io->fd]))
+		return POLLIN;
 	/* One try, at once: no request to wait for. */
 	if (cio__io_once(io))
 		return cio__io_sync(io);
@@ -923,6 +932,7 @@ static struct lentfd *lentfd_get(struct uring_state *s, int fd, bool make)
 		lf->wop.role = ROLE_WATCH;
 		lf->wop.fd = -1;
 		lf->end = 1;
+		lf->fd = fd;
 		s->lentfds[fd] = lf;
 	}
 	return lf;
@@ -1127,7 +1137,8 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 {
 	struct lentfd *lf = lent_of(op);
 	bool more = cqe->flags & IORING_CQE_F_MORE;
-	if (!lf->once && (more || (cqe->flags & IORING_CQE_F_BUFFER)))
+	bool once = lf->once;
+	if (!once && (more || (cqe->flags & IORING_CQE_F_BUFFER)))
 		s->ms_seen = true;
 	if ((cqe->flags & IORING_CQE_F_BUFFER) && s->br_inc) {
 		lent_slice(s, lf, cqe);
@@ -1141,11 +1152,21 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 				cio__bufs_give_back(b);
 			}
 		}
+	} else if (once && (cqe->res == -ENOBUFS || cqe->res == -EINVAL)) {
+		/* No buffer was there to pick (perhaps before any byte came),
+		 * or this file takes no such read: nothing to report, and a
+		 * poll watches in its place (after the reap: it needs an SQE). */
+		lf->repoll = true;
+		if (cqe->res == -ENOBUFS)
+			br_grow(s);
 	} else if (cqe->res <= 0 && cqe->res != -ECANCELED) {
 		lf->end = cqe->res; /* end of stream, an error, -ENOBUFS */
 		if (cqe->res == -ENOBUFS)
 			br_grow(s);
 	}
+	/* A read's end of stream comes with the buffer it did not fill. */
+	if ((cqe->flags & IORING_CQE_F_BUFFER) && cqe->res == 0 && !lf->stale)
+		lf->end = 0;
 	if (!more) {
 		lf->armed = false;
 		lf->once = false;
@@ -1161,6 +1182,15 @@ static void lent_complete(struct cio__driver *d, struct uring_state *s, struct c
 		cio__wake(lf->waiter, 0);
 	if (lf->closer)
 		cio__wake(lf->closer, 0);
+	if (lf->repoll && lf->fire && !lf->waiter) {
+		if (!lf->fire_due) {
+			lf->fire_due = true;
+			lf->due_next = s->due;
+			s->due = lf;
+		}
+		return;
+	}
+	lf->repoll = false;
 	if (lf->fire && !lf->waiter && (lf->head || lf->end != 1 || !lf->armed || lf->broken))
 		watch_fire(d, s, lf);
 }
@@ -1186,7 +1216,6 @@ static void watch_complete(struct cio__driver *d, struct uring_state *s, struct 
  * a read would be two per wake-up).  Returns 0 or -errno. */
 static int lent_arm_once(struct cio__driver *d, struct uring_state *s, struct lentfd *lf, int fd)
 {
-	br_refill(d, s);
 	int rc = track(s, &lf->op, fd);
 	if (rc < 0)
 		return rc;
@@ -1200,6 +1229,30 @@ static int lent_arm_once(struct cio__driver *d, struct uring_state *s, struct le
 	lf->once = true;
 	d->rt->inflight++;
 	return 0;
+}
+
+/* A watch's one-shot poll for lf's fd.  Returns 0 or -errno. */
+static int watch_poll(struct cio__driver *d, struct uring_state *s, struct lentfd *lf)
+{
+	int rc = track(s, &lf->wop, lf->fd);
+	if (rc < 0)
+		return rc;
+	struct io_uring_sqe *sqe = sqe_get(d, s);
+	io_uring_prep_poll_add(sqe, lf->fd, POLLIN);
+	io_uring_sqe_set_data(sqe, &lf->wop);
+	lf->watch_armed = true;
+	d->rt->inflight++;
+	return 0;
+}
+
+/* Whether a watch can be a read into the ring: the kernel has one, and
+ * it holds a buffer now (a read that finds none fails at once). */
+static bool read_watch(struct cio__driver *d, struct uring_state *s)
+{
+	if (s->br_failed || (!s->br && br_setup(d, s) < 0))
+		return false;
+	br_refill(d, s);
+	return s->br_entries > s->br_empty;
 }
 
 /* The idle wait of a connection without a task.  Where fd's multishot
@@ -1218,19 +1271,10 @@ static int ur_watch(struct cio__driver *d, int fd, void (*fire)(void *), void *a
 		return -EBADF;
 	if (lf->head || lf->end != 1 || lf->broken)
 		return 1;
-	if (!lf->armed && !lf->watch_armed && !s->br_failed && (s->br || br_setup(d, s) == 0)) {
-		int rc = lent_arm_once(d, s, lf, fd);
+	if (!lf->armed && !lf->watch_armed) {
+		int rc = read_watch(d, s) ? lent_arm_once(d, s, lf, fd) : watch_poll(d, s, lf);
 		if (rc < 0)
 			return rc;
-	} else if (!lf->armed && !lf->watch_armed) {
-		int rc = track(s, &lf->wop, fd);
-		if (rc < 0)
-			return rc;
-		struct io_uring_sqe *sqe = sqe_get(d, s);
-		io_uring_prep_poll_add(sqe, fd, POLLIN);
-		io_uring_sqe_set_data(sqe, &lf->wop);
-		lf->watch_armed = true;
-		d->rt->inflight++;
 	}
 	lf->fire = fire;
 	lf->fire_arg = arg;
@@ -1344,6 +1388,13 @@ static ssize_t ur_recv_lent(struct cio__driver *d, int fd, struct cio__lent **ou
 	}
 }
 
+/* Whether a read of lf's fd would not wait: bytes queued, an end or
+ * error to report, or bytes lost. */
+static bool lent_readable(const struct lentfd *lf)
+{
+	return lf->head || (lf->end != 1 && lf->end != -ENOBUFS) || lf->broken;
+}
+
 /* Before a plain read of fd: stops its multishot, and copies into the
  * read's buffer what the multishot queued (a short read, in order).
  * Returns the bytes copied, or 0 when the read should go ahead. */
@@ -1394,10 +1445,12 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 	}
 	if (moved == 0 && lf->broken)
 		return -ENOMEM;
-	if (moved == 0 && lf->end != 1 && !peek) {
-		/* What the multishot saw last (end of stream, an error). */
+	if (moved == 0 && lf->end != 1) {
+		/* What the multishot saw last (end of stream, an error); a
+		 * peek leaves it to the read after it. */
 		int end = lf->end;
-		lf->end = 1;
+		if (!peek)
+			lf->end = 1;
 		return end == -ENOBUFS ? 0 : end;
 	}
 	return (ssize_t)moved;
@@ -1511,6 +1564,11 @@ static void after_reap(struct cio__driver *d, struct uring_state *s)
 	while ((lf = s->due)) {
 		s->due = lf->due_next;
 		lf->fire_due = false;
+		if (lf->repoll) {
+			lf->repoll = false;
+			if (lf->fire && !lf->closed && watch_poll(d, s, lf) == 0)
+				continue;
+		}
 		if (lf->fire)
 			watch_fire(d, s, lf);
 	}
