@@ -12,9 +12,13 @@
  *
  * A list keeps at most MAX_KEPT blocks; above KEEP, the blocks that stayed
  * unused for a whole TRIM_NS (the list's low-water mark over that time)
- * are freed at the next give after it, so that a burst's blocks do not
- * stay for ever.  Kept blocks are poisoned under ASan: a use after the
- * give is reported as a use after free would be. */
+ * are freed at a take or give after it, so that a busy runtime does not
+ * keep a past burst's blocks.  A runtime that goes quiet keeps what it
+ * has (MAX_KEPT per size at most) until its next take or give, or its
+ * end.  A take fails where an injected allocation failure says so, kept
+ * blocks or not, so that the fault sweep reaches the callers' paths.
+ * Kept blocks are poisoned under ASan: a use after the give is reported
+ * as a use after free would be. */
 #include "blocks.h"
 #include "../core/rt.h"
 #include "../platform/fail.h"
@@ -35,7 +39,7 @@
 #define KEEP 16          /* per size, kept however long they stay unused */
 #define MAX_KEPT 256     /* per size, at most */
 #define TRIM_NS CIO_SEC
-#define TRIM_EVERY 64    /* gives between looks at the clock */
+#define TRIM_EVERY 64    /* takes and gives between looks at the clock */
 
 struct list {
 	size_t size;     /* 0: a free slot */
@@ -46,7 +50,7 @@ struct list {
 struct blocks {
 	struct cio__rt_ext ext;
 	struct list lists[SIZES];
-	unsigned gives;      /* since the clock was last read */
+	unsigned calls;      /* takes and gives since the clock was read */
 	int64_t trimmed_at;
 };
 
@@ -100,13 +104,32 @@ static void trim(struct blocks *b)
 	}
 }
 
+/* Every TRIM_EVERY calls, a look at the clock, and a trim once TRIM_NS
+ * has passed since the last. */
+static void maybe_trim(struct blocks *b)
+{
+	if (++b->calls < TRIM_EVERY)
+		return;
+	b->calls = 0;
+	int64_t now = cio__clock_ns();
+	if (now - b->trimmed_at >= TRIM_NS) {
+		trim(b);
+		b->trimmed_at = now;
+	}
+}
+
 void *cio__block_take(size_t size)
 {
+	if (CIO_FAIL(alloc))
+		return NULL;
 	struct blocks *b = blocks_of(cio__rt_cur, false);
-	for (int i = 0; b && i < SIZES; i++)
+	if (!b)
+		return malloc(size);
+	maybe_trim(b);
+	for (int i = 0; i < SIZES; i++)
 		if (b->lists[i].size == size && b->lists[i].n)
 			return pop(&b->lists[i]);
-	return cio__malloc(size);
+	return malloc(size);
 }
 
 void cio__block_give(void *p, size_t size)
@@ -131,12 +154,5 @@ void cio__block_give(void *p, size_t size)
 	poison(p, size);
 	l->head = p;
 	l->n++;
-	if (l->n > KEEP && ++b->gives >= TRIM_EVERY) {
-		b->gives = 0;
-		int64_t now = cio__clock_ns();
-		if (now - b->trimmed_at >= TRIM_NS) {
-			trim(b);
-			b->trimmed_at = now;
-		}
-	}
+	maybe_trim(b);
 }
