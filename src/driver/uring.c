@@ -504,6 +504,7 @@ static ssize_t acc_take(struct cio__driver *d, struct uring_state *s, int fd);
 static void after_reap(struct cio__driver *d, struct uring_state *s);
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io);
 static bool lent_readable(const struct lentfd *lf);
+#define LENT_EOF (-ENODATA) /* lent_take(): the end of stream, no read needed */
 static int watch_poll(struct cio__driver *d, struct uring_state *s, struct lentfd *lf);
 
 /* Completes every CQE the ring holds; returns how many. */
@@ -794,6 +795,8 @@ static ssize_t ur_io(struct cio__driver *d, struct cio__io *io)
 	    (io->kind == CIO__IO_RECV || io->kind == CIO__IO_RECVMSG ||
 	     ((io->kind == CIO__IO_READ || io->kind == CIO__IO_READV) && io->off < 0))) {
 		ssize_t took = lent_take(d, s, io);
+		if (took == LENT_EOF)
+			return 0;
 		if (took != 0)
 			return took;
 	}
@@ -1397,7 +1400,8 @@ static bool lent_readable(const struct lentfd *lf)
 
 /* Before a plain read of fd: stops its multishot, and copies into the
  * read's buffer what the multishot queued (a short read, in order).
- * Returns the bytes copied, or 0 when the read should go ahead. */
+ * Returns the bytes copied, -errno, LENT_EOF for the end of stream it
+ * saw, or 0 when the read should go ahead. */
 static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const struct cio__io *io)
 {
 	struct lentfd *lf = lentfd_get(s, io->fd, false);
@@ -1451,7 +1455,7 @@ static ssize_t lent_take(struct cio__driver *d, struct uring_state *s, const str
 		int end = lf->end;
 		if (!peek)
 			lf->end = 1;
-		return end == -ENOBUFS ? 0 : end;
+		return end == -ENOBUFS ? 0 : end == 0 ? LENT_EOF : end;
 	}
 	return (ssize_t)moved;
 }
