@@ -405,6 +405,7 @@ static void idle_error(void *arg, int err)
 struct idle_serving {
 	int lfd;
 	cio_serve_opts opts;
+	cio_serve_fn *handler; /* NULL: echo_idle */
 	struct idle_counts c;
 	int rc;
 };
@@ -412,7 +413,7 @@ struct idle_serving {
 static void *idle_serve_task(void *arg)
 {
 	struct idle_serving *s = arg;
-	s->rc = cio_serve_fd(s->lfd, &s->opts, echo_idle, &s->c);
+	s->rc = cio_serve_fd(s->lfd, &s->opts, s->handler ? s->handler : echo_idle, &s->c);
 	return NULL;
 }
 
@@ -574,6 +575,19 @@ static void *idle_limit(void *arg)
 
 /* A peer that resets an idle connection: its call sees the error and
  * closes; serving goes on. */
+/* One round trip with s's server, then a reset while the connection
+ * idles; the server has closed it once this returns. */
+static void reset_while_idle(struct idle_serving *s)
+{
+	int a = dial(local_port(s->lfd));
+	CHECK_EQ(round_trip(a, "x"), 0);
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
+	CHECK_EQ(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+	CHECK_EQ(cio_close(a), 0); /* RST */
+	settle();
+	CHECK_EQ(s->c.closed, 1);
+}
+
 static void *idle_reset(void *arg)
 {
 	(void)arg;
@@ -581,13 +595,7 @@ static void *idle_reset(void *arg)
 	CHECK(s.lfd >= 0);
 	cio_task_t t = cio_spawn(idle_serve_task, &s);
 	int port = local_port(s.lfd);
-	int a = dial(port);
-	CHECK_EQ(round_trip(a, "x"), 0);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	CHECK_EQ(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-	CHECK_EQ(cio_close(a), 0); /* RST */
-	settle();
-	CHECK_EQ(s.c.closed, 1);
+	reset_while_idle(&s);
 	/* The reset, not an end of stream: the wake-up's read (io_uring)
 	 * took the error, and the handler's read reports it. */
 	CHECK_EQ(s.c.ended_by, -ECONNRESET);
@@ -705,19 +713,13 @@ static int poll_first(void *arg, int fd)
 	return CIO_SERVE_DONE;
 }
 
-static void *poll_serve_task(void *arg)
-{
-	struct idle_serving *s = arg;
-	s->rc = cio_serve_fd(s->lfd, &s->opts, poll_first, &s->c);
-	return NULL;
-}
-
 static void *idle_poll_first(void *arg)
 {
 	(void)arg;
-	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1};
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .handler = poll_first};
 	CHECK(s.lfd >= 0);
-	cio_task_t t = cio_spawn(poll_serve_task, &s);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
 	int fd = dial(local_port(s.lfd));
 	CHECK_EQ(round_trip(fd, "one"), 0);  /* the first call: no watch yet */
 	CHECK_EQ(round_trip(fd, "two"), 0);  /* woken by the watch */
@@ -799,26 +801,14 @@ static int peek_first(void *arg, int fd)
 	return CIO_SERVE_DONE;
 }
 
-static void *peek_serve_task(void *arg)
-{
-	struct idle_serving *s = arg;
-	s->rc = cio_serve_fd(s->lfd, &s->opts, peek_first, &s->c);
-	return NULL;
-}
-
 static void *idle_reset_peek(void *arg)
 {
 	(void)arg;
-	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1};
+	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
+				 .handler = peek_first};
 	CHECK(s.lfd >= 0);
-	cio_task_t t = cio_spawn(peek_serve_task, &s);
-	int a = dial(local_port(s.lfd));
-	CHECK_EQ(round_trip(a, "x"), 0);
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-	CHECK_EQ(setsockopt(a, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
-	CHECK_EQ(cio_close(a), 0); /* RST */
-	settle();
-	CHECK_EQ(s.c.closed, 1);
+	cio_task_t t = cio_spawn(idle_serve_task, &s);
+	reset_while_idle(&s);
 	CHECK_EQ(peeked_by, -ECONNRESET);
 	CHECK_EQ(cio_drain(), 0);
 	CHECK_EQ(join_rc(t), 0);
