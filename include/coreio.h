@@ -511,8 +511,10 @@ typedef struct cio_listen_opts {
 /* Creates a listening socket bound to addr (TCP for IP addresses, a Unix
  * socket for "unix:"), with SO_REUSEADDR for IP, and listens (not for
  * SOCK_DGRAM, which is just bound).  An existing Unix socket file at the
- * path is not removed.  opts may be NULL.  Returns the fd, or -EINVAL (bad
- * address), -EADDRINUSE, -EACCES, -EMFILE, ... */
+ * path is not removed.  opts may be NULL.  On a runtime, the drain shuts
+ * the listener down (see cio_drain()); one made once the drain has begun
+ * is shut down at once.  Returns the fd, or -EINVAL (bad address),
+ * -EADDRINUSE, -EACCES, -EMFILE, -ENOMEM, ... */
 CIO_API int cio_listen(const char *addr, const cio_listen_opts *opts);
 
 /* Blocking.  Waits for a connection on listening socket fd; returns the new
@@ -1073,7 +1075,8 @@ CIO_API int cio_accept_spread(int lfd, cio_fn *fn);
 /* Asks every core of the calling runtime's group (or the single runtime of
  * cio_run()) to drain: on each, listening sockets made by cio_listen() on
  * that core are shut down (new connections are refused; cio_accept()
- * returns -ESHUTDOWN; the fds stay open for their owners to close),
+ * returns -ESHUTDOWN; the fds stay open for their owners to close; a
+ * listener made later on that core is shut down as it is made),
  * waiters in cio_drain_wait() wake, cio_draining() turns true, and after
  * the drain timeout every task still running is cancelled.  Never blocks;
  * may be called from a task or from the thread's scheduler context (a

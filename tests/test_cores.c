@@ -557,6 +557,45 @@ static void test_late_signal(void)
 	CHECK_EQ(atomic_load(&late_drained), 1);
 }
 
+/* A core that listens once the drain has begun (it was slow to start)
+ * gets a listener that is shut down already: its accept loop ends, and
+ * a client is refused, rather than the core accepting until the drain's
+ * timeout. */
+static atomic_int late_listened;
+
+static void *late_listen_main(void *arg)
+{
+	(void)arg;
+	if (cio_core_id() == 0) {
+		CHECK_EQ(cio_drain(), 0);
+		return NULL;
+	}
+	CHECK_EQ(cio_drain_wait(), 0);
+	CHECK_EQ(cio_sleep(20 * MS), 0); /* the drain has shut what there was */
+	int lfd = cio_listen("127.0.0.1:0", &(cio_listen_opts){.reuseport = true});
+	CHECK(lfd >= 0);
+	char addr[64];
+	local_addr(lfd, addr, sizeof addr);
+	int64_t tok = cio_timeout_push(5 * CIO_SEC);
+	CHECK_EQ(cio_accept(lfd, NULL), -ESHUTDOWN);
+	CHECK_EQ(cio_connect(addr, SOCK_STREAM), -ECONNREFUSED);
+	cio_deadline_pop(tok);
+	CHECK_EQ(cio_close(lfd), 0);
+	atomic_fetch_add(&late_listened, 1);
+	return NULL;
+}
+
+static void test_late_listen(void)
+{
+	cio_cores_config cc = {.all = test_backend_config(), .drain_timeout = 60 * CIO_SEC};
+	int fds = test_count_fds();
+	int64_t t0 = cio_now();
+	CHECK_EQ(cio_run_cores_with(&cc, 2, late_listen_main, NULL), 0);
+	CHECK_EQ(atomic_load(&late_listened), 1);
+	CHECK(cio_now() - t0 < 30 * CIO_SEC); /* not the drain's timeout */
+	CHECK_EQ(test_count_fds(), fds);
+}
+
 /* The first SIGTERM drains, the second cancels every task, and each one
  * after cancels again: a task that cleared its cancel is cancelled anew
  * (the third's messages are made then; the first two were made before
@@ -1079,6 +1118,7 @@ int main(int argc, char **argv)
 	TEST_CASE(post_then_end, test_post_then_end());
 	TEST_CASE(drain, test_drain());
 	TEST_CASE(late_signal, test_late_signal());
+	TEST_CASE(late_listen, test_late_listen());
 	TEST_CASE(signal_forces, test_signal_forces());
 	TEST_CASE(drain_live, test_drain_live());
 	TEST_CASE(accept_spread, test_accept_spread());

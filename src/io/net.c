@@ -36,17 +36,26 @@ void cio__io_fini(struct cio__rt *rt)
 	rt->io = NULL;
 }
 
-static void listener_add(struct cio__io_rt *io, int fd)
+/* Records a listener for the drain to shut down, or shuts it down now
+ * when the drain has begun (a core that listens late must not accept
+ * for ever after it).  Returns 0 or -ENOMEM: a listener no drain could
+ * stop is not handed out. */
+static int listener_add(struct cio__io_rt *io, int fd)
 {
+	if (io->listeners_shut) {
+		shutdown(fd, SHUT_RDWR);
+		return 0;
+	}
 	if (io->nlisteners == io->caplisteners) {
 		size_t cap = io->caplisteners ? 2 * io->caplisteners : 4;
 		int *v = cio__realloc(io->listeners, cap * sizeof *v);
 		if (!v)
-			return; /* a drain will not shut this one */
+			return -ENOMEM;
 		io->listeners = v;
 		io->caplisteners = cap;
 	}
 	io->listeners[io->nlisteners++] = fd;
+	return 0;
 }
 
 static void listener_forget(struct cio__io_rt *io, int fd)
@@ -154,8 +163,8 @@ int cio_listen(const char *text, const cio_listen_opts *opts)
 		rc = -errno;
 		goto fail;
 	}
-	if (type != SOCK_DGRAM && cio__rt_cur)
-		listener_add(cio__rt_cur->io, fd); /* a drain shuts it down */
+	if (type != SOCK_DGRAM && cio__rt_cur && (rc = listener_add(cio__rt_cur->io, fd)) < 0)
+		goto fail;
 	return fd;
 fail:
 	close(fd);
