@@ -312,7 +312,10 @@ static inline int ex_dial(int port)
 	struct timeval tv = {.tv_sec = 20};
 	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
 	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
-	CHECK_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		fprintf(stderr, "connect to 127.0.0.1:%d: %s\n", port, strerror(errno));
+		CHECK(!"connect");
+	}
 	return fd;
 }
 
