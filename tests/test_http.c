@@ -52,6 +52,7 @@ struct conn_arg {
  *   /fail      returns -EIO before responding
  *   /silent    returns 0 without responding
  *   /early     answers before reading the body
+ *   /first     what one read of the body into 64 KiB took, as text
  *   else       200 with the target as body */
 static int sendfile_fd = -1;
 static size_t sendfile_len;
@@ -121,6 +122,15 @@ static int handler(cio_http_req *req, cio_http_resp *resp, void *arg)
 		CHECK_EQ(cio_http_req_peer(req, &b), 0);
 		CHECK(a.len == b.len && memcmp(&a.u, &b.u, a.len) == 0);
 		CHECK(cio_addr_format(&a, text, sizeof text) > 0);
+		return cio_http_resp_send(resp, 200, "text/plain", text, strlen(text));
+	}
+	if (strcmp(t, "/first") == 0) {
+		static char buf[64 << 10];
+		char text[32];
+		ssize_t n = cio_http_req_read(req, buf, sizeof buf);
+		snprintf(text, sizeof text, "%zd", n);
+		while (n > 0)
+			n = cio_http_req_read(req, buf, sizeof buf);
 		return cio_http_resp_send(resp, 200, "text/plain", text, strlen(text));
 	}
 	if (strcmp(t, "/fail") == 0)
@@ -471,6 +481,32 @@ static void test_bodies(void)
 	}
 	cio_stream_close(c);
 	free(data);
+	server_stop(&s);
+}
+
+/* A request whose body comes in one piece with its head, more than the
+ * server's read buffer (16 KiB) holds: the first body read takes it all,
+ * what the buffer could not hold read ahead without waiting. */
+static void test_read_ahead(void)
+{
+	struct server s;
+	server_start(&s, NULL);
+	cio_stream *c = dial(&s);
+	int big = 1 << 20; /* the whole request in one piece */
+	CHECK_EQ(setsockopt(cio_stream_fd(c), SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+	static char req[64 + (16 << 10)];
+	int head = snprintf(req, sizeof req,
+			    "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+			    16 << 10);
+	memset(req + head, 'b', 16 << 10);
+	CHECK_EQ(cio_stream_write_all(c, req, (size_t)head + (16 << 10), NULL),
+		 head + (16 << 10));
+	struct resp r;
+	read_resp(c, &r, false);
+	CHECK_EQ(r.status, 200);
+	CHECK(strcmp(r.body, "16384") == 0);
+	resp_free(&r);
+	cio_stream_close(c);
 	server_stop(&s);
 }
 
@@ -953,6 +989,7 @@ static void *test_main(void *arg)
 	(void)arg;
 	TEST_CASE(keepalive_and_pipelining, test_keepalive_and_pipelining());
 	TEST_CASE(bodies, test_bodies());
+	TEST_CASE(read_ahead, test_read_ahead());
 	TEST_CASE(responses, test_responses());
 	TEST_CASE(limits, test_limits());
 	TEST_CASE(smuggling, test_smuggling());
@@ -960,6 +997,7 @@ static void *test_main(void *arg)
 	turns = true;
 	TEST_CASE(turn_keepalive_and_pipelining, test_keepalive_and_pipelining());
 	TEST_CASE(turn_bodies, test_bodies());
+	TEST_CASE(turn_read_ahead, test_read_ahead());
 	TEST_CASE(turn_responses, test_responses());
 	TEST_CASE(turn_limits, test_limits());
 	TEST_CASE(turn_smuggling, test_smuggling());

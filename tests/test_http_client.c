@@ -593,6 +593,47 @@ static void test_odd_responses(void)
 	CHECK_EQ(cio_http_client_free(cl), 0);
 }
 
+/* A response that comes in one piece, longer than the client's read
+ * buffer (16 KiB): what the socket holds past the buffer is read ahead,
+ * without waiting, so that one read of the body takes all of it. */
+#define AHEAD_BODY (16 << 10)
+
+static void script_one_piece(int fd, int n)
+{
+	(void)n;
+	static char msg[AHEAD_BODY + 64];
+	int head = snprintf(msg, sizeof msg, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n",
+			    AHEAD_BODY);
+	for (int i = 0; i < AHEAD_BODY; i++)
+		msg[head + i] = (char)pat((uint64_t)i);
+	/* Room for all of it in the socket: it leaves in one piece. */
+	int big = 1 << 20;
+	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &big, sizeof big), 0);
+	if (read_request(fd))
+		CHECK_EQ(cio_send_all(fd, msg, (size_t)head + AHEAD_BODY, 0, NULL),
+			 head + AHEAD_BODY);
+	read_request(fd); /* until the client closes */
+}
+
+static void test_read_ahead(void)
+{
+	struct raw r;
+	raw_start(&r, script_one_piece);
+	cio_http_client *cl;
+	CHECK_EQ(cio_http_client_new(&cl, r.addr, NULL), 0);
+	cio_http_call *call;
+	CHECK_EQ(cio_http_call_new(cl, "GET", "/", &call), 0);
+	CHECK_EQ(cio_http_call_send(call), 200);
+	static char buf[2 * AHEAD_BODY];
+	CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), AHEAD_BODY);
+	for (int i = 0; i < AHEAD_BODY; i++)
+		CHECK_EQ((uint8_t)buf[i], pat((uint64_t)i));
+	CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), 0);
+	cio_http_call_free(call);
+	CHECK_EQ(cio_http_client_free(cl), 0);
+	raw_stop(&r);
+}
+
 /* --- idle connections: expiry, free, drain ------------------------------------ */
 
 #ifdef COREIO_TEST_TLS
@@ -726,6 +767,7 @@ static void *test_main(void *arg)
 	TEST_CASE(many, test_many());
 	TEST_CASE(stale, test_stale());
 	TEST_CASE(odd_responses, test_odd_responses());
+	TEST_CASE(read_ahead, test_read_ahead());
 	TEST_CASE(idle, test_idle());
 #ifdef COREIO_TEST_TLS
 	TEST_CASE(tls, test_tls());

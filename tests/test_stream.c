@@ -287,18 +287,64 @@ static void test_put_and_flush(void)
 	CHECK_EQ(cio_stream_flush(s), 0);
 	CHECK_EQ(cio_recv_exact(peer, buf, 100, 0, NULL), 100);
 	CHECK(memcmp(buf + 90, "0123456789", 10) == 0);
-	/* A put longer than the room sends the full buffer, then the rest. */
+	/* A put longer than the room sends the buffer and the put: on a
+	 * plain stream in one writev, all of it; on others the full
+	 * buffer, then the rest. */
 	char big[700];
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (char)('a' + i % 26);
 	CHECK_EQ(cio_stream_put(s, "<", 1), 1);
+	cio_stats before, after;
+	cio_stats_get(&before);
 	CHECK_EQ(cio_stream_put(s, big, sizeof big), (ssize_t)sizeof big);
-	CHECK_EQ(cio_stream_close(s), 0); /* close flushes */
+	cio_stats_get(&after);
 	char got[701];
+	if (!use_wrapped) {
+		CHECK_EQ(after.ops_write - before.ops_write, 1);
+		CHECK_EQ(recv(peer, got, sizeof got, MSG_DONTWAIT), (ssize_t)sizeof got);
+		CHECK(got[0] == '<' && memcmp(got + 1, big, sizeof big) == 0);
+		CHECK_EQ(cio_stream_put(s, "<", 1), 1);
+		CHECK_EQ(cio_stream_put(s, big, sizeof big), (ssize_t)sizeof big);
+	}
+	CHECK_EQ(cio_stream_close(s), 0); /* close flushes */
 	CHECK_EQ(cio_recv_exact(peer, got, sizeof got, 0, NULL), (ssize_t)sizeof got);
 	CHECK(got[0] == '<' && memcmp(got + 1, big, sizeof big) == 0);
 	CHECK_EQ(cio_recv(peer, got, 1, 0), 0);
 	CHECK_EQ(cio_close(peer), 0);
+}
+
+/* cio__stream_fill_now(): what the socket holds, without waiting; an
+ * error it meets is the next read's, not lost to it (a socket reports a
+ * reset once, then the end of the stream). */
+static void test_fill_now(void)
+{
+	int peer;
+	cio_stream *s = pair_stream(&peer, 256, 256);
+	char buf[64];
+
+	CHECK_EQ(cio__stream_fill_now(s), -EAGAIN);
+	CHECK_EQ(cio_send(peer, "0123456789", 10, 0), 10);
+	size_t have;
+	if (use_wrapped) {
+		/* Not plain: it never reads. */
+		CHECK_EQ(cio__stream_fill_now(s), -EAGAIN);
+		CHECK_EQ(cio_stream_read(s, buf, sizeof buf), 10);
+	} else {
+		CHECK_EQ(cio__stream_fill_now(s), 10);
+		cio_stream_peek(s, &have);
+		CHECK_EQ(have, 10);
+		CHECK_EQ(cio__stream_fill_now(s), -EAGAIN);
+		CHECK_EQ(cio_stream_read(s, buf, sizeof buf), 10);
+	}
+	CHECK(memcmp(buf, "0123456789", 10) == 0);
+	/* The peer closes with bytes it did not read: a reset. */
+	CHECK_EQ(cio_stream_write_all(s, "unread", 6, NULL), 6);
+	CHECK_EQ(cio_close(peer), 0);
+	if (!use_wrapped)
+		CHECK_EQ(cio__stream_fill_now(s), -ECONNRESET);
+	CHECK_EQ(cio_stream_read(s, buf, sizeof buf), -ECONNRESET);
+	CHECK_EQ(cio_stream_read(s, buf, sizeof buf), 0);
+	CHECK_EQ(cio_stream_close(s), 0);
 }
 
 struct drain_peer {
@@ -679,6 +725,7 @@ static void *test_main(void *arg)
 	TEST_CASE(interrupted_line, BOTH(test_interrupted_line));
 	TEST_CASE(half_close, BOTH(test_half_close));
 	TEST_CASE(put_and_flush, BOTH(test_put_and_flush));
+	TEST_CASE(fill_now, BOTH(test_fill_now));
 	TEST_CASE(vectored, BOTH(test_vectored));
 	TEST_CASE(interrupted_write, BOTH(test_interrupted_write));
 	TEST_CASE(interrupted_writev, BOTH(test_interrupted_writev));

@@ -816,6 +816,8 @@ ssize_t cio_http_call_read(cio_http_call *call, void *buf, size_t len)
 		k->in.dst = NULL;
 		if (st)
 			return fail(call, -EPROTO, "malformed response body from %s", call->cl->origin);
+		if (k->in.got > 0)
+			cio__http_in_read_ahead(&k->in, k->s, buf, len);
 		if (k->in.got > 0 || k->in.msg_done)
 			return (ssize_t)k->in.got;
 	}

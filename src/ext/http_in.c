@@ -231,6 +231,18 @@ int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max)
 	return 0;
 }
 
+void cio__http_in_read_ahead(struct http_in *m, cio_stream *s, char *dst, size_t len)
+{
+	size_t have, got = m->got;
+	cio_stream_peek(s, &have);
+	if (have || got >= len || m->msg_done || cio__stream_fill_now(s) <= 0)
+		return;
+	m->dst = dst;
+	if (cio__http_in_feed(m, s, len - got) != 0)
+		m->got = got; /* the next read says it */
+	m->dst = NULL;
+}
+
 ssize_t cio__http_read_all(ssize_t (*read)(void *obj, void *buf, size_t len), void *obj,
 			   size_t limit, char **out)
 {

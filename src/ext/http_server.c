@@ -197,6 +197,8 @@ ssize_t cio__http_body_read(struct conn *c, char *dst, size_t len, int64_t timeo
 			c->close = true;
 			return c->body_err = status == 413 ? -EMSGSIZE : -EPROTO;
 		}
+		if (c->in.got > 0)
+			cio__http_in_read_ahead(&c->in, c->s, dst, len);
 		if (c->in.got > 0 || c->in.msg_done)
 			return (ssize_t)c->in.got;
 	}

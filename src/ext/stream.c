@@ -69,6 +69,10 @@ static ssize_t leave(cio_stream *s, ssize_t rc)
 
 static ssize_t tr_read(cio_stream *s, void *buf, size_t len)
 {
+	int kept = s->rerr; /* what a read ahead met (cio__stream_fill_now) */
+	s->rerr = 0;
+	if (kept)
+		return kept;
 	return enter(s) ? leave(s, s->ops->read(s, buf, len)) : -EBADF;
 }
 
@@ -265,13 +269,10 @@ static size_t buffered(const cio_stream *s)
 	return s->rtail - s->rhead;
 }
 
-/* One read of the transport into the free end of the read buffer, moving
- * what it holds to the front first when the end is full.  Returns the
- * bytes read, 0 at the end of the stream, or -errno. */
-static ssize_t fill_once(cio_stream *s)
+/* Makes room at the end of the read buffer: empty, it starts over; full
+ * to its end, what it holds moves to the front. */
+static void make_room(cio_stream *s)
 {
-	ssize_t n;
-
 	if (s->rhead == s->rtail) {
 		s->rhead = s->rtail = 0;
 	} else if (s->rtail == s->rcap) {
@@ -279,9 +280,30 @@ static ssize_t fill_once(cio_stream *s)
 		s->rtail -= s->rhead;
 		s->rhead = 0;
 	}
-	n = tr_read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
+}
+
+/* One read of the transport into the free end of the read buffer.
+ * Returns the bytes read, 0 at the end of the stream, or -errno. */
+static ssize_t fill_once(cio_stream *s)
+{
+	make_room(s);
+	ssize_t n = tr_read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
 	if (n > 0)
 		s->rtail += (size_t)n;
+	return n;
+}
+
+ssize_t cio__stream_fill_now(cio_stream *s)
+{
+	make_room(s);
+	if (!is_plain(s) || s->rtail == s->rcap || !enter(s))
+		return -EAGAIN;
+	ssize_t n = leave(s, cio_recv(s->fd, s->rbuf + s->rtail, s->rcap - s->rtail,
+				      MSG_DONTWAIT));
+	if (n > 0)
+		s->rtail += (size_t)n;
+	else if (n < 0 && n != -EAGAIN)
+		s->rerr = (int)n; /* the socket says it once: for the next read */
 	return n;
 }
 
@@ -480,6 +502,9 @@ int cio_stream_flush(cio_stream *s)
 	return (int)fail(s, err ? err : tr_flush(s));
 }
 
+static ssize_t plain_writev_all(cio_stream *s, const struct iovec *iov, int iovcnt,
+				size_t *moved);
+
 /* Passes len bytes through the write buffer: copied while they fit, the
  * buffer sent when full, and a run at least a buffer long sent straight
  * from buf once the buffer is empty.  *sent counts the bytes that reached
@@ -492,6 +517,14 @@ static int coalesce(cio_stream *s, const char *buf, size_t len, size_t *sent)
 
 		if (pending(s) == 0 && len >= s->wcap)
 			return send_all(s, buf, len, sent);
+		if (pending(s) + len >= s->wcap && is_plain(s)) {
+			/* It fills the buffer: one writev of both, no copy. */
+			size_t head = pending(s), moved = 0;
+			ssize_t n = plain_writev_all(s, &(struct iovec){(void *)buf, len}, 1,
+						     &moved);
+			*sent += moved + (n < 0 ? 0 : head);
+			return n < 0 ? (int)n : 0;
+		}
 		if (room == 0) {
 			if ((err = drain(s, sent)) < 0)
 				return err;

@@ -39,6 +39,7 @@ struct cio_stream {
 	char *wbuf;                  /* write buffer: bytes whead..wtail */
 	size_t wcap, whead, wtail;
 	int werr;                    /* a failed write's error, kept */
+	int rerr;                    /* a read-ahead's error, for the next read */
 	bool shut;                   /* the writing half was ended */
 	int last_err;                /* the last failed call's result */
 	int detail_err;              /* the result `detail` explains */
@@ -60,6 +61,12 @@ int cio__stream_park(cio_stream *s);
 /* Gives a parked stream its buffers again: 0 (also when not parked), or
  * -ENOMEM (it stays parked). */
 int cio__stream_unpark(cio_stream *s);
+
+/* Reads into the read buffer what the socket of a plain stream holds
+ * now, without waiting.  Returns the bytes read, 0 at the end of the
+ * stream, or -errno: -EAGAIN when nothing is there, the buffer is full
+ * or the transport is not plain (TLS). */
+ssize_t cio__stream_fill_now(cio_stream *s);
 
 /* The plain transport: the fd's own recv and send. */
 extern const struct cio__stream_ops cio__stream_plain;
