@@ -17,8 +17,12 @@
 #include <sys/socket.h>
 
 #define ENTRIES 4096
+#ifndef NBUFS
 #define NBUFS 4096 /* provided buffers (a power of two) */
+#endif
+#ifndef BUF_SIZE
 #define BUF_SIZE 4096
+#endif
 #define GROUP 1
 
 /* user_data: what completed, the fd, and for a send its buffer. */

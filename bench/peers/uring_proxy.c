@@ -13,6 +13,10 @@
  *
  * SIGINT or SIGTERM stops it cleanly (exit 0). */
 #define _GNU_SOURCE
+/* A 16 KiB response with its head in one buffer: one receive, one send,
+ * as a proxy with buffers that large would do. */
+#define NBUFS 1024
+#define BUF_SIZE (32 << 10)
 #include "uring_peer.h"
 
 #include <netinet/tcp.h>
