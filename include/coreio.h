@@ -1812,7 +1812,9 @@ CIO_API void cio_stream_consume(cio_stream *s, size_t n);
 /* --- writing --------------------------------------------------------------- */
 
 /* Appends len bytes to the write buffer; when it fills, sends it (and
- * sends data that cannot fit straight through).  Blocking only then.
+ * sends data that cannot fit straight through: on a plain stream, a put
+ * that fills the buffer leaves with what it holds in one writev, not
+ * copied in first).  Blocking only then.
  * Bytes may wait in the buffer until cio_stream_flush().  Returns len or
  * -errno; after an error how much of buf went is unknown, so a protocol
  * writer ends the connection then (cio_stream_write_all() tells exactly
@@ -2248,9 +2250,11 @@ CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
  * (-ENOTCONN: the client has gone). */
 CIO_API int cio_http_req_peer(const cio_http_req *req, cio_addr *out);
 
-/* Blocking.  Reads up to len bytes of the body (decoded, when chunked);
- * the first read of a request that expects 100-continue sends
- * "100 Continue" first.  Returns the bytes read (> 0), 0 at the end of
+/* Blocking.  Reads up to len bytes of the body (decoded, when chunked):
+ * what has come, without waiting for more once a byte has (what the
+ * socket holds already is taken too, while buf has room); the first
+ * read of a request that expects 100-continue sends "100 Continue"
+ * first.  Returns the bytes read (> 0), 0 at the end of
  * the body, or: -EMSGSIZE (the body passed max_body), -EPROTO (malformed
  * body: a bad chunk), -EPIPE (the connection ended inside the body),
  * -ETIMEDOUT (no byte for body_timeout, the body slower than
@@ -2458,7 +2462,9 @@ CIO_API const char *cio_http_call_header(const cio_http_call *call, const char *
 CIO_API int64_t cio_http_call_content_length(const cio_http_call *call);
 
 /* Blocking.  Reads up to len bytes of the response's body (decoded, when
- * chunked).  Returns the bytes read (> 0), 0 at the end of the body, or:
+ * chunked): what has come, without waiting for more once a byte has
+ * (what the socket holds already is taken too, while buf has room).
+ * Returns the bytes read (> 0), 0 at the end of the body, or:
  * -EPROTO (a malformed body), -EPIPE (the connection ended inside the
  * body), -ETIMEDOUT (no byte for io_timeout, or the task's deadline),
  * -ECANCELED, -EINVAL (no response yet), or the connection's error. */
