@@ -337,6 +337,17 @@ static void test_fill_now(void)
 		CHECK_EQ(cio_stream_read(s, buf, sizeof buf), 10);
 	}
 	CHECK(memcmp(buf, "0123456789", 10) == 0);
+	/* A caller past its deadline, or cancelled, reads nothing ahead,
+	 * and what it met is not kept: the next read gets the bytes. */
+	CHECK_EQ(cio_send(peer, "abc", 3, 0), 3);
+	CIO_WITH_DEADLINE(cio_now() - 1) {
+		CHECK_EQ(cio__stream_fill_now(s), -EAGAIN);
+	}
+	CHECK_EQ(cio_cancel(cio_self()), 0);
+	CHECK_EQ(cio__stream_fill_now(s), -EAGAIN);
+	CHECK(cio_cancel_clear());
+	CHECK_EQ(cio_stream_read(s, buf, sizeof buf), 3);
+	CHECK(memcmp(buf, "abc", 3) == 0);
 	/* The peer closes with bytes it did not read: a reset. */
 	CHECK_EQ(cio_stream_write_all(s, "unread", 6, NULL), 6);
 	CHECK_EQ(cio_close(peer), 0);

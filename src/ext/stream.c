@@ -295,14 +295,18 @@ static ssize_t fill_once(cio_stream *s)
 
 ssize_t cio__stream_fill_now(cio_stream *s)
 {
+	struct cio__task *self = cio__rt_cur->current;
 	make_room(s);
-	if (!is_plain(s) || s->rtail == s->rcap || !enter(s))
+	/* Not for a caller whose deadline has passed or who is cancelled:
+	 * the receive would answer that, which is the caller's, not the
+	 * socket's, and must not outlive the caller's scope. */
+	if (!is_plain(s) || s->rtail == s->rcap || cio__interrupted(self) || !enter(s))
 		return -EAGAIN;
 	ssize_t n = leave(s, cio_recv(s->fd, s->rbuf + s->rtail, s->rcap - s->rtail,
 				      MSG_DONTWAIT));
 	if (n > 0)
 		s->rtail += (size_t)n;
-	else if (n < 0 && n != -EAGAIN)
+	else if (n < 0 && n != -EAGAIN && n != -ECANCELED && !(n == -ETIMEDOUT && self->deadline_hit))
 		s->rerr = (int)n; /* the socket says it once: for the next read */
 	return n;
 }
@@ -522,7 +526,7 @@ static int coalesce(cio_stream *s, const char *buf, size_t len, size_t *sent)
 			size_t head = pending(s), moved = 0;
 			ssize_t n = plain_writev_all(s, &(struct iovec){(void *)buf, len}, 1,
 						     &moved);
-			*sent += moved + (n < 0 ? 0 : head);
+			*sent += moved + (head - pending(s));
 			return n < 0 ? (int)n : 0;
 		}
 		if (room == 0) {

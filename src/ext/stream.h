@@ -64,8 +64,10 @@ int cio__stream_unpark(cio_stream *s);
 
 /* Reads into the read buffer what the socket of a plain stream holds
  * now, without waiting.  Returns the bytes read, 0 at the end of the
- * stream, or -errno: -EAGAIN when nothing is there, the buffer is full
- * or the transport is not plain (TLS). */
+ * stream, or -errno: -EAGAIN when nothing is there, the buffer is full,
+ * the transport is not plain (TLS), or the caller is interrupted (its
+ * deadline passed, a cancel stands).  A socket's error is also kept for
+ * the next read. */
 ssize_t cio__stream_fill_now(cio_stream *s);
 
 /* The plain transport: the fd's own recv and send. */
