@@ -101,6 +101,14 @@ static void settle(void)
 	CHECK_EQ(cio_sleep(20 * MS), 0);
 }
 
+/* The drain ends serving task t cleanly; its listener is then closed. */
+static void end_serving(cio_task_t t, int lfd)
+{
+	CHECK_EQ(cio_drain(), 0);
+	CHECK_EQ(join_rc(t), 0);
+	CHECK_EQ(cio_close(lfd), 0);
+}
+
 /* Many clients at once, each echoed; the drain ends serving once they
  * have closed, and leaves the listener to its owner. */
 static void *basic(void *arg)
@@ -199,9 +207,7 @@ static void *out_of_fds(void *arg)
 	CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
 	CHECK_EQ(cio_close(a), 0);
 	CHECK_EQ(cio_close(b), 0);
-	CHECK_EQ(cio_drain(), 0);
-	CHECK_EQ(join_rc(t), 0);
-	CHECK_EQ(cio_close(s.lfd), 0);
+	end_serving(t, s.lfd);
 	return NULL;
 }
 
@@ -256,9 +262,7 @@ static void *no_task(void *arg)
 	CHECK_EQ(s.c.last_error, -EINVAL); /* the stack size spawn refused */
 	CHECK_EQ(s.c.started, 0);
 	CHECK_EQ(cio_close(a), 0);
-	CHECK_EQ(cio_drain(), 0);
-	CHECK_EQ(join_rc(t), 0);
-	CHECK_EQ(cio_close(s.lfd), 0);
+	end_serving(t, s.lfd);
 	return NULL;
 }
 
@@ -726,9 +730,7 @@ static void *idle_poll_first(void *arg)
 	CHECK_EQ(s.c.ended_by, 0);
 	CHECK_EQ(cio_close(fd), 0);
 	settle();
-	CHECK_EQ(cio_drain(), 0);
-	CHECK_EQ(join_rc(t), 0);
-	CHECK_EQ(cio_close(s.lfd), 0);
+	end_serving(t, s.lfd);
 	return NULL;
 }
 
@@ -761,9 +763,7 @@ static void *idle_first_ring_empty(void *arg)
 		CHECK_EQ(cio_close(sv[i][0]), 0);
 		CHECK_EQ(cio_close(sv[i][1]), 0);
 	}
-	CHECK_EQ(cio_drain(), 0);
-	CHECK_EQ(join_rc(t), 0);
-	CHECK_EQ(cio_close(s.lfd), 0);
+	end_serving(t, s.lfd);
 	return NULL;
 }
 
@@ -810,9 +810,7 @@ static void *idle_reset_peek(void *arg)
 	cio_task_t t = cio_spawn(idle_serve_task, &s);
 	reset_while_idle(&s);
 	CHECK_EQ(peeked_by, -ECONNRESET);
-	CHECK_EQ(cio_drain(), 0);
-	CHECK_EQ(join_rc(t), 0);
-	CHECK_EQ(cio_close(s.lfd), 0);
+	end_serving(t, s.lfd);
 	return NULL;
 }
 
