@@ -24,7 +24,6 @@
 #include <unistd.h>
 
 #define NO_BUF 0xffffu      /* a send from static memory */
-#define MAX_FD 65536
 
 /* The --http reply, BATCH of them back to back, and per fd how much of
  * "\r\n\r\n" the bytes so far end with. */
@@ -64,6 +63,51 @@ static void send_replies(int fd, unsigned k)
 	}
 }
 
+/* A new client: its receive armed. */
+static void accepted(int fd)
+{
+	int one = 1;
+	head_end[fd] = 0;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	arm_recv(fd);
+}
+
+/* A receive's or a send's completion. */
+static void completed(const struct io_uring_cqe *cqe)
+{
+	uint64_t u = io_uring_cqe_get_data64(cqe);
+	int fd = UD_FD(u), res = cqe->res;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	switch (UD_KIND(u)) {
+	case RECV:
+		if (res > 0 && http) {
+			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			send_replies(fd, count_heads(fd, bufs + (size_t)bid * BUF_SIZE, (size_t)res));
+			give_back(bid);
+			if (!more)
+				arm_recv(fd);
+		} else if (res > 0) {
+			unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+			struct io_uring_sqe *s = sqe();
+			/* MSG_WAITALL: the kernel sends it whole. */
+			io_uring_prep_send(s, fd, bufs + (size_t)bid * BUF_SIZE, (size_t)res,
+					   MSG_WAITALL | MSG_NOSIGNAL);
+			io_uring_sqe_set_data64(s, UD(SEND, fd, bid));
+			if (!more)
+				arm_recv(fd);
+		} else if (res == -ENOBUFS) {
+			arm_recv(fd); /* buffers come back as sends end */
+		} else if (!more) {
+			close(fd); /* end of stream, or an error */
+		}
+		break;
+	case SEND:
+		if (UD_BID(u) != NO_BUF)
+			give_back(UD_BID(u));
+		break;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--http") == 0) {
@@ -78,65 +122,10 @@ int main(int argc, char **argv)
 	int lfd = peer_start("uring_echo", host, port);
 	if (lfd < 0)
 		return 1;
-	int one = 1;
 	printf("uring_echo: listening on %s:%d, backend io_uring%s\n", host, port,
 	       http ? ", answering HTTP" : "");
 	fflush(stdout);
 
-	while (!stop) {
-		struct io_uring_cqe *cqe;
-		int rc = io_uring_submit_and_wait(&ring, 1);
-		if (rc < 0 && rc != -EINTR)
-			break;
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			n++;
-			uint64_t u = io_uring_cqe_get_data64(cqe);
-			int fd = UD_FD(u), res = cqe->res;
-			bool more = cqe->flags & IORING_CQE_F_MORE;
-			switch (UD_KIND(u)) {
-			case ACCEPT:
-				if (res >= MAX_FD) {
-					close(res);
-				} else if (res >= 0) {
-					head_end[res] = 0;
-					setsockopt(res, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-					arm_recv(res);
-				}
-				if (!more)
-					arm_accept(lfd); /* EMFILE and the like end it */
-				break;
-			case RECV:
-				if (res > 0 && http) {
-					unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-					send_replies(fd, count_heads(fd, bufs + (size_t)bid * BUF_SIZE, (size_t)res));
-					give_back(bid);
-					if (!more)
-						arm_recv(fd);
-				} else if (res > 0) {
-					unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-					struct io_uring_sqe *s = sqe();
-					/* MSG_WAITALL: the kernel sends it whole. */
-					io_uring_prep_send(s, fd, bufs + (size_t)bid * BUF_SIZE,
-							   (size_t)res, MSG_WAITALL | MSG_NOSIGNAL);
-					io_uring_sqe_set_data64(s, UD(SEND, fd, bid));
-					if (!more)
-						arm_recv(fd);
-				} else if (res == -ENOBUFS) {
-					arm_recv(fd); /* buffers come back as sends end */
-				} else if (!more) {
-					close(fd); /* end of stream, or an error */
-				}
-				break;
-			case SEND:
-				if (UD_BID(u) != NO_BUF)
-					give_back(UD_BID(u));
-				break;
-			}
-		}
-		io_uring_cq_advance(&ring, n);
-	}
-	io_uring_queue_exit(&ring);
-	close(lfd);
+	peer_loop(lfd, accepted, completed);
 	return 0;
 }

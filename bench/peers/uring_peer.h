@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define ENTRIES 4096
 #ifndef NBUFS
@@ -24,6 +25,7 @@
 #define BUF_SIZE 4096
 #endif
 #define GROUP 1
+#define MAX_FD 65536 /* fds at or above it are closed at once */
 
 /* user_data: what completed, the fd, and for a send its buffer. */
 enum { ACCEPT = 1, RECV, SEND };
@@ -115,6 +117,37 @@ static int peer_start(const char *name, const char *host, int port)
 		give_back(i);
 	arm_accept(lfd);
 	return lfd;
+}
+
+/* The loop, until SIGINT or SIGTERM: a new connection goes to
+ * accepted() (the multishot accept is armed again when it ends), every
+ * other completion to completed(); then the ring and lfd close. */
+static void peer_loop(int lfd, void (*accepted)(int fd),
+		      void (*completed)(const struct io_uring_cqe *cqe))
+{
+	while (!stop) {
+		struct io_uring_cqe *cqe;
+		int rc = io_uring_submit_and_wait(&ring, 1);
+		if (rc < 0 && rc != -EINTR)
+			break;
+		unsigned head, n = 0;
+		io_uring_for_each_cqe(&ring, head, cqe) {
+			n++;
+			if (UD_KIND(io_uring_cqe_get_data64(cqe)) != ACCEPT) {
+				completed(cqe);
+			} else {
+				if (cqe->res >= MAX_FD)
+					close(cqe->res);
+				else if (cqe->res >= 0)
+					accepted(cqe->res);
+				if (!(cqe->flags & IORING_CQE_F_MORE))
+					arm_accept(lfd); /* EMFILE and the like end it */
+			}
+		}
+		io_uring_cq_advance(&ring, n);
+	}
+	io_uring_queue_exit(&ring);
+	close(lfd);
 }
 
 #endif

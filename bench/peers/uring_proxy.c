@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#define MAX_FD 65536
 #define NONE (-1)
 
 /* Per fd: the other end, and the buffers waiting to be sent to it (one
@@ -103,6 +102,41 @@ static void pair(int client)
 	arm_recv(up);
 }
 
+/* A receive's or a send's completion. */
+static void completed(const struct io_uring_cqe *cqe)
+{
+	uint64_t u = io_uring_cqe_get_data64(cqe);
+	int fd = UD_FD(u), res = cqe->res;
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+	switch (UD_KIND(u)) {
+	case RECV:
+		if (res > 0) {
+			int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
+			if (sides[fd].peer != NONE)
+				enqueue(sides[fd].peer, bid, (unsigned)res);
+			else
+				give_back((unsigned)bid);
+			if (!more)
+				arm_recv(fd);
+		} else if (res == -ENOBUFS) {
+			arm_recv(fd); /* buffers come back as sends end */
+		} else if (!more) {
+			side_end(fd); /* end of stream, or an error */
+		}
+		break;
+	case SEND:
+		give_back(UD_BID(u));
+		if (sides[fd].sending) {
+			sides[fd].sending = false;
+			if (res < 0)
+				shutdown(fd, SHUT_RDWR); /* its receive ends it */
+			else
+				pump(fd);
+		}
+		break;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	if (argc != 3) {
@@ -119,56 +153,6 @@ int main(int argc, char **argv)
 	printf("uring_proxy: listening on 127.0.0.1:%d, upstream 127.0.0.1:%s\n", port, argv[1]);
 	fflush(stdout);
 
-	while (!stop) {
-		struct io_uring_cqe *cqe;
-		int rc = io_uring_submit_and_wait(&ring, 1);
-		if (rc < 0 && rc != -EINTR)
-			break;
-		unsigned head, n = 0;
-		io_uring_for_each_cqe(&ring, head, cqe) {
-			n++;
-			uint64_t u = io_uring_cqe_get_data64(cqe);
-			int fd = UD_FD(u), res = cqe->res;
-			bool more = cqe->flags & IORING_CQE_F_MORE;
-			switch (UD_KIND(u)) {
-			case ACCEPT:
-				if (res >= MAX_FD)
-					close(res);
-				else if (res >= 0)
-					pair(res);
-				if (!more)
-					arm_accept(lfd); /* EMFILE and the like end it */
-				break;
-			case RECV:
-				if (res > 0) {
-					int bid = (int)(cqe->flags >> IORING_CQE_BUFFER_SHIFT);
-					if (sides[fd].peer != NONE)
-						enqueue(sides[fd].peer, bid, (unsigned)res);
-					else
-						give_back((unsigned)bid);
-					if (!more)
-						arm_recv(fd);
-				} else if (res == -ENOBUFS) {
-					arm_recv(fd); /* buffers come back as sends end */
-				} else if (!more) {
-					side_end(fd); /* end of stream, or an error */
-				}
-				break;
-			case SEND:
-				give_back(UD_BID(u));
-				if (sides[fd].sending) {
-					sides[fd].sending = false;
-					if (res < 0)
-						shutdown(fd, SHUT_RDWR); /* its receive ends it */
-					else
-						pump(fd);
-				}
-				break;
-			}
-		}
-		io_uring_cq_advance(&ring, n);
-	}
-	io_uring_queue_exit(&ring);
-	close(lfd);
+	peer_loop(lfd, pair, completed);
 	return 0;
 }
