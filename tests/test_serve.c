@@ -577,8 +577,6 @@ static void *idle_limit(void *arg)
 	return NULL;
 }
 
-/* A peer that resets an idle connection: its call sees the error and
- * closes; serving goes on. */
 /* One round trip with s's server, then a reset while the connection
  * idles; the server has closed it once this returns. */
 static void reset_while_idle(struct idle_serving *s)
@@ -592,6 +590,8 @@ static void reset_while_idle(struct idle_serving *s)
 	CHECK_EQ(s->c.closed, 1);
 }
 
+/* A peer that resets an idle connection: its call sees the error and
+ * closes; serving goes on. */
 static void *idle_reset(void *arg)
 {
 	(void)arg;
