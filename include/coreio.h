@@ -2251,9 +2251,8 @@ CIO_API int64_t cio_http_req_content_length(const cio_http_req *req);
 CIO_API int cio_http_req_peer(const cio_http_req *req, cio_addr *out);
 
 /* Blocking.  Reads up to len bytes of the body (decoded, when chunked):
- * what has come, without waiting for more once a byte has (after a
- * read that filled the stream's buffer, what the socket holds already
- * is taken too, while buf has room); the first
+ * what has come, without waiting for more once a byte has (what the
+ * socket holds already is taken too, while buf has room); the first
  * read of a request that expects 100-continue sends "100 Continue"
  * first.  Returns the bytes read (> 0), 0 at the end of
  * the body, or: -EMSGSIZE (the body passed max_body), -EPROTO (malformed
@@ -2464,8 +2463,7 @@ CIO_API int64_t cio_http_call_content_length(const cio_http_call *call);
 
 /* Blocking.  Reads up to len bytes of the response's body (decoded, when
  * chunked): what has come, without waiting for more once a byte has
- * (after a read that filled the stream's buffer, what the socket holds
- * already is taken too, while buf has room).
+ * (what the socket holds already is taken too, while buf has room).
  * Returns the bytes read (> 0), 0 at the end of the body, or:
  * -EPROTO (a malformed body), -EPIPE (the connection ended inside the
  * body), -ETIMEDOUT (no byte for io_timeout, or the task's deadline),
