@@ -530,18 +530,11 @@ static void test_odd_responses(void)
 			CHECK_EQ(rc, -EPROTO);
 			CHECK(cio_http_call_error(call)[0]);
 			break;
-		case 3: {
+		case 3:
 			CHECK_EQ(rc, 200);
-			/* The head's read took all there was: the body's first
-			 * read makes no try of the socket for more. */
-			cio_stats before, after;
-			cio_stats_get(&before);
 			CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), 4);
-			cio_stats_get(&after);
-			CHECK_EQ(after.ops_read, before.ops_read);
 			CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), -EPIPE);
 			break;
-		}
 		case 4:
 			CHECK_EQ(rc, 200);
 			CHECK_EQ(cio_http_call_read(call, buf, sizeof buf), 2);

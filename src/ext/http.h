@@ -73,10 +73,9 @@ void cio__http_in_next(struct http_in *m);
 int cio__http_in_feed(struct http_in *m, cio_stream *s, size_t max);
 
 /* After a body read fed what was buffered (m->got bytes into dst, room
- * for len) and the last read had filled the stream's buffer: feeds
- * what else of the message the socket holds already, without waiting,
- * so that a body that came in one piece leaves in one read (and a proxy
- * sends it on in one write).  A parse error or a
+ * for len): feeds what else of the message the socket holds already,
+ * without waiting, so that a body that came in one piece leaves in one
+ * read (and a proxy sends it on in one write).  A parse error or a
  * failed read is left for the next read to meet. */
 void cio__http_in_read_ahead(struct http_in *m, cio_stream *s, char *dst, size_t len);
 

@@ -235,9 +235,7 @@ void cio__http_in_read_ahead(struct http_in *m, cio_stream *s, char *dst, size_t
 {
 	size_t have, got = m->got;
 	cio_stream_peek(s, &have);
-	/* Only after a read that filled the buffer: a shorter one took all
-	 * the socket had then, and a try would most likely find nothing. */
-	if (have || got >= len || m->msg_done || !s->rfull || cio__stream_fill_now(s) <= 0)
+	if (have || got >= len || m->msg_done || cio__stream_fill_now(s) <= 0)
 		return;
 	m->dst = dst;
 	if (cio__http_in_feed(m, s, len - got) != 0)

@@ -287,9 +287,7 @@ static void make_room(cio_stream *s)
 static ssize_t fill_once(cio_stream *s)
 {
 	make_room(s);
-	size_t room = s->rcap - s->rtail;
-	ssize_t n = tr_read(s, s->rbuf + s->rtail, room);
-	s->rfull = n > 0 && (size_t)n == room;
+	ssize_t n = tr_read(s, s->rbuf + s->rtail, s->rcap - s->rtail);
 	if (n > 0)
 		s->rtail += (size_t)n;
 	return n;
@@ -304,9 +302,8 @@ ssize_t cio__stream_fill_now(cio_stream *s)
 	 * socket's, and must not outlive the caller's scope. */
 	if (!is_plain(s) || s->rtail == s->rcap || cio__interrupted(self) || !enter(s))
 		return -EAGAIN;
-	size_t room = s->rcap - s->rtail;
-	ssize_t n = leave(s, cio_recv(s->fd, s->rbuf + s->rtail, room, MSG_DONTWAIT));
-	s->rfull = n > 0 && (size_t)n == room;
+	ssize_t n = leave(s, cio_recv(s->fd, s->rbuf + s->rtail, s->rcap - s->rtail,
+				      MSG_DONTWAIT));
 	if (n > 0)
 		s->rtail += (size_t)n;
 	else if (n < 0 && n != -EAGAIN && n != -ECANCELED && !(n == -ETIMEDOUT && self->deadline_hit))

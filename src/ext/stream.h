@@ -40,8 +40,6 @@ struct cio_stream {
 	size_t wcap, whead, wtail;
 	int werr;                    /* a failed write's error, kept */
 	int rerr;                    /* a read-ahead's error, for the next read */
-	bool rfull;                  /* the last read into rbuf filled its room:
-	                              * the socket may hold more */
 	bool shut;                   /* the writing half was ended */
 	int last_err;                /* the last failed call's result */
 	int detail_err;              /* the result `detail` explains */
