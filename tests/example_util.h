@@ -302,7 +302,10 @@ static inline void ex_same_files(const char *a, const char *b)
 /* --- a plain-socket client, sharing nothing with coreio -------------------- */
 
 /* A blocking TCP connection to 127.0.0.1:port, with 20 s send and receive
- * timeouts so that a hung server fails the test rather than hanging it. */
+ * timeouts so that a hung server fails the test rather than hanging it.
+ * Under those timeouts a socket call fails with EINTR when the process is
+ * stopped and continued (SIGSTOP, a cgroup freeze), even with no handler;
+ * an interrupted connect goes on in the kernel, so it is waited for. */
 static inline int ex_dial(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -312,7 +315,15 @@ static inline int ex_dial(int port)
 	struct timeval tv = {.tv_sec = 20};
 	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), 0);
 	CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv), 0);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+	int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+	for (int tries = 0; rc < 0 && (errno == EINTR || errno == EALREADY) && tries < 100; tries++) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		poll(&p, 1, 200);
+		rc = connect(fd, (struct sockaddr *)&a, sizeof a);
+		if (rc < 0 && errno == EISCONN)
+			rc = 0;
+	}
+	if (rc < 0) {
 		fprintf(stderr, "connect to 127.0.0.1:%d: %s\n", port, strerror(errno));
 		CHECK(!"connect");
 	}

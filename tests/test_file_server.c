@@ -65,28 +65,6 @@ static ssize_t xsend(int fd, const void *buf, size_t len)
 	return (ssize_t)done;
 }
 
-static int dial(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	CHECK(fd >= 0);
-	struct timeval tv = {10, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-	while (rc < 0 && (errno == EINTR || errno == EALREADY)) {
-		/* The attempt goes on: wait for it, then ask again. */
-		struct pollfd p = {.fd = fd, .events = POLLOUT};
-		poll(&p, 1, 10000);
-		rc = connect(fd, (struct sockaddr *)&a, sizeof a);
-		if (rc < 0 && errno == EISCONN)
-			rc = 0;
-	}
-	CHECK_EQ(rc, 0);
-	return fd;
-}
-
 /* Reads the whole response (the server closes after it) and parses it. */
 static void read_response(int fd, struct response *r)
 {
@@ -137,7 +115,7 @@ static void read_response(int fd, struct response *r)
 
 static void raw(const void *req, size_t len, struct response *r)
 {
-	int fd = dial();
+	int fd = ex_dial(port);
 	CHECK_EQ(xsend(fd, req, len), (ssize_t)len);
 	read_response(fd, r);
 }
@@ -186,7 +164,7 @@ static void keeps_alive(void)
 {
 	static const char req[] = "GET /index.html HTTP/1.1\r\nHost: t\r\n\r\n"
 				  "GET /sub/note.txt HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
-	int fd = dial();
+	int fd = ex_dial(port);
 	CHECK_EQ(xsend(fd, req, sizeof req - 1), (ssize_t)sizeof req - 1);
 	char buf[4096];
 	size_t got = 0;
@@ -243,7 +221,7 @@ static void serves(void)
 	CHECK_EQ(r.body_len, 0);
 	drop(&r);
 	/* A request sent in pieces. */
-	int fd = dial();
+	int fd = ex_dial(port);
 	CHECK_EQ(xsend(fd, "GET /index", 10), 10);
 	usleep(50000);
 	CHECK_EQ(xsend(fd, ".html HTTP/1.0\r\n", 16), 16);
@@ -324,7 +302,7 @@ static void malformed(void)
 	expect("/index.html", 200);
 
 	/* A client that says nothing is dropped after the read timeout. */
-	int fd = dial();
+	int fd = ex_dial(port);
 	int64_t t0 = ex_now_ms();
 	char c;
 	ssize_t got = xrecv(fd, &c, 1);
@@ -333,12 +311,12 @@ static void malformed(void)
 	CHECK(took >= 300 && took < 5000);
 	close(fd);
 	/* Nor does a client gone mid-request hurt. */
-	fd = dial();
+	fd = ex_dial(port);
 	CHECK_EQ(xsend(fd, "GET /big", 8), 8);
 	struct linger l = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	close(fd);
-	fd = dial();
+	fd = ex_dial(port);
 	CHECK_EQ(xsend(fd, "GET /big.bin HTTP/1.0\r\n\r\n", 25), 25);
 	CHECK(xrecv(fd, &c, 1) == 1);
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
