@@ -365,6 +365,11 @@ static void child_spawn_path(struct child *c, const char *path, char *const argv
 	int pin[2], pout[2];
 	CHECK_EQ(pipe2(pin, O_CLOEXEC), 0);
 	CHECK_EQ(pipe2(pout, O_CLOEXEC), 0);
+	/* Room for a whole flow: openssl s_server does not check its writes to
+	 * stdout, and a blocked pipe write cut short by a stop and continue
+	 * (SIGSTOP, a cgroup freeze) would lose the rest.  Best effort: an
+	 * unprivileged user may be held to less. */
+	fcntl(pout[1], F_SETPIPE_SZ, 1 << 20);
 	posix_spawn_file_actions_t fa;
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
