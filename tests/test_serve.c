@@ -517,18 +517,20 @@ static void *idle_pipelined(void *arg)
 }
 
 /* An idle connection quiet for idle_timeout is closed without a call; a
- * busy one is not, and each message restarts its clock. */
+ * busy one is not, and each message restarts its clock.  (The timeout is
+ * 8 times the busy one's gaps: a stopped and continued process, or a
+ * loaded machine, may stretch a gap.) */
 static void *idle_timeout(void *arg)
 {
 	(void)arg;
 	struct idle_serving s = {.lfd = cio_listen("127.0.0.1:0", NULL), .rc = 1,
-				 .opts = {.idle_timeout = 150 * MS}};
+				 .opts = {.idle_timeout = 400 * MS}};
 	CHECK(s.lfd >= 0);
 	cio_task_t t = cio_spawn(idle_serve_task, &s);
 	int port = local_port(s.lfd);
 	int quiet = dial(port), busy = dial(port);
 	CHECK_EQ(round_trip(quiet, "q"), 0);
-	for (int i = 0; i < 8; i++) { /* 400 ms, a message every 50 */
+	for (int i = 0; i < 12; i++) { /* 600 ms, a message every 50 */
 		CHECK_EQ(round_trip(busy, "b"), 0);
 		CHECK_EQ(cio_sleep(50 * MS), 0);
 	}
