@@ -1203,8 +1203,13 @@ static void *queue_main(void *arg)
 	CHECK_EQ(rc, epoll ? -ETIMEDOUT : 0);
 	/* Let the pool go: the cancelled jobs never ran. */
 	if (epoll) {
-		int w = open(P("q/fifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-		CHECK(w >= 0); /* the gate's open reads it */
+		/* The gate's open is the FIFO's reader; ENXIO while a stop and
+		 * continue has it between an interrupted open and its restart. */
+		int w;
+		for (int i = 0; (w = open(P("q/fifo"), O_WRONLY | O_NONBLOCK | O_CLOEXEC)) < 0 &&
+				errno == ENXIO && i < 1000; i++)
+			CHECK_EQ(cio_sleep(MS), 0);
+		CHECK(w >= 0);
 		int r = join_rc(g);
 		CHECK(r >= 0);
 		CHECK_EQ(cio_close(r), 0);
