@@ -219,7 +219,7 @@ static void test_numeric(void)
 	o.family = AF_INET6;
 	CHECK_EQ(cio_resolve("127.0.0.9", NULL, &o, &addrs, &n), -CIO_EDNS_NODATA);
 	CHECK(addrs == NULL && n == 0);
-	CHECK(cio_now() - t0 < 100 * CIO_MS); /* no query went out */
+	CHECK(cio_now() - t0 < 1000 * CIO_MS); /* no query went out (it waits seconds) */
 	/* Bad arguments. */
 	o.family = 12345;
 	CHECK_EQ(cio_resolve("a.test", NULL, &o, &addrs, &n), -EINVAL);

@@ -310,9 +310,10 @@ static void test_timeout(void)
 	CHECK(took >= 20000000);
 	CHECK(took < 2000000000);
 	/* nevents 0: returns at once, whatever the timeout. */
+	struct timespec two_s = {2, 0};
 	t0 = now_ns();
-	CHECK_EQ(kevent(kq, NULL, 0, NULL, 0, &t), 0);
-	CHECK(now_ns() - t0 < 20000000);
+	CHECK_EQ(kevent(kq, NULL, 0, NULL, 0, &two_s), 0);
+	CHECK(now_ns() - t0 < 1000000000);
 	struct timespec bad = {0, 1000000000};
 	CHECK_EQ(kevent(kq, NULL, 0, ev, 8, &bad), -1);
 	CHECK_EQ(errno, EINVAL);

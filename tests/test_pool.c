@@ -179,7 +179,7 @@ static void test_queue_limit(void)
 	/* Full: refused at once, nothing queued. */
 	int64_t t0 = cio_now();
 	CHECK_EQ(cio_blocking(add_one, NULL, NULL), -EBUSY);
-	CHECK(cio_now() - t0 < 100 * MS);
+	CHECK(cio_now() - t0 < 1000 * MS); /* not held till a job ends */
 	/* The runtime's own jobs have threads of their own: a lookup and a
 	 * file call go through while every user thread is busy and the
 	 * user queue full. */
@@ -255,7 +255,7 @@ static void test_cancel(void)
 	int64_t t0 = cio_now();
 	CHECK_EQ(cio_cancel(w), 0);
 	CHECK_EQ(cio_join(w, NULL), 0);
-	CHECK(cio_now() - t0 < 100 * MS);
+	CHECK(cio_now() - t0 < 1000 * MS); /* the job is held for ever */
 	CHECK_EQ(atomic_load(&waiter_rc), -ECANCELED);
 	CHECK_EQ(atomic_load(&ran), 0);
 	CHECK_EQ(stats().running, 1);
