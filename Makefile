@@ -9,6 +9,7 @@
 #                fault-injection sweep (check-faults, about 3 minutes);
 #                and a short run of each fuzz target (check-fuzz)
 #   make fuzz    the fuzz targets for FUZZ_SECONDS (300) each
+#   make check-stalls  the ASan suite under repeated cgroup freezes (root)
 #   make soak    echo and proxy traffic with churn and misbehaving peers
 #                for SOAK_SECONDS (600), failing on RSS or fd growth
 JOBS ?= $(shell nproc)
@@ -20,7 +21,7 @@ CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build demo check check-gcc check-layers check-clang check-asan \
 	check-tsan check-ucontext check-aarch64 check-apple-asm check-install check-valgrind \
-	check-portable check-faults check-faults-full check-fuzz fuzz fuzz-build soak bench-core bench-net bench-cores \
+	check-portable check-faults check-faults-full check-fuzz check-stalls fuzz fuzz-build soak bench-core bench-net bench-cores \
 	bench bench-quick bench-seam bench-streams bench-tls bench-http bench-lb bench-idle bench-net-build bench-files \
 	bench-proxy install clean
 
@@ -304,6 +305,12 @@ bench-cores: deps
 # Not part of make check.
 soak: build
 	nice -n 10 scripts/soak.sh build
+
+# The ASan suite while a cgroup freezer stalls it again and again
+# (scripts/check-stalls.sh: root, cgroup v2 or the v1 freezer).  Not part
+# of make check.
+check-stalls: check-asan
+	scripts/check-stalls.sh build-asan
 
 install: build
 	cmake --install build
