@@ -65,6 +65,17 @@ done_flag=$logs/done
 	touch "$done_flag"
 ) &
 suite=$!
+# Interrupted: nothing may stay frozen, and the cgroup goes.
+cleanup() {
+	thaw 2>/dev/null || true
+	if kill -0 $suite 2>/dev/null; then
+		for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+		wait $suite 2>/dev/null || true
+	fi
+	rmdir "$cg" 2>/dev/null || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 freezes=0
 sec() { printf '%d.%03d' $(($1 / 1000)) $(($1 % 1000)); }
@@ -76,8 +87,6 @@ while [ ! -e "$done_flag" ] && kill -0 $suite 2>/dev/null; do
 	freezes=$((freezes + 1))
 done
 wait $suite || true
-thaw
-rmdir "$cg" 2>/dev/null || true
 
 echo "check-stalls: $ROUNDS rounds, $freezes freezes of $FREEZE_MS ms"
 if grep -q FAILED "$logs/summary"; then
