@@ -681,8 +681,9 @@ CIO_API ssize_t cio_sendto(int fd, const void *buf, size_t len, int flags,
 CIO_API ssize_t cio_recvfrom(int fd, void *buf, size_t len, int flags,
 			     cio_addr *from);
 
-/* Blocking.  Sends data with up to 253 fds attached (SCM_RIGHTS) over a
- * Unix socket.  len must be >= 1.  Returns bytes sent or -errno. */
+/* Blocking.  Sends data with 1 to 253 fds attached (SCM_RIGHTS) over a
+ * Unix socket.  len must be >= 1.  Returns bytes sent or -errno (-EINVAL
+ * for no fds, more than 253, or len 0). */
 CIO_API ssize_t cio_send_fds(int fd, const void *buf, size_t len,
 			     const int *fds, size_t nfds);
 
@@ -1824,8 +1825,8 @@ CIO_API ssize_t cio_stream_put(cio_stream *s, const void *buf, size_t len);
 /* Blocking.  Sends what the write buffer holds, then as much of buf as
  * one write of the connection takes (on TLS: one record, encrypted and
  * committed: what an interruption left of it goes out with the next
- * write or flush).  Returns the bytes of buf taken (> 0; maybe fewer than
- * len) or -errno. */
+ * write or flush).  Returns the bytes of buf taken (> 0, maybe fewer than
+ * len; 0 when len is 0) or -errno. */
 CIO_API ssize_t cio_stream_write(cio_stream *s, const void *buf, size_t len);
 
 /* Blocking.  Sends the write buffer, then all of buf (or all the iovecs,
@@ -2284,8 +2285,8 @@ CIO_API int cio_http_resp_header(cio_http_resp *resp, const char *name,
 				 const char *value);
 
 /* Announces the body's length: the response carries Content-Length, and
- * exactly len bytes must be written.  Returns 0, or -EALREADY (the head
- * went). */
+ * exactly len bytes must be written.  Returns 0, -EALREADY (the head
+ * went) or -EINVAL (len above INT64_MAX). */
 CIO_API int cio_http_resp_set_length(cio_http_resp *resp, uint64_t len);
 
 /* Ends the connection after this response ("Connection: close").
