@@ -66,12 +66,17 @@ done_flag=$logs/done
 ) &
 suite=$!
 # Interrupted: nothing may stay frozen, and the cgroup goes.
+# Whatever is left in the cgroup (the suite, or a server a failed test
+# left running) is killed.
 cleanup() {
 	thaw 2>/dev/null || true
-	if kill -0 $suite 2>/dev/null; then
-		for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
-		wait $suite 2>/dev/null || true
-	fi
+	for _ in 1 2 3 4 5; do
+		procs=$(cat "$cg/cgroup.procs" 2>/dev/null) || break
+		[ -n "$procs" ] || break
+		kill $procs 2>/dev/null || true
+		sleep 0.2
+	done
+	wait $suite 2>/dev/null || true
 	rmdir "$cg" 2>/dev/null || true
 }
 trap cleanup EXIT

@@ -144,6 +144,21 @@ static void server_stop(struct server *s)
 	}
 }
 
+/* Waits (up to 5 s) for the client's open connections to come to none:
+ * closes that run on tasks of their own, after a timer or a drain, come
+ * when they are scheduled, not by a fixed sleep's end. */
+static void wait_none_open(cio_http_client *cl)
+{
+	cio_http_client_stats st;
+	for (int i = 0; i < 5000; i++) {
+		cio_http_client_stats_get(cl, &st);
+		if (st.open == 0)
+			return;
+		CHECK_EQ(cio_sleep(CIO_MS), 0);
+	}
+	CHECK_EQ(st.open, 0);
+}
+
 /* One call: returns the status, the body in *body (the caller frees). */
 static int fetch(cio_http_client *cl, const char *method, const char *target,
 		 const void *data, size_t len, char **body, size_t *blen)
@@ -360,6 +375,7 @@ struct raw {
 	cio_wg conns;
 	int accepted;
 	int requests;
+	int closed;   /* connections the script ended and closed */
 };
 
 static struct raw *raw_now;
@@ -369,6 +385,7 @@ static void *raw_conn(void *arg)
 	int fd = (int)(intptr_t)arg;
 	raw_now->script(fd, raw_now->accepted - 1);
 	cio_close(fd);
+	raw_now->closed++;
 	cio_wg_done(&raw_now->conns);
 	return NULL;
 }
@@ -396,6 +413,15 @@ static void raw_start(struct raw *r, void (*script)(int, int))
 	listen_any(&r->lfd, r->addr, sizeof r->addr);
 	raw_now = r;
 	r->acceptor = cio_spawn(raw_accept, r);
+}
+
+/* Until the server has closed every connection it accepted (not a fixed
+ * sleep: a stalled process may run the client first). */
+static void raw_wait_closed(struct raw *r)
+{
+	for (int i = 0; i < 5000 && r->closed < r->accepted; i++)
+		CHECK_EQ(cio_sleep(CIO_MS), 0);
+	CHECK_EQ(r->closed, r->accepted);
 }
 
 static void raw_stop(struct raw *r)
@@ -459,7 +485,7 @@ static void test_stale(void)
 		CHECK_EQ(fetch(cl, "GET", "/", NULL, 0, &body, &blen), 200);
 		CHECK(strcmp(body, "ok") == 0);
 		free(body);
-		cio_sleep(50 * CIO_MS);
+		raw_wait_closed(&r);
 	}
 	cio_http_client_stats_get(cl, &st);
 	CHECK_EQ(st.retried, 2);
@@ -727,9 +753,7 @@ static void test_drain(void)
 	cio_drain();
 	cio_yield();
 	CHECK_EQ(cio_http_client_free(cl2), 0);
-	cio_sleep(10 * CIO_MS);
-	cio_http_client_stats_get(cl, &st);
-	CHECK_EQ(st.open, 0);
+	wait_none_open(cl);
 	CHECK_EQ(cio_http_client_free(cl), 0);
 	server_stop(s);
 }
@@ -748,9 +772,9 @@ static void test_idle(void)
 	cio_http_client_stats st;
 	cio_http_client_stats_get(cl, &st);
 	CHECK_EQ(st.idle, 1);
-	cio_sleep(300 * CIO_MS);
-	cio_http_client_stats_get(cl, &st);
-	CHECK_EQ(st.open, 0);
+	int64_t t0 = cio_now();
+	wait_none_open(cl);
+	CHECK(cio_now() - t0 >= 90 * CIO_MS); /* by the idle timeout, not before */
 	/* Freed with an idle connection: its task closes it. */
 	CHECK_EQ(fetch(cl, "GET", "/id/2", NULL, 0, &body, &blen), 200);
 	free(body);
