@@ -65,6 +65,10 @@
 #define POSIX_PATHS 1
 #endif
 
+/* Run once when a check fails, before the test ends: what the test started
+ * outside itself goes with it (example_util.h's child processes). */
+static void (*test_on_failure_)(void);
+
 /* A failed check: abort(), or with COREIO_CHECK_EXIT=1 exit status 3 at
  * once (no exit handlers, no leak check of a test cut short), so that the
  * fault sweep (scripts/check-faults.sh) tells a test that saw an error
@@ -72,6 +76,10 @@
 static inline void test_check_failed_(void)
 {
 	const char *e = getenv("COREIO_CHECK_EXIT");
+	void (*on_failure)(void) = test_on_failure_;
+	test_on_failure_ = NULL;
+	if (on_failure)
+		on_failure();
 	fflush(stderr);
 	if (e && strcmp(e, "1") == 0)
 		_Exit(3);

@@ -79,6 +79,38 @@ static inline bool ex_read_until(struct child *c, const char *until, int timeout
  * COREIO_TEST_EXEC_WRAPPER set (words split on spaces: an emulator and
  * its flags, as scripts/check-aarch64.sh sets), the child runs under it.
  * A child that cannot start fails the test. */
+/* The children started, killed when a check fails: a failed test leaves
+ * no server behind. */
+static pid_t ex_children_[32];
+
+/* 1: pid is this process's child and runs; 0: it ended, not yet reaped;
+ * -1: not a child of ours (reaped already).  Reaps nothing. */
+static int ex_child_state_(pid_t pid)
+{
+	siginfo_t si;
+	si.si_pid = 0;
+	if (pid <= 0 || waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0)
+		return -1;
+	return si.si_pid == 0;
+}
+
+static void ex_kill_children_(void)
+{
+	for (size_t i = 0; i < sizeof ex_children_ / sizeof *ex_children_; i++)
+		if (ex_child_state_(ex_children_[i]) == 1)
+			kill(ex_children_[i], SIGKILL);
+}
+
+static inline void ex_child_track_(pid_t pid)
+{
+	test_on_failure_ = ex_kill_children_;
+	for (size_t i = 0; i < sizeof ex_children_ / sizeof *ex_children_; i++)
+		if (ex_child_state_(ex_children_[i]) < 0) { /* free, or reaped */
+			ex_children_[i] = pid;
+			return;
+		}
+}
+
 static inline void ex_spawn(struct child *c, char *const argv[])
 {
 	char wrap[512], *args[64];
@@ -117,6 +149,7 @@ static inline void ex_spawn(struct child *c, char *const argv[])
 		fprintf(stderr, "cannot run %s: %s\n", args[0], strerror(rc));
 		CHECK(!"child did not start");
 	}
+	ex_child_track_(c->pid);
 }
 
 /* Starts argv (ex_spawn()); with `wait_for`, waits (10 s) for that text
