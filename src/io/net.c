@@ -36,26 +36,31 @@ void cio__io_fini(struct cio__rt *rt)
 	rt->io = NULL;
 }
 
-/* Records a listener for the drain to shut down, or shuts it down now
- * when the drain has begun (a core that listens late must not accept
- * for ever after it).  Returns 0 or -ENOMEM: a listener no drain could
- * stop is not handed out. */
-static int listener_add(struct cio__io_rt *io, int fd)
+/* Room for one more listener, made before the socket is: a listener no
+ * drain could stop is not handed out, and a failure leaves nothing
+ * behind (no socket, no Unix socket file).  Returns 0 or -ENOMEM. */
+static int listener_reserve(struct cio__io_rt *io)
 {
-	if (io->listeners_shut) {
-		shutdown(fd, SHUT_RDWR);
+	if (io->nlisteners < io->caplisteners)
 		return 0;
-	}
-	if (io->nlisteners == io->caplisteners) {
-		size_t cap = io->caplisteners ? 2 * io->caplisteners : 4;
-		int *v = cio__realloc(io->listeners, cap * sizeof *v);
-		if (!v)
-			return -ENOMEM;
-		io->listeners = v;
-		io->caplisteners = cap;
-	}
-	io->listeners[io->nlisteners++] = fd;
+	size_t cap = io->caplisteners ? 2 * io->caplisteners : 4;
+	int *v = cio__realloc(io->listeners, cap * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	io->listeners = v;
+	io->caplisteners = cap;
 	return 0;
+}
+
+/* Records a listener (room reserved) for the drain to shut down, or shuts
+ * it down now when the drain has begun: a core that listens late must not
+ * accept for ever after it. */
+static void listener_add(struct cio__io_rt *io, int fd)
+{
+	if (io->listeners_shut)
+		shutdown(fd, SHUT_RDWR);
+	else
+		io->listeners[io->nlisteners++] = fd;
 }
 
 static void listener_forget(struct cio__io_rt *io, int fd)
@@ -150,6 +155,9 @@ int cio_listen(const char *text, const cio_listen_opts *opts)
 	if (rc < 0)
 		return rc;
 	int type = opts->type ? opts->type : SOCK_STREAM;
+	bool drained = type != SOCK_DGRAM && cio__rt_cur; /* a drain shuts it down */
+	if (drained && (rc = listener_reserve(cio__rt_cur->io)) < 0)
+		return rc;
 	int fd = cio_socket(a.u.sa.sa_family, type, 0);
 	if (fd < 0)
 		return fd;
@@ -163,8 +171,8 @@ int cio_listen(const char *text, const cio_listen_opts *opts)
 		rc = -errno;
 		goto fail;
 	}
-	if (type != SOCK_DGRAM && cio__rt_cur && (rc = listener_add(cio__rt_cur->io, fd)) < 0)
-		goto fail;
+	if (drained)
+		listener_add(cio__rt_cur->io, fd);
 	return fd;
 fail:
 	close(fd);
